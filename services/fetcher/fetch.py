@@ -1,0 +1,402 @@
+"""One guarded HTTP exchange at a time: redirects, size cap, status classification, decoding.
+
+Everything that can go wrong is mapped here, once, into the shared error tree:
+``TransientError`` (connect errors, timeouts, 5xx, 408, 429) and ``PermanentError`` with a
+``kind`` (``http_404``, ``ssrf_blocked``, ``too_large``, ``wrong_type``, ``redirect_loop``,
+``too_many_redirects``, ``bad_url``, ``bad_encoding``, ``robots_disallowed``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import email.utils
+import logging
+import random
+import re
+import time
+import zlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import brotli
+import charset_normalizer
+import httpx
+
+from services.fetcher.guard import BlockedAddressError
+from services.fetcher.urls import ALLOWED_SCHEMES, host_of
+from shared.errors import PermanentError, TransientError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+#: 4xx statuses that are worth retrying: the server says "later", not "never".
+TRANSIENT_4XX = frozenset({408, 425, 429})
+#: 5xx statuses that will not heal by waiting.
+PERMANENT_5XX = frozenset({501, 505})
+ACCEPT_ENCODING = "gzip, deflate, br"
+HTML_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
+#: Content types accepted as article pages.
+HTML_TYPES = ("text/html", "application/xhtml+xml", "application/xml", "text/xml")
+#: Bytes scanned for a <meta charset>; the HTML spec's prescan uses 1024, servers often
+#: put it later after long <head> comments.
+META_SCAN_BYTES = 4096
+DEFAULT_CHARSET = "utf-8"
+#: Sniffing is CPU-heavy on big pages and accurate enough on a prefix.
+SNIFF_BYTES = 64 * 1024
+DEFAULT_RETRY_AFTER_S = 30.0
+
+_META_CHARSET = re.compile(
+    rb"""<meta[^>]+?charset\s*=\s*["']?\s*([a-zA-Z0-9_:.+-]+)""", re.IGNORECASE
+)
+_HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?([^"';\s]+)""", re.IGNORECASE)
+
+
+@dataclass(slots=True)
+class HttpResult:
+    """The final response of an exchange (after redirects), with its body decompressed."""
+
+    url: str
+    final_url: str
+    status_code: int
+    headers: httpx.Headers
+    body: bytes
+    redirects: list[str] = field(default_factory=list)
+    elapsed_ms: float = 0.0
+
+    @property
+    def content_type(self) -> str | None:
+        value = self.headers.get("content-type")
+        return value.split(";", 1)[0].strip().lower() if value else None
+
+
+class _CappedDecoder:
+    """Content-Encoding decoder that refuses to produce more than ``limit`` bytes.
+
+    httpx's own decoders inflate a whole network chunk at once (a 64 KiB gzip bomb chunk
+    becomes ~64 MiB in memory before any size check), so the raw stream is decoded here with
+    an output bound per call.
+    """
+
+    def __init__(self, encoding: str, limit: int) -> None:
+        self.limit = limit
+        self.produced = 0
+        codings = [c.strip().lower() for c in encoding.split(",") if c.strip()]
+        codings = [c for c in codings if c != "identity"]
+        if len(codings) > 1:
+            raise PermanentError(
+                f"stacked content-encodings not supported: {encoding}", kind="bad_encoding"
+            )
+        self.coding = codings[0] if codings else "identity"
+        self._zlib: zlib._Decompress | None = None
+        self._brotli: brotli.Decompressor | None = None
+        self._first = True
+        if self.coding in ("gzip", "x-gzip"):
+            self._zlib = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        elif self.coding == "br":
+            self._brotli = brotli.Decompressor()
+        elif self.coding not in ("identity", "deflate"):
+            raise PermanentError(f"unsupported content-encoding {encoding!r}", kind="bad_encoding")
+
+    def _too_large(self) -> PermanentError:
+        return PermanentError(
+            f"body exceeds {self.limit} bytes after decompression", kind="too_large"
+        )
+
+    def feed(self, data: bytes) -> bytes:
+        room = self.limit - self.produced
+        try:
+            if self.coding == "identity":
+                out = data
+            elif self._brotli is not None:
+                out = self._brotli.process(data, output_buffer_limit=room + 1)
+            else:
+                if self._zlib is None:  # deflate: zlib-wrapped per RFC, raw in practice
+                    raw = not (self._first and len(data) >= 2 and (data[0] & 0x0F) == 8)
+                    self._zlib = zlib.decompressobj(-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
+                self._first = False
+                out = self._zlib.decompress(data, room + 1)
+                if self._zlib.unconsumed_tail:
+                    raise self._too_large()
+        except (zlib.error, brotli.error) as exc:
+            raise PermanentError(f"corrupt {self.coding} body: {exc}", kind="bad_encoding") from exc
+        self.produced += len(out)
+        if self.produced > self.limit:
+            raise self._too_large()
+        return out
+
+    def flush(self) -> bytes:
+        out = b""
+        if self._zlib is not None:
+            out = self._zlib.flush()
+        self.produced += len(out)
+        if self.produced > self.limit:
+            raise self._too_large()
+        return out
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP-date); None if absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def classify_status(status: int, headers: Mapping[str, str], url: str) -> None:
+    """Raise the mapped error for a non-success status; return for 2xx/304."""
+    if 200 <= status < 300 or status == 304:
+        return
+    kind = f"http_{status}"
+    if status in TRANSIENT_4XX or (status >= 500 and status not in PERMANENT_5XX):
+        retry_after = parse_retry_after(headers.get("retry-after"))
+        if status == 429 and retry_after is None:
+            retry_after = DEFAULT_RETRY_AFTER_S
+        raise TransientError(f"HTTP {status} from {url}", kind=kind, retry_after=retry_after)
+    raise PermanentError(f"HTTP {status} from {url}", kind=kind)
+
+
+async def _exchange(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    max_bytes: int,
+    timeout_s: float,
+) -> tuple[httpx.Response, bytes]:
+    """One request, no redirects; the body is read only for 2xx responses."""
+    request = client.build_request("GET", url, headers=dict(headers))
+    try:
+        # Total deadline on top of httpx's per-read timeouts: a server dripping one byte per
+        # second never trips a read timeout but must not hold a slot for minutes.
+        async with asyncio.timeout(timeout_s):
+            response = await client.send(request, stream=True, follow_redirects=False)
+            try:
+                if not 200 <= response.status_code < 300:
+                    return response, b""
+                length = response.headers.get("content-length")
+                if length and length.isdigit() and int(length) > max_bytes:
+                    raise PermanentError(
+                        f"Content-Length {length} exceeds {max_bytes} bytes", kind="too_large"
+                    )
+                decoder = _CappedDecoder(response.headers.get("content-encoding", ""), max_bytes)
+                parts: list[bytes] = []
+                async for chunk in response.aiter_raw():
+                    parts.append(decoder.feed(chunk))
+                parts.append(decoder.flush())
+                return response, b"".join(parts)
+            finally:
+                await response.aclose()
+    except TimeoutError as exc:
+        raise TransientError(
+            f"no complete response from {url} within {timeout_s}s", kind="timeout"
+        ) from exc
+    except BlockedAddressError as exc:
+        raise PermanentError(str(exc), kind="ssrf_blocked") from exc
+    except httpx.TimeoutException as exc:
+        raise TransientError(
+            f"timeout fetching {url}: {type(exc).__name__}", kind="timeout"
+        ) from exc
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+        raise PermanentError(f"bad URL {url!r}: {exc}", kind="bad_url") from exc
+    except httpx.TransportError as exc:
+        raise TransientError(
+            f"network error fetching {url}: {type(exc).__name__}: {exc}", kind="network"
+        ) from exc
+
+
+SlotFactory = Callable[[str], "contextlib.AbstractAsyncContextManager[None]"]
+RobotsCheck = Callable[[str], Awaitable[None]]
+
+
+async def fetch_url(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    slot: SlotFactory,
+    headers: Mapping[str, str] | None = None,
+    max_bytes: int,
+    max_redirects: int,
+    timeout_s: float,
+    robots: RobotsCheck | None = None,
+) -> HttpResult:
+    """GET ``url``, following up to ``max_redirects`` redirects by hand.
+
+    Every hop is scheme-checked, robots-checked (if ``robots`` is given), waits for its host's
+    politeness ``slot`` and connects through the guarded transport. Returns the final 2xx or
+    304 response; raises TransientError/PermanentError otherwise.
+    """
+    started = time.perf_counter()
+    visited = {url}
+    redirects: list[str] = []
+    current = url
+    hop_headers = dict(headers or {})
+    while True:
+        scheme = current.split(":", 1)[0].lower()
+        if scheme not in ALLOWED_SCHEMES:
+            raise PermanentError(
+                f"only http(s) URLs are fetched, got {current!r}", kind="ssrf_blocked"
+            )
+        if robots is not None:
+            await robots(current)
+        async with slot(host_of(current)):
+            response, body = await _exchange(
+                client, current, headers=hop_headers, max_bytes=max_bytes, timeout_s=timeout_s
+            )
+        status = response.status_code
+        if status in REDIRECT_STATUSES and "location" in response.headers:
+            try:
+                target = str(
+                    httpx.URL(current).join(response.headers["location"]).copy_with(fragment=None)
+                )
+            except httpx.InvalidURL as exc:
+                raise PermanentError(
+                    f"bad redirect target from {current}: {exc}", kind="bad_url"
+                ) from exc
+            if target in visited:
+                raise PermanentError(
+                    f"redirect loop: {' -> '.join([*redirects, current, target])}",
+                    kind="redirect_loop",
+                )
+            if len(redirects) >= max_redirects:
+                raise PermanentError(
+                    f"more than {max_redirects} redirects starting at {url}",
+                    kind="too_many_redirects",
+                )
+            visited.add(target)
+            redirects.append(current)
+            # Conditional headers belong to the first URL only.
+            for name in ("if-none-match", "if-modified-since"):
+                hop_headers.pop(name, None)
+                hop_headers.pop(name.title(), None)
+            current = target
+            continue
+        classify_status(status, response.headers, current)
+        return HttpResult(
+            url=url,
+            final_url=current,
+            status_code=status,
+            headers=response.headers,
+            body=body,
+            redirects=redirects,
+            elapsed_ms=(time.perf_counter() - started) * 1000.0,
+        )
+
+
+async def with_retries(
+    attempt: Callable[[], Awaitable[T]],
+    *,
+    attempts: int,
+    backoff_base_s: float,
+    backoff_max_s: float,
+    max_retry_after_s: float,
+    on_retry_after: Callable[[float], None] | None = None,
+    rng: random.Random | None = None,
+) -> T:
+    """Run ``attempt`` up to ``attempts`` times while it raises TransientError.
+
+    Waits ``min(backoff_max_s, base * 2**n)`` with full jitter, or the server's Retry-After
+    when given; a Retry-After longer than ``max_retry_after_s`` is not waited out here (the
+    error is raised at once so the caller can park the work instead of holding it).
+    """
+    rand = rng or random
+    for n in range(1, attempts + 1):
+        try:
+            return await attempt()
+        except TransientError as exc:
+            if exc.retry_after is not None and on_retry_after is not None:
+                on_retry_after(exc.retry_after)
+            if n >= attempts:
+                raise
+            if exc.retry_after is not None:
+                if exc.retry_after > max_retry_after_s:
+                    raise
+                delay = exc.retry_after
+            else:
+                delay = rand.uniform(0, min(backoff_max_s, backoff_base_s * 2 ** (n - 1)))
+            logger.info(
+                "retry attempt=%s kind=%s delay_s=%.2f detail=%s", n, exc.kind, delay, exc.detail
+            )
+            await asyncio.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def check_html_type(content_type: str | None, body: bytes, url: str) -> None:
+    """Accept HTML (or untyped bodies that look like markup); raise ``wrong_type`` otherwise."""
+    if content_type is None or content_type in ("application/octet-stream", "text/plain"):
+        head = body[:512].lstrip().lower()
+        if head.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head", b"<body", b"<!--")):
+            return
+        raise PermanentError(
+            f"{url} is not HTML (content-type {content_type or 'missing'})", kind="wrong_type"
+        )
+    if content_type not in HTML_TYPES:
+        raise PermanentError(f"{url} is {content_type}, not HTML", kind="wrong_type")
+
+
+def _codec(name: str | bytes | None) -> str | None:
+    if not name:
+        return None
+    if isinstance(name, bytes):
+        name = name.decode("ascii", "ignore")
+    try:
+        return codecs.lookup(name.strip()).name
+    except LookupError:
+        return None
+
+
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+
+def detect_charset(body: bytes, content_type_header: str | None) -> tuple[str, str]:
+    """``(codec, source)``: BOM, then header charset, then <meta>, then sniffing, then UTF-8."""
+    for bom, name in _BOMS:
+        if body.startswith(bom):
+            return name, "bom"
+    if content_type_header:
+        m = _HEADER_CHARSET.search(content_type_header)
+        if m and (name := _codec(m.group(1))):
+            return name, "header"
+    m2 = _META_CHARSET.search(body[:META_SCAN_BYTES])
+    if m2 and (name := _codec(m2.group(1))):
+        # A page that claims UTF-16 in an ASCII-readable meta tag is not UTF-16 (HTML spec).
+        return ("utf-8" if name.startswith("utf_16") or name.startswith("utf-16") else name), "meta"
+    try:
+        body[:SNIFF_BYTES].decode("utf-8")
+        return "utf-8", "sniffed"
+    except UnicodeDecodeError as exc:
+        # A cut multi-byte sequence at the prefix end is still UTF-8.
+        if exc.start >= SNIFF_BYTES - 4:
+            return "utf-8", "sniffed"
+    best = charset_normalizer.from_bytes(body[:SNIFF_BYTES]).best()
+    if best is not None and (name := _codec(best.encoding)):
+        return name, "sniffed"
+    return DEFAULT_CHARSET, "default"
+
+
+def decode_html(body: bytes, content_type_header: str | None) -> tuple[str, str, str]:
+    """``(text, charset, charset_source)``; undecodable bytes become U+FFFD, never an error."""
+    charset, source = detect_charset(body, content_type_header)
+    text = body.decode(charset, errors="replace")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text, charset, source
+
+
+import contextlib  # noqa: E402  (only for the SlotFactory annotation above)

@@ -1,0 +1,118 @@
+"""Per-host politeness: at most N requests in flight and a minimum gap between request
+starts, per host, while many hosts proceed concurrently.
+
+A request first waits for its own host (slot + interval + any Retry-After block) and only then
+takes a global slot, so a slow or blocked host never holds global capacity while it waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+#: Host records kept in memory; idle hosts beyond this are forgotten (a months-long run
+#: sees far more hosts than it polls at once).
+MAX_TRACKED_HOSTS = 50_000
+#: A single Retry-After is honoured up to this long; beyond it the host is re-tried anyway.
+MAX_HOST_BLOCK_S = 6 * 3600.0
+
+
+@dataclass(slots=True)
+class _Host:
+    slots: asyncio.Semaphore
+    next_start: float = 0.0  # monotonic time before which no new request may start
+    blocked_until: float = 0.0
+    waiting: int = 0
+    active: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class Politeness:
+    """Shared limiter for one process. Use ``async with politeness.slot(host): ...``."""
+
+    def __init__(
+        self,
+        *,
+        global_concurrency: int,
+        host_concurrency: int,
+        host_interval_s: float,
+        max_hosts: int = MAX_TRACKED_HOSTS,
+    ) -> None:
+        self._global = asyncio.Semaphore(global_concurrency)
+        self._host_concurrency = host_concurrency
+        self._interval = host_interval_s
+        self._max_hosts = max_hosts
+        self._hosts: OrderedDict[str, _Host] = OrderedDict()
+
+    def _host(self, host: str) -> _Host:
+        state = self._hosts.get(host)
+        if state is None:
+            state = _Host(slots=asyncio.Semaphore(self._host_concurrency))
+            self._hosts[host] = state
+            self._evict()
+        else:
+            self._hosts.move_to_end(host)
+        return state
+
+    def _evict(self) -> None:
+        if len(self._hosts) <= self._max_hosts:
+            return
+        now = time.monotonic()
+        for name in list(self._hosts):
+            if len(self._hosts) <= self._max_hosts:
+                break
+            st = self._hosts[name]
+            if st.waiting == 0 and st.active == 0 and st.blocked_until <= now:
+                del self._hosts[name]
+
+    def block(self, host: str, seconds: float) -> None:
+        """Hold back new requests to ``host`` for ``seconds`` (429/503 Retry-After)."""
+        seconds = min(max(seconds, 0.0), MAX_HOST_BLOCK_S)
+        state = self._host(host)
+        state.blocked_until = max(state.blocked_until, time.monotonic() + seconds)
+
+    def blocked_for(self, host: str) -> float:
+        """Seconds until ``host`` may be contacted again (0 if not blocked)."""
+        state = self._hosts.get(host)
+        if state is None:
+            return 0.0
+        return max(0.0, state.blocked_until - time.monotonic())
+
+    @contextlib.asynccontextmanager
+    async def slot(self, host: str) -> AsyncIterator[None]:
+        state = self._host(host)
+        state.waiting += 1
+        try:
+            await state.slots.acquire()
+        finally:
+            state.waiting -= 1
+        try:
+            while True:
+                # The lock makes one waiter at a time sleep towards the host's next turn;
+                # the turn is claimed only after a global slot is held, so queueing for
+                # global capacity can never squeeze two starts closer than the interval.
+                async with state.lock:
+                    # A loop, not an Event: block() may push the deadline while we sleep.
+                    while True:
+                        wait = max(state.next_start, state.blocked_until) - time.monotonic()
+                        if wait <= 0:
+                            break
+                        await asyncio.sleep(wait)
+                await self._global.acquire()
+                now = time.monotonic()
+                if now >= max(state.next_start, state.blocked_until):
+                    state.next_start = now + self._interval
+                    break
+                self._global.release()
+            state.active += 1
+            try:
+                yield
+            finally:
+                state.active -= 1
+                self._global.release()
+        finally:
+            state.slots.release()
