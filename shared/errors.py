@@ -22,7 +22,9 @@ class NewsflowError(Exception):
 class TransientError(NewsflowError):
     kind = "transient"
 
-    def __init__(self, detail: str, *, kind: str | None = None, retry_after: float | None = None) -> None:
+    def __init__(
+        self, detail: str, *, kind: str | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(detail, kind=kind)
         self.retry_after = retry_after
 

@@ -41,7 +41,9 @@ class _Record(BaseModel):
         try:
             return cls.model_validate_json(data)
         except ValidationError as exc:
-            raise ContractError(f"{cls.__name__}: {exc.error_count()} invalid field(s): {exc}") from exc
+            raise ContractError(
+                f"{cls.__name__}: {exc.error_count()} invalid field(s): {exc}"
+            ) from exc
         except ValueError as exc:  # pragma: no cover - pydantic wraps JSON errors itself
             raise ContractError(f"{cls.__name__}: not JSON: {exc}") from exc
 
@@ -89,7 +91,9 @@ class Page(_Record):
     status_code: int
     content_type: str | None = None
     charset: str | None = Field(default=None, description="Charset the body was decoded with.")
-    charset_source: str | None = Field(default=None, description="header | meta | sniffed | default")
+    charset_source: str | None = Field(
+        default=None, description="header | meta | sniffed | default"
+    )
     html: str = Field(max_length=MAX_HTML_CHARS)
     etag: str | None = None
     last_modified: str | None = None
@@ -174,10 +178,14 @@ class EntityRef(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    key: str = Field(description="Stable canonical id, e.g. 'GPE:turkey' or 'PERSON:mohammed shia al sudani'.")
+    key: str = Field(
+        description="Stable canonical id, e.g. 'GPE:turkey' or 'PERSON:mohammed shia al sudani'."
+    )
     kind: EntityKind
     name: str = Field(description="Canonical display name.")
-    aliases: list[str] = Field(default_factory=list, description="Surface forms seen in this article.")
+    aliases: list[str] = Field(
+        default_factory=list, description="Surface forms seen in this article."
+    )
     mentions: int = Field(ge=1)
     salience: float = Field(ge=0, le=1)
 
@@ -208,7 +216,9 @@ class DeadLetter(_Record):
     """``news.dlq.v1``: a record a stage gave up on. Key: the stage."""
 
     stage: Stage
-    error_kind: str = Field(description="Machine-readable reason, e.g. http_404, ssrf_blocked, too_large.")
+    error_kind: str = Field(
+        description="Machine-readable reason, e.g. http_404, ssrf_blocked, too_large."
+    )
     detail: str
     attempt: int = Field(default=1, ge=1)
     source_topic: str | None = Field(default=None, description="Topic to replay the payload into.")
@@ -222,4 +232,3 @@ class DeadLetter(_Record):
     )
     service: str | None = None
     failed_at: datetime
-

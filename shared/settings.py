@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     home: Path = Field(default=DEFAULT_HOME, description="State directory (pids, data, logs).")
     topic_partitions: int = Field(default=8, ge=1, le=256, description="Partitions per topic.")
     topic_replication: int = Field(default=1, ge=1, description="Replication factor per topic.")
+    topic_prefix: str = Field(default="", description="Prefix for every topic name (tests, tenants).")
 
     # --- logging and metrics -----------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
@@ -71,6 +72,24 @@ class Settings(BaseSettings):
     poll_min_interval_s: float = Field(default=300.0, gt=0)
     poll_max_interval_s: float = Field(default=86400.0, gt=0)
     poll_tick_s: float = Field(default=5.0, gt=0, description="How often due feeds are checked.")
+    fetch_attempts: int = Field(default=3, ge=1, description="Tries per page before giving up.")
+    fetch_backoff_base_s: float = Field(default=0.5, ge=0, description="First retry delay (doubles).")
+    fetch_backoff_max_s: float = Field(default=10.0, ge=0, description="Cap on one retry delay.")
+    fetch_max_retry_after_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="A Retry-After up to this long is waited out in-line; longer ones fail the "
+        "attempt at once (TransientError with retry_after) and block only that host.",
+    )
+    poll_concurrency: int = Field(default=32, ge=1, description="Feeds fetched at once.")
+    poll_batch_size: int = Field(default=200, ge=1, description="Feeds claimed per DB round trip.")
+    poll_lease_s: float = Field(
+        default=600.0, gt=0, description="A claimed feed is re-offered after this if a worker dies."
+    )
+    poll_backoff_max_s: float = Field(
+        default=6 * 3600.0, gt=0, description="Cap of the failure backoff; failing feeds keep "
+        "being retried at this interval (never disabled)."
+    )
 
     # --- parser ------------------------------------------------------------------------
     parse_timeout_s: float = Field(default=10.0, gt=0)

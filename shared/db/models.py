@@ -19,7 +19,6 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
-    UniqueConstraint,
     func,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
@@ -67,7 +66,12 @@ class SeenLink(Base):
 
     url: Mapped[str] = mapped_column(Text, primary_key=True)
     feed_id: Mapped[int | None] = mapped_column(BigInteger)
-    first_seen_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+    first_seen_at: Mapped[datetime] = mapped_column(
+        Timestamp, server_default=func.now(), index=True
+    )
+    # set by the writer: stored | duplicate | dead_letter. `newsflow run --once` waits on it.
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    done_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
 class HostState(Base):
@@ -156,7 +160,9 @@ class Entity(Base):
     __tablename__ = "entities"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    key: Mapped[str] = mapped_column(Text, unique=True, comment="Stable canonical key from the enricher")
+    key: Mapped[str] = mapped_column(
+        Text, unique=True, comment="Stable canonical key from the enricher"
+    )
     kind: Mapped[str] = mapped_column(String(16), index=True)
     name: Mapped[str] = mapped_column(Text)
     merged_into: Mapped[int | None] = mapped_column(ForeignKey("entities.id", ondelete="SET NULL"))
@@ -174,17 +180,17 @@ class EntityAlias(Base):
     source: Mapped[str] = mapped_column(String(16), server_default="observed")
     first_seen_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
 
-    __table_args__ = (
-        UniqueConstraint("entity_id", "alias", name="uq_entity_aliases_entity_id_alias"),
-        Index("ix_entity_aliases_alias", "alias"),
-    )
+    # The primary key (entity_id, alias) is the contract's unique (entity_id, alias).
+    __table_args__ = (Index("ix_entity_aliases_alias", "alias"),)
 
 
 class ArticleEntity(Base):
     __tablename__ = "article_entities"
 
     article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
-    entity_id: Mapped[int] = mapped_column(ForeignKey("entities.id", ondelete="CASCADE"), index=True)
+    entity_id: Mapped[int] = mapped_column(
+        ForeignKey("entities.id", ondelete="CASCADE"), index=True
+    )
     mentions: Mapped[int] = mapped_column(Integer)
     salience: Mapped[float] = mapped_column(Float, server_default="0")
 
@@ -207,7 +213,9 @@ class DeadLetter(Base):
     __tablename__ = "dead_letters"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    fingerprint: Mapped[str] = mapped_column(String(64), unique=True, comment="sha256 of the DLQ record")
+    fingerprint: Mapped[str] = mapped_column(
+        String(64), unique=True, comment="sha256 of the DLQ record"
+    )
     stage: Mapped[str] = mapped_column(String(16), index=True)
     error_kind: Mapped[str] = mapped_column(String(64))
     detail: Mapped[str] = mapped_column(Text)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 DEFAULT_POOL_SIZE = 5
 
 
-def create_engine(url: str, *, pool_size: int = DEFAULT_POOL_SIZE, echo: bool = False) -> AsyncEngine:
+def create_engine(
+    url: str, *, pool_size: int = DEFAULT_POOL_SIZE, echo: bool = False
+) -> AsyncEngine:
     return create_async_engine(
         url,
         pool_size=pool_size,

@@ -1,0 +1,74 @@
+"""Enricher service: news.articles.v1 -> news.enriched.v1 (faust wiring only)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import faust
+
+from shared.db.session import create_engine, session_factory
+from shared.faust_app import create_app, dlq_topic, send_all, send_dead_letters
+from shared.retry import until_done
+from shared.runtime import resolve_database_url
+from shared.settings import Settings
+from shared.stage import decode_events, run_each
+from shared.topics import ARTICLES, ENRICHED
+
+logger = logging.getLogger(__name__)
+
+SERVICE = "enricher"
+BATCH_SIZE = 16
+BATCH_SECONDS = 0.2
+
+
+def build(settings: Settings, *, bootstrap: str) -> faust.App:
+    from services.enricher.admin import load_overrides
+    from services.enricher.pipeline import Enricher
+
+    app = create_app(SERVICE, settings, bootstrap=bootstrap)
+    articles_name = settings.topic_prefix + ARTICLES.name
+    articles = app.topic(articles_name, key_type=bytes, value_type=bytes)
+    enriched = app.topic(settings.topic_prefix + ENRICHED.name, key_type=bytes, value_type=bytes)
+    dlq = dlq_topic(app, settings)
+
+    async def open_enricher() -> Enricher:
+        engine = create_engine(resolve_database_url(settings), pool_size=1)
+        try:
+            sessions = session_factory(engine)
+
+            async def overrides():  # type: ignore[no-untyped-def]
+                async with sessions() as session:
+                    return await load_overrides(session)
+
+            loaded = await until_done(overrides, what="load entity overrides")
+        finally:
+            await engine.dispose()
+        enricher = Enricher(
+            model=settings.spacy_model, max_chars=settings.max_enrich_chars, overrides=loaded
+        )
+        # the model load is ~1 s of CPU: keep the loop (and group heartbeats) responsive
+        await asyncio.get_running_loop().run_in_executor(None, enricher.load)
+        return enricher
+
+    @app.agent(articles)
+    async def enrich_articles(stream: faust.StreamT) -> None:
+        enricher = await open_enricher()
+        async for events in stream.take_events(BATCH_SIZE, within=BATCH_SECONDS):
+            decoded, letters = decode_events(
+                events, ARTICLES.model, stage="enrich", source_topic=articles_name, service=SERVICE
+            )
+            done, failed = run_each(
+                decoded,
+                enricher.enrich,
+                stage="enrich",
+                source_topic=articles_name,
+                service=SERVICE,
+                url_of=lambda a: a.url,
+                key_of=lambda a: a.canonical_url,
+            )
+            letters += failed
+            await send_all(app, enriched, ((e.article.canonical_url, e.to_bytes()) for e in done))
+            await send_dead_letters(app, dlq, letters)
+
+    return app

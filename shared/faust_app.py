@@ -1,0 +1,91 @@
+"""Faust wiring shared by the four services: one place for broker-dependent settings."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from shared import stack
+from shared.messages import MAX_MESSAGE_BYTES, DeadLetter
+from shared.settings import Settings
+from shared.topics import DLQ
+
+logger = logging.getLogger(__name__)
+
+
+def group_id(service: str) -> str:
+    return f"newsflow-{service}"
+
+
+def create_app(service: str, settings: Settings, *, bootstrap: str) -> faust.App:
+    """A faust app for *service*, tuned for at-least-once delivery on Tansu or Kafka.
+
+    The app id is the consumer group: scale a service out by starting more workers.
+    """
+    datadir = Path(settings.state_dir, "faust", service)
+    return faust.App(
+        group_id(service),
+        broker=f"kafka://{bootstrap}",
+        autodiscover=False,
+        datadir=str(datadir),
+        key_serializer="raw",
+        value_serializer="raw",  # payloads are our versioned JSON, decoded by the contracts
+        store="memory://",  # no tables: PostgreSQL is the source of truth
+        processing_guarantee="at_least_once",  # Tansu has no transactions (NOTES.md)
+        topic_partitions=settings.topic_partitions,
+        topic_allow_declare=True,  # only faust's own internal topics; ours are created up front
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout_s,
+        broker_rebalance_timeout=settings.rebalance_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
+        broker_commit_interval=settings.commit_interval_s,
+        broker_request_timeout=max(40.0, settings.session_timeout_s * 2),
+        broker_max_poll_interval=300.0,
+        consumer_max_fetch_size=MAX_MESSAGE_BYTES,
+        producer_compression_type="gzip",
+        producer_max_request_size=MAX_MESSAGE_BYTES,
+        producer_linger=0.02,
+        producer_acks=-1,
+        stream_wait_empty=False,
+        # faust binds its web port even when disabled; a random free port per worker
+        # avoids the 6066 clash between workers on one host (NOTES.md).
+        web_enabled=False,
+        web_port=stack.free_port(),
+        web_host="127.0.0.1",
+    )
+
+
+def dlq_topic(app: faust.App, settings: Settings) -> Any:
+    return app.topic(settings.topic_prefix + DLQ.name, key_type=bytes, value_type=bytes)
+
+
+async def send_all(app: faust.App, topic: Any, items: Iterable[tuple[str | None, bytes]]) -> None:
+    """Produce every (key, value) and wait until the broker has them all.
+
+    Waiting before the input is acked is what makes delivery at-least-once end to end.
+    """
+    futures = []
+    for key, value in items:
+        fut = await topic.send(key=key.encode() if key is not None else None, value=value)
+        futures.append(fut)
+    if futures:
+        await app.producer.flush()
+        await asyncio.gather(*futures)
+
+
+async def send_dead_letters(app: faust.App, topic: Any, letters: Iterable[DeadLetter]) -> None:
+    await send_all(app, topic, ((letter.stage, letter.to_bytes()) for letter in letters))
+
+
+def run_worker(app: faust.App, *, loglevel: str = "info") -> None:
+    """Run *app* in this process until SIGINT/SIGTERM (what ``newsflow worker X`` does)."""
+    from faust.worker import Worker
+
+    worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    # faust replaces logging handlers during start-up; keep ours.
+    worker.execute_from_commandline()

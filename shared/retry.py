@@ -1,0 +1,65 @@
+"""Retry a unit of work through transient outages (DB restarts, broker hiccups)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from shared.errors import TransientError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+INITIAL_DELAY_S = 0.5
+MAX_DELAY_S = 30.0
+
+#: Errors that mean "the dependency is away", not "this record is bad".
+TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = (
+    TransientError,
+    OperationalError,
+    InterfaceError,
+    ConnectionError,
+    OSError,
+    asyncio.TimeoutError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, TRANSIENT_EXCEPTIONS)
+
+
+async def until_done(
+    work: Callable[[], Awaitable[T]], *, what: str, max_delay: float = MAX_DELAY_S
+) -> T:
+    """Run *work* until it succeeds or raises a non-transient error.
+
+    Transient failures back off exponentially (capped, with jitter) forever: a stage whose
+    database is down waits for it instead of dropping or dead-lettering good messages.
+    """
+    delay = INITIAL_DELAY_S
+    attempt = 1
+    while True:
+        try:
+            return await work()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            logger.warning(
+                "%s failed (attempt %s, %s: %s); retrying in %.1fs",
+                what,
+                attempt,
+                type(exc).__name__,
+                exc,
+                delay,
+            )
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, max_delay)
+            attempt += 1

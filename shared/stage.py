@@ -1,0 +1,114 @@
+"""Small helpers the agents share: decode a batch, run a function per record, time it.
+
+Every record ends in exactly one of: a result, or a dead letter. An exception never escapes
+to faust (which would ack and lose the message).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+from shared.dlq import dead_letter, error_kind
+from shared.errors import PermanentError
+from shared.messages import ContractError, DeadLetter, Stage
+from shared.metrics import MESSAGES, STAGE_SECONDS
+
+logger = logging.getLogger(__name__)
+
+M = TypeVar("M")
+R = TypeVar("R")
+
+
+def _key(event: Any) -> str | None:
+    key = getattr(event, "key", None)
+    if isinstance(key, bytes):
+        return key.decode("utf-8", "replace")
+    return key
+
+
+def decode_events(
+    events: Sequence[Any], model: Any, *, stage: Stage, source_topic: str, service: str
+) -> tuple[list[tuple[bytes, Any]], list[DeadLetter]]:
+    """Decode raw event values into *model*; undecodable ones become dead letters."""
+    decoded: list[tuple[bytes, Any]] = []
+    letters: list[DeadLetter] = []
+    for event in events:
+        raw = event.value if isinstance(event.value, bytes) else str(event.value).encode()
+        try:
+            decoded.append((raw, model.from_bytes(raw)))
+        except ContractError as exc:
+            letters.append(
+                dead_letter(
+                    stage,
+                    exc,
+                    payload=raw,
+                    source_topic=source_topic,
+                    key=_key(event),
+                    service=service,
+                )
+            )
+            MESSAGES.labels(stage, "dlq", "invalid_message").inc()
+            logger.debug("dlq stage=%s kind=invalid_message key=%s", stage, _key(event))
+    return decoded, letters
+
+
+def run_each(
+    items: Iterable[tuple[bytes, M]],
+    fn: Callable[[M], R],
+    *,
+    stage: Stage,
+    source_topic: str,
+    service: str,
+    url_of: Callable[[M], str | None],
+    key_of: Callable[[M], str | None],
+    attempt_of: Callable[[M], int] = lambda _m: 1,
+) -> tuple[list[R], list[DeadLetter]]:
+    """Apply *fn* to each item; PermanentError and unexpected bugs become dead letters."""
+    results: list[R] = []
+    letters: list[DeadLetter] = []
+    for raw, item in items:
+        started = time.perf_counter()
+        try:
+            results.append(fn(item))
+        except PermanentError as exc:
+            letters.append(
+                dead_letter(
+                    stage,
+                    exc,
+                    payload=raw,
+                    source_topic=source_topic,
+                    key=key_of(item),
+                    url=url_of(item),
+                    attempt=attempt_of(item),
+                    service=service,
+                )
+            )
+            MESSAGES.labels(stage, "dlq", exc.kind).inc()
+            logger.debug(
+                "dlq stage=%s kind=%s url=%s detail=%s", stage, exc.kind, url_of(item), exc.detail
+            )
+        except Exception as exc:
+            # A bug in a stage must cost one record, not the worker; the DLQ keeps it for replay.
+            logger.exception("unexpected error in stage %s for %s", stage, url_of(item))
+            letters.append(
+                dead_letter(
+                    stage,
+                    exc,
+                    payload=raw,
+                    source_topic=source_topic,
+                    key=key_of(item),
+                    url=url_of(item),
+                    attempt=attempt_of(item),
+                    service=service,
+                )
+            )
+            MESSAGES.labels(stage, "dlq", error_kind(exc)).inc()
+        else:
+            MESSAGES.labels(stage, "ok", "-").inc()
+            logger.debug("ok stage=%s url=%s", stage, url_of(item))
+        finally:
+            STAGE_SECONDS.labels(stage).observe(time.perf_counter() - started)
+    return results, letters

@@ -1,0 +1,95 @@
+"""Real infrastructure for integration tests: one Tansu broker and one PostgreSQL cluster
+per test session (started with the same code as ``newsflow stack up``), a migrated template
+database, a fresh database cloned from it per test, and per-test topic names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from shared import kafka, stack
+from shared.db.migrate import upgrade
+
+TEMPLATE_DB = "newsflow_template"
+
+
+@pytest.fixture(scope="session")
+def stack_home() -> Iterator[Path]:
+    # Not pytest's tmp_path: it is mode 0700 and the postgres user must read the data dir.
+    home = Path(tempfile.mkdtemp(prefix="newsflow-test-"))
+    os.chmod(home, 0o755)
+    yield home
+
+
+@pytest.fixture(scope="session")
+def embedded_stack(stack_home: Path) -> Iterator[stack.StackState]:
+    result = stack.up(stack_home)
+    try:
+        yield result.state
+    finally:
+        stack.down(stack_home)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(embedded_stack: stack.StackState) -> str:
+    assert embedded_stack.kafka is not None and embedded_stack.kafka.endpoint
+    return embedded_stack.kafka.endpoint
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url(embedded_stack: stack.StackState) -> str:
+    assert embedded_stack.postgres is not None and embedded_stack.postgres.endpoint
+    return embedded_stack.postgres.endpoint
+
+
+def _plain(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+def _with_db(url: str, name: str) -> str:
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+async def _admin(url: str, *statements: str) -> None:
+    conn = await asyncpg.connect(_plain(_with_db(url, "postgres")))
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def template_database(postgres_admin_url: str) -> str:
+    asyncio.run(_admin(postgres_admin_url, f"DROP DATABASE IF EXISTS {TEMPLATE_DB}",
+                       f"CREATE DATABASE {TEMPLATE_DB}"))
+    url = _with_db(postgres_admin_url, TEMPLATE_DB)
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def database_url(template_database: str, postgres_admin_url: str) -> Iterator[str]:
+    """A freshly migrated, empty database for one test (async SQLAlchemy URL)."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(postgres_admin_url, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}"))
+    try:
+        yield _with_db(postgres_admin_url, name)
+    finally:
+        asyncio.run(_admin(postgres_admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+@pytest.fixture
+def topic_prefix(kafka_bootstrap: str) -> str:
+    """A unique prefix; every newsflow topic exists under it (4 partitions each)."""
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    asyncio.run(kafka.create_topics(kafka_bootstrap, partitions=4, prefix=prefix))
+    return prefix
