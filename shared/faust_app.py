@@ -28,6 +28,7 @@ def create_app(service: str, settings: Settings, *, bootstrap: str) -> faust.App
     The app id is the consumer group: scale a service out by starting more workers.
     """
     datadir = Path(settings.state_dir, "faust", service)
+    datadir.parent.mkdir(parents=True, exist_ok=True)
     return faust.App(
         group_id(service),
         broker=f"kafka://{bootstrap}",
@@ -86,6 +87,8 @@ def run_worker(app: faust.App, *, loglevel: str = "info") -> None:
     """Run *app* in this process until SIGINT/SIGTERM (what ``newsflow worker X`` does)."""
     from faust.worker import Worker
 
-    worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
-    # faust replaces logging handlers during start-up; keep ours.
+    # override_logging=False keeps the structured handlers configure_logging installed.
+    worker = Worker(
+        app, loglevel=loglevel, quiet=True, redirect_stdouts=False, override_logging=False
+    )
     worker.execute_from_commandline()

@@ -1,0 +1,1 @@
+"""Helpers shared by tests: message factories and service processes."""
