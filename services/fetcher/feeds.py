@@ -160,10 +160,11 @@ def _parse_sitemap(root: Element, *, url: str, now: datetime) -> ParsedFeed:
         children: list[tuple[str, str]] = []
         for sm in root:
             loc = _child(sm, "loc")
-            if loc is None or not (loc.text or "").strip():
+            loc_raw = (loc.text or "").strip() if loc is not None else ""
+            if not loc_raw:
                 continue
             lastmod = _child(sm, "lastmod")
-            children.append(((lastmod.text or "") if lastmod is not None else "", loc.text.strip()))
+            children.append(((lastmod.text or "") if lastmod is not None else "", loc_raw))
         children.sort(reverse=True)  # ISO dates sort lexically; newest first
         sitemaps = []
         for _, loc_text in children:
@@ -178,10 +179,11 @@ def _parse_sitemap(root: Element, *, url: str, now: datetime) -> ParsedFeed:
         if _local(entry.tag) != "url":
             continue
         loc = _child(entry, "loc")
-        if loc is None or not (loc.text or "").strip():
+        loc_raw = (loc.text or "").strip() if loc is not None else ""
+        if not loc_raw:
             continue
         try:
-            link = normalize_url(loc.text.strip(), base=url)
+            link = normalize_url(loc_raw, base=url)
         except ValueError:
             continue
         title = None
@@ -333,10 +335,10 @@ def parse_feed(
         )
     recovered = None
     if parsed.bozo:
-        exc = parsed.get("bozo_exception")
+        problem = parsed.get("bozo_exception")
         # feedparser flags harmless charset mismatches as bozo too; only report real breakage.
-        if exc is not None and not isinstance(exc, feedparser.CharacterEncodingOverride):
-            recovered = f"{type(exc).__name__}: {exc}"[:500]
+        if problem is not None and not isinstance(problem, feedparser.CharacterEncodingOverride):
+            recovered = f"{type(problem).__name__}: {problem}"[:500]
     site = parsed.feed.get("link")
     return ParsedFeed(
         kind=parsed.version or "unknown",

@@ -49,6 +49,11 @@ DEFAULT_CHARSET = "utf-8"
 #: Sniffing is CPU-heavy on big pages and accurate enough on a prefix.
 SNIFF_BYTES = 64 * 1024
 DEFAULT_RETRY_AFTER_S = 30.0
+#: Sniffing cannot tell Turkish cp1254 from cp1250/cp1252 on many texts (the byte
+#: distributions tie). Among near-tied candidates, prefer the legacy charsets of this
+#: corpus's regions: Turkish, Arabic-script (Kurdish Sorani, Arabic), Persian, Cyrillic.
+PREFERRED_SNIFFED = ("cp1254", "iso8859-9", "cp1256", "iso8859-6", "cp1251")
+SNIFF_TIE_COHERENCE = 0.05
 
 _META_CHARSET = re.compile(
     rb"""<meta[^>]+?charset\s*=\s*["']?\s*([a-zA-Z0-9_:.+-]+)""", re.IGNORECASE
@@ -366,17 +371,17 @@ _BOMS = (
 
 def detect_charset(body: bytes, content_type_header: str | None) -> tuple[str, str]:
     """``(codec, source)``: BOM, then header charset, then <meta>, then sniffing, then UTF-8."""
-    for bom, name in _BOMS:
+    for bom, bom_name in _BOMS:
         if body.startswith(bom):
-            return name, "bom"
+            return bom_name, "bom"
     if content_type_header:
         m = _HEADER_CHARSET.search(content_type_header)
-        if m and (name := _codec(m.group(1))):
-            return name, "header"
+        if m and (header_name := _codec(m.group(1))):
+            return header_name, "header"
     m2 = _META_CHARSET.search(body[:META_SCAN_BYTES])
-    if m2 and (name := _codec(m2.group(1))):
+    if m2 and (meta_name := _codec(m2.group(1))):
         # A page that claims UTF-16 in an ASCII-readable meta tag is not UTF-16 (HTML spec).
-        return ("utf-8" if name.startswith("utf_16") or name.startswith("utf-16") else name), "meta"
+        return ("utf-8" if meta_name.startswith(("utf_16", "utf-16")) else meta_name), "meta"
     try:
         body[:SNIFF_BYTES].decode("utf-8")
         return "utf-8", "sniffed"
@@ -384,9 +389,19 @@ def detect_charset(body: bytes, content_type_header: str | None) -> tuple[str, s
         # A cut multi-byte sequence at the prefix end is still UTF-8.
         if exc.start >= SNIFF_BYTES - 4:
             return "utf-8", "sniffed"
-    best = charset_normalizer.from_bytes(body[:SNIFF_BYTES]).best()
-    if best is not None and (name := _codec(best.encoding)):
-        return name, "sniffed"
+    matches = charset_normalizer.from_bytes(body[:SNIFF_BYTES])
+    best = matches.best()
+    if best is not None:
+        tied = {
+            _codec(m.encoding)
+            for m in matches
+            if m.chaos <= best.chaos and m.coherence >= best.coherence - SNIFF_TIE_COHERENCE
+        }
+        for preferred in PREFERRED_SNIFFED:
+            if preferred in tied:
+                return preferred, "sniffed"
+        if sniffed := _codec(best.encoding):
+            return sniffed, "sniffed"
     return DEFAULT_CHARSET, "default"
 
 

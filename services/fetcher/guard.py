@@ -116,10 +116,12 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         *,
         allow_private: bool = False,
         resolver: Resolver | None = None,
+        blocked: Callable[[str], bool] = is_blocked_ip,
         inner: httpcore.AsyncNetworkBackend | None = None,
     ) -> None:
         self._allow_private = allow_private
         self._resolve = resolver or system_resolve
+        self._blocked = blocked
         self._inner = inner or httpcore.AnyIOBackend()
 
     async def connect_tcp(
@@ -137,7 +139,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         except OSError as exc:
             raise httpcore.ConnectError(f"DNS lookup of {host!r} failed: {exc}") from exc
         allowed = (
-            addresses if self._allow_private else [a for a in addresses if not is_blocked_ip(a)]
+            addresses if self._allow_private else [a for a in addresses if not self._blocked(a)]
         )
         if not allowed:
             logger.warning("ssrf guard blocked host=%s addresses=%s", host, addresses)
@@ -175,6 +177,7 @@ def guarded_transport(
     limits: httpx.Limits,
     http2: bool = True,
     resolver: Resolver | None = None,
+    blocked: Callable[[str], bool] = is_blocked_ip,
 ) -> httpx.AsyncHTTPTransport:
     """An ``httpx.AsyncHTTPTransport`` whose pool opens connections through the guard.
 
@@ -187,5 +190,7 @@ def guarded_transport(
     pool = transport._pool
     if not hasattr(pool, "_network_backend"):  # pragma: no cover - httpcore API change
         raise RuntimeError("httpcore pool has no _network_backend; the SSRF guard cannot attach")
-    pool._network_backend = GuardedBackend(allow_private=allow_private, resolver=resolver)
+    pool._network_backend = GuardedBackend(
+        allow_private=allow_private, resolver=resolver, blocked=blocked
+    )
     return transport

@@ -1,0 +1,159 @@
+"""Fetcher service: feeds (PostgreSQL) -> news.links.v1 -> news.pages.v1 (faust wiring only).
+
+Two loops share one :class:`~services.fetcher.service.Fetcher` (one httpx client, one
+politeness limiter): a poll task that claims due feeds (several fetcher workers split them
+with ``SKIP LOCKED``) and an agent that fetches links concurrently, acking in offset order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import faust
+
+from shared.db.session import create_engine, session_factory
+from shared.dlq import dead_letter
+from shared.errors import PermanentError, TransientError
+from shared.faust_app import create_app, dlq_topic, send_all, send_dead_letters
+from shared.messages import ContractError, Link
+from shared.metrics import FEED_POLLS, MESSAGES, STAGE_SECONDS
+from shared.runtime import resolve_database_url
+from shared.settings import Settings
+from shared.stage import InOrderAcks
+from shared.topics import LINKS, PAGES
+
+logger = logging.getLogger(__name__)
+
+SERVICE = "fetcher"
+POLL_ERROR_BACKOFF_S = 5.0
+
+
+def build(settings: Settings, *, bootstrap: str) -> faust.App:
+    from services.fetcher.service import Fetcher
+
+    app = create_app(SERVICE, settings, bootstrap=bootstrap)
+    links_name = settings.topic_prefix + LINKS.name
+    links = app.topic(links_name, key_type=bytes, value_type=bytes)
+    pages = app.topic(settings.topic_prefix + PAGES.name, key_type=bytes, value_type=bytes)
+    dlq = dlq_topic(app, settings)
+
+    class Shared:
+        """The fetcher and its engine, opened by the first user and closed by the last."""
+
+        users = 0
+        lock = asyncio.Lock()
+        fetcher: Fetcher
+        engine = None
+
+        @classmethod
+        async def acquire(cls) -> Fetcher:
+            async with cls.lock:
+                if cls.users == 0:
+                    cls.engine = create_engine(resolve_database_url(settings))
+                    cls.fetcher = Fetcher(settings, session_factory=session_factory(cls.engine))
+                    await cls.fetcher.start()
+                cls.users += 1
+                return cls.fetcher
+
+        @classmethod
+        async def release(cls) -> None:
+            async with cls.lock:
+                cls.users -= 1
+                if cls.users == 0:
+                    await cls.fetcher.stop()
+                    if cls.engine is not None:
+                        await cls.engine.dispose()
+
+    async def send_links(batch: list[Link]) -> None:
+        await send_all(app, links, ((link.host, link.to_bytes()) for link in batch))
+
+    @app.task
+    async def poll_feeds() -> None:
+        fetcher = await Shared.acquire()
+        try:
+            while not app.should_stop:
+                try:
+                    report = await fetcher.poll_due_feeds(send_links=send_links)
+                except Exception:
+                    # DB or broker away: the claimed feeds' leases expire and are polled again.
+                    logger.exception("poll cycle failed; retrying in %ss", POLL_ERROR_BACKOFF_S)
+                    FEED_POLLS.labels("cycle_error").inc()
+                    await asyncio.sleep(POLL_ERROR_BACKOFF_S)
+                    continue
+                for outcome in ("ok", "failed", "not_modified", "unchanged", "host_blocked"):
+                    FEED_POLLS.labels(outcome).inc(getattr(report, outcome))
+                await asyncio.sleep(settings.poll_tick_s)
+        finally:
+            await Shared.release()
+
+    async def fetch_one(fetcher: Fetcher, raw: bytes) -> None:
+        started = time.perf_counter()
+        link: Link | None = None
+        try:
+            link = Link.from_bytes(raw)
+            page = await fetcher.fetch(link)
+        except (ContractError, PermanentError, TransientError) as exc:
+            letter = dead_letter(
+                "fetch",
+                exc,
+                payload=raw,
+                source_topic=links_name,
+                key=link.host if link else None,
+                url=link.url if link else None,
+                attempt=link.attempt if link else 1,
+                service=SERVICE,
+            )
+            await send_dead_letters(app, dlq, [letter])
+            MESSAGES.labels("fetch", "dlq", letter.error_kind).inc()
+            logger.debug("dlq stage=fetch kind=%s url=%s", letter.error_kind, letter.url)
+            return
+        except Exception as exc:
+            logger.exception("unexpected fetch error for %s", link.url if link else "?")
+            letter = dead_letter(
+                "fetch",
+                exc,
+                payload=raw,
+                source_topic=links_name,
+                key=link.host if link else None,
+                url=link.url if link else None,
+                service=SERVICE,
+            )
+            await send_dead_letters(app, dlq, [letter])
+            MESSAGES.labels("fetch", "dlq", letter.error_kind).inc()
+            return
+        finally:
+            STAGE_SECONDS.labels("fetch").observe(time.perf_counter() - started)
+        await send_all(app, pages, [(page.host, page.to_bytes())])
+        MESSAGES.labels("fetch", "ok", "-").inc()
+        logger.debug("ok stage=fetch url=%s status=%s", link.url, page.status_code)
+
+    @app.agent(links)
+    async def fetch_links(stream: faust.StreamT) -> None:
+        fetcher = await Shared.acquire()
+        noack = stream.noack()
+        acks = InOrderAcks(noack)
+        slots = asyncio.Semaphore(settings.fetch_concurrency)
+        running: set[asyncio.Task[None]] = set()
+
+        async def handle(event: faust.EventT, token: list[object]) -> None:
+            try:
+                raw = event.value if isinstance(event.value, bytes) else str(event.value).encode()
+                await fetch_one(fetcher, raw)
+            finally:
+                slots.release()
+                await acks.done(token)
+
+        try:
+            async for event in noack.events():
+                await slots.acquire()  # backpressure: at most fetch_concurrency in flight
+                task = asyncio.create_task(handle(event, acks.track(event)))
+                running.add(task)
+                task.add_done_callback(running.discard)
+        finally:
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+            await Shared.release()
+
+    return app

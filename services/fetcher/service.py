@@ -1,0 +1,296 @@
+"""The fetcher's public surface, wired into faust by ``services/fetcher/app.py``.
+
+One shared ``httpx.AsyncClient`` (opened in :meth:`Fetcher.start`) serves feed polls, robots.txt
+and article pages, all through the SSRF-guarded transport and one per-host politeness limiter.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.fetcher import poll
+from services.fetcher.fetch import (
+    ACCEPT_ENCODING,
+    HTML_ACCEPT,
+    HttpResult,
+    check_html_type,
+    decode_html,
+    fetch_url,
+    with_retries,
+)
+from services.fetcher.guard import guarded_transport
+from services.fetcher.politeness import Politeness
+from services.fetcher.robots import RobotsCache
+from services.fetcher.urls import host_of
+from shared.errors import PermanentError, TransientError
+from shared.messages import MAX_HTML_CHARS, Link, Page
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+PollReport = poll.PollReport
+
+#: Feeds and sitemaps may be bigger than article pages (a news sitemap lists 1000 URLs).
+FEED_MAX_BYTES_FACTOR = 4
+CONNECT_TIMEOUT_S = 10.0
+KEEPALIVE_EXPIRY_S = 30.0
+#: Poll feeds whose host is blocked for less than this anyway (the slot waits it out).
+HOST_BLOCK_SKIP_S = 5.0
+
+
+class Fetcher:
+    """Feed monitor and page fetcher. ``start()`` before use, ``stop()`` at shutdown."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        session_factory: async_sessionmaker[AsyncSession],
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._settings = settings
+        self._session_factory = session_factory
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._politeness: Politeness | None = None
+        self._robots: RobotsCache | None = None
+        # Hosts that answered Retry-After since the last poll cycle; persisted to host_state
+        # by the next poll so other workers slow down too.
+        self._host_blocks: dict[str, tuple[datetime, str]] = {}
+        self._rng = random.Random()
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        s = self._settings
+        connections = s.fetch_concurrency + s.poll_concurrency
+        limits = httpx.Limits(
+            max_connections=connections,
+            max_keepalive_connections=connections,
+            keepalive_expiry=KEEPALIVE_EXPIRY_S,
+        )
+        transport = self._transport or guarded_transport(
+            allow_private=s.allow_private_networks, limits=limits, http2=True
+        )
+        self._client = httpx.AsyncClient(
+            transport=transport,
+            timeout=httpx.Timeout(
+                s.fetch_timeout_s, connect=min(CONNECT_TIMEOUT_S, s.fetch_timeout_s)
+            ),
+            headers={"User-Agent": s.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
+            follow_redirects=False,  # fetch_url follows them, re-checking every hop
+            trust_env=False,  # an env proxy would bypass the connect-time SSRF check
+        )
+        self._politeness = Politeness(
+            global_concurrency=s.fetch_concurrency + s.poll_concurrency,
+            host_concurrency=s.host_concurrency,
+            host_interval_s=s.host_interval_s,
+        )
+        self._robots = RobotsCache(self._get_robots, user_agent=s.user_agent)
+
+    async def stop(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    @property
+    def politeness(self) -> Politeness:
+        if self._politeness is None:
+            raise RuntimeError("Fetcher.start() was not called")
+        return self._politeness
+
+    def _require_client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            raise RuntimeError("Fetcher.start() was not called")
+        return self._client
+
+    # --- HTTP helpers ----------------------------------------------------------------------
+
+    async def get(
+        self, url: str, *, headers: dict[str, str] | None = None, max_bytes: int | None = None
+    ) -> HttpResult:
+        """One guarded, polite GET with redirects (no robots check, no retries).
+
+        Used for feeds (subscribed explicitly by an operator, like a feed reader does) and
+        feed discovery. Returns 2xx/304; raises TransientError/PermanentError otherwise.
+        """
+        s = self._settings
+        return await fetch_url(
+            self._require_client(),
+            url,
+            slot=self.politeness.slot,
+            headers=headers,
+            max_bytes=max_bytes or s.max_page_bytes * FEED_MAX_BYTES_FACTOR,
+            max_redirects=s.max_redirects,
+            timeout_s=s.fetch_timeout_s,
+        )
+
+    async def _get_robots(self, url: str) -> HttpResult:
+        return await self.get(
+            url, headers={"Accept": "text/plain"}, max_bytes=self._settings.max_page_bytes
+        )
+
+    def _note_retry_after(self, host: str, seconds: float, reason: str) -> None:
+        self.politeness.block(host, seconds)
+        until = datetime.now(UTC) + timedelta(seconds=seconds)
+        previous = self._host_blocks.get(host)
+        if previous is None or previous[0] < until:
+            self._host_blocks[host] = (until, reason)
+
+    # --- pages -----------------------------------------------------------------------------
+
+    async def fetch(self, link: Link) -> Page:
+        """Fetch an article page politely and safely.
+
+        Raises PermanentError(kind=…) for DLQ-worthy failures (http_4xx, ssrf_blocked,
+        too_large, wrong_type, redirect_loop, too_many_redirects, robots_disallowed, …) and
+        TransientError only once retries are exhausted, or at once (kind ``host_blocked``,
+        with ``retry_after``) when the host asked for a pause longer than
+        ``fetch_max_retry_after_s``.
+        """
+        s = self._settings
+        client = self._require_client()
+        host = host_of(link.url)
+        blocked = self.politeness.blocked_for(host)
+        if blocked > s.fetch_max_retry_after_s:
+            raise TransientError(
+                f"{host} asked us to wait {blocked:.0f}s (Retry-After)",
+                kind="host_blocked",
+                retry_after=blocked,
+            )
+        robots = self._robots.check if (s.respect_robots and self._robots is not None) else None
+        headers = {"Accept": HTML_ACCEPT}
+
+        async def attempt() -> HttpResult:
+            return await fetch_url(
+                client,
+                link.url,
+                slot=self.politeness.slot,
+                headers=headers,
+                max_bytes=s.max_page_bytes,
+                max_redirects=s.max_redirects,
+                timeout_s=s.fetch_timeout_s,
+                robots=robots,
+            )
+
+        started = time.perf_counter()
+        result = await with_retries(
+            attempt,
+            attempts=s.fetch_attempts,
+            backoff_base_s=s.fetch_backoff_base_s,
+            backoff_max_s=s.fetch_backoff_max_s,
+            max_retry_after_s=s.fetch_max_retry_after_s,
+            on_retry_after=lambda sec: self._note_retry_after(host, sec, "page Retry-After"),
+            rng=self._rng,
+        )
+        check_html_type(result.content_type, result.body, result.final_url)
+        html, charset, source = decode_html(result.body, result.headers.get("content-type"))
+        if len(html) > MAX_HTML_CHARS:
+            raise PermanentError(
+                f"{len(html)} characters exceed {MAX_HTML_CHARS}", kind="too_large"
+            )
+        return Page(
+            url=link.url,
+            final_url=result.final_url,
+            host=host,
+            status_code=result.status_code,
+            content_type=result.content_type,
+            charset=charset,
+            charset_source=source,
+            html=html,
+            etag=result.headers.get("etag"),
+            last_modified=result.headers.get("last-modified"),
+            redirects=result.redirects,
+            feed_id=link.feed_id,
+            feed_url=link.feed_url,
+            entry=link.entry,
+            discovered_at=link.discovered_at,
+            fetched_at=datetime.now(UTC),
+            elapsed_ms=(time.perf_counter() - started) * 1000.0,
+        )
+
+    # --- feeds -----------------------------------------------------------------------------
+
+    async def poll_due_feeds(
+        self,
+        *,
+        send_links: Callable[[list[Link]], Awaitable[None]],
+        now: datetime | None = None,
+    ) -> PollReport:
+        """Poll every feed due at ``now`` (default: the current time), in claimed batches.
+
+        New, deduplicated links go to ``send_links`` before the batch's status is committed.
+        One feed's failure is recorded in its row and never raised; database or
+        ``send_links`` failures do raise (the batch rolls back, its leases expire and the
+        feeds are polled again).
+        """
+        s = self._settings
+        report = PollReport()
+        started = time.perf_counter()
+        at = now or datetime.now(UTC)
+        for host, until in (await poll.load_host_blocks(self._session_factory, now=at)).items():
+            self.politeness.block(host, (until - at).total_seconds())
+        while True:
+            at = now or datetime.now(UTC)
+            feeds = await poll.claim_due_feeds(
+                self._session_factory, now=at, limit=s.poll_batch_size, lease_s=s.poll_lease_s
+            )
+            if not feeds:
+                break
+            results = await poll.gather_bounded(
+                [functools.partial(self._poll_one, f, at) for f in feeds],
+                limit=s.poll_concurrency,
+            )
+            blocks, self._host_blocks = self._host_blocks, {}
+            try:
+                await poll.record_poll(
+                    self._session_factory,
+                    results,
+                    send_links=send_links,
+                    settings=s,
+                    now=at,
+                    host_blocks=blocks,
+                    rng=self._rng,
+                )
+            except BaseException:
+                self._host_blocks.update(blocks)
+                raise
+            report.add(results)
+            for r in results:
+                level = logging.WARNING if r.outcome == "error" else logging.DEBUG
+                logger.log(
+                    level,
+                    "feed %s feed_id=%s url=%s status=%s new=%s error=%s",
+                    r.outcome,
+                    r.feed.id,
+                    r.feed.url,
+                    r.status,
+                    r.new_links,
+                    r.error.kind if r.error else "-",
+                )
+            if len(feeds) < s.poll_batch_size:
+                break
+        report.elapsed_s = time.perf_counter() - started
+        return report
+
+    async def _poll_one(self, feed: poll.FeedState, now: datetime) -> poll.FeedResult:
+        host = host_of(feed.url)
+        blocked = self.politeness.blocked_for(host)
+        if blocked > HOST_BLOCK_SKIP_S:
+            return poll.FeedResult(feed, "host_blocked", retry_after_s=blocked)
+
+        async def get(url: str, headers: dict[str, str]) -> HttpResult:
+            return await self.get(url, headers=headers)
+
+        result = await poll.fetch_feed(get, feed, now=now)
+        if result.error is not None and result.retry_after_s:
+            self._note_retry_after(host, result.retry_after_s, f"feed {result.error.kind}")
+        return result

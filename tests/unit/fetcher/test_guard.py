@@ -1,0 +1,121 @@
+"""SSRF guard: the IP is checked at connect time, for every hop, with the guard ON."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from aiohttp import web
+
+from services.fetcher.guard import GuardedBackend, guarded_transport, is_blocked_ip
+from services.fetcher.service import Fetcher
+from shared.errors import PermanentError
+from tests.unit.fetcher.conftest import LoopbackServer, link, make_settings
+
+ARTICLE = "<html><body>ok</body></html>"
+
+
+@pytest.mark.parametrize(
+    ("ip", "blocked"),
+    [
+        ("127.0.0.1", True),
+        ("10.1.2.3", True),
+        ("172.16.0.1", True),
+        ("192.168.1.1", True),
+        ("169.254.169.254", True),  # cloud metadata
+        ("100.64.0.1", True),  # CGNAT
+        ("0.0.0.0", True),
+        ("224.0.0.1", True),
+        ("255.255.255.255", True),
+        ("::1", True),
+        ("::", True),
+        ("fe80::1", True),
+        ("fc00::1", True),
+        ("ff02::1", True),
+        ("::ffff:127.0.0.1", True),  # IPv4-mapped loopback
+        ("::ffff:10.0.0.1", True),
+        ("2002:7f00:1::", True),  # 6to4 wrapping 127.0.0.1
+        ("64:ff9b::a00:1", True),  # NAT64 to 10.0.0.1
+        ("8.8.8.8", False),
+        ("93.184.216.34", False),
+        ("2606:4700:4700::1111", False),
+        ("::ffff:8.8.8.8", False),
+    ],
+)
+def test_is_blocked_ip(ip: str, blocked: bool) -> None:
+    assert is_blocked_ip(ip) is blocked
+
+
+async def test_private_target_refused_with_guard_on(server: LoopbackServer, make_fetcher) -> None:
+    server.static("/a", ARTICLE)
+    fetcher = await make_fetcher(allow_private_networks=False)
+    with pytest.raises(PermanentError) as err:
+        await fetcher.fetch(link(server.url("/a")))
+    assert err.value.kind == "ssrf_blocked"
+    assert server.hits == []  # no byte reached the server
+
+
+async def test_hostname_resolving_to_private_address_refused(
+    server: LoopbackServer, make_fetcher
+) -> None:
+    server.static("/a", ARTICLE)
+    fetcher = await make_fetcher(allow_private_networks=False)
+    with pytest.raises(PermanentError) as err:
+        await fetcher.fetch(link(server.url("/a").replace("127.0.0.1", "localhost")))
+    assert err.value.kind == "ssrf_blocked"
+    assert "localhost" in err.value.detail
+    assert server.hits == []
+
+
+async def test_dns_answer_is_checked_at_connect_time() -> None:
+    # A rebinding resolver: harmless on the first lookup, private on the second. The check
+    # happens on the address actually connected to, so the second connection is refused.
+    answers = iter([["93.184.216.34"], ["10.0.0.7"]])
+    connected: list[str] = []
+
+    class Recorder:
+        async def connect_tcp(self, host: str, port: int, **kwargs: object) -> object:
+            connected.append(host)
+            return object()
+
+    async def resolver(host: str, port: int) -> list[str]:
+        return next(answers)
+
+    backend = GuardedBackend(resolver=resolver, inner=Recorder())  # type: ignore[arg-type]
+    await backend.connect_tcp("news.example", 80)
+    with pytest.raises(Exception, match="blocked address"):
+        await backend.connect_tcp("news.example", 80)
+    assert connected == ["93.184.216.34"]  # connected to the vetted IP, not the name
+
+
+async def test_every_redirect_hop_is_rechecked(server: LoopbackServer, make_fetcher) -> None:
+    # Treat only 127.0.0.2 as private: the first hop (127.0.0.1) passes, the redirect to
+    # 127.0.0.2 must be refused by the same connect-time check.
+    server.route("/start", lambda r: _redirect("http://127.0.0.2:1/internal"))
+    transport = guarded_transport(
+        allow_private=False,
+        limits=httpx.Limits(max_connections=4),
+        blocked=lambda ip: ip == "127.0.0.2",
+    )
+    fetcher = Fetcher(
+        make_settings(allow_private_networks=False), session_factory=None, transport=transport
+    )  # type: ignore[arg-type]
+    await fetcher.start()
+    try:
+        with pytest.raises(PermanentError) as err:
+            await fetcher.fetch(link(server.url("/start")))
+    finally:
+        await fetcher.stop()
+    assert err.value.kind == "ssrf_blocked"
+    assert len(server.hits_for("/start")) == 1
+
+
+async def _redirect(location: str) -> web.Response:
+    return web.Response(status=302, headers={"Location": location})
+
+
+async def test_non_http_schemes_are_refused(make_fetcher) -> None:
+    fetcher = await make_fetcher(allow_private_networks=False)
+    for url in ("file:///etc/passwd", "ftp://example.com/x", "gopher://127.0.0.1:6379/_"):
+        with pytest.raises(PermanentError) as err:
+            await fetcher.fetch(link(url.replace("file:///", "file://h/")))
+        assert err.value.kind == "ssrf_blocked"

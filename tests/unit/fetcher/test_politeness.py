@@ -1,0 +1,52 @@
+"""Per-host politeness, checked with the server's own clock."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+
+from aiohttp import web
+
+from tests.unit.fetcher.conftest import LoopbackServer, link
+
+ARTICLE = "<html><body>ok</body></html>"
+
+
+async def test_host_concurrency_and_interval_hold_at_the_server(
+    server: LoopbackServer, make_fetcher
+) -> None:
+    async def slowish(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.3)
+        return web.Response(text=ARTICLE, content_type="text/html")
+
+    server.route("/p", slowish)
+    fetcher = await make_fetcher(host_concurrency=2, host_interval_s=0.2, fetch_concurrency=32)
+    await asyncio.gather(*(fetcher.fetch(link(server.url(f"/p?i={i}"))) for i in range(8)))
+    starts = sorted(h.start for h in server.hits)
+    assert len(starts) == 8
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert min(gaps) >= 0.19, gaps  # never two starts closer than the interval
+    assert server.max_in_flight <= 2
+    assert server.max_in_flight == 2  # ...and the limit is actually used, not serialised
+
+
+async def test_slow_host_does_not_stall_other_hosts(server: LoopbackServer, make_fetcher) -> None:
+    async def very_slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(1.5)
+        return web.Response(text=ARTICLE, content_type="text/html")
+
+    server.route("/slow", very_slow)
+    server.static("/fast", ARTICLE)
+    # Same server, two host names: politeness is per host name, not per IP.
+    fetcher = await make_fetcher(host_concurrency=1, host_interval_s=0.0, fetch_concurrency=4)
+    slow = [asyncio.create_task(fetcher.fetch(link(server.url(f"/slow?i={i}")))) for i in range(3)]
+    await asyncio.sleep(0.05)
+    fast_url = server.url("/fast").replace("127.0.0.1", "localhost")
+    started = time.perf_counter()
+    for i in range(5):
+        await fetcher.fetch(link(f"{fast_url}?i={i}"))
+    assert time.perf_counter() - started < 1.0  # the slow host's queue held nothing global
+    await asyncio.gather(*slow)
+    slow_hits = sorted(h.start for h in server.hits if h.path.startswith("/slow"))
+    assert all(b - a >= 1.4 for a, b in itertools.pairwise(slow_hits))  # one at a time
