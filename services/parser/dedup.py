@@ -1,0 +1,260 @@
+"""Duplicate detection: exact (content hash) and near-duplicate (MinHash + LSH in PostgreSQL).
+
+State lives in ``article_fingerprints`` (one row per canonical URL: hash, signature,
+first-seen time) and ``minhash_bands`` (LSH buckets of *original* articles only), so it
+survives restarts and is shared by every parser worker.
+
+Ordering is what makes decisions stable. ``first_seen_at`` is taken from the database clock
+inside a transaction that holds a transaction-scoped advisory lock, so all workers' batches are
+serialised and numbered in one order. An article is only ever a duplicate of something seen
+*before* it; therefore a redelivered article resolves exactly as it did the first time (an
+original stays original, never "a duplicate of itself"; a copy stays a copy of the same
+original). The lock is held for a few queries per batch, which is cheap next to parsing.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.parser.clean import normalise_key
+from shared.db.models import ArticleFingerprint, MinhashBand
+from shared.messages import Article
+
+logger = logging.getLogger(__name__)
+
+NUM_PERM = 128
+MINHASH_SEED = 1
+#: datasketch 2.x hashing scheme; fixed so signatures stay comparable across upgrades
+MINHASH_SCHEME = "affine32"
+SHINGLE_WORDS = 3
+#: LSH: 16 bands of 8 rows. A pair is a candidate with probability 1-(1-s^8)^16: 0.5 at s~0.7,
+#: 0.96 at s=0.8, so the 0.8 default threshold loses few true pairs; candidates are then
+#: verified against the full signature.
+LSH_BANDS = 16
+LSH_ROWS = NUM_PERM // LSH_BANDS
+#: texts shorter than this are matched exactly only (a few shingles give noisy estimates)
+MIN_NEAR_DUPLICATE_WORDS = 30
+DEFAULT_THRESHOLD = 0.8
+#: any constant bigint unique to this lock; "newsflow parser dedup" in ASCII, truncated
+ADVISORY_LOCK_KEY = int.from_bytes(b"nf-dedup", "big") & 0x7FFF_FFFF_FFFF_FFFF
+_STEP = timedelta(microseconds=1)
+
+
+# --- pure: hash and signature ------------------------------------------------------------------
+
+
+def content_hash(text: str) -> str:
+    """sha256 hex of the normalised text (case, punctuation and whitespace do not count)."""
+    return hashlib.sha256(normalise_key(text).encode("utf-8")).hexdigest()
+
+
+@functools.cache
+def _permutations() -> np.ndarray:
+    # datasketch draws the permutations from the seed on every MinHash(); drawing them once
+    # makes a signature ~5x cheaper and keeps every worker's signatures comparable.
+    from datasketch import MinHash
+
+    return np.asarray(
+        MinHash(num_perm=NUM_PERM, seed=MINHASH_SEED, scheme=MINHASH_SCHEME).permutations
+    )
+
+
+def minhash_signature(text: str) -> list[int]:
+    """MinHash (128 uint32) over word 3-shingles of the normalised text; [] for no words."""
+    from datasketch import MinHash
+
+    words = normalise_key(text).split()
+    if not words:
+        return []
+    shingles = {
+        " ".join(words[i : i + SHINGLE_WORDS]).encode("utf-8")
+        for i in range(max(1, len(words) - SHINGLE_WORDS + 1))
+    }
+    signature = MinHash(
+        num_perm=NUM_PERM, seed=MINHASH_SEED, permutations=_permutations(), scheme=MINHASH_SCHEME
+    )
+    signature.update_batch(sorted(shingles))
+    return [int(v) for v in signature.hashvalues]
+
+
+def similarity(a: Sequence[int], b: Sequence[int]) -> float:
+    """Jaccard estimate of two signatures (share of equal slots)."""
+    if not a or len(a) != len(b):
+        return 0.0
+    return float(np.count_nonzero(np.asarray(a) == np.asarray(b))) / len(a)
+
+
+def lsh_bands(signature: Sequence[int]) -> list[tuple[int, int]]:
+    """(band, bucket) pairs; the bucket is a signed 64-bit hash of the band's rows."""
+    if len(signature) != NUM_PERM:
+        return []
+    bands = []
+    for band in range(LSH_BANDS):
+        rows = signature[band * LSH_ROWS : (band + 1) * LSH_ROWS]
+        digest = hashlib.blake2b(struct.pack(f"<{LSH_ROWS}I", *rows), digest_size=8).digest()
+        bands.append((band, int.from_bytes(digest, "little", signed=True)))
+    return bands
+
+
+def _pack(signature: Sequence[int]) -> bytes | None:
+    return np.asarray(signature, dtype="<u4").tobytes() if signature else None
+
+
+def _unpack(blob: bytes | None) -> list[int]:
+    return [int(v) for v in np.frombuffer(blob, dtype="<u4")] if blob else []
+
+
+# --- the index ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Known:
+    canonical_url: str
+    content_hash: str
+    signature: list[int]
+    first_seen_at: datetime
+
+
+class DedupIndex:
+    """Resolves batches of parsed articles against every article seen before (PostgreSQL)."""
+
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        *,
+        threshold: float = DEFAULT_THRESHOLD,
+    ) -> None:
+        self._sessions = session_factory
+        self.threshold = threshold
+
+    async def resolve(self, articles: list[Article]) -> list[Article]:
+        """Return copies with ``status``/``duplicate_of``/``similarity`` set; record fingerprints.
+
+        Same content hash as an earlier article -> ``status="duplicate"``, ``similarity=1.0``.
+        MinHash similarity >= threshold to an earlier original -> ``"near_duplicate"``.
+        Otherwise the article keeps its status. Idempotent: a redelivered article gets the
+        same answer and writes nothing new. Database errors propagate (the caller retries).
+        """
+        if not articles:
+            return []
+        async with self._sessions() as session, session.begin():
+            await session.execute(select(func.pg_advisory_xact_lock(ADVISORY_LOCK_KEY)))
+            base = (await session.execute(select(func.clock_timestamp()))).scalar_one()
+            known, indexed = await self._load(session, articles)
+            resolved, rows, bands, changed = self._decide(articles, known, indexed, base)
+            if changed:
+                await session.execute(
+                    delete(MinhashBand).where(MinhashBand.canonical_url.in_(sorted(changed)))
+                )
+            if rows:
+                stmt = insert(ArticleFingerprint).values(list(rows.values()))
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=[ArticleFingerprint.canonical_url],
+                    set_={"content_hash": stmt.excluded.content_hash, "minhash": stmt.excluded.minhash},
+                    where=ArticleFingerprint.content_hash != stmt.excluded.content_hash,
+                )
+                await session.execute(stmt)
+            if bands:
+                band_rows = [{"band": b, "hash": h, "canonical_url": u} for b, h, u in sorted(bands)]
+                await session.execute(insert(MinhashBand).values(band_rows).on_conflict_do_nothing())
+        return resolved
+
+    async def _load(
+        self, session: AsyncSession, articles: list[Article]
+    ) -> tuple[dict[str, _Known], set[str]]:
+        """Fingerprints of this batch's URLs, hashes and LSH candidates; and which are indexed."""
+        urls = {a.canonical_url for a in articles}
+        hashes = {a.content_hash for a in articles}
+        pairs = {pair for a in articles for pair in lsh_bands(a.minhash)}
+        indexed: set[str] = set()
+        if pairs:
+            # chunked: one IN list per 1000 pairs keeps the statement's parameters bounded
+            ordered = sorted(pairs)
+            for start in range(0, len(ordered), 1000):
+                chunk = ordered[start : start + 1000]
+                result = await session.execute(
+                    select(MinhashBand.canonical_url)
+                    .where(tuple_(MinhashBand.band, MinhashBand.hash).in_(chunk))
+                    .distinct()
+                )
+                indexed.update(result.scalars())
+        fp = ArticleFingerprint
+        result = await session.execute(
+            select(fp.canonical_url, fp.content_hash, fp.minhash, fp.first_seen_at).where(
+                fp.canonical_url.in_(sorted(urls | indexed)) | fp.content_hash.in_(sorted(hashes))
+            )
+        )
+        known = {
+            row.canonical_url: _Known(
+                row.canonical_url, row.content_hash, _unpack(row.minhash), row.first_seen_at
+            )
+            for row in result
+        }
+        return known, indexed
+
+    def _decide(
+        self, articles: list[Article], known: dict[str, _Known], indexed: set[str], base: datetime
+    ) -> tuple[list[Article], dict[str, dict[str, object]], set[tuple[int, int, str]], set[str]]:
+        # originals with LSH bands (from the DB, plus this batch's as they are decided)
+        band_index: dict[tuple[int, int], set[str]] = {}
+        for url in indexed & known.keys():
+            for pair in lsh_bands(known[url].signature):
+                band_index.setdefault(pair, set()).add(url)
+        resolved: list[Article] = []
+        rows: dict[str, dict[str, object]] = {}
+        bands: set[tuple[int, int, str]] = set()
+        changed: set[str] = set()
+        for position, article in enumerate(articles):
+            url = article.canonical_url
+            previous = known.get(url)
+            seen_at = previous.first_seen_at if previous else base + position * _STEP
+            if previous is not None and previous.content_hash != article.content_hash:
+                changed.add(url)  # an updated article: new hash and bands, same first-seen
+            me = _Known(url, article.content_hash, list(article.minhash), seen_at)
+            known[url] = me
+            update: dict[str, object] = {}
+            earlier = sorted(
+                (k.first_seen_at, k.canonical_url)
+                for k in known.values()
+                if k.content_hash == me.content_hash and (k.first_seen_at, k.canonical_url) < (seen_at, url)
+            )
+            if earlier:
+                update = {"status": "duplicate", "duplicate_of": earlier[0][1], "similarity": 1.0}
+            elif article.word_count >= MIN_NEAR_DUPLICATE_WORDS and len(me.signature) == NUM_PERM:
+                my_bands = lsh_bands(me.signature)
+                best_url, best = None, 0.0
+                for candidate in sorted({u for pair in my_bands for u in band_index.get(pair, ())}):
+                    other = known.get(candidate)
+                    if other is None or candidate == url or (other.first_seen_at, candidate) >= (seen_at, url):
+                        continue
+                    score = similarity(me.signature, other.signature)
+                    if score > best:
+                        best_url, best = candidate, score
+                if best_url is not None and best >= self.threshold:
+                    update = {"status": "near_duplicate", "duplicate_of": best_url, "similarity": round(best, 4)}
+                else:
+                    for pair in my_bands:
+                        band_index.setdefault(pair, set()).add(url)
+                        bands.add((pair[0], pair[1], url))
+            if previous is None or url in changed:
+                rows[url] = {
+                    "canonical_url": url,
+                    "content_hash": article.content_hash,
+                    "minhash": _pack(article.minhash),
+                    "first_seen_at": seen_at,
+                }
+            if update:
+                logger.debug("dedup %s -> %s of %s", url, update["status"], update["duplicate_of"])
+            resolved.append(article.model_copy(update=update) if update else article)
+        return resolved, rows, bands, changed

@@ -1,0 +1,233 @@
+"""Page -> Article: the parser's one entry point (:func:`parse_page`).
+
+Stages: charset repair -> DOM (size limit) -> structured data -> body extraction (fallbacks)
+-> cleaning (recorded) -> metadata -> checks (not an article, empty, garbage) -> fingerprints.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+from datetime import UTC, datetime, timedelta
+
+import trafilatura.meta
+from lxml.html import HtmlElement
+
+from services.parser import metadata
+from services.parser.charset import check_replacement_chars, repair_mojibake
+from services.parser.clean import clean_paragraphs
+from services.parser.dedup import content_hash, minhash_signature
+from services.parser.extract import extract_body, find_captions, load_tree
+from services.parser.limits import ParseTimeout, TimeLimit
+from services.parser.structured import (
+    IMAGE_META,
+    MODIFIED_META,
+    PUBLISHED_META,
+    SITE_NAME_META,
+    TITLE_META,
+    Structured,
+    read_structured,
+)
+from shared.errors import NewsflowError, PermanentError
+from shared.messages import Article, Page
+from shared.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+#: fewer words than this after cleaning: nothing worth publishing (unless it is a teaser)
+MIN_ARTICLE_WORDS = 25
+#: a paywalled page with fewer words than this is a teaser, not the article
+TEASER_MAX_WORDS = 150
+#: pages without any article markup whose text is mostly link text are listings
+MAX_LINK_TEXT_RATIO = 0.5
+#: garbage: too few letters among non-space characters, or too many absurdly long "words"
+MIN_LETTER_RATIO = 0.6
+MAX_LONG_TOKEN_RATIO = 0.05
+LONG_TOKEN_CHARS = 40
+#: titles of error pages served with status 200 ("soft 404s")
+ERROR_TITLE = re.compile(
+    r"\b(?:404|410|500|503|page not found|not found|error|access denied|forbidden"
+    r"|sayfa bulunamad[ıi]|service unavailable)\b",
+    re.IGNORECASE,
+)
+#: trafilatura/htmldate memoise per process and grow without bound: reset every N pages
+RESET_CACHES_EVERY = 500
+_HTML_LANG = re.compile(r"<html[^>]*?\blang\s*=\s*[\"']?([A-Za-z-]+)", re.IGNORECASE)
+
+_pages_parsed = itertools.count(1)
+
+
+def parse_page(page: Page, *, settings: Settings | None = None, now: datetime | None = None) -> Article:
+    """Turn a fetched page into a clean :class:`Article` (dedup status not yet resolved).
+
+    Pure and deterministic for a given ``page``, ``settings`` and ``now`` (default: the
+    current time, also used as ``parsed_at`` and as the "future date" limit). Raises
+    ``PermanentError`` with ``kind`` one of ``not_article`` (HTTP error, index/category/error
+    page), ``empty``, ``garbage``, ``charset`` (mis-decoded beyond repair), ``dom_too_large``,
+    ``parse_timeout``, or ``parse_error`` (an unexpected library failure on this page).
+    """
+    settings = settings or get_settings()
+    now = now or datetime.now(UTC)
+    if page.status_code >= 400:
+        raise PermanentError(f"HTTP {page.status_code} page", kind="not_article")
+    try:
+        with TimeLimit(settings.parse_timeout_s) as limit:
+            return _parse(page, settings=settings, now=now, limit=limit)
+    except ParseTimeout as exc:
+        raise PermanentError(str(exc), kind="parse_timeout") from exc
+    except NewsflowError:
+        raise
+    except Exception as exc:
+        # Parsing is deterministic: a library failing on this page will fail again, so this
+        # is permanent (dead-lettered with the cause), not a worker crash.
+        raise PermanentError(f"{type(exc).__name__}: {exc}", kind="parse_error") from exc
+    finally:
+        if next(_pages_parsed) % RESET_CACHES_EVERY == 0:
+            trafilatura.meta.reset_caches()
+
+
+def _has_article_markup(structured: Structured, tree: HtmlElement) -> bool:
+    return bool(
+        structured.article_types
+        or structured.meta.get("og:type", "").lower() == "article"
+        or structured.first_meta(PUBLISHED_META)
+        or tree.find(".//article") is not None
+    )
+
+
+def _link_text_ratio(tree: HtmlElement) -> float:
+    body = tree.find(".//body")
+    if body is None:
+        return 0.0
+    total = len("".join(body.text_content().split()))
+    linked = sum(len("".join(a.text_content().split())) for a in body.iter("a"))
+    return linked / total if total else 0.0
+
+
+def _is_garbage(text: str) -> bool:
+    chars = [ch for ch in text if not ch.isspace()]
+    if not chars:
+        return False
+    letters = sum(1 for ch in chars if ch.isalpha())
+    tokens = text.split()
+    long_tokens = sum(1 for t in tokens if len(t) >= LONG_TOKEN_CHARS)
+    return letters / len(chars) < MIN_LETTER_RATIO or long_tokens / len(tokens) > MAX_LONG_TOKEN_RATIO
+
+
+def _htmldate(tree: HtmlElement, *, url: str, now: datetime) -> str | None:
+    from htmldate import find_date
+
+    return find_date(
+        tree,
+        original_date=True,  # else htmldate prefers the last-modified date
+        url=url,
+        max_date=now.strftime("%Y-%m-%d"),
+        outputformat="%Y-%m-%d",
+    )
+
+
+def _parse(page: Page, *, settings: Settings, now: datetime, limit: TimeLimit) -> Article:
+    declared = _HTML_LANG.search(page.html[:4096])
+    html, repair = repair_mojibake(page.html, lang=declared[1] if declared else None)
+    if repair:
+        logger.info("repaired mojibake (%s) url=%s", repair, page.final_url)
+    tree = load_tree(html, max_nodes=settings.max_dom_nodes)
+    limit.check()
+    st = read_structured(tree)
+    host_name = metadata.host_site_name(page.host)
+    site_name = st.first_meta(SITE_NAME_META) or st.publisher or host_name
+    site_names = [n for n in (site_name, st.publisher, host_name, page.host) if n]
+    title = metadata.choose_title(
+        (st.headline, st.first_meta(TITLE_META), st.title_tag, st.h1, page.entry.title),
+        site_names=site_names,
+    )
+    has_markup = _has_article_markup(st, tree)
+    if st.listing and not st.article_types:
+        raise PermanentError("page declares itself a listing (CollectionPage/ItemList)", kind="not_article")
+
+    extraction = extract_body(tree, url=page.final_url, article_body=st.article_body)
+    limit.check()
+    cleaned = clean_paragraphs(
+        extraction.paragraphs, titles=(title, st.h1), captions=find_captions(tree)
+    )
+    body_text = "\n\n".join(cleaned.paragraphs)
+    check_replacement_chars(f"{title or ''} {body_text}", charset=page.charset)
+    word_count = len(body_text.split())
+    paywalled = st.is_free is False or cleaned.paywall_prompt
+    if title and ERROR_TITLE.search(title) and word_count < TEASER_MAX_WORDS and not has_markup:
+        raise PermanentError(f"error page titled {title!r}", kind="not_article")
+    if not has_markup and _link_text_ratio(tree) > MAX_LINK_TEXT_RATIO:
+        raise PermanentError("no article markup and mostly link text", kind="not_article")
+    if word_count == 0 or (word_count < MIN_ARTICLE_WORDS and not paywalled):
+        raise PermanentError(f"only {word_count} words after cleaning", kind="empty")
+    if _is_garbage(body_text):
+        raise PermanentError("text is mostly non-letters or unbroken tokens", kind="garbage")
+    limit.check()
+
+    in_url = metadata.url_date(page.final_url) or metadata.url_date(page.url)
+    dates = metadata.choose_dates(
+        published=(
+            ("jsonld", st.jsonld_published),
+            ("meta", st.first_meta(PUBLISHED_META) or st.time_published),
+            ("feed", page.entry.published_at),
+            ("url", in_url.isoformat() if in_url else None),
+            ("htmldate", lambda: _htmldate(tree, url=page.final_url, now=now)),
+        ),
+        modified=(("jsonld", st.jsonld_modified), ("meta", st.first_meta(MODIFIED_META))),
+        now=now,
+        first_seen=page.discovered_at,
+        in_url=in_url,
+        max_lag=timedelta(days=settings.max_date_lag_days),
+    )
+    if dates.rejected:
+        logger.debug("rejected dates url=%s %s", page.final_url, dates.rejected)
+
+    bylines = [span.text for span in cleaned.removed if span.reason == "byline"]
+    authors: list[str] = []
+    for source in (st.jsonld_authors, st.meta_authors, bylines, page.entry.authors):
+        authors = metadata.clean_authors(source, site_names=site_names)
+        if authors:
+            break
+
+    if paywalled and (cleaned.paywall_prompt or word_count < TEASER_MAX_WORDS):
+        status = "teaser"
+    elif paywalled:
+        status = "paywalled"
+    else:
+        status = "ok"
+    image = metadata.absolute_http_url(
+        st.first_meta(IMAGE_META) or st.jsonld_image, base=page.final_url
+    )
+    method = f"{extraction.method}+{repair}" if repair else extraction.method
+    return Article(
+        url=page.url,
+        final_url=page.final_url,
+        canonical_url=metadata.choose_canonical(st.canonical, final_url=page.final_url),
+        host=page.host,
+        status=status,
+        title=title,
+        authors=authors,
+        published_at=dates.published_at,
+        published_source=dates.published_source,
+        modified_at=dates.modified_at,
+        modified_source=dates.modified_source,
+        language=metadata.detect_language(body_text),
+        site_name=site_name,
+        top_image=image,
+        # the first paragraph, not the meta description (often a rewritten summary)
+        lead=cleaned.paragraphs[0],
+        body_text=body_text,
+        captions=cleaned.captions,
+        removed=cleaned.removed,
+        paywalled=paywalled,
+        content_hash=content_hash(body_text),
+        minhash=minhash_signature(body_text),
+        feed_id=page.feed_id,
+        feed_url=page.feed_url,
+        word_count=word_count,
+        extraction=method,
+        discovered_at=page.discovered_at,
+        fetched_at=page.fetched_at,
+        parsed_at=now,
+    )

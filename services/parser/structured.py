@@ -1,0 +1,243 @@
+"""Structured data a page declares about itself: JSON-LD, OpenGraph, meta tags, link rels.
+
+Everything here reads the parsed tree and never modifies it. Values are returned raw (strings
+as the page wrote them); :mod:`services.parser.metadata` validates and chooses between them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from lxml.html import HtmlElement
+
+logger = logging.getLogger(__name__)
+
+#: JSON-LD ``@type`` values that describe one article (schema.org Article and subtypes).
+ARTICLE_TYPES = frozenset(
+    {
+        "Article",
+        "NewsArticle",
+        "ReportageNewsArticle",
+        "AnalysisNewsArticle",
+        "BackgroundNewsArticle",
+        "OpinionNewsArticle",
+        "ReviewNewsArticle",
+        "AskPublicNewsArticle",
+        "BlogPosting",
+        "LiveBlogPosting",
+        "Report",
+        "ScholarlyArticle",
+        "SocialMediaPosting",
+    }
+)
+#: JSON-LD ``@type`` values of listing pages (index, section, tag, search pages).
+LISTING_TYPES = frozenset({"CollectionPage", "ItemList", "SearchResultsPage"})
+
+#: meta tags holding a publication date, best first (property= or name= or itemprop=).
+PUBLISHED_META = (
+    "article:published_time",
+    "og:published_time",
+    "datepublished",
+    "pubdate",
+    "publishdate",
+    "publish-date",
+    "parsely-pub-date",
+    "sailthru.date",
+    "dc.date.issued",
+    "dcterms.created",
+    "dc.date",
+    "date",
+)
+MODIFIED_META = (
+    "article:modified_time",
+    "og:updated_time",
+    "datemodified",
+    "dcterms.modified",
+    "last-modified",
+)
+AUTHOR_META = ("author", "article:author", "parsely-author", "sailthru.author", "dc.creator")
+SITE_NAME_META = ("og:site_name", "application-name", "apple-mobile-web-app-title")
+IMAGE_META = ("og:image:secure_url", "og:image", "og:image:url", "twitter:image", "twitter:image:src")
+TITLE_META = ("og:title", "twitter:title")
+DESCRIPTION_META = ("og:description", "description", "twitter:description")
+
+#: JSON-LD blocks above this size are skipped: they are data dumps, not page metadata.
+MAX_JSONLD_CHARS = 500_000
+
+
+@dataclass(slots=True)
+class Structured:
+    """What the page says about itself. Lists keep the page's order (best source first)."""
+
+    article_types: list[str] = field(default_factory=list)
+    listing: bool = False
+    headline: str | None = None
+    jsonld_authors: list[str] = field(default_factory=list)
+    jsonld_published: str | None = None
+    jsonld_modified: str | None = None
+    article_body: str | None = None
+    is_free: bool | None = None
+    publisher: str | None = None
+    jsonld_image: str | None = None
+    meta: dict[str, str] = field(default_factory=dict)
+    meta_authors: list[str] = field(default_factory=list)
+    time_published: str | None = None
+    canonical: str | None = None
+    html_lang: str | None = None
+    title_tag: str | None = None
+    h1: str | None = None
+
+    def first_meta(self, names: tuple[str, ...]) -> str | None:
+        for name in names:
+            value = self.meta.get(name)
+            if value:
+                return value
+        return None
+
+
+def read_structured(tree: HtmlElement) -> Structured:
+    """Collect JSON-LD (incl. ``@graph``), OpenGraph/meta tags and link rels from ``tree``."""
+    found = Structured()
+    _read_meta(tree, found)
+    for node in _jsonld_nodes(tree):
+        _read_jsonld_node(node, found)
+    return found
+
+
+def _text(element: HtmlElement) -> str:
+    return " ".join(element.text_content().split())
+
+
+def _read_meta(tree: HtmlElement, found: Structured) -> None:
+    for meta in tree.iter("meta"):
+        key = (meta.get("property") or meta.get("name") or meta.get("itemprop") or "").strip()
+        content = (meta.get("content") or "").strip()
+        if not key or not content:
+            continue
+        key = key.lower()
+        if key in AUTHOR_META:
+            found.meta_authors.append(content)
+        # first occurrence wins: later duplicates are usually from embedded widgets
+        found.meta.setdefault(key, content)
+    for link in tree.iter("link"):
+        rels = (link.get("rel") or "").lower().split()
+        if "canonical" in rels and found.canonical is None and link.get("href"):
+            found.canonical = link.get("href", "").strip()
+    for time_el in tree.iter("time"):
+        if (time_el.get("itemprop") or "").lower() == "datepublished" and time_el.get("datetime"):
+            found.time_published = time_el.get("datetime")
+            break
+    root = tree.getroottree().getroot()
+    found.html_lang = (root.get("lang") or root.get("xml:lang") or "").strip() or None
+    title = tree.find(".//title")
+    if title is not None:
+        found.title_tag = _text(title) or None
+    h1 = tree.find(".//h1")
+    if h1 is not None:
+        found.h1 = _text(h1) or None
+
+
+def _jsonld_nodes(tree: HtmlElement) -> Iterator[dict[str, Any]]:
+    for script in tree.iter("script"):
+        if (script.get("type") or "").strip().lower() != "application/ld+json":
+            continue
+        raw = script.text or ""
+        if not raw.strip() or len(raw) > MAX_JSONLD_CHARS:
+            continue
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            # CMSes often emit JSON-LD with trailing commas or raw newlines: not worth repairing,
+            # the meta tags carry the same facts.
+            logger.debug("skipping invalid JSON-LD block (%s chars)", len(raw))
+            continue
+        yield from _walk(data)
+
+
+def _walk(data: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(data, list):
+        for item in data:
+            yield from _walk(item)
+    elif isinstance(data, dict):
+        yield data
+        graph = data.get("@graph")
+        if graph is not None:
+            yield from _walk(graph)
+
+
+def _types(node: dict[str, Any]) -> list[str]:
+    value = node.get("@type")
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, str)]
+    return []
+
+
+def _string(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, list) and value:
+        return _string(value[0])
+    if isinstance(value, dict):
+        for key in ("url", "name", "@value", "contentUrl"):
+            if key in value:
+                return _string(value[key])
+    return None
+
+
+def _names(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        name = _string(value.get("name"))
+        return [name] if name else []
+    if isinstance(value, list):
+        return [name for item in value for name in _names(item)]
+    return []
+
+
+def _bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
+        return value.strip().lower() == "true"
+    return None
+
+
+def _read_jsonld_node(node: dict[str, Any], found: Structured) -> None:
+    types = _types(node)
+    if any(t in LISTING_TYPES for t in types):
+        found.listing = True
+    if types and any(t in ("WebSite", "Organization", "NewsMediaOrganization") for t in types):
+        if found.publisher is None and "NewsMediaOrganization" in types:
+            found.publisher = _string(node.get("name"))
+        return
+    if not any(t in ARTICLE_TYPES for t in types):
+        return
+    # several article nodes (e.g. a teaser list rendered as JSON-LD) - the first one describes
+    # the page; the rest only count towards article_types.
+    first = not found.article_types
+    found.article_types.extend(t for t in types if t in ARTICLE_TYPES)
+    if not first:
+        return
+    found.headline = _string(node.get("headline")) or _string(node.get("name"))
+    found.jsonld_authors = _names(node.get("author"))
+    found.jsonld_published = _string(node.get("datePublished")) or _string(node.get("dateCreated"))
+    found.jsonld_modified = _string(node.get("dateModified"))
+    body = node.get("articleBody")
+    found.article_body = body if isinstance(body, str) and body.strip() else None
+    found.is_free = _bool(node.get("isAccessibleForFree"))
+    if found.is_free is None:
+        parts = node.get("hasPart")
+        for part in parts if isinstance(parts, list) else [parts]:
+            if isinstance(part, dict) and _bool(part.get("isAccessibleForFree")) is False:
+                found.is_free = False
+    publisher = node.get("publisher")
+    if isinstance(publisher, dict):
+        found.publisher = _string(publisher.get("name")) or found.publisher
+    found.jsonld_image = _string(node.get("image")) or _string(node.get("thumbnailUrl"))
