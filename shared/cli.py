@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,6 +18,7 @@ from shared.errors import NewsflowError
 from shared.logs import configure_logging
 from shared.settings import Settings
 
+logger = logging.getLogger("newsflow")
 console = Console(stderr=True)
 out = Console()
 
@@ -243,7 +246,13 @@ def worker(
     s = settings()
     configure_logging(level=s.log_level, fmt=s.log_format, service=service)
     module = importlib.import_module(f"services.{service}.app")
+    started = time.monotonic()
     faust_app = module.build(s, bootstrap=resolve_kafka_bootstrap(s))
+
+    async def ready() -> None:
+        logger.info("service ready: %s in %.2fs", service, time.monotonic() - started)
+
+    faust_app.on_startup_finished = ready
     serve_metrics(metrics_port(s.metrics_port_base, service))
     run_worker(faust_app, loglevel=s.log_level.lower())
 

@@ -112,3 +112,29 @@ def run_each(
         finally:
             STAGE_SECONDS.labels(stage).observe(time.perf_counter() - started)
     return results, letters
+
+
+class InOrderAcks:
+    """Ack a stream's events per partition in offset order, whatever order they finish in.
+
+    Agents that process events concurrently (the fetcher) finish out of order; faust would
+    then commit past a still-running earlier offset in some cases (a fresh group's first
+    offset), and a crash would lose it. Acking only the finished prefix keeps delivery
+    at-least-once.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._pending: dict[Any, list[list[Any]]] = {}
+
+    def track(self, event: Any) -> list[Any]:
+        token = [event, False]
+        self._pending.setdefault(event.message.tp, []).append(token)
+        return token
+
+    async def done(self, token: list[Any]) -> None:
+        token[1] = True
+        queue = self._pending[token[0].message.tp]
+        while queue and queue[0][1]:
+            event, _ = queue.pop(0)
+            await self._stream.ack(event)

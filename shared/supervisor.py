@@ -1,0 +1,446 @@
+"""``newsflow run``: the embedded stack, migrations, topics and the four services as children.
+
+The supervisor owns only what it started: a stack brought up by ``newsflow stack up`` is
+reused and left running. Children run in their own sessions so a terminal Ctrl-C reaches
+only the supervisor, which then stops them in pipeline order and waits for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from sqlalchemy import text
+
+from shared import kafka, stack
+from shared.db.migrate import upgrade
+from shared.db.session import create_engine, session_factory
+from shared.errors import StackError
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SERVICES = ("fetcher", "parser", "enricher", "writer")
+STAGES = (("fetch", "fetcher"), ("parse", "parser"), ("enrich", "enricher"), ("store", "writer"))
+STATUS_EVERY_S = 1.0
+STOP_GRACE_S = 20.0
+#: --once finishes only after the pipeline has been idle (nothing pending) this long.
+ONCE_SETTLE_S = 2.0
+
+
+@dataclass
+class Child:
+    service: str
+    proc: asyncio.subprocess.Process
+    started: float
+    metrics_port: int
+    ready_s: float | None = None
+    exit_code: int | None = None
+
+
+@dataclass
+class Progress:
+    feeds_total: int = 0
+    feeds_polled: int = 0
+    feeds_failed: int = 0
+    discovered: int = 0
+    done: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    dlq_by_stage: dict[str, int] = field(default_factory=dict)
+    stage_ok: dict[str, float] = field(default_factory=dict)
+    stage_dlq: dict[str, float] = field(default_factory=dict)
+    rates: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def pending(self) -> int:
+        return self.discovered - self.done
+
+
+def _metrics_base(preferred: int) -> int:
+    if preferred == 0:
+        return 0
+    for base in (preferred, *range(preferred + 10, preferred + 200, 10)):
+        if not any(stack.port_open(base + i) for i in range(len(SERVICES))):
+            return base
+    return 0
+
+
+def scrape(port: int) -> dict[tuple[str, str], float]:
+    """(stage, outcome) -> count from one service's /metrics; empty when unreachable."""
+    if not port:
+        return {}
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=0.5) as response:
+            body = response.read().decode()
+    except OSError:
+        return {}
+    totals: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(body):
+        if family.name != "newsflow_messages":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                key = (sample.labels["stage"], sample.labels["outcome"])
+                totals[key] = totals.get(key, 0.0) + sample.value
+    return totals
+
+
+class Supervisor:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        feeds_file: Path | None = None,
+        once: bool = False,
+        timeout: float = 900.0,
+        as_json: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.feeds_file = feeds_file
+        self.once = once
+        self.timeout = timeout
+        self.as_json = as_json
+        self.console = Console(stderr=True)
+        self.children: list[Child] = []
+        self._pumps: list[asyncio.Task[None]] = []
+        self.stopping = asyncio.Event()
+        self.stack_started: list[str] = []
+        self.timings: dict[str, float] = {}
+        self.progress = Progress()
+        self._last_counts: tuple[float, dict[str, float]] | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stopping.set)
+        run_start = datetime.now(UTC)
+        code = 1
+        try:
+            bootstrap, db_url = await self._prepare()
+            engine = create_engine(db_url, pool_size=2)
+            try:
+                sessions = session_factory(engine)
+                await self._import_feeds(sessions)
+                if self.once:
+                    await self._make_all_feeds_due(sessions)
+                await self._spawn(bootstrap, db_url)
+                code = await self._watch(sessions, run_start)
+            finally:
+                await engine.dispose()
+        except StackError as exc:
+            self.console.print(f"[red]error:[/] {exc.detail}")
+            code = 2
+        finally:
+            await self._stop_children()
+            if self.stack_started:
+                await asyncio.to_thread(
+                    stack.down, self.settings.state_dir, only=self.stack_started
+                )
+                self.console.print(f"stopped embedded {', '.join(self.stack_started)}")
+        return code
+
+    async def _prepare(self) -> tuple[str, str]:
+        s = self.settings
+        t0 = time.monotonic()
+        result = await asyncio.to_thread(
+            stack.up,
+            s.state_dir,
+            want_kafka=s.kafka_bootstrap is None,
+            want_postgres=s.database_url is None,
+        )
+        self.stack_started = result.started
+        self.timings.update({f"stack.{k}": v for k, v in result.seconds.items()})
+        state = result.state
+        bootstrap = s.kafka_bootstrap or (state.kafka.endpoint if state.kafka else None)
+        db_url = s.database_url or (state.postgres.endpoint if state.postgres else None)
+        if not bootstrap or not db_url:
+            raise StackError("stack did not report its endpoints; see 'newsflow stack status'")
+        self.console.print(
+            f"stack: kafka {bootstrap} ({'started' if 'kafka' in result.started else 'reused/external'}), "
+            f"postgres {db_url.split('@')[-1]} "
+            f"({'started' if 'postgres' in result.started else 'reused/external'}) "
+            f"in {time.monotonic() - t0:.2f}s"
+        )
+        t1 = time.monotonic()
+        await asyncio.to_thread(upgrade, db_url)  # alembic's env runs its own event loop
+        self.timings["migrations"] = time.monotonic() - t1
+        t2 = time.monotonic()
+        await kafka.create_topics(
+            bootstrap,
+            partitions=s.topic_partitions,
+            replication=s.topic_replication,
+            prefix=s.topic_prefix,
+        )
+        self.timings["topics"] = time.monotonic() - t2
+        return bootstrap, db_url
+
+    async def _import_feeds(self, sessions: Any) -> None:
+        if self.feeds_file is None:
+            return
+        from services.fetcher.admin import import_feeds_file
+
+        report = await import_feeds_file(sessions, self.feeds_file)
+        self.console.print(f"feeds: {report}")
+
+    async def _make_all_feeds_due(self, sessions: Any) -> None:
+        async with sessions() as session, session.begin():
+            await session.execute(text("UPDATE feeds SET next_poll_at = now()"))
+
+    async def _spawn(self, bootstrap: str, db_url: str) -> None:
+        base = _metrics_base(self.settings.metrics_port_base)
+        env = dict(os.environ)
+        env.update(
+            {
+                "NEWSFLOW_KAFKA_BOOTSTRAP": bootstrap,
+                "NEWSFLOW_DATABASE_URL": db_url,
+                "NEWSFLOW_METRICS_PORT_BASE": str(base),
+                "NEWSFLOW_HOME": str(self.settings.state_dir),
+                "NEWSFLOW_LOG_FORMAT": "text"
+                if self.settings.log_format == "auto" and sys.stderr.isatty()
+                else ("json" if self.settings.log_format == "auto" else self.settings.log_format),
+            }
+        )
+        for index, service in enumerate(SERVICES):
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "shared.cli",
+                "worker",
+                service,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+            child = Child(service, proc, time.monotonic(), base + index if base else 0)
+            self.children.append(child)
+            self._pumps.append(asyncio.create_task(self._pump(child)))
+
+    async def _pump(self, child: Child) -> None:
+        assert child.proc.stdout is not None
+        async for raw in child.proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip()
+            if child.ready_s is None and "service ready" in line:
+                child.ready_s = time.monotonic() - child.started
+            if line:
+                self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        child.exit_code = await child.proc.wait()
+
+    async def _stop_children(self) -> None:
+        # stop upstream first so downstream can drain what is in flight
+        for child in self.children:
+            if child.proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    child.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        for child in self.children:
+            try:
+                await asyncio.wait_for(
+                    child.proc.wait(), timeout=max(0.1, deadline - time.monotonic())
+                )
+            except TimeoutError:
+                logger.warning("%s did not stop in %.0fs; killing it", child.service, STOP_GRACE_S)
+                with contextlib.suppress(ProcessLookupError):
+                    child.proc.kill()
+                await child.proc.wait()
+
+    # --- watching ------------------------------------------------------------------------
+
+    async def _watch(self, sessions: Any, run_start: datetime) -> int:
+        deadline = time.monotonic() + self.timeout
+        idle_since: float | None = None
+        live = (
+            Live(self._render(), console=self.console, refresh_per_second=4, transient=False)
+            if self.console.is_terminal
+            else None
+        )
+        last_plain = 0.0
+        with live if live is not None else contextlib.nullcontext():
+            while not self.stopping.is_set():
+                await self._refresh(sessions, run_start)
+                if live is not None:
+                    live.update(self._render())
+                elif time.monotonic() - last_plain > 10:
+                    last_plain = time.monotonic()
+                    logger.info("status %s", self._status_line())
+                crashed = [c for c in self.children if c.proc.returncode is not None]
+                if crashed:
+                    for c in crashed:
+                        self.console.print(
+                            f"[red]{c.service} exited with code {c.proc.returncode}[/]"
+                        )
+                    return 3
+                if self.once:
+                    p = self.progress
+                    finished = p.feeds_polled >= p.feeds_total and p.pending == 0
+                    if finished:
+                        idle_since = idle_since or time.monotonic()
+                        if time.monotonic() - idle_since >= ONCE_SETTLE_S:
+                            self._summary()
+                            return 0
+                    else:
+                        idle_since = None
+                    if time.monotonic() > deadline:
+                        self.console.print(
+                            f"[red]timed out after {self.timeout:.0f}s[/] with "
+                            f"{self.progress.pending} link(s) pending"
+                        )
+                        self._summary()
+                        return 1
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), timeout=STATUS_EVERY_S)
+        self.console.print("stopping (Ctrl-C)…")
+        if self.once:
+            self._summary()
+        return 130 if self.once else 0
+
+    async def _refresh(self, sessions: Any, run_start: datetime) -> None:
+        p = self.progress
+        try:
+            async with sessions() as session:
+                row = (
+                    await session.execute(
+                        text(
+                            "SELECT (SELECT count(*) FROM feeds),"
+                            " (SELECT count(*) FROM feeds WHERE last_polled_at >= :t),"
+                            " (SELECT count(*) FROM feeds WHERE last_polled_at >= :t AND consecutive_failures > 0),"
+                            " (SELECT count(*) FROM seen_links WHERE first_seen_at >= :t),"
+                            " (SELECT count(*) FROM seen_links WHERE first_seen_at >= :t AND done_at IS NOT NULL),"
+                            " (SELECT count(*) FROM seen_links WHERE first_seen_at >= :t AND outcome = 'stored'),"
+                            " (SELECT count(*) FROM seen_links WHERE first_seen_at >= :t AND outcome = 'duplicate')"
+                        ),
+                        {"t": run_start},
+                    )
+                ).one()
+                (
+                    p.feeds_total,
+                    p.feeds_polled,
+                    p.feeds_failed,
+                    p.discovered,
+                    p.done,
+                    p.stored,
+                    p.duplicates,
+                ) = row
+                dlq = (
+                    await session.execute(
+                        text(
+                            "SELECT stage, count(*) FROM dead_letters WHERE failed_at >= :t GROUP BY stage"
+                        ),
+                        {"t": run_start},
+                    )
+                ).all()
+                p.dlq_by_stage = {stage: n for stage, n in dlq}
+                p.dead_letters = sum(p.dlq_by_stage.values())
+        except Exception as exc:  # the DB may restart under us; the panel says so
+            logger.warning("status query failed: %s", exc)
+        now = time.monotonic()
+        ok: dict[str, float] = {}
+        for stage, service in STAGES:
+            child = next((c for c in self.children if c.service == service), None)
+            counts = scrape(child.metrics_port) if child else {}
+            ok[stage] = counts.get((stage, "ok"), 0.0)
+            p.stage_dlq[stage] = counts.get((stage, "dlq"), 0.0)
+        if self._last_counts is not None:
+            then, previous = self._last_counts
+            dt = max(1e-6, now - then)
+            p.rates = {stage: (ok[stage] - previous.get(stage, 0.0)) / dt for stage in ok}
+        self._last_counts = (now, ok)
+        p.stage_ok = ok
+
+    def _status_line(self) -> str:
+        p = self.progress
+        stages = " ".join(
+            f"{s}={int(p.stage_ok.get(s, 0))}({p.rates.get(s, 0):.1f}/s)" for s, _ in STAGES
+        )
+        return (
+            f"feeds {p.feeds_polled}/{p.feeds_total} links {p.discovered} done {p.done} "
+            f"pending {p.pending} stored {p.stored} dlq {p.dead_letters} | {stages}"
+        )
+
+    def _render(self) -> Table:
+        p = self.progress
+        table = Table(
+            title="newsflow",
+            caption=(
+                f"feeds polled {p.feeds_polled}/{p.feeds_total} (failing {p.feeds_failed}) · "
+                f"links {p.discovered} · pending {p.pending} · stored {p.stored} · "
+                f"duplicates {p.duplicates} · DLQ {p.dead_letters}"
+            ),
+        )
+        for column in ("stage", "service", "ok", "rate/s", "dead-lettered", "ready in"):
+            table.add_column(
+                column, justify="right" if column not in ("stage", "service") else "left"
+            )
+        for stage, service in STAGES:
+            child = next((c for c in self.children if c.service == service), None)
+            ready = f"{child.ready_s:.1f}s" if child and child.ready_s is not None else "…"
+            table.add_row(
+                stage,
+                service,
+                str(int(p.stage_ok.get(stage, 0))),
+                f"{p.rates.get(stage, 0):.1f}",
+                str(p.dlq_by_stage.get(stage, 0)),
+                ready,
+            )
+        return table
+
+    def _summary(self) -> None:
+        p = self.progress
+        summary = {
+            "feeds": p.feeds_total,
+            "feeds_polled": p.feeds_polled,
+            "feeds_failing": p.feeds_failed,
+            "links_discovered": p.discovered,
+            "articles_stored": p.stored,
+            "duplicates": p.duplicates,
+            "dead_letters": p.dead_letters,
+            "dead_letters_by_stage": p.dlq_by_stage,
+            "pending": p.pending,
+            "startup_s": {
+                **{k: round(v, 3) for k, v in self.timings.items()},
+                **{c.service: round(c.ready_s, 3) for c in self.children if c.ready_s},
+            },
+        }
+        if self.as_json:
+            sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+            return
+        table = Table(title="newsflow run --once: summary")
+        table.add_column("what")
+        table.add_column("count", justify="right")
+        for key in (
+            "feeds",
+            "feeds_polled",
+            "feeds_failing",
+            "links_discovered",
+            "articles_stored",
+            "duplicates",
+            "dead_letters",
+            "pending",
+        ):
+            table.add_row(key.replace("_", " "), str(summary[key]))
+        for stage, n in sorted(p.dlq_by_stage.items()):
+            table.add_row(f"  dead letters: {stage}", str(n))
+        Console().print(table)
+        self.console.print(
+            "start-up: " + ", ".join(f"{k} {v:.2f}s" for k, v in summary["startup_s"].items())
+        )
