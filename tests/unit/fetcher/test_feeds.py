@@ -1,0 +1,132 @@
+"""Feed formats, safety and discovery (pure parsing on fixture files)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from services.fetcher.feeds import discover_feed_links, parse_feed
+from shared.errors import PermanentError
+
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "fetcher"
+NOW = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
+
+
+def load(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def test_rss20_items_links_dates_and_hints() -> None:
+    feed = parse_feed(load("rss20.xml"), url="https://news.example/feed", now=NOW)
+    assert feed.kind == "rss20"
+    assert feed.title == "Kurdistan Security Monitor"
+    first, second, future = feed.items
+    # relative link resolved, tracking parameters dropped
+    assert first.url == "https://news.example/2026/11/22/drone-strike-sinjar"
+    assert first.title == "Turkish drone strike reported near Sinjar"
+    assert first.summary == "Local officials said the strike hit a vehicle."
+    assert first.published_at == datetime(2026, 11, 22, 6, 10, tzinfo=UTC)
+    assert first.authors == ("Rudaw Desk",)
+    # host case, default port and fragment normalised
+    assert second.url == "https://news.example/2026/11/21/border-talks"
+    assert second.published_at == datetime(2026, 11, 21, 15, 0, tzinfo=UTC)
+    assert future.published_at is None  # a 2035 date is a publisher bug, not a date
+    # ttl 30 min vs sy:updatePeriod hourly / 4 = 15 min: the stricter (longer) one wins
+    assert feed.min_interval_hint_s == 1800.0
+    assert feed.recovered_error is None
+
+
+def test_rss091_with_doctype_is_accepted() -> None:
+    feed = parse_feed(load("rss091.xml"), url="http://oldwire.example/rss")
+    assert feed.kind == "rss091n"  # Netscape 0.91, per its DOCTYPE
+    assert [i.url for i in feed.items] == ["http://oldwire.example/erbil-airport.html"]
+
+
+def test_rss10_rdf() -> None:
+    feed = parse_feed(load("rss10.rdf"), url="http://rdf.example/rss")
+    assert feed.kind == "rss10"
+    assert feed.items[0].url == "http://rdf.example/a1"
+    assert feed.items[0].published_at == datetime(2026, 11, 20, 10, tzinfo=UTC)
+
+
+def test_atom_with_xml_base() -> None:
+    feed = parse_feed(load("atom.xml"), url="https://atom.example/atom.xml")
+    assert feed.kind == "atom10"
+    item = feed.items[0]
+    assert item.url == "https://atom.example/news/sdf-statement"
+    assert item.published_at == datetime(2026, 11, 22, 4, tzinfo=UTC)  # published, not updated
+    assert item.authors == ("A. Reporter",)
+
+
+def test_json_feed() -> None:
+    feed = parse_feed(
+        load("feed.json"),
+        url="https://json.example/feed.json",
+        content_type="application/feed+json",
+    )
+    assert feed.kind == "json"
+    assert [i.url for i in feed.items] == [
+        "https://json.example/a?id=7",
+        "https://json.example/relative-b",
+    ]
+    assert feed.items[0].published_at == datetime(2026, 11, 22, 3, tzinfo=UTC)
+    assert feed.items[1].summary == "Body"
+
+
+def test_sitemap_and_news_sitemap_and_index() -> None:
+    sm = parse_feed(load("sitemap.xml"), url="https://sm.example/sitemap.xml")
+    assert sm.kind == "sitemap"
+    assert [i.url for i in sm.items] == ["https://sm.example/a", "https://sm.example/b"]
+    assert sm.items[0].published_at == datetime(2026, 11, 21, tzinfo=UTC)
+    gn = parse_feed(load("news_sitemap.xml"), url="https://gn.example/news.xml")
+    assert gn.kind == "news_sitemap"
+    assert gn.items[0].title == "Kirkuk security meeting"
+    assert gn.items[0].published_at == datetime(2026, 11, 22, 2, 45, tzinfo=UTC)
+    idx = parse_feed(load("sitemapindex.xml"), url="https://sm.example/index.xml")
+    assert idx.kind == "sitemapindex"
+    assert idx.sitemaps == [
+        "https://sm.example/sitemap-new.xml",
+        "https://sm.example/sitemap-old.xml",
+    ]
+
+
+def test_malformed_feed_recovers_entries() -> None:
+    feed = parse_feed(load("malformed.xml"), url="https://broken.example/rss")
+    urls = [i.url for i in feed.items]
+    assert "https://broken.example/1" in urls and "https://broken.example/2" in urls
+    assert feed.recovered_error  # the breakage is reported, not hidden
+
+
+def test_html_instead_of_feed_is_a_clear_error() -> None:
+    with pytest.raises(PermanentError) as err:
+        parse_feed(load("home.html"), url="https://news.example/", content_type="text/html")
+    assert err.value.kind == "not_a_feed"
+    assert "HTML page" in err.value.detail and "feeds discover" in err.value.detail
+
+
+def test_unrecognised_document_is_not_a_feed() -> None:
+    with pytest.raises(PermanentError) as err:
+        parse_feed(b"just some text, no markup", url="https://x.example/feed")
+    assert err.value.kind == "not_a_feed"
+    with pytest.raises(PermanentError):
+        parse_feed(b'{"hello": "world"}', url="https://x.example/feed.json")
+
+
+def test_billion_laughs_refused() -> None:
+    with pytest.raises(PermanentError) as err:
+        parse_feed(load("billion_laughs.xml"), url="https://x.example/feed")
+    assert err.value.kind == "xml_bomb"
+
+
+def test_xxe_refused() -> None:
+    with pytest.raises(PermanentError) as err:
+        parse_feed(load("xxe.xml"), url="https://x.example/feed")
+    assert err.value.kind == "xxe"
+    assert "root:" not in err.value.detail
+
+
+def test_discovery_from_link_alternate() -> None:
+    found = discover_feed_links(load("home.html"), base_url="https://news.example/")
+    assert found == ["https://news.example/feed.xml", "https://other.example/atom"]
