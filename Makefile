@@ -1,0 +1,103 @@
+# newsflow: `make help` lists every target. Targets that need Python run `make setup` first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+FEEDS ?= feeds.txt
+PYTEST_ARGS ?=
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+
+.PHONY: help setup tools run demo test test-unit test-integration test-faults lint fmt up down logs ps \
+        migrate topics lag dlq replay bench schemas stack-up stack-down clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.11 not found: install it or set PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+setup: $(STAMP) ## Create .venv and install newsflow with its dev tools (idempotent)
+
+tools: ## Install system tools the tests use (Debian's docker-compose, to validate the compose file)
+	@command -v docker-compose >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null; \
+	  else echo "docker-compose missing: sudo apt-get install docker-compose"; exit 1; fi; }
+
+run: setup ## Run the pipeline on feeds.txt with the embedded broker and PostgreSQL (Ctrl-C stops)
+	$(BIN)/newsflow run --feeds $(FEEDS)
+
+demo: setup ## Offline demo: serve the bundled sample site on loopback and run --once against it
+	$(BIN)/python -m services.fetcher.sample_site --run-once
+
+test: setup tools ## Unit + integration tests against the real embedded broker and PostgreSQL
+	$(BIN)/newsflow schemas check
+	$(BIN)/pytest -m "not faults" $(PYTEST_ARGS)
+
+test-unit: setup ## Unit tests only (seconds, no infrastructure)
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: setup tools ## Integration tests only
+	$(BIN)/pytest tests/integration -m "not faults" $(PYTEST_ARGS)
+
+test-faults: setup ## Fault-injection tests (kill -9, PostgreSQL restarts, poison messages)
+	$(BIN)/pytest -m faults $(PYTEST_ARGS)
+
+lint: setup ## ruff format --check, ruff check, mypy (non-mutating)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy shared services
+
+fmt: setup ## Format and auto-fix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+schemas: setup ## Regenerate docs/schemas/*.json from the message models
+	$(BIN)/newsflow schemas write
+
+stack-up: setup ## Start the embedded broker and PostgreSQL in the background
+	$(BIN)/newsflow stack up
+
+stack-down: setup ## Stop the embedded stack
+	$(BIN)/newsflow stack down
+
+migrate: setup ## Apply database migrations (embedded or NEWSFLOW_DATABASE_URL)
+	$(BIN)/newsflow db upgrade
+
+topics: setup ## Create every topic with explicit partitions (idempotent)
+	$(BIN)/newsflow topics create
+
+lag: setup ## Consumer-group lag per topic and partition
+	$(BIN)/newsflow lag
+
+dlq: setup ## Dead letters grouped by stage and error kind
+	$(BIN)/newsflow dlq list
+
+replay: setup ## Re-inject dead letters (STAGE=fetch|parse|enrich, SINCE=2026-01-01T00:00)
+	$(BIN)/newsflow dlq replay $(if $(STAGE),--stage $(STAGE)) $(if $(SINCE),--since $(SINCE))
+
+bench: setup ## End-to-end benchmark on a synthetic loopback news site (writes bench-results/)
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python -m tests.bench.run
+
+up: ## docker compose: build and start Kafka, PostgreSQL, the services, Prometheus, Grafana
+	$(COMPOSE) up -d --build
+
+down: ## docker compose: stop everything
+	$(COMPOSE) down
+
+logs: ## docker compose: follow the logs
+	$(COMPOSE) logs -f --tail=100
+
+ps: ## docker compose: list services
+	$(COMPOSE) ps
+
+clean: ## Remove the venv and local state (stops the embedded stack first)
+	-$(BIN)/newsflow stack down
+	rm -rf $(VENV) .newsflow .pytest_cache .mypy_cache .ruff_cache
