@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
 .PHONY: help setup tools run demo test test-unit test-integration test-faults lint fmt up down logs ps \
-        migrate topics lag dlq replay bench schemas stack-up stack-down clean
+        migrate topics lag dlq replay bench docs stack-up stack-down clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -34,7 +34,7 @@ run: setup ## Run the pipeline on feeds.txt with the embedded broker and Postgre
 	$(BIN)/newsflow run --feeds $(FEEDS)
 
 demo: setup ## Offline demo: serve the bundled sample site on loopback and run --once against it
-	$(BIN)/python -m services.fetcher.sample_site --run-once
+	$(BIN)/newsflow demo
 
 test: setup tools ## Unit + integration tests against the real embedded broker and PostgreSQL
 	$(BIN)/newsflow schemas check
@@ -58,8 +58,8 @@ fmt: setup ## Format and auto-fix
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-schemas: setup ## Regenerate docs/schemas/*.json from the message models
-	$(BIN)/newsflow schemas write
+docs: setup ## Regenerate docs/schemas, the README settings table and .env.example
+	$(BIN)/python -m shared.docs
 
 stack-up: setup ## Start the embedded broker and PostgreSQL in the background
 	$(BIN)/newsflow stack up

@@ -281,6 +281,51 @@ def run(
     raise typer.Exit(code)
 
 
+@app.command("demo")
+def demo(as_json: JsonFlag = False, timeout: float = 300.0) -> None:
+    """Offline demo: serve the bundled sample news site on loopback and run --once against it."""
+    import os
+    import tempfile
+
+    from shared.demo import DemoSite
+    from shared.supervisor import Supervisor
+
+    # the sample site is on loopback, which the SSRF guard blocks by default
+    os.environ["NEWSFLOW_ALLOW_PRIVATE_NETWORKS"] = "true"
+    os.environ.setdefault("NEWSFLOW_HOST_INTERVAL_S", "0.1")
+    s = settings()
+    configure_logging(level=s.log_level, fmt=s.log_format, service="demo")
+    with DemoSite() as site, tempfile.NamedTemporaryFile("w", suffix=".txt") as feeds:
+        feeds.write(site.feed_url + "\n")
+        feeds.flush()
+        console.print(f"sample site at {site.base} ({len(site.articles)} articles)")
+        code = asyncio.run(
+            Supervisor(
+                s, feeds_file=Path(feeds.name), once=True, timeout=timeout, as_json=as_json
+            ).run()
+        )
+    raise typer.Exit(code)
+
+
+@app.command("settings")
+def show_settings(as_json: JsonFlag = False) -> None:
+    """Show every setting: variable, effective value and meaning."""
+    from shared.settings import describe
+
+    s = settings()
+    rows = [
+        (var, str(getattr(s, var.removeprefix("NEWSFLOW_").lower())), doc)
+        for var, _d, doc in describe()
+    ]
+    if as_json:
+        emit_json({var: value for var, value, _doc in rows})
+        return
+    table = Table("variable", "value", "meaning")
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
+
+
 def _register_plugins() -> None:
     """Stage-owned command groups register themselves here (kept optional for partial installs)."""
     import importlib

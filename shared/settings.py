@@ -35,7 +35,9 @@ class Settings(BaseSettings):
     home: Path = Field(default=DEFAULT_HOME, description="State directory (pids, data, logs).")
     topic_partitions: int = Field(default=8, ge=1, le=256, description="Partitions per topic.")
     topic_replication: int = Field(default=1, ge=1, description="Replication factor per topic.")
-    topic_prefix: str = Field(default="", description="Prefix for every topic name (tests, tenants).")
+    topic_prefix: str = Field(
+        default="", description="Prefix for every topic name (tests, tenants)."
+    )
 
     # --- logging and metrics -----------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
@@ -67,13 +69,17 @@ class Settings(BaseSettings):
     max_redirects: int = Field(default=5, ge=0)
     fetch_concurrency: int = Field(default=64, ge=1, description="Pages in flight, all hosts.")
     host_concurrency: int = Field(default=2, ge=1, description="Pages in flight per host.")
-    host_interval_s: float = Field(default=1.0, ge=0, description="Min seconds between requests to one host.")
+    host_interval_s: float = Field(
+        default=1.0, ge=0, description="Min seconds between requests to one host."
+    )
     respect_robots: bool = Field(default=True)
     poll_min_interval_s: float = Field(default=300.0, gt=0)
     poll_max_interval_s: float = Field(default=86400.0, gt=0)
     poll_tick_s: float = Field(default=5.0, gt=0, description="How often due feeds are checked.")
     fetch_attempts: int = Field(default=3, ge=1, description="Tries per page before giving up.")
-    fetch_backoff_base_s: float = Field(default=0.5, ge=0, description="First retry delay (doubles).")
+    fetch_backoff_base_s: float = Field(
+        default=0.5, ge=0, description="First retry delay (doubles)."
+    )
     fetch_backoff_max_s: float = Field(default=10.0, ge=0, description="Cap on one retry delay.")
     fetch_max_retry_after_s: float = Field(
         default=30.0,
@@ -87,8 +93,10 @@ class Settings(BaseSettings):
         default=600.0, gt=0, description="A claimed feed is re-offered after this if a worker dies."
     )
     poll_backoff_max_s: float = Field(
-        default=6 * 3600.0, gt=0, description="Cap of the failure backoff; failing feeds keep "
-        "being retried at this interval (never disabled)."
+        default=6 * 3600.0,
+        gt=0,
+        description="Cap of the failure backoff; failing feeds keep "
+        "being retried at this interval (never disabled).",
     )
 
     # --- parser ------------------------------------------------------------------------
@@ -147,3 +155,28 @@ class Settings(BaseSettings):
 @functools.cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(variable, default, description) for every setting: feeds the README and .env.example."""
+    rows = []
+    for name, info in Settings.model_fields.items():
+        default = info.default
+        shown = "" if default is None else str(default)
+        rows.append((f"NEWSFLOW_{name.upper()}", shown, info.description or ""))
+    return rows
+
+
+def render_env_example() -> str:
+    lines = [
+        "# newsflow settings. Copy to .env (read from the working directory) or export them.",
+        "# Unset NEWSFLOW_DATABASE_URL / NEWSFLOW_KAFKA_BOOTSTRAP mean: use the embedded stack.",
+        "# docker-compose also needs POSTGRES_PASSWORD and GRAFANA_ADMIN_PASSWORD.",
+        "",
+    ]
+    for var, default, description in describe():
+        if description:
+            lines.append(f"# {description}")
+        lines.append(f"# {var}={default}")
+    lines += ["", "POSTGRES_PASSWORD=", "GRAFANA_ADMIN_PASSWORD=", ""]
+    return "\n".join(lines)

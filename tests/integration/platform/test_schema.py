@@ -10,7 +10,16 @@ from shared.db.migrate import check, downgrade, upgrade
 
 CONTRACT = {
     "feeds": {"id", "url", "title", "next_poll_at", "last_polled_at"},
-    "articles": {"id", "url", "canonical_url", "title", "authors", "published_at", "language", "body_text"},
+    "articles": {
+        "id",
+        "url",
+        "canonical_url",
+        "title",
+        "authors",
+        "published_at",
+        "language",
+        "body_text",
+    },
     "entities": {"id", "kind", "name"},
     "entity_aliases": {"entity_id", "alias"},
     "article_entities": {"article_id", "entity_id", "mentions"},

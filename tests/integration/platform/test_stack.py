@@ -1,0 +1,136 @@
+"""`newsflow stack`: real Tansu and PostgreSQL processes in a scratch home."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared import stack
+from shared.errors import StackError
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def home() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="newsflow-stack-"))
+    os.chmod(path, 0o755)
+    yield path
+    stack.down(path)
+
+
+def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFLOW_")}
+    env["NEWSFLOW_HOME"] = str(home)
+    return subprocess.run(
+        [sys.executable, "-m", "shared.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+
+
+def test_up_twice_status_and_down_by_pid(home: Path) -> None:
+    first = cli(home, "stack", "up", "--json")
+    assert first.returncode == 0, first.stderr
+    data = json.loads(first.stdout)
+    assert sorted(data["started"]) == ["kafka", "postgres"]
+    kafka_pid = data["status"]["kafka"]["pid"]
+    pg_pid = data["status"]["postgres"]["pid"]
+
+    second = cli(home, "stack", "up", "--json")
+    assert second.returncode == 0, second.stderr
+    again = json.loads(second.stdout)
+    assert again["started"] == [] and sorted(again["reused"]) == ["kafka", "postgres"]
+    assert again["status"]["kafka"]["pid"] == kafka_pid  # nothing restarted
+
+    url = cli(home, "db", "url")
+    assert url.stdout.strip() == data["status"]["postgres"]["endpoint"]
+    assert cli(home, "db", "upgrade").returncode == 0
+    created = cli(home, "topics", "create", "--json")
+    assert set(json.loads(created.stdout).values()) == {"created"}
+    assert set(json.loads(cli(home, "topics", "create", "--json").stdout).values()) == {"exists"}
+    listed = {
+        t["topic"]: t["partitions"]
+        for t in json.loads(cli(home, "topics", "list", "--json").stdout)
+    }
+    assert listed["news.links.v1"] == 8 and len(listed) == 5
+
+    down = cli(home, "stack", "down", "--json")
+    assert sorted(json.loads(down.stdout)["stopped"]) == ["kafka", "postgres"]
+    assert not stack.pid_alive(kafka_pid) and not stack.pid_alive(pg_pid)
+    status = json.loads(cli(home, "stack", "status", "--json").stdout)
+    assert status["kafka"] == {"running": False} and status["postgres"] == {"running": False}
+
+
+def test_stale_pid_file_is_reported_and_replaced(home: Path) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stack.write_state(
+        home,
+        stack.StackState(
+            kafka=stack.Component("kafka", pid=dead.pid, port=1, endpoint="127.0.0.1:1")
+        ),
+    )
+    status = stack.status(home)
+    assert status["kafka"]["stale"] is True and status["kafka"]["running"] is False
+    result = stack.up(home, want_postgres=False)
+    assert result.started == ["kafka"]
+    assert stack.pid_alive(result.state.kafka.pid, expect="tansu")  # type: ignore[union-attr]
+
+
+def test_down_never_kills_a_foreign_process_with_a_recorded_pid(home: Path) -> None:
+    foreign = subprocess.Popen(["sleep", "30"])
+    try:
+        stack.write_state(home, stack.StackState(kafka=stack.Component("kafka", pid=foreign.pid)))
+        assert stack.down(home) == []
+        assert foreign.poll() is None  # pid reuse: not a tansu process, so left alone
+    finally:
+        foreign.kill()
+        foreign.wait()
+
+
+def test_busy_port_gets_a_clear_message(home: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(StackError, match=f"Port {port} is busy"):
+            stack.start_kafka(home, port=port)
+
+
+def test_missing_postgres_binaries_get_a_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stack, "PG_BIN_GLOB", "/nonexistent/*/bin")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(StackError, match="NEWSFLOW_DATABASE_URL"):
+        stack.pg_bindir()
+
+
+def test_external_settings_skip_the_embedded_parts(home: Path) -> None:
+    env_home = str(home)
+    result = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "stack", "up", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("NEWSFLOW_")},
+            "NEWSFLOW_HOME": env_home,
+            "NEWSFLOW_KAFKA_BOOTSTRAP": "kafka.invalid:9092",
+            "NEWSFLOW_DATABASE_URL": "postgresql://u@db.invalid/x",
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["started"] == [] and sorted(data["external"]) == ["kafka", "postgres"]
