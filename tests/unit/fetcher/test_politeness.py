@@ -26,7 +26,10 @@ async def test_host_concurrency_and_interval_hold_at_the_server(
     starts = sorted(h.start for h in server.hits)
     assert len(starts) == 8
     gaps = [b - a for a, b in itertools.pairwise(starts)]
-    assert min(gaps) >= 0.19, gaps  # never two starts closer than the interval
+    # Never two starts closer than the interval. The server's clock sees request arrival, so
+    # allow 10 % for connection-setup latency of the first request (measured: ~10 ms).
+    assert min(gaps) >= 0.18, gaps
+    assert sum(gaps) / len(gaps) >= 0.2
     assert server.max_in_flight <= 2
     assert server.max_in_flight == 2  # ...and the limit is actually used, not serialised
 

@@ -1,0 +1,216 @@
+"""``newsflow feeds …`` commands: add (with discovery), import, list, remove, discover."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.fetcher import admin
+from services.fetcher.service import Fetcher
+from shared.db.session import create_engine, session_factory
+from shared.runtime import resolve_database_url
+from shared.settings import Settings
+
+T = TypeVar("T")
+out = Console()
+err = Console(stderr=True)
+JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+
+
+@asynccontextmanager
+async def _sessions(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_engine(resolve_database_url(settings), pool_size=2)
+    try:
+        yield session_factory(engine)
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def _fetcher(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[Fetcher]:
+    fetcher = Fetcher(settings, session_factory=sessions)
+    await fetcher.start()
+    try:
+        yield fetcher
+    finally:
+        await fetcher.stop()
+
+
+def _run(work: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
+    return asyncio.run(work(Settings()))
+
+
+def _emit_json(data: object) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+
+
+def _print_add_results(results: list[admin.AddResult], as_json: bool) -> bool:
+    if as_json:
+        _emit_json(
+            [
+                {"requested": r.requested, "feeds": r.feeds, "added": r.added, "error": r.error}
+                for r in results
+            ]
+        )
+    for r in results:
+        if as_json:
+            break
+        if r.error:
+            err.print(f"[red]✗[/red] {r.requested}: {r.error}")
+            continue
+        for feed in r.feeds:
+            state = "added" if feed in r.added else "already present"
+            via = "" if feed == r.requested else f" (found from {r.requested})"
+            out.print(f"[green]✓[/green] {feed} {state}{via}")
+    return all(r.error is None for r in results)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the feed commands to the ``feeds`` group."""
+
+    @app.command("add")
+    def add(
+        urls: Annotated[
+            list[str], typer.Argument(help="Feed URLs, or site pages to discover feeds on.")
+        ],
+        no_discover: Annotated[
+            bool, typer.Option("--no-discover", help="Store the URLs as given, without fetching.")
+        ] = False,
+        as_json: JsonFlag = False,
+    ) -> None:
+        """Add feeds. A site's home page is searched for its feeds (<link rel=alternate>, common paths)."""
+
+        async def work(settings: Settings) -> list[admin.AddResult]:
+            async with _sessions(settings) as sessions:
+                if no_discover:
+                    stored = await admin.add_feeds(sessions, urls)
+                    return [admin.AddResult(u, (u,), (u,) if new else ()) for u, new in stored]
+                async with _fetcher(settings, sessions) as fetcher:
+                    return await admin.add_with_discovery(sessions, fetcher, urls)
+
+        try:
+            results = _run(work)
+        except ValueError as exc:
+            err.print(f"[red]✗[/red] {exc}")
+            raise typer.Exit(2) from exc
+        if not _print_add_results(results, as_json):
+            raise typer.Exit(1)
+
+    @app.command("import")
+    def import_(
+        file: Annotated[
+            Path, typer.Argument(exists=True, dir_okay=False, help="OPML or text file.")
+        ],
+        as_json: JsonFlag = False,
+    ) -> None:
+        """Import feed URLs from an OPML file or a text file (one URL a line)."""
+
+        async def work(settings: Settings) -> admin.ImportReport:
+            async with _sessions(settings) as sessions:
+                return await admin.import_feeds_file(sessions, file)
+
+        try:
+            report = _run(work)
+        except ValueError as exc:
+            err.print(f"[red]✗[/red] {exc}")
+            raise typer.Exit(2) from exc
+        if as_json:
+            _emit_json(
+                {"added": report.added, "existing": report.existing, "invalid": report.invalid}
+            )
+        else:
+            out.print(f"feeds: {report}")
+
+    @app.command("list")
+    def list_(as_json: JsonFlag = False) -> None:
+        """Feeds and their status: last/next poll, HTTP status, failures, last error, items."""
+
+        async def work(settings: Settings) -> list[admin.FeedStatus]:
+            async with _sessions(settings) as sessions:
+                return await admin.list_feeds(sessions)
+
+        feeds = _run(work)
+        if as_json:
+            _emit_json([f.to_json() for f in feeds])
+            return
+        table = Table(
+            "id",
+            "url",
+            "kind",
+            "last poll",
+            "next poll",
+            "every",
+            "http",
+            "outcome",
+            "fails",
+            "items",
+            "new",
+            "last error",
+        )
+        for f in feeds:
+            table.add_row(
+                str(f.id),
+                f.url,
+                f.kind or "",
+                f.last_polled_at.strftime("%m-%d %H:%M") if f.last_polled_at else "never",
+                f.next_poll_at.strftime("%m-%d %H:%M") if f.next_poll_at else "",
+                f"{f.poll_interval_s / 60:.0f}m",
+                str(f.last_status or ""),
+                f.last_outcome or "",
+                str(f.consecutive_failures),
+                str(f.items_seen),
+                str(f.items_new),
+                (f.last_error or "")[:80],
+            )
+        out.print(table)
+
+    @app.command("remove")
+    def remove(
+        refs: Annotated[list[str], typer.Argument(help="Feed ids or URLs.")],
+    ) -> None:
+        """Remove feeds (their seen links are kept, so re-adding does not re-send old items)."""
+
+        async def work(settings: Settings) -> list[str]:
+            async with _sessions(settings) as sessions:
+                return await admin.remove_feeds(sessions, refs)
+
+        removed = _run(work)
+        for url in removed:
+            out.print(f"removed {url}")
+        if not removed:
+            err.print("no matching feed")
+            raise typer.Exit(1)
+
+    @app.command("discover")
+    def discover(
+        url: Annotated[str, typer.Argument(help="A site's page.")],
+        as_json: JsonFlag = False,
+    ) -> None:
+        """Print the feeds a site offers, without adding them."""
+
+        async def work(settings: Settings) -> list[str]:
+            # Discovery only fetches; an unbound session factory keeps the database out of it.
+            async with _fetcher(settings, async_sessionmaker()) as fetcher:
+                return await admin.discover_feeds(fetcher, url)
+
+        found = _run(work)
+        if as_json:
+            _emit_json(found)
+        else:
+            for feed in found:
+                out.print(feed)
+        if not found:
+            err.print(f"no feed found at {url}")
+            raise typer.Exit(1)
