@@ -7,7 +7,6 @@ import pytest
 import spacy
 from spacy.language import Language
 from spacy.tokens import Doc
-from spacy.tokens import Span as SpacySpan
 
 from services.enricher.canonical import Overrides, load_curated
 from services.enricher.recognize import Gazetteer, Recognizer, segments
