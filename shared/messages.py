@@ -30,7 +30,7 @@ class _Record(BaseModel):
     # extra="ignore": a newer producer may add optional fields; old consumers keep working.
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1  # == SCHEMA_VERSION; a Literal so other versions fail to decode
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))

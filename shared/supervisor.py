@@ -406,7 +406,11 @@ class Supervisor:
 
     def _summary(self) -> None:
         p = self.progress
-        summary = {
+        startup = {
+            **{k: round(v, 3) for k, v in self.timings.items()},
+            **{c.service: round(c.ready_s, 3) for c in self.children if c.ready_s},
+        }
+        summary: dict[str, Any] = {
             "feeds": p.feeds_total,
             "feeds_polled": p.feeds_polled,
             "feeds_failing": p.feeds_failed,
@@ -416,10 +420,7 @@ class Supervisor:
             "dead_letters": p.dead_letters,
             "dead_letters_by_stage": p.dlq_by_stage,
             "pending": p.pending,
-            "startup_s": {
-                **{k: round(v, 3) for k, v in self.timings.items()},
-                **{c.service: round(c.ready_s, 3) for c in self.children if c.ready_s},
-            },
+            "startup_s": startup,
         }
         if self.as_json:
             sys.stdout.write(json.dumps(summary, indent=2) + "\n")
@@ -441,6 +442,4 @@ class Supervisor:
         for stage, n in sorted(p.dlq_by_stage.items()):
             table.add_row(f"  dead letters: {stage}", str(n))
         Console().print(table)
-        self.console.print(
-            "start-up: " + ", ".join(f"{k} {v:.2f}s" for k, v in summary["startup_s"].items())
-        )
+        self.console.print("start-up: " + ", ".join(f"{k} {v:.2f}s" for k, v in startup.items()))

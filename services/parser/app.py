@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from functools import partial
+from typing import Any
 
 import faust
 
 from shared.db.session import create_engine, session_factory
 from shared.faust_app import create_app, dlq_topic, send_all, send_dead_letters
+from shared.messages import Article, Page
 from shared.retry import until_done
 from shared.runtime import resolve_database_url
 from shared.settings import Settings
@@ -32,11 +34,11 @@ def build(settings: Settings, *, bootstrap: str) -> faust.App:
     articles = app.topic(settings.topic_prefix + ARTICLES.name, key_type=bytes, value_type=bytes)
     dlq = dlq_topic(app, settings)
 
-    def parse(page):  # type: ignore[no-untyped-def]
+    def parse(page: Page) -> Article:
         return parse_page(page, settings=settings)
 
     @app.agent(pages)
-    async def parse_pages(stream: faust.StreamT) -> None:
+    async def parse_pages(stream: Any) -> None:  # faust.Stream; StreamT lacks take_events/noack
         # The agent lives as long as the worker: its resources open here and close on stop.
         engine = create_engine(resolve_database_url(settings))
         dedup = DedupIndex(session_factory(engine), threshold=settings.near_duplicate_threshold)
