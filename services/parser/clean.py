@@ -24,10 +24,13 @@ _DATE = (
     rf"(?:\d{{1,2}}\s+{_MONTH}\s+\d{{4}}|{_MONTH}\s+\d{{1,2}},?\s+\d{{4}}"
     r"|\d{4}-\d{2}-\d{2}|\d{1,2}[./]\d{1,2}[./]\d{2,4})"
 )
-_TIME = r"(?:,?\s*(?:at\s+)?\d{1,2}[:.]\d{2}\s*(?:am|pm)?\s*(?:gmt|utc|[A-Z]{3}|[+-]\d{2}:?\d{2})?)?"
+_TIME = (
+    r"(?:,?\s*(?:at\s+)?\d{1,2}[:.]\d{2}\s*(?:am|pm)?\s*(?:gmt|utc|[A-Z]{3}|[+-]\d{2}:?\d{2})?)?"
+)
 _NAME = r"(?-i:[A-Z][\w'’.-]*)"
 _SHARE_WORDS = (
     "share|sharing|this|article|story|page|on|via|tweet|facebook|twitter|x|whatsapp|telegram"
+    "|paylaş|facebook'ta|twitter'da|x'te"
     "|linkedin|reddit|pinterest|messenger|email|e-mail|mail|print|copy|link|url|comments?|save"
 )
 
@@ -76,7 +79,9 @@ LINE_RULES: tuple[tuple[str, str, int], ...] = (
         r".*\b(?:sign(?:ing)? up|signup|subscribe|register)\b.*\b(?:newsletters?|briefings?"
         r"|bulletins?|inbox|e-?mail alerts?|updates)\b.*"
         r"|.*\b(?:newsletters?|briefings?)\b.*\b(?:sign up|subscribe|inbox|delivered|straight to"
-        r" your)\b.*|get (?:our|the) .{0,60} newsletter.*|newsletters?|sign up",
+        r" your)\b.*|get (?:our|the) .{0,60} newsletter.*|newsletters?|sign up"
+        # Turkish: "e-bültenimize abone olun", "bültene kaydolun"
+        r"|.*\b(?:e-?)?bülten\w*\b.*\b(?:abone|kaydol|kayıt)\w*.*",
         40,
     ),
     (
@@ -84,7 +89,8 @@ LINE_RULES: tuple[tuple[str, str, int], ...] = (
         r"(?:related(?: (?:stories|articles|news|coverage|content|topics|reading))?"
         r"|read (?:more|also|next)|see also|also read|more (?:on this(?: story)?|stories|news)"
         r"|you (?:may|might) (?:also )?(?:like|be interested in)|recommended(?: for you)?"
-        r"|most (?:read|popular|viewed)|trending(?: now)?|top stories|latest news)[\s:|>»›.-]*"
+        r"|most (?:read|popular|viewed)|trending(?: now)?|top stories|latest news"
+        r"|ilgili haberler|benzer haberler|bunlar da ilginizi çekebilir|çok okunanlar)[\s:|>»›.-]*"
         r"|(?:read (?:more|also|next)|see also|also read|related|watch|listen)\s*[:|»›-]\s*.+",
         25,
     ),

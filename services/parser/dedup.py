@@ -161,13 +161,20 @@ class DedupIndex:
                 stmt = insert(ArticleFingerprint).values(list(rows.values()))
                 stmt = stmt.on_conflict_do_update(
                     index_elements=[ArticleFingerprint.canonical_url],
-                    set_={"content_hash": stmt.excluded.content_hash, "minhash": stmt.excluded.minhash},
+                    set_={
+                        "content_hash": stmt.excluded.content_hash,
+                        "minhash": stmt.excluded.minhash,
+                    },
                     where=ArticleFingerprint.content_hash != stmt.excluded.content_hash,
                 )
                 await session.execute(stmt)
             if bands:
-                band_rows = [{"band": b, "hash": h, "canonical_url": u} for b, h, u in sorted(bands)]
-                await session.execute(insert(MinhashBand).values(band_rows).on_conflict_do_nothing())
+                band_rows = [
+                    {"band": b, "hash": h, "canonical_url": u} for b, h, u in sorted(bands)
+                ]
+                await session.execute(
+                    insert(MinhashBand).values(band_rows).on_conflict_do_nothing()
+                )
         return resolved
 
     async def _load(
@@ -227,7 +234,8 @@ class DedupIndex:
             earlier = sorted(
                 (k.first_seen_at, k.canonical_url)
                 for k in known.values()
-                if k.content_hash == me.content_hash and (k.first_seen_at, k.canonical_url) < (seen_at, url)
+                if k.content_hash == me.content_hash
+                and (k.first_seen_at, k.canonical_url) < (seen_at, url)
             )
             if earlier:
                 update = {"status": "duplicate", "duplicate_of": earlier[0][1], "similarity": 1.0}
@@ -236,13 +244,21 @@ class DedupIndex:
                 best_url, best = None, 0.0
                 for candidate in sorted({u for pair in my_bands for u in band_index.get(pair, ())}):
                     other = known.get(candidate)
-                    if other is None or candidate == url or (other.first_seen_at, candidate) >= (seen_at, url):
+                    if (
+                        other is None
+                        or candidate == url
+                        or (other.first_seen_at, candidate) >= (seen_at, url)
+                    ):
                         continue
                     score = similarity(me.signature, other.signature)
                     if score > best:
                         best_url, best = candidate, score
                 if best_url is not None and best >= self.threshold:
-                    update = {"status": "near_duplicate", "duplicate_of": best_url, "similarity": round(best, 4)}
+                    update = {
+                        "status": "near_duplicate",
+                        "duplicate_of": best_url,
+                        "similarity": round(best, 4),
+                    }
                 else:
                     for pair in my_bands:
                         band_index.setdefault(pair, set()).add(url)

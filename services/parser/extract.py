@@ -42,9 +42,7 @@ CAPTION_SELECTOR = (
     " or contains(@class, 'photo-caption') or contains(@class, 'media-caption')"
     " or contains(@class, 'img-caption') or contains(@class, 'caption-text')]"
 )
-CREDIT_SELECTOR = (
-    ".//*[contains(@class, 'credit') or contains(@class, 'copyright') or contains(@class, 'source')]"
-)
+CREDIT_SELECTOR = ".//*[contains(@class, 'credit') or contains(@class, 'copyright') or contains(@class, 'source')]"
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>", re.IGNORECASE)
 
 

@@ -57,7 +57,7 @@ AUTHOR_PREFIXES = re.compile(
     r"^(?:by|written by|reporting by|words by|author|authors|yazar|von|par|por)\s*[:\-]?\s+",
     re.IGNORECASE,
 )
-AUTHOR_SPLIT = re.compile(r"\s*(?:,|;|\band\b|&|\bve\b|\||\s[-–—]\s)\s*")
+AUTHOR_SPLIT = re.compile(r"\s*(?:,|;|\band\b|\bwith\b|&|\bve\b|\||\s[-–—]\s)\s*")
 MAX_AUTHOR_WORDS = 5
 #: query parameters that only track campaigns or clicks: never part of an article's identity
 TRACKING_PARAMS = re.compile(
@@ -203,7 +203,7 @@ class Dates:
     rejected: tuple[tuple[str, str, str], ...] = ()  # (source, value, why) for the log
 
 
-DateCandidate = tuple[str, str | datetime | None | Callable[[], str | None]]
+DateCandidate = tuple[str, str | datetime | Callable[[], str | None] | None]
 
 
 def choose_dates(
@@ -224,7 +224,9 @@ def choose_dates(
     """
     rejected: list[tuple[str, str, str]] = []
 
-    def valid(source: str, value: str | datetime | None) -> datetime | None:
+    def valid(
+        source: str, value: str | datetime | None, *, after: datetime | None
+    ) -> datetime | None:
         parsed = parse_datetime(value)
         if parsed is None:
             if value:
@@ -235,7 +237,10 @@ def choose_dates(
             why = "future"
         elif first_seen is not None and parsed < first_seen - max_lag:
             why = "before_first_seen"
-        elif in_url is not None and source != "url":
+        elif after is not None and parsed < after:
+            why = "before_published"
+        elif after is None and in_url is not None and source != "url":
+            # only the published date must agree with the URL; updates come days later
             midday = datetime(in_url.year, in_url.month, in_url.day, 12, tzinfo=UTC)
             if abs(parsed - midday) > URL_DATE_TOLERANCE:
                 why = "conflicts_with_url"
@@ -244,20 +249,19 @@ def choose_dates(
             return None
         return parsed
 
-    def first(candidates: Iterable[DateCandidate]) -> tuple[datetime | None, str | None]:
+    def first(
+        candidates: Iterable[DateCandidate], *, after: datetime | None = None
+    ) -> tuple[datetime | None, str | None]:
         for source, value in candidates:
             if callable(value):
                 value = value()
-            parsed = valid(source, value)
+            parsed = valid(source, value, after=after)
             if parsed is not None:
                 return parsed, source
         return None, None
 
     published_at, published_source = first(published)
-    modified_at, modified_source = first(modified)
-    if modified_at is not None and published_at is not None and modified_at < published_at:
-        rejected.append((modified_source or "", modified_at.isoformat(), "before_published"))
-        modified_at = modified_source = None
+    modified_at, modified_source = first(modified, after=published_at)
     return Dates(published_at, published_source, modified_at, modified_source, tuple(rejected))
 
 
@@ -282,10 +286,18 @@ def normalise_url(url: str) -> str:
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower().rstrip(".")
-    port = parts.port if parts.port and (scheme, parts.port) not in (("http", 80), ("https", 443)) else None
+    port = (
+        parts.port
+        if parts.port and (scheme, parts.port) not in (("http", 80), ("https", 443))
+        else None
+    )
     netloc = f"{host}:{port}" if port else host
     query = urlencode(
-        [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not TRACKING_PARAMS.match(k)]
+        [
+            (k, v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            if not TRACKING_PARAMS.match(k)
+        ]
     )
     return urlunsplit((scheme, netloc, parts.path or "/", query, ""))
 

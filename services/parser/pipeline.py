@@ -10,6 +10,7 @@ import itertools
 import logging
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import trafilatura.meta
 from lxml.html import HtmlElement
@@ -41,8 +42,14 @@ MIN_ARTICLE_WORDS = 25
 TEASER_MAX_WORDS = 150
 #: pages without any article markup whose text is mostly link text are listings
 MAX_LINK_TEXT_RATIO = 0.5
-#: garbage: too few letters among non-space characters, or too many absurdly long "words"
-MIN_LETTER_RATIO = 0.6
+#: ... or that show several headlines linking elsewhere (teaser lists on section pages)
+LINKED_HEADINGS = "//h2[.//a[@href]] | //h3[.//a[@href]] | //h4[.//a[@href]]"
+MIN_LINKED_HEADINGS = 3
+#: garbage: too few tokens that look like words or numbers, or too many absurdly long ones
+MIN_WORDLIKE_RATIO = 0.5
+_WORDLIKE = re.compile(
+    r"^[(\"'“‘«\[]*(?:[^\W\d_]+(?:['’.-][^\W\d_]+)*|\d+(?:[.,:/-]\d+)*%?)[)\"'”’»\].,;:!?…]*$"
+)
 MAX_LONG_TOKEN_RATIO = 0.05
 LONG_TOKEN_CHARS = 40
 #: titles of error pages served with status 200 ("soft 404s")
@@ -58,7 +65,9 @@ _HTML_LANG = re.compile(r"<html[^>]*?\blang\s*=\s*[\"']?([A-Za-z-]+)", re.IGNORE
 _pages_parsed = itertools.count(1)
 
 
-def parse_page(page: Page, *, settings: Settings | None = None, now: datetime | None = None) -> Article:
+def parse_page(
+    page: Page, *, settings: Settings | None = None, now: datetime | None = None
+) -> Article:
     """Turn a fetched page into a clean :class:`Article` (dedup status not yet resolved).
 
     Pure and deterministic for a given ``page``, ``settings`` and ``now`` (default: the
@@ -106,13 +115,15 @@ def _link_text_ratio(tree: HtmlElement) -> float:
 
 
 def _is_garbage(text: str) -> bool:
-    chars = [ch for ch in text if not ch.isspace()]
-    if not chars:
-        return False
-    letters = sum(1 for ch in chars if ch.isalpha())
     tokens = text.split()
+    if not tokens:
+        return False
+    wordlike = sum(1 for t in tokens if _WORDLIKE.match(t))
     long_tokens = sum(1 for t in tokens if len(t) >= LONG_TOKEN_CHARS)
-    return letters / len(chars) < MIN_LETTER_RATIO or long_tokens / len(tokens) > MAX_LONG_TOKEN_RATIO
+    return (
+        wordlike / len(tokens) < MIN_WORDLIKE_RATIO
+        or long_tokens / len(tokens) > MAX_LONG_TOKEN_RATIO
+    )
 
 
 def _htmldate(tree: HtmlElement, *, url: str, now: datetime) -> str | None:
@@ -121,6 +132,8 @@ def _htmldate(tree: HtmlElement, *, url: str, now: datetime) -> str | None:
     return find_date(
         tree,
         original_date=True,  # else htmldate prefers the last-modified date
+        # the extensive search falls back to the copyright year ("© 2026" -> 2026-01-01)
+        extensive_search=False,
         url=url,
         max_date=now.strftime("%Y-%m-%d"),
         outputformat="%Y-%m-%d",
@@ -144,7 +157,9 @@ def _parse(page: Page, *, settings: Settings, now: datetime, limit: TimeLimit) -
     )
     has_markup = _has_article_markup(st, tree)
     if st.listing and not st.article_types:
-        raise PermanentError("page declares itself a listing (CollectionPage/ItemList)", kind="not_article")
+        raise PermanentError(
+            "page declares itself a listing (CollectionPage/ItemList)", kind="not_article"
+        )
 
     extraction = extract_body(tree, url=page.final_url, article_body=st.article_body)
     limit.check()
@@ -157,12 +172,17 @@ def _parse(page: Page, *, settings: Settings, now: datetime, limit: TimeLimit) -
     paywalled = st.is_free is False or cleaned.paywall_prompt
     if title and ERROR_TITLE.search(title) and word_count < TEASER_MAX_WORDS and not has_markup:
         raise PermanentError(f"error page titled {title!r}", kind="not_article")
-    if not has_markup and _link_text_ratio(tree) > MAX_LINK_TEXT_RATIO:
-        raise PermanentError("no article markup and mostly link text", kind="not_article")
-    if word_count == 0 or (word_count < MIN_ARTICLE_WORDS and not paywalled):
-        raise PermanentError(f"only {word_count} words after cleaning", kind="empty")
+    if not has_markup and (
+        _link_text_ratio(tree) > MAX_LINK_TEXT_RATIO
+        or len(tree.xpath(LINKED_HEADINGS)) >= MIN_LINKED_HEADINGS
+    ):
+        raise PermanentError(
+            "no article markup; link lists or teaser headlines", kind="not_article"
+        )
     if _is_garbage(body_text):
         raise PermanentError("text is mostly non-letters or unbroken tokens", kind="garbage")
+    if word_count == 0 or (word_count < MIN_ARTICLE_WORDS and not paywalled):
+        raise PermanentError(f"only {word_count} words after cleaning", kind="empty")
     limit.check()
 
     in_url = metadata.url_date(page.final_url) or metadata.url_date(page.url)
@@ -190,6 +210,7 @@ def _parse(page: Page, *, settings: Settings, now: datetime, limit: TimeLimit) -
         if authors:
             break
 
+    status: Literal["ok", "paywalled", "teaser"]
     if paywalled and (cleaned.paywall_prompt or word_count < TEASER_MAX_WORDS):
         status = "teaser"
     elif paywalled:

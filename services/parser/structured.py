@@ -61,7 +61,13 @@ MODIFIED_META = (
 )
 AUTHOR_META = ("author", "article:author", "parsely-author", "sailthru.author", "dc.creator")
 SITE_NAME_META = ("og:site_name", "application-name", "apple-mobile-web-app-title")
-IMAGE_META = ("og:image:secure_url", "og:image", "og:image:url", "twitter:image", "twitter:image:src")
+IMAGE_META = (
+    "og:image:secure_url",
+    "og:image",
+    "og:image:url",
+    "twitter:image",
+    "twitter:image:src",
+)
 TITLE_META = ("og:title", "twitter:title")
 DESCRIPTION_META = ("og:description", "description", "twitter:description")
 
