@@ -65,6 +65,8 @@ TRACKING_PARAMS = re.compile(
     r"|ref|ref_src|referrer|source|src|smid|share|taid|at_medium|at_campaign|ito|int_source)$",
     re.IGNORECASE,
 )
+#: what AMP variants append to an article path (".../story/amp"): not a section page
+AMP_SUFFIXES = frozenset({"amp", "amp.html", "amp/"})
 #: two-letter ccTLDs with a public second level (com.tr, co.uk, gov.iq ...)
 SECOND_LEVELS = frozenset({"com", "co", "org", "net", "gov", "ac", "edu", "gen", "bel", "web"})
 _URL_DATE = (
@@ -329,7 +331,11 @@ def choose_canonical(candidate: str | None, *, final_url: str) -> str:
     if not path:
         return final
     final_path = final_parts.path.rstrip("/")
-    if final_path != path and final_path.startswith(path + "/"):
+    if (
+        final_path != path
+        and final_path.startswith(path + "/")
+        and final_path.removeprefix(path + "/") not in AMP_SUFFIXES
+    ):
         return final
     return absolute
 

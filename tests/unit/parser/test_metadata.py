@@ -1,0 +1,187 @@
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from services.parser import metadata
+
+NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+SEEN = datetime(2026, 11, 21, 7, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Turkish jets strike PKK | Tigris Review", "Turkish jets strike PKK"),
+        ("Turkish jets strike PKK - Tigris Review", "Turkish jets strike PKK"),
+        ("Tigris Review | Turkish jets strike PKK", "Turkish jets strike PKK"),
+        (
+            "Turkish jets strike PKK | Security | Tigris Review",
+            "Turkish jets strike PKK | Security",
+        ),
+        ("Turkish jets strike PKK - TigrisReview", "Turkish jets strike PKK"),
+        # a dash inside the headline is not a site suffix
+        ("Iraq - Turkey talks stall over water", "Iraq - Turkey talks stall over water"),
+    ],
+)
+def test_title_without_site_suffix(raw: str, expected: str) -> None:
+    assert (
+        metadata.choose_title([None, "", raw], site_names=["Tigris Review", "tigrisreview.com"])
+        == expected
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (["By Selin Arslan and Omar Haddad"], ["Selin Arslan", "Omar Haddad"]),
+        (["Selin Arslan, Omar Haddad - Tigris Review"], ["Selin Arslan", "Omar Haddad"]),
+        (["By Karwan Faraj | 20 November 2026"], ["Karwan Faraj"]),
+        (["Tigris Review", "admin", "Staff Writer", "News Desk"], []),
+        (["https://www.facebook.com/tigrisreview", "selin@tigrisreview.com"], []),
+        (["SELIN ARSLAN"], ["Selin Arslan"]),
+        (["Ayşe Yıldırım ve Mehmet Kaya"], ["Ayşe Yıldırım", "Mehmet Kaya"]),
+        (["Selin Arslan", "selin arslan"], ["Selin Arslan"]),
+        (["Tigris Review with agencies"], []),
+    ],
+)
+def test_clean_authors(raw: list[str], expected: list[str]) -> None:
+    assert (
+        metadata.clean_authors(raw, site_names=["Tigris Review", "www.tigrisreview.com"])
+        == expected
+    )
+
+
+def test_dates_priority_and_rejections() -> None:
+    dates = metadata.choose_dates(
+        published=[
+            ("jsonld", "2027-01-01T00:00:00Z"),  # future
+            ("meta", "2016-11-20T09:00:00+03:00"),  # long before first seen
+            ("feed", datetime(2026, 11, 18, 6, 0, tzinfo=UTC)),  # > 1.5 days from the URL date
+            ("url", "2026-11-20"),
+        ],
+        modified=[("jsonld", "2026-11-19T00:00:00Z"), ("meta", "Sat, 21 Nov 2026 10:00:00 +0300")],
+        now=NOW,
+        first_seen=SEEN,
+        in_url=date(2026, 11, 20),
+    )
+    assert (dates.published_at, dates.published_source) == (
+        datetime(2026, 11, 20, tzinfo=UTC),
+        "url",
+    )
+    # the JSON-LD modified date precedes publication: the next candidate is used
+    assert (dates.modified_at, dates.modified_source) == (
+        datetime(2026, 11, 21, 7, 0, tzinfo=UTC),
+        "meta",
+    )
+    assert [why for _, _, why in dates.rejected] == [
+        "future",
+        "before_first_seen",
+        "conflicts_with_url",
+        "before_published",
+    ]
+
+
+def test_lazy_candidates_are_only_evaluated_when_needed() -> None:
+    calls: list[str] = []
+
+    def expensive() -> str:
+        calls.append("htmldate")
+        return "2026-11-20"
+
+    dates = metadata.choose_dates(
+        published=[("jsonld", "2026-11-20T10:00:00Z"), ("htmldate", expensive)],
+        modified=[],
+        now=NOW,
+        first_seen=SEEN,
+        in_url=None,
+    )
+    assert dates.published_source == "jsonld" and calls == []
+
+
+def test_max_lag_is_configurable() -> None:
+    old = ("jsonld", "2026-10-01T00:00:00Z")
+    kept = metadata.choose_dates([old], [], now=NOW, first_seen=SEEN, in_url=None)
+    dropped = metadata.choose_dates(
+        [old], [], now=NOW, first_seen=SEEN, in_url=None, max_lag=timedelta(days=30)
+    )
+    assert kept.published_source == "jsonld" and dropped.published_at is None
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://x.com/security/2026/11/18/slug", date(2026, 11, 18)),
+        ("https://x.com/2026-11-18/slug", date(2026, 11, 18)),
+        ("https://x.com/news/20261118/slug", date(2026, 11, 18)),
+        ("https://x.com/news/2026/13/45/slug", None),
+        ("https://x.com/news/slug-123456", None),
+    ],
+)
+def test_url_date(url: str, expected: date | None) -> None:
+    assert metadata.url_date(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("candidate", "final", "expected"),
+    [
+        # same site, relative, tracking parameters stripped
+        (
+            "/a/story?utm_source=rss&id=7",
+            "https://www.site.com/a/story?id=7&fbclid=1",
+            "https://www.site.com/a/story?id=7",
+        ),
+        # AMP page pointing at the desktop host of the same site
+        (
+            "https://www.site.com/a/story",
+            "https://amp.site.com/a/story/amp",
+            "https://www.site.com/a/story",
+        ),
+        # another site (syndication partner): not ours to follow
+        (
+            "https://partner.org/a/story",
+            "https://www.site.com/a/story",
+            "https://www.site.com/a/story",
+        ),
+        # the home page, or the section above the article: CMS bugs
+        ("https://www.site.com/", "https://www.site.com/a/story", "https://www.site.com/a/story"),
+        ("https://www.site.com/a/", "https://www.site.com/a/story", "https://www.site.com/a/story"),
+        ("javascript:void(0)", "https://www.site.com/a/story", "https://www.site.com/a/story"),
+        (None, "HTTPS://WWW.Site.com:443/a/story#comments", "https://www.site.com/a/story"),
+        (
+            "https://www.haber.com.tr/x/1",
+            "https://m.haber.com.tr/x/1",
+            "https://www.haber.com.tr/x/1",
+        ),
+        ("https://other.com.tr/x/1", "https://m.haber.com.tr/x/1", "https://m.haber.com.tr/x/1"),
+    ],
+)
+def test_canonical_url(candidate: str | None, final: str, expected: str) -> None:
+    assert metadata.choose_canonical(candidate, final_url=final) == expected
+
+
+def test_language_only_for_enough_text() -> None:
+    assert metadata.detect_language("PKK attack") is None
+    text = (
+        "Milli Savunma Bakanlığı, Irak'ın kuzeyindeki operasyon bölgesinde son bir haftada "
+        "çok sayıda mağara, sığınak ve mühimmat deposunun imha edildiğini açıkladı. Bakanlık, "
+        "operasyonlarda kayıp olmadığını bildirdi ve arama faaliyetlerinin sürdüğünü söyledi."
+    )
+    assert metadata.detect_language(text) == "tr"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("2026-11-18T07:45:00+03:00", datetime(2026, 11, 18, 4, 45, tzinfo=UTC)),
+        ("2026-11-18T04:45:00Z", datetime(2026, 11, 18, 4, 45, tzinfo=UTC)),
+        ("2026-11-18 04:45:00", datetime(2026, 11, 18, 4, 45, tzinfo=UTC)),
+        ("2026-11-18", datetime(2026, 11, 18, tzinfo=UTC)),
+        ("Wed, 18 Nov 2026 07:45:00 +0300", datetime(2026, 11, 18, 4, 45, tzinfo=UTC)),
+        ("yesterday", None),
+        ("", None),
+    ],
+)
+def test_parse_datetime(raw: str, expected: datetime | None) -> None:
+    assert metadata.parse_datetime(raw) == expected
