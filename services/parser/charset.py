@@ -51,12 +51,24 @@ def _single_byte(text: str) -> bytes | None:
     return None
 
 
+def _hits(pattern: re.Pattern[str], text: str) -> int:
+    """Matches of ``pattern``, counting no further than needed to decide."""
+    count = 0
+    for _ in pattern.finditer(text):
+        count += 1
+        if count >= MIN_MOJIBAKE_HITS:
+            break
+    return count
+
+
 def repair_mojibake(html: str, *, lang: str | None = None) -> tuple[str, str | None]:
     """Return ``(text, repair)``; ``repair`` names the fix applied, or None if none was needed.
 
     ``lang`` is the page's declared language (``<html lang>``), used only as a guard.
     """
-    if len(_UTF8_AS_CP1252.findall(html)) >= MIN_MOJIBAKE_HITS:
+    if html.isascii():  # the common case, and a C-speed check on 100 KB
+        return html, None
+    if _hits(_UTF8_AS_CP1252, html) >= MIN_MOJIBAKE_HITS:
         raw = _single_byte(html)
         if raw is not None:
             try:
@@ -66,11 +78,11 @@ def repair_mojibake(html: str, *, lang: str | None = None) -> tuple[str, str | N
     lang = (lang or "").lower()
     if (
         not lang.startswith(LANGS_WITH_ETH_THORN)
-        and not _TURKISH_ONLY.search(html)
-        and len(_CP1254_SUSPECTS.findall(html)) >= MIN_MOJIBAKE_HITS
         # Czech and Slovak use ý but never þ; Turkish text has both ş and ı everywhere
         and ("þ" in html or "Þ" in html)
         and ("ý" in html or "Ý" in html)
+        and not _TURKISH_ONLY.search(html)
+        and _hits(_CP1254_SUSPECTS, html) >= MIN_MOJIBAKE_HITS
     ):
         return html.translate(CP1254_FROM_CP1252), "cp1254-as-cp1252"
     return html, None

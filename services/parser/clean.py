@@ -194,6 +194,7 @@ def clean_paragraphs(
     title_keys = {normalise_key(t) for t in titles if t} - {""}
     caption_keys = _caption_keys(captions)
     kept_keys: set[str] = set()
+    kept_order: list[str] = []  # keys of out.paragraphs, in step with it
     in_related = False
 
     def cut(text: str, reason: str) -> None:
@@ -233,14 +234,13 @@ def clean_paragraphs(
             out.paywall_prompt = out.paywall_prompt or reason == "paywall_prompt"
             in_related = reason == "related"
             continue
-        previous = out.paragraphs[-1] if out.paragraphs else None
-        if previous is not None:
-            previous_key = normalise_key(previous)
+        if out.paragraphs:
+            previous_key = kept_order[-1]
             # a standfirst followed by the full lead paragraph that starts with it
             if len(previous_key) >= MIN_DUPLICATE_CHARS and key.startswith(previous_key):
-                out.paragraphs.pop()
-                kept_keys.discard(previous_key)
-                cut(previous, "duplicate_paragraph")
+                cut(out.paragraphs.pop(), "duplicate_paragraph")
+                kept_keys.discard(kept_order.pop())
         out.paragraphs.append(text)
         kept_keys.add(key)
+        kept_order.append(key)
     return out

@@ -18,6 +18,7 @@ import functools
 import hashlib
 import logging
 import struct
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -59,6 +60,18 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(normalise_key(text).encode("utf-8")).hexdigest()
 
 
+def fingerprint(text: str) -> tuple[str, list[int]]:
+    """``(content_hash(text), minhash_signature(text))``, normalising the text once."""
+    key = normalise_key(text)
+    return hashlib.sha256(key.encode("utf-8")).hexdigest(), _signature(key.split())
+
+
+def _shingle_hash(data: bytes) -> int:
+    # CRC-32 only has to tell shingles apart; the affine permutations do the mixing. It is
+    # C-fast, unlike datasketch's default sha1 (which dominated the signature's cost).
+    return zlib.crc32(data)
+
+
 @functools.cache
 def _permutations() -> np.ndarray:
     # datasketch draws the permutations from the seed on every MinHash(); drawing them once
@@ -72,9 +85,12 @@ def _permutations() -> np.ndarray:
 
 def minhash_signature(text: str) -> list[int]:
     """MinHash (128 uint32) over word 3-shingles of the normalised text; [] for no words."""
+    return _signature(normalise_key(text).split())
+
+
+def _signature(words: list[str]) -> list[int]:
     from datasketch import MinHash
 
-    words = normalise_key(text).split()
     if not words:
         return []
     shingles = {
@@ -82,7 +98,11 @@ def minhash_signature(text: str) -> list[int]:
         for i in range(max(1, len(words) - SHINGLE_WORDS + 1))
     }
     signature = MinHash(
-        num_perm=NUM_PERM, seed=MINHASH_SEED, permutations=_permutations(), scheme=MINHASH_SCHEME
+        num_perm=NUM_PERM,
+        seed=MINHASH_SEED,
+        permutations=_permutations(),
+        scheme=MINHASH_SCHEME,
+        hashfunc=_shingle_hash,
     )
     signature.update_batch(sorted(shingles))
     return [int(v) for v in signature.hashvalues]

@@ -18,8 +18,8 @@ from lxml.html import HtmlElement
 from services.parser import metadata
 from services.parser.charset import check_replacement_chars, repair_mojibake
 from services.parser.clean import clean_paragraphs
-from services.parser.dedup import content_hash, minhash_signature
-from services.parser.extract import extract_body, find_captions, load_tree
+from services.parser.dedup import fingerprint
+from services.parser.extract import extract_body, find_captions, load_tree, prune_tree
 from services.parser.limits import ParseTimeout, TimeLimit
 from services.parser.structured import (
     IMAGE_META,
@@ -52,6 +52,8 @@ _WORDLIKE = re.compile(
 )
 MAX_LONG_TOKEN_RATIO = 0.05
 LONG_TOKEN_CHARS = 40
+#: garbage is judged on the first tokens: enough to tell, and bounded on long texts
+GARBAGE_SAMPLE_TOKENS = 400
 #: titles of error pages served with status 200 ("soft 404s")
 ERROR_TITLE = re.compile(
     r"\b(?:404|410|500|503|page not found|not found|error|access denied|forbidden"
@@ -115,7 +117,7 @@ def _link_text_ratio(tree: HtmlElement) -> float:
 
 
 def _is_garbage(text: str) -> bool:
-    tokens = text.split()
+    tokens = text.split()[:GARBAGE_SAMPLE_TOKENS]
     if not tokens:
         return False
     wordlike = sum(1 for t in tokens if _WORDLIKE.match(t))
@@ -161,11 +163,11 @@ def _parse(page: Page, *, settings: Settings, now: datetime, limit: TimeLimit) -
             "page declares itself a listing (CollectionPage/ItemList)", kind="not_article"
         )
 
+    captions = find_captions(tree)
+    prune_tree(tree)
     extraction = extract_body(tree, url=page.final_url, article_body=st.article_body)
     limit.check()
-    cleaned = clean_paragraphs(
-        extraction.paragraphs, titles=(title, st.h1), captions=find_captions(tree)
-    )
+    cleaned = clean_paragraphs(extraction.paragraphs, titles=(title, st.h1), captions=captions)
     body_text = "\n\n".join(cleaned.paragraphs)
     check_replacement_chars(f"{title or ''} {body_text}", charset=page.charset)
     word_count = len(body_text.split())
@@ -221,6 +223,7 @@ def _parse(page: Page, *, settings: Settings, now: datetime, limit: TimeLimit) -
         st.first_meta(IMAGE_META) or st.jsonld_image, base=page.final_url
     )
     method = f"{extraction.method}+{repair}" if repair else extraction.method
+    digest, signature = fingerprint(body_text)
     return Article(
         url=page.url,
         final_url=page.final_url,
@@ -242,8 +245,8 @@ def _parse(page: Page, *, settings: Settings, now: datetime, limit: TimeLimit) -
         captions=cleaned.captions,
         removed=cleaned.removed,
         paywalled=paywalled,
-        content_hash=content_hash(body_text),
-        minhash=minhash_signature(body_text),
+        content_hash=digest,
+        minhash=signature,
         feed_id=page.feed_id,
         feed_url=page.feed_url,
         word_count=word_count,

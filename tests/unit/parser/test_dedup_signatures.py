@@ -4,6 +4,7 @@ from services.parser.dedup import (
     LSH_BANDS,
     NUM_PERM,
     content_hash,
+    fingerprint,
     lsh_bands,
     minhash_signature,
     similarity,
@@ -47,3 +48,7 @@ def test_lsh_bands_are_stable_signed_64_bit() -> None:
     assert all(-(2**63) <= h < 2**63 for _, h in bands)
     assert bands == lsh_bands(minhash_signature(TEXT))
     assert lsh_bands([1, 2, 3]) == []
+
+
+def test_fingerprint_is_hash_and_signature_in_one_pass() -> None:
+    assert fingerprint(TEXT) == (content_hash(TEXT), minhash_signature(TEXT))
