@@ -40,6 +40,8 @@ CAPTION_CLASS_SUFFIXES = ("-caption", "_caption", "-caption-text", "caption-text
 CREDIT_SELECTOR = ".//*[contains(@class, 'credit') or contains(@class, 'copyright') or contains(@class, 'source')]"
 #: elements removed before extraction (see prune_tree)
 PRUNED_TAGS = ("script", "style", "noscript", "template", "svg", "iframe", "form", "nav", "footer")
+#: a <form> with more text than this is a page wrapper, not a sign-up box
+MAX_FORM_TEXT_CHARS = 1000
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>", re.IGNORECASE)
 
 
@@ -91,6 +93,11 @@ def prune_tree(tree: HtmlElement) -> None:
     up front roughly halves its time on a 100 KB page. Call after structured data (JSON-LD
     lives in <script>) and captions have been read.
     """
+    # ASP.NET pages wrap the whole body in one <form>: unwrap such forms instead (trafilatura
+    # would drop the form and the article with it)
+    for form in list(tree.iter("form")):
+        if len(form.text_content()) >= MAX_FORM_TEXT_CHARS:
+            form.drop_tag()
     etree.strip_elements(tree, *PRUNED_TAGS, etree.Comment, with_tail=False)
 
 

@@ -433,3 +433,10 @@ def test_time_limit_inside_the_worker(read_fixture: ReadFixture, build: PageFrom
     # the alarm is disarmed and the previous handler restored
     assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
     assert signal.getsignal(signal.SIGALRM) is previous
+
+
+def test_page_wrapped_in_one_form_aspnet_style(read_fixture: ReadFixture, build: PageFrom) -> None:
+    html = read_fixture("tigris_pkk_strikes.html")
+    html = html.replace('<body class="article-page">', '<body><form id="aspnetForm" method="post">')
+    html = html.replace("</body>", "</form></body>")
+    assert parse(build(html, TIGRIS_URL)).body_text == TIGRIS_BODY
