@@ -13,6 +13,7 @@ import asyncio
 import ipaddress
 import logging
 import socket
+import ssl
 import typing
 from collections.abc import Awaitable, Callable, Iterable
 
@@ -178,13 +179,20 @@ def guarded_transport(
     http2: bool = True,
     resolver: Resolver | None = None,
     blocked: Callable[[str], bool] = is_blocked_ip,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> httpx.AsyncHTTPTransport:
     """An ``httpx.AsyncHTTPTransport`` whose pool opens connections through the guard.
 
     ``trust_env=False``: an environment proxy would connect on our behalf and bypass the
     connect-time check.
     """
-    transport = httpx.AsyncHTTPTransport(http2=http2, limits=limits, trust_env=False)
+    # Loading the CA bundle costs ~30 ms CPU; share one context across per-origin pools.
+    transport = httpx.AsyncHTTPTransport(
+        verify=ssl_context or httpx.create_ssl_context(trust_env=False),
+        http2=http2,
+        limits=limits,
+        trust_env=False,
+    )
     # httpx has no public hook for the network backend; the pool reads this attribute on
     # every new connection. tests/unit/fetcher/test_guard.py fails loudly if that changes.
     pool = transport._pool
