@@ -30,6 +30,7 @@ ALIASES_FILE = "aliases.json"
 
 # Leading titles and ranks stripped from PERSON names (folded form, one entry per phrase).
 # A title is stripped only when a name remains after it: "President" alone stays "President".
+# fmt: off
 TITLES: tuple[str, ...] = (
     "first lieutenant general", "lieutenant general", "lt gen", "ltgen",
     "major general", "maj gen", "brigadier general", "brig gen", "general", "gen",
@@ -49,6 +50,7 @@ TITLES: tuple[str, ...] = (
     "former", "acting", "deputy", "late", "jailed", "imprisoned", "slain", "senior", "top",
     "then", "militant", "commander in chief", "leader", "founder",
 )
+# fmt: on
 # Particles that join an Arabic/Kurdish surname; "al-Sudani" and "Sudani" share a surname.
 NAME_PARTICLES: frozenset[str] = frozenset({"al", "el", "ul", "al sayyid"})
 # Leading articles dropped from every kind: "the Syrian Democratic Forces".
@@ -81,32 +83,44 @@ def fold(text: str) -> str:
     return " ".join(value.split())
 
 
-def _strip_prefixes(folded: str, prefixes: Iterable[str]) -> str:
+def _index_prefixes(prefixes: Iterable[str]) -> dict[str, tuple[tuple[str, ...], ...]]:
+    """First word -> the prefixes starting with it, longest first."""
+    index: dict[str, list[tuple[str, ...]]] = {}
+    for prefix in prefixes:
+        words = tuple(prefix.split())
+        index.setdefault(words[0], []).append(words)
+    return {k: tuple(sorted(v, key=len, reverse=True)) for k, v in index.items()}
+
+
+def _strip_prefixes(folded: str, index: Mapping[str, tuple[tuple[str, ...], ...]]) -> str:
     words = folded.split()
-    changed = True
-    while changed and len(words) > 1:
-        changed = False
-        for prefix in prefixes:
-            parts = prefix.split()
-            if len(parts) < len(words) and words[: len(parts)] == parts:
-                words = words[len(parts) :]
-                changed = True
+    start = 0
+    while len(words) - start > 1:
+        for prefix in index.get(words[start], ()):
+            n = len(prefix)
+            if n < len(words) - start and tuple(words[start : start + n]) == prefix:
+                start += n
                 break
-    return " ".join(words)
+        else:
+            break
+    return " ".join(words[start:]) if start else folded
 
 
-_TITLES_LONGEST_FIRST: tuple[str, ...] = tuple(sorted(TITLES, key=lambda t: -len(t.split())))
+_TITLE_INDEX = _index_prefixes(TITLES)
+_ARTICLE_INDEX = _index_prefixes(LEADING_ARTICLES)
 
 
+@functools.lru_cache(maxsize=65536)
 def strip_titles(folded: str) -> str:
     """Drop leading titles/ranks from a folded PERSON name ("lt gen metin gurak" -> "metin gurak")."""
-    return _strip_prefixes(folded, _TITLES_LONGEST_FIRST)
+    return _strip_prefixes(folded, _TITLE_INDEX)
 
 
 def strip_articles(folded: str) -> str:
-    return _strip_prefixes(folded, LEADING_ARTICLES)
+    return _strip_prefixes(folded, _ARTICLE_INDEX)
 
 
+@functools.lru_cache(maxsize=65536)
 def name_norm(text: str, kind: str) -> str:
     """The folded canonical name of a surface form for ``kind`` (titles only for PERSON)."""
     folded = strip_articles(fold(text))
@@ -141,7 +155,7 @@ _DISPLAY_ARTICLE = re.compile(r"^the\s+", re.IGNORECASE)
 
 def _title_pattern() -> re.Pattern[str]:
     alternatives = []
-    for title in _TITLES_LONGEST_FIRST:
+    for title in sorted(TITLES, key=lambda t: -len(t.split())):
         words = [re.escape(word) + r"\.?" for word in title.split()]
         alternatives.append(r"[\s-]*".join(words))
     return re.compile(r"^(?:(?:" + "|".join(alternatives) + r")\s+)+", re.IGNORECASE)

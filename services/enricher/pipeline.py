@@ -175,7 +175,10 @@ class Enricher:
         ]
         logger.debug(
             "enriched %s status=%s entities=%d mentions=%d rules=%s",
-            article.canonical_url, plan.status, len(entities), len(mentions),
+            article.canonical_url,
+            plan.status,
+            len(entities),
+            len(mentions),
             ",".join(sorted({item.rule for item in items})),
         )
         return EnrichedArticle(
@@ -197,8 +200,9 @@ class _Plan:
 
     __slots__ = ("body", "note", "run", "status", "title")
 
-    def __init__(self, *, title: str | None, body: str, status: str, note: str | None,
-                 run: bool) -> None:
+    def __init__(
+        self, *, title: str | None, body: str, status: str, note: str | None, run: bool
+    ) -> None:
         self.title = title
         self.body = body
         self.status = status
@@ -210,21 +214,33 @@ def _plan(article: Article, max_chars: int) -> _Plan:
     language = (article.language or "").lower()
     if language and not language.startswith(SUPPORTED_LANGUAGES):
         return _Plan(
-            title=None, body="", status="unsupported_language", run=False,
+            title=None,
+            body="",
+            status="unsupported_language",
+            run=False,
             note=f"language {article.language!r} has no NER model here; stored without entities",
         )
     title = article.title if article.title and article.title.strip() else None
     body = article.body_text
     if not body.strip():
         if title is None:
-            return _Plan(title=None, body="", status="empty", note="no title or body text",
-                         run=False)
-        return _Plan(title=title, body="", status="empty", run=True,
-                     note="empty body; entities from the title only")
+            return _Plan(
+                title=None, body="", status="empty", note="no title or body text", run=False
+            )
+        return _Plan(
+            title=title,
+            body="",
+            status="empty",
+            run=True,
+            note="empty body; entities from the title only",
+        )
     if len(body) > max_chars:
         cut = truncate_at(body, max_chars)
         return _Plan(
-            title=title, body=body[:cut], status="truncated", run=True,
+            title=title,
+            body=body[:cut],
+            status="truncated",
+            run=True,
             note=f"entities from the first {cut} of {len(body)} characters",
         )
     return _Plan(title=title, body=body, status="ok", note=None, run=True)

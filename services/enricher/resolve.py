@@ -38,6 +38,7 @@ from services.enricher.canonical import (
 from services.enricher.recognize import Span
 
 #: Kinds that win a tie when the model labels one name differently within an article.
+# fmt: off
 KIND_PRIORITY: tuple[str, ...] = (
     "PERSON", "GPE", "ORG", "LOC", "NORP", "FAC", "EVENT", "LAW", "PRODUCT", "WORK_OF_ART",
 )
@@ -47,6 +48,7 @@ SURNAME_MISLABELS: frozenset[str] = frozenset(
 )
 #: Words skipped when an acronym is compared with a name's initials.
 INITIALS_STOPWORDS: frozenset[str] = frozenset({"of", "the", "and", "for", "on", "in", "de", "al"})
+# fmt: on
 FIELD_ORDER = {"title": 0, "body": 1}
 
 _PAREN = re.compile(r"\s*\(\s*([^()\n]{2,80}?)\s*\)")
@@ -61,7 +63,7 @@ class Resolved:
 
 
 def is_acronym(text: str) -> bool:
-    """"SDF", "U.N.", "CJTF-OIR": no space, 2-10 letters/digits, nearly all capitals."""
+    """Acronyms like "SDF", "U.N.", "CJTF-OIR": no space, 2-10 letters/digits, nearly all capitals."""
     compact = text.replace(".", "").replace("-", "").replace("&", "")
     if not 2 <= len(compact) <= 10 or not compact.isalnum() or not compact[0].isupper():
         return False
@@ -103,9 +105,7 @@ class _Article:
         return None
 
     def covered(self, field: str, start: int, end: int) -> bool:
-        return any(
-            s.field == field and s.start < end and start < s.end for s in self.spans
-        )
+        return any(s.field == field and s.start < end and start < s.end for s in self.spans)
 
     def add(self, span: Span) -> None:
         self.spans.append(span)
@@ -136,8 +136,14 @@ def _acronym_definitions(article: _Article) -> dict[str, Span]:
             for match in pattern.finditer(text):
                 if not article.covered(field, match.start(), match.end()):
                     article.add(
-                        Span(field, match.start(), match.end(), match.group(), expansion.label,
-                             "acronym_occurrence")
+                        Span(
+                            field,
+                            match.start(),
+                            match.end(),
+                            match.group(),
+                            expansion.label,
+                            "acronym_occurrence",
+                        )
                     )
     return definitions
 
@@ -160,12 +166,11 @@ def resolve_article(
     expansion_ids = {id(span) for span in definitions.values()}
 
     # full person names: PERSON spans of 2+ name words that do not end a longer one
-    person_words = {
-        id(s): _name_tokens(s) for s in article.spans if s.label == "PERSON"
-    }
+    person_words = {id(s): _name_tokens(s) for s in article.spans if s.label == "PERSON"}
     candidates = [s for s in article.spans if len(person_words.get(id(s), ())) >= 2]
     full_names = [
-        s for s in candidates
+        s
+        for s in candidates
         if not any(
             len(person_words[id(o)]) > len(person_words[id(s)])
             and person_words[id(o)][-len(person_words[id(s)]) :] == person_words[id(s)]
@@ -184,9 +189,9 @@ def resolve_article(
             if entry is not None and entry.entity.kind != "PERSON":
                 return []
         return [
-            f for f in full_names
-            if len(person_words[id(f)]) > len(words)
-            and person_words[id(f)][-len(words) :] == words
+            f
+            for f in full_names
+            if len(person_words[id(f)]) > len(words) and person_words[id(f)][-len(words) :] == words
         ]
 
     resolved: dict[int, Resolved] = {}
@@ -250,9 +255,9 @@ def resolve_article(
         item = resolved.get(id(span))
         if item is None:
             continue
-        target = overrides.redirect(item.key)
-        if target != item.key:
-            item = replace(item, key=target, kind=split_key(target)[0], rule=item.rule + "+merged")
+        merged = overrides.redirect(item.key)
+        if merged != item.key:
+            item = replace(item, key=merged, kind=split_key(merged)[0], rule=item.rule + "+merged")
         result.append(item)
     return result
 
@@ -271,9 +276,7 @@ def _vote_kinds(resolved: dict[int, Resolved]) -> None:
         for ident in idents:
             item = resolved[ident]
             if item.kind != best:
-                resolved[ident] = Resolved(
-                    item.span, _key(best, item.span.text), best, "kind_vote"
-                )
+                resolved[ident] = Resolved(item.span, _key(best, item.span.text), best, "kind_vote")
 
 
 def _initials_match(span: Span, resolved: object) -> list[str]:
@@ -308,10 +311,8 @@ def canonical_names(
             names[item.key] = overrides.names[item.key]
             continue
         shown = display_name(item.span.text, item.kind)
-        if is_acronym(shown) and item.rule.startswith(("acronym", "user")):
-            rank = 0  # an acronym names its entity only when nothing longer was seen
-        else:
-            rank = len(shown)
+        # an acronym names its entity only when nothing longer was seen
+        rank = 0 if is_acronym(shown) else len(shown)
         current = best.get(item.key)
         if current is None or rank > current[0]:
             best[item.key] = (rank, order, shown)

@@ -265,3 +265,24 @@ def test_enriched_article_round_trips_through_json(enricher: Enricher, make_arti
         "ORG:european union": "ORG",
         "GPE:kobani": "GPE",
     }
+
+
+def test_skipping_nameless_sentences_keeps_the_same_entities(
+    enricher: Enricher, make_article
+) -> None:
+    article = make_article(
+        "The operation is the latest in a series of cross-border strikes. The Turkish Armed "
+        "Forces said on Monday that 12 PKK militants were neutralised in the Gara region.\n\n"
+        "Residents said they heard explosions throughout the night. Kurdistan Regional "
+        "Government spokesman Peshawa Hawramani said Erbil was calm. It was not clear how "
+        "many civilians were hurt. Hawramani called for restraint."
+    )
+    assert enricher._recognizer is not None
+    skipped = enricher.enrich(article)
+    enricher._recognizer.skip_nameless = False
+    try:
+        full = enricher.enrich(article)
+    finally:
+        enricher._recognizer.skip_nameless = True
+    assert skipped.mentions == full.mentions
+    assert mention_keys(skipped, "Hawramani") == {"PERSON:peshawa hawramani"}

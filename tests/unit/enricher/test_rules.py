@@ -145,3 +145,21 @@ def test_segments_are_paragraphs_and_long_ones_are_cut() -> None:
     assert len(pieces) > 1
     assert "".join(p for _, p in pieces) == long
     assert all(long[o : o + len(p)] == p for o, p in pieces)
+
+
+def test_nameless_sentences_are_skipped_with_offsets_kept() -> None:
+    text = (
+        "The operation is the latest in a series of strikes. Turkish jets hit Gara. "
+        "Residents said they heard explosions. It was not clear how many died.\n"
+        "Officials in Duhok said nothing."
+    )
+    pieces = list(segments(text, skip_nameless=True))
+    assert [p.strip() for _, p in pieces] == [
+        "Turkish jets hit Gara.",
+        "Officials in Duhok said nothing.",
+    ]
+    assert all(text[o : o + len(p)] == p for o, p in pieces)
+    # a sentence opening with a name is kept even with no other capital
+    assert [p for _, p in segments("Mirza said nothing more.", skip_nameless=True)] == [
+        "Mirza said nothing more."
+    ]
