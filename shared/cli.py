@@ -249,12 +249,11 @@ def worker(
     started = time.monotonic()
     faust_app = module.build(s, bootstrap=resolve_kafka_bootstrap(s))
 
-    async def ready() -> None:
+    def ready() -> None:
         logger.info("service ready: %s in %.2fs", service, time.monotonic() - started)
 
-    faust_app.on_startup_finished = ready
     serve_metrics(metrics_port(s.metrics_port_base, service))
-    run_worker(faust_app, loglevel=s.log_level.lower())
+    run_worker(faust_app, loglevel=s.log_level.lower(), on_ready=ready)
 
 
 @app.command("run")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -83,12 +83,20 @@ async def send_dead_letters(app: faust.App, topic: Any, letters: Iterable[DeadLe
     await send_all(app, topic, ((letter.stage, letter.to_bytes()) for letter in letters))
 
 
-def run_worker(app: faust.App, *, loglevel: str = "info") -> None:
+def run_worker(
+    app: faust.App, *, loglevel: str = "info", on_ready: Callable[[], None] | None = None
+) -> None:
     """Run *app* in this process until SIGINT/SIGTERM (what ``newsflow worker X`` does)."""
     from faust.worker import Worker
 
+    class _Worker(Worker):
+        async def on_startup_finished(self) -> None:
+            await super().on_startup_finished()
+            if on_ready is not None:
+                on_ready()
+
     # override_logging=False keeps the structured handlers configure_logging installed.
-    worker = Worker(
+    worker = _Worker(
         app, loglevel=loglevel, quiet=True, redirect_stdouts=False, override_logging=False
     )
     worker.execute_from_commandline()
