@@ -83,6 +83,9 @@ URL_DATE_TOLERANCE = timedelta(days=1, hours=14)
 #: py3langid is unreliable below this ("PKK attack" comes out as Swedish)
 MIN_LANGUAGE_CHARS = 200
 MAX_LANGUAGE_CHARS = 1500
+#: py3langid labels -> the code we publish. Its "sdh" (Southern Kurdish) is what it answers
+#: for Arabic-script Kurdish, which in this corpus is Sorani (Central Kurdish, "ckb").
+LANGUAGE_FIXES = {"sdh": "ckb"}
 
 
 # --- title -------------------------------------------------------------------------------------
@@ -280,7 +283,7 @@ def detect_language(text: str, *, min_chars: int = MIN_LANGUAGE_CHARS) -> str | 
     # the first few thousand characters decide as well as the whole text, at a fraction of
     # the cost (py3langid is linear in the input)
     language, _score = py3langid.classify(text[:MAX_LANGUAGE_CHARS])
-    return str(language)
+    return LANGUAGE_FIXES.get(str(language), str(language))
 
 
 # --- URLs --------------------------------------------------------------------------------------

@@ -185,3 +185,12 @@ def test_language_only_for_enough_text() -> None:
 )
 def test_parse_datetime(raw: str, expected: datetime | None) -> None:
     assert metadata.parse_datetime(raw) == expected
+
+
+def test_arabic_script_kurdish_is_reported_as_sorani() -> None:
+    sorani = (
+        "سەرۆکی هەرێمی کوردستان لە دیدارێکدا لەگەڵ باڵیۆزی ئەمریکا باسی لە پەیوەندییەکانی نێوان "
+        "هەولێر و بەغدا کرد و جەختی لەسەر گرنگیی چارەسەرکردنی کێشەکان کردەوە و داوای کرد "
+        "هەماهەنگیی ئەمنی لە ناوچە جێناکۆکەکان بەهێز بکرێت بۆ ڕێگرتن لە هێرشەکانی داعش"
+    )
+    assert metadata.detect_language(sorani) == "ckb"

@@ -440,3 +440,21 @@ def test_page_wrapped_in_one_form_aspnet_style(read_fixture: ReadFixture, build:
     html = html.replace('<body class="article-page">', '<body><form id="aspnetForm" method="post">')
     html = html.replace("</body>", "</form></body>")
     assert parse(build(html, TIGRIS_URL)).body_text == TIGRIS_BODY
+
+
+def test_js_rendered_page_falls_back_to_jsonld_article_body(page_from: PageFrom) -> None:
+    url = "https://levantledger.com/syria/ceasefire-deir-hafer-sdf"
+    article = parse(page_from("levant_js_rendered.html", url))
+
+    assert article.extraction == "jsonld"
+    paragraphs = article.body_text.split("\n\n")
+    assert len(paragraphs) == 4
+    assert paragraphs[0].endswith(
+        "after three days of clashes that killed at least eleven fighters, according to a war monitor."
+    )
+    assert paragraphs[-1] == (
+        "Turkey, which considers the main component of the SDF an offshoot of the PKK, has "
+        "repeatedly threatened a new cross-border operation if the group is not disarmed."
+    )
+    assert article.authors == ["Nour Al-Din Saleh"]
+    assert article.captions == ["A checkpoint on the road to Deir Hafer."]
