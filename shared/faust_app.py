@@ -99,4 +99,5 @@ def run_worker(
     worker = _Worker(
         app, loglevel=loglevel, quiet=True, redirect_stdouts=False, override_logging=False
     )
+    worker.spinner = None  # its terminal escape codes would garble merged logs
     worker.execute_from_commandline()

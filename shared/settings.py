@@ -116,6 +116,14 @@ class Settings(BaseSettings):
     # --- writer ------------------------------------------------------------------------
     writer_batch_size: int = Field(default=200, ge=1)
     writer_batch_seconds: float = Field(default=0.5, gt=0)
+    writer_archive_pages: bool = Field(
+        default=True,
+        description="Archive news.pages.v1 records in the pages table (gzip), so "
+        "'newsflow replay --from pages' can re-parse without refetching.",
+    )
+    writer_page_batch_size: int = Field(
+        default=50, ge=1, description="Pages archived per transaction (pages are up to 5 MB)."
+    )
 
     @field_validator("database_url")
     @classmethod
