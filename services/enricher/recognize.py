@@ -69,6 +69,15 @@ FORCE_HEADS: frozenset[str] = frozenset({
     "militias", "guard", "guards", "police", "command", "service", "services", "agency",
     "ministry", "directorate", "organization", "organisation", "party", "front",
 })
+#: Last words of an organisation name that starts with a known place ("Sinjar Resistance
+#: Units", "Duhok Security Council").
+ORG_HEADS: frozenset[str] = FORCE_HEADS | frozenset({
+    "council", "government", "administration", "assembly", "committee", "office", "mechanism",
+    "alliance", "coalition", "movement", "union", "authority", "court", "parliament",
+    "municipality", "asayish", "directorate", "commission", "association", "network",
+})
+ORG_JOINERS: frozenset[str] = frozenset({"-", "of", "and", "for", "'s", "’s"})
+MAX_ORG_TAIL = 6
 #: Last words that make a span starting with a given name something other than a person.
 NOT_PERSON_HEADS: frozenset[str] = FORCE_HEADS | frozenset({
     "airport", "university", "mosque", "street", "avenue", "square", "bridge", "dam",
@@ -370,9 +379,27 @@ def _merge_gazetteer(doc: Doc, model: list[_Tok], names: list[_Tok]) -> list[_To
         overlapping = [span for span in result if _overlaps(span, name)]
         if all(_inside(span, name) for span in overlapping):
             result = [span for span in result if not _overlaps(span, name)]
-            result.append(replace(name, rule="alias"))
+            result.append(_longer_org(doc, name, result) or replace(name, rule="alias"))
         # a crossing overlap keeps the model's span: the rule must not break names
     return sorted(result, key=lambda t: t.start)
+
+
+def _longer_org(doc: Doc, name: _Tok, others: list[_Tok]) -> _Tok | None:
+    """A known name that starts an organisation the model missed ("Sinjar" in "Sinjar
+    Resistance Units"): the whole name, as ORG, so the rule does not break it."""
+    taken = {i for span in others for i in range(span.start, span.end)}
+    end = name.end
+    best: int | None = None
+    while end < len(doc) and end - name.end < MAX_ORG_TAIL and end not in taken:
+        token = doc[end]
+        if not (_is_capitalised(token.text) or token.lower_ in ORG_JOINERS):
+            break
+        end += 1
+        if token.lower_ in ORG_HEADS:
+            best = end
+    if best is None:
+        return None
+    return _Tok(name.start, best, "ORG", "alias_in_longer_org")
 
 
 def _is_capitalised(text: str) -> bool:

@@ -163,3 +163,13 @@ def test_nameless_sentences_are_skipped_with_offsets_kept() -> None:
     assert [p for _, p in segments("Mirza said nothing more.", skip_nameless=True)] == [
         "Mirza said nothing more."
     ]
+
+
+def test_known_place_starting_a_missed_organisation_keeps_the_whole_name(
+    blank: Language, recognizer: Recognizer
+) -> None:
+    # measured: the model can miss "Sinjar Resistance Units" entirely
+    doc = doc_with(blank, "Fighters of the Sinjar Resistance Units and the YBŞ clashed.", [])
+    assert result(recognizer, doc) == [("Sinjar Resistance Units", "ORG")]
+    doc = doc_with(blank, "Erbil Governor Omed Khoshnaw said the roads were open.", [])
+    assert result(recognizer, doc) == [("Erbil", "GPE")]

@@ -1,0 +1,166 @@
+"""User curation against a real, freshly migrated PostgreSQL: aliases, merges, splits, and the
+overrides the enricher loads from them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+import typer
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from typer.testing import CliRunner
+
+from services.enricher import admin
+from services.enricher.cli import register
+from services.enricher.pipeline import Enricher
+from shared.db.models import Entity, EntityAlias
+from shared.db.session import create_engine, session_factory
+from shared.messages import Article
+from shared.settings import get_settings
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+@pytest.fixture
+async def session(database_url: str) -> AsyncIterator[AsyncSession]:
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with session_factory(engine)() as db:
+            yield db
+    finally:
+        await engine.dispose()
+
+
+async def entity(session: AsyncSession, key: str) -> Entity:
+    return (await session.execute(select(Entity).where(Entity.key == key))).scalar_one()
+
+
+async def test_alias_add_creates_curated_entity_and_is_idempotent(session: AsyncSession) -> None:
+    change = await admin.add_alias(session, "GPE:Türkiye", "Türkiye Cumhuriyeti")
+    again = await admin.add_alias(session, "GPE:turkiye", "Türkiye Cumhuriyeti")
+    await session.commit()
+    assert change.entity.key == again.entity.key == "GPE:turkiye"
+    assert change.entity.created and change.entity.name == "Türkiye"  # name from curated data
+    rows = (await session.execute(select(EntityAlias.alias, EntityAlias.source))).all()
+    assert rows == [("Türkiye Cumhuriyeti", "user")]
+    overrides = await admin.load_overrides(session)
+    assert overrides.aliases == {"turkiye cumhuriyeti": "GPE:turkiye"}
+
+
+async def test_alias_add_by_name_and_helpful_errors(session: AsyncSession) -> None:
+    session.add(Entity(key="LOC:mount gabar", kind="LOC", name="Mount Gabar"))
+    await session.flush()
+    change = await admin.add_alias(session, "mount gabar", "Gabar Dağı")
+    assert change.entity.key == "LOC:mount gabar"
+    with pytest.raises(admin.AdminError, match="give its key"):
+        await admin.add_alias(session, "Nowhere At All", "x")
+    with pytest.raises(admin.AdminError, match="no letters"):
+        await admin.add_alias(session, "LOC:mount gabar", " -- ")
+
+
+async def test_merge_redirects_follows_chains_and_refuses_cycles(session: AsyncSession) -> None:
+    for key, name in (
+        ("PERSON:mazlum abdi", "Mazlum Abdi"),
+        ("PERSON:mazloum kobane", "Mazloum Kobane"),
+        ("PERSON:mazloum abdi", "Mazloum Abdi"),
+    ):
+        session.add(Entity(key=key, kind="PERSON", name=name))
+    session.add(Entity(key="GPE:kobani", kind="GPE", name="Kobani"))
+    await session.flush()
+    await admin.merge_entities(session, "PERSON:mazloum kobane", "PERSON:mazlum abdi")
+    await admin.merge_entities(session, "PERSON:mazlum abdi", "PERSON:mazloum abdi")
+    with pytest.raises(admin.AdminError, match="already merged"):
+        await admin.merge_entities(session, "PERSON:mazloum abdi", "PERSON:mazloum kobane")
+    with pytest.raises(admin.AdminError, match="distinct kinds"):
+        await admin.merge_entities(session, "GPE:kobani", "PERSON:mazloum abdi")
+    with pytest.raises(admin.AdminError, match="itself"):
+        await admin.merge_entities(session, "GPE:kobani", "GPE:kobani")
+    await session.commit()
+    overrides = await admin.load_overrides(session)
+    assert overrides.merges == {
+        "PERSON:mazloum kobane": "PERSON:mazloum abdi",
+        "PERSON:mazlum abdi": "PERSON:mazloum abdi",
+    }
+    assert overrides.names["PERSON:mazloum abdi"] == "Mazloum Abdi"
+
+
+async def test_split_undoes_a_merge_and_moves_aliases(session: AsyncSession) -> None:
+    session.add(Entity(key="PERSON:assad", kind="PERSON", name="Assad"))
+    session.add(Entity(key="PERSON:bashar al assad", kind="PERSON", name="Bashar al-Assad"))
+    await session.flush()
+    await admin.merge_entities(session, "PERSON:assad", "PERSON:bashar al assad")
+    change = await admin.split_entity(session, "PERSON:assad")
+    assert change.unmerged
+    assert (await entity(session, "PERSON:assad")).merged_into is None
+    with pytest.raises(admin.AdminError, match="not merged"):
+        await admin.split_entity(session, "PERSON:assad")
+
+    await admin.add_alias(session, "PERSON:bashar al assad", "Assad junior")
+    moved = await admin.split_entity(
+        session, "PERSON:bashar al assad", aliases=["Assad junior"], into="PERSON:hafez al assad"
+    )
+    await session.commit()
+    assert moved.moved == ("Assad junior",) and moved.target is not None
+    assert moved.target.name == "Hafez al-Assad" and moved.target.created
+    overrides = await admin.load_overrides(session)
+    assert overrides.aliases == {"assad junior": "PERSON:hafez al assad"}
+
+
+async def test_enricher_applies_loaded_overrides(session: AsyncSession) -> None:
+    session.add(
+        Entity(key="ORG:sinjar resistance units", kind="ORG", name="Sinjar Resistance Units")
+    )
+    await session.flush()
+    await admin.add_alias(session, "ORG:ybs", "YBŞ", name="Sinjar Resistance Units (YBŞ)")
+    await admin.merge_entities(session, "ORG:sinjar resistance units", "ORG:ybs")
+    await session.commit()
+    enricher = Enricher(overrides=await admin.load_overrides(session))
+    enricher.load()
+    body = "Fighters of the Sinjar Resistance Units and the YBŞ clashed with the Iraqi Army."
+    result = enricher.enrich(
+        Article(
+            url="https://t.example/1",
+            final_url="https://t.example/1",
+            canonical_url="https://t.example/1",
+            host="t.example",
+            body_text=body,
+            content_hash="0" * 64,
+            language="en",
+            discovered_at=NOW,
+            fetched_at=NOW,
+            parsed_at=NOW,
+        )
+    )
+    keys = {e.key: e for e in result.entities}
+    assert "ORG:sinjar resistance units" not in keys
+    assert keys["ORG:ybs"].mentions == 2 and keys["ORG:ybs"].name == "Sinjar Resistance Units (YBŞ)"
+    assert keys["ORG:iraqi army"].kind == "ORG"
+
+
+def test_cli_alias_merge_split(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEWSFLOW_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    app = typer.Typer()
+    entities = typer.Typer()
+    register(entities)
+    app.add_typer(entities, name="entities")
+    runner = CliRunner()
+    try:
+        result = runner.invoke(app, ["entities", "alias", "add", "GPE:iraq", "Irak"])
+        assert result.exit_code == 0, result.output
+        assert "'Irak' -> GPE:iraq (created)" in result.output
+        result = runner.invoke(app, ["entities", "alias", "add", "GPE:federal iraq", "Fed Iraq"])
+        assert result.exit_code == 0, result.output
+        result = runner.invoke(app, ["entities", "merge", "GPE:federal iraq", "GPE:iraq"])
+        assert result.exit_code == 0 and "merged GPE:federal iraq into GPE:iraq" in result.output
+        result = runner.invoke(app, ["entities", "split", "GPE:federal iraq"])
+        assert result.exit_code == 0 and "its own entity again" in result.output
+        result = runner.invoke(app, ["entities", "merge", "GPE:iraq", "PERSON:nobody"])
+        assert result.exit_code != 0
+        assert isinstance(result.exception, admin.AdminError)
+    finally:
+        get_settings.cache_clear()
