@@ -138,3 +138,40 @@ class InOrderAcks:
         while queue and queue[0][1]:
             event, _ = queue.pop(0)
             await self._stream.ack(event)
+
+
+def run_batch(
+    items: list[tuple[bytes, M]],
+    batch_fn: Callable[[list[M]], list[R]],
+    fn: Callable[[M], R],
+    *,
+    stage: Stage,
+    source_topic: str,
+    service: str,
+    url_of: Callable[[M], str | None],
+    key_of: Callable[[M], str | None],
+) -> tuple[list[R], list[DeadLetter]]:
+    """Process a batch in one call (e.g. one ``nlp.pipe`` for all articles); if the batch
+    fails, fall back to one call per item so only the bad record is dead-lettered."""
+    if not items:
+        return [], []
+    started = time.perf_counter()
+    try:
+        results = batch_fn([item for _raw, item in items])
+    except Exception:
+        logger.warning("batch of %s failed in stage %s; retrying one by one", len(items), stage)
+        return run_each(
+            items,
+            fn,
+            stage=stage,
+            source_topic=source_topic,
+            service=service,
+            url_of=url_of,
+            key_of=key_of,
+        )
+    per_item = (time.perf_counter() - started) / len(items)
+    for _raw, item in items:
+        MESSAGES.labels(stage, "ok", "-").inc()
+        STAGE_SECONDS.labels(stage).observe(per_item)
+        logger.debug("ok stage=%s url=%s", stage, url_of(item))
+    return results, []

@@ -13,7 +13,7 @@ from shared.faust_app import create_app, dlq_topic, send_all, send_dead_letters
 from shared.retry import until_done
 from shared.runtime import resolve_database_url
 from shared.settings import Settings
-from shared.stage import decode_events, run_each
+from shared.stage import decode_events, run_batch
 from shared.topics import ARTICLES, ENRICHED
 
 logger = logging.getLogger(__name__)
@@ -59,8 +59,9 @@ def build(settings: Settings, *, bootstrap: str) -> faust.App:
             decoded, letters = decode_events(
                 events, ARTICLES.model, stage="enrich", source_topic=articles_name, service=SERVICE
             )
-            done, failed = run_each(
+            done, failed = run_batch(
                 decoded,
+                enricher.enrich_many,
                 enricher.enrich,
                 stage="enrich",
                 source_topic=articles_name,
