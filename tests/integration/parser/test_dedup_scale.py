@@ -27,11 +27,41 @@ PLACES = (
     "Zakho",
     "Amedi",
 )
-WORDS = (
-    "officials militants drone strike convoy checkpoint border village ministry statement police "
-    "army fighters camp prison attack operation ceasefire talks delegation governor council "
-    "commander cell explosives weapons smuggling patrol curfew refugees returnees court trial"
-).split()
+WORDS = [
+    "officials",
+    "militants",
+    "drone",
+    "strike",
+    "convoy",
+    "checkpoint",
+    "border",
+    "village",
+    "ministry",
+    "statement",
+    "police",
+    "army",
+    "fighters",
+    "camp",
+    "prison",
+    "attack",
+    "operation",
+    "ceasefire",
+    "talks",
+    "delegation",
+    "governor",
+    "council",
+    "commander",
+    "cell",
+    "explosives",
+    "weapons",
+    "smuggling",
+    "patrol",
+    "curfew",
+    "refugees",
+    "returnees",
+    "court",
+    "trial",
+]
 
 
 def _text(rng: random.Random) -> str:
