@@ -1,7 +1,12 @@
-"""Writer service: news.enriched.v1 (and news.dlq.v1) -> PostgreSQL (faust wiring only).
+"""Writer service: news.enriched.v1 (+ news.pages.v1, news.dlq.v1) -> PostgreSQL (faust wiring).
 
 Offsets are acked only after the batch's transaction commits: ``take_events`` acks the
 events after the loop body returns, and faust commits acked offsets on its interval.
+
+A batch the database rejects for a reason other than an outage (a value PostgreSQL cannot
+store, a constraint, a trigger) is retried record by record, so one poison record costs
+itself only: it goes to ``news.dlq.v1`` as ``stage=store, error_kind=db_<SQLSTATE>`` with
+its payload, and ``newsflow dlq replay --stage store`` re-sends it once the cause is fixed.
 """
 
 from __future__ import annotations
@@ -9,24 +14,86 @@ from __future__ import annotations
 import logging
 import time
 from functools import partial
+from typing import Any
 
 import faust
 
-from services.writer.store import store_dead_letters, write_batch, write_dead_letters
+from services.writer.metrics import BATCH_RECORDS, DEAD_LETTERS_STORED, ROWS_WRITTEN
+from services.writer.store import (
+    StoreReport,
+    db_error_kind,
+    write_batch,
+    write_dead_letters,
+    write_pages,
+)
 from shared.db.session import create_engine, session_factory
+from shared.dlq import dead_letter
+from shared.errors import PermanentError
 from shared.faust_app import create_app, dlq_topic, send_dead_letters
+from shared.messages import ContractError, DeadLetter, EnrichedArticle, Page
 from shared.metrics import END_TO_END_SECONDS, MESSAGES, STAGE_SECONDS
 from shared.retry import until_done
 from shared.runtime import resolve_database_url
 from shared.settings import Settings
 from shared.stage import decode_events
-from shared.topics import DLQ, ENRICHED
+from shared.topics import DLQ, ENRICHED, PAGES
 
 logger = logging.getLogger(__name__)
 
 SERVICE = "writer"
 
-__all__ = ["build", "store_dead_letters"]
+__all__ = ["build", "store_isolating_poison"]
+
+
+async def store_isolating_poison(
+    sessions: Any, decoded: list[tuple[bytes, EnrichedArticle]], *, source_topic: str
+) -> tuple[StoreReport, list[DeadLetter]]:
+    """Write *decoded* in one transaction; if the DB rejects it, one transaction per record.
+
+    Outages are retried forever (``until_done``); a record the database rejects becomes a
+    dead letter. Returns the merged report and the dead letters.
+    """
+    items = [item for _raw, item in decoded]
+    try:
+        return await until_done(partial(write_batch, sessions, items), what="writer batch"), []
+    except Exception as exc:  # non-transient: find the record(s) at fault
+        if len(decoded) == 1:
+            raw, item = decoded[0]
+            return StoreReport(article_ids={}), [_rejected(raw, item, exc, source_topic)]
+        logger.warning(
+            "batch of %s rejected (%s); retrying record by record", len(decoded), db_error_kind(exc)
+        )
+    total = StoreReport(article_ids={})
+    letters: list[DeadLetter] = []
+    for raw, item in decoded:
+        try:
+            report = await until_done(partial(write_batch, sessions, [item]), what="writer record")
+        except Exception as exc:
+            letters.append(_rejected(raw, item, exc, source_topic))
+            continue
+        total.articles += report.articles
+        total.skipped_stale += report.skipped_stale
+        total.duplicates += report.duplicates
+        total.entities += report.entities
+        total.links += report.links
+        total.aliases += report.aliases
+    return total, letters
+
+
+def _rejected(raw: bytes, item: EnrichedArticle, exc: Exception, source_topic: str) -> DeadLetter:
+    kind = db_error_kind(exc)
+    logger.error("dlq stage=store kind=%s url=%s detail=%s", kind, item.article.url, exc)
+    MESSAGES.labels("store", "dlq", kind).inc()
+    error = PermanentError(f"{type(exc).__name__}: {exc}", kind=kind)
+    return dead_letter(
+        "store",
+        error,
+        payload=raw,
+        source_topic=source_topic,
+        key=item.article.canonical_url,
+        url=item.article.url,
+        service=SERVICE,
+    )
 
 
 def build(settings: Settings, *, bootstrap: str) -> faust.App:
@@ -34,9 +101,10 @@ def build(settings: Settings, *, bootstrap: str) -> faust.App:
     enriched_name = settings.topic_prefix + ENRICHED.name
     enriched = app.topic(enriched_name, key_type=bytes, value_type=bytes)
     dlq = dlq_topic(app, settings)
+    dlq_name = settings.topic_prefix + DLQ.name
 
     @app.agent(enriched)
-    async def store_articles(stream: faust.StreamT) -> None:
+    async def store_articles(stream: Any) -> None:  # faust.Stream; StreamT lacks take_events
         engine = create_engine(resolve_database_url(settings))
         sessions = session_factory(engine)
         try:
@@ -50,32 +118,40 @@ def build(settings: Settings, *, bootstrap: str) -> faust.App:
                     source_topic=enriched_name,
                     service=SERVICE,
                 )
-                items = [item for _raw, item in decoded]
                 started = time.perf_counter()
-                report = await until_done(
-                    partial(write_batch, sessions, items), what="writer batch"
+                report, rejected = await store_isolating_poison(
+                    sessions, decoded, source_topic=enriched_name
                 )
+                letters += rejected
                 STAGE_SECONDS.labels("store").observe(time.perf_counter() - started)
+                BATCH_RECORDS.labels(ENRICHED.name).observe(len(events))
                 MESSAGES.labels("store", "ok", "-").inc(report.articles)
                 MESSAGES.labels("store", "skipped", "stale").inc(report.skipped_stale)
+                MESSAGES.labels("store", "duplicate", "-").inc(report.duplicates)
+                ROWS_WRITTEN.labels("articles").inc(report.articles)
+                ROWS_WRITTEN.labels("article_entities").inc(report.links)
+                ROWS_WRITTEN.labels("entity_aliases").inc(report.aliases)
                 now = time.time()
-                for item in items:
-                    END_TO_END_SECONDS.observe(
-                        max(0.0, now - item.article.discovered_at.timestamp())
-                    )
+                stored = report.article_ids or {}
+                for _raw, item in decoded:
+                    if item.article.canonical_url in stored:
+                        END_TO_END_SECONDS.observe(
+                            max(0.0, now - item.article.discovered_at.timestamp())
+                        )
                 logger.debug(
-                    "stored batch articles=%s links=%s entities=%s stale=%s",
+                    "stored batch articles=%s links=%s entities=%s stale=%s dlq=%s",
                     report.articles,
                     report.links,
                     report.entities,
                     report.skipped_stale,
+                    len(letters),
                 )
                 await send_dead_letters(app, dlq, letters)
         finally:
             await engine.dispose()
 
     @app.agent(dlq)
-    async def store_failures(stream: faust.StreamT) -> None:
+    async def store_failures(stream: Any) -> None:
         engine = create_engine(resolve_database_url(settings), pool_size=2)
         sessions = session_factory(engine)
         try:
@@ -83,17 +159,51 @@ def build(settings: Settings, *, bootstrap: str) -> faust.App:
                 settings.writer_batch_size, within=settings.writer_batch_seconds
             ):
                 decoded, undecodable = decode_events(
-                    events, DLQ.model, stage="store", source_topic=DLQ.name, service=SERVICE
+                    events, DLQ.model, stage="store", source_topic=dlq_name, service=SERVICE
                 )
                 for letter in undecodable:  # a DLQ record we cannot read is kept verbatim
                     logger.error(
                         "undecodable dead letter dropped into the table as-is: %s", letter.detail
                     )
                 letters = [letter for _raw, letter in decoded] + undecodable
-                await until_done(
+                stored = await until_done(
                     partial(write_dead_letters, sessions, letters), what="dead letters"
                 )
+                ROWS_WRITTEN.labels("dead_letters").inc(stored)
+                for letter in letters:
+                    DEAD_LETTERS_STORED.labels(letter.stage, letter.error_kind).inc()
         finally:
             await engine.dispose()
+
+    if settings.writer_archive_pages:
+        pages_name = settings.topic_prefix + PAGES.name
+        pages = app.topic(pages_name, key_type=bytes, value_type=bytes)
+
+        @app.agent(pages)
+        async def archive_pages(stream: Any) -> None:
+            engine = create_engine(resolve_database_url(settings), pool_size=2)
+            sessions = session_factory(engine)
+            try:
+                async for events in stream.take_events(
+                    settings.writer_page_batch_size, within=settings.writer_batch_seconds
+                ):
+                    batch: list[tuple[bytes, Page]] = []
+                    for event in events:
+                        raw = event.value if isinstance(event.value, bytes) else b""
+                        try:
+                            batch.append((raw, Page.from_bytes(raw)))
+                        except ContractError:
+                            # the parser dead-letters this record; archiving it adds nothing
+                            MESSAGES.labels("archive", "skipped", "invalid_message").inc()
+                    started = time.perf_counter()
+                    written = await until_done(
+                        partial(write_pages, sessions, batch), what="page archive"
+                    )
+                    STAGE_SECONDS.labels("archive").observe(time.perf_counter() - started)
+                    BATCH_RECORDS.labels(PAGES.name).observe(len(events))
+                    MESSAGES.labels("archive", "ok", "-").inc(written)
+                    ROWS_WRITTEN.labels("pages").inc(written)
+            finally:
+                await engine.dispose()
 
     return app

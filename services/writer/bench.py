@@ -1,0 +1,270 @@
+"""Writer throughput: articles/s and entity links/s through :func:`store.write_batch`.
+
+Run ``.venv/bin/python -m services.writer.bench`` (``--help`` for options). It starts its own
+throwaway PostgreSQL with the same code as ``newsflow stack up`` (no broker), migrates it,
+and writes synthetic articles shaped like real ones (~2 KB body, ~30 entity links, mention
+spans, aliases) in writer-sized batches. Three passes:
+
+* ``insert``: new articles, new and shared entities;
+* ``reenrich``: the same articles with a newer ``enriched_at`` (full update + link replace);
+* ``redeliver``: the same records again (the stale guard skips them).
+
+Set ``NEWSFLOW_DATABASE_URL`` to measure an existing, migrated database instead (its tables
+get the synthetic rows; use a scratch database).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import random
+import re
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from services.writer.store import write_batch
+from shared.messages import Article, EnrichedArticle, Enrichment, EntityRef, Mention
+
+DEFAULT_ARTICLES = 20_000
+DEFAULT_BATCH = 200
+DEFAULT_LINKS = 30
+#: Entity vocabulary size: a few thousand distinct entities, popular ones shared by many.
+ENTITY_POOL = 5_000
+BODY_WORDS = 350  # ~2 KB of English text
+KINDS = ("GPE", "ORG", "PERSON", "LOC", "NORP", "FAC", "EVENT")
+NAME_WORDS = [
+    "security",
+    "forces",
+    "border",
+    "operation",
+    "militants",
+    "province",
+    "officials",
+    "ministry",
+    "defence",
+    "village",
+    "region",
+    "northern",
+    "southern",
+    "police",
+    "cell",
+    "checkpoint",
+    "convoy",
+    "patrol",
+    "council",
+    "front",
+    "brigade",
+]
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+def _english_words() -> list[str]:
+    # Real English prose (the stdlib's own help texts): full-text indexing cost depends on
+    # the vocabulary, and a made-up word list under-states the tsvector and GIN work.
+    from pydoc_data.topics import topics
+
+    return re.findall(r"[A-Za-z][a-z]+", " ".join(topics.values()))
+
+
+def _entity_pool(rng: random.Random) -> list[tuple[str, str, str]]:
+    pool = []
+    for i in range(ENTITY_POOL):
+        kind = KINDS[i % len(KINDS)]
+        name = f"{rng.choice(NAME_WORDS).title()} {rng.choice(NAME_WORDS).title()} {i}"
+        pool.append((f"{kind}:{name.lower()}", kind, name))
+    return pool
+
+
+def synthetic(count: int, *, links: int, seed: int = 7) -> list[EnrichedArticle]:
+    """*count* enriched articles with *links* distinct entities each (Zipf-like popularity)."""
+    rng = random.Random(seed)
+    pool = _entity_pool(rng)
+    words = _english_words()
+    weights = [1.0 / (rank + 1) for rank in range(len(pool))]
+    items = []
+    for n in range(count):
+        start = rng.randrange(0, len(words) - BODY_WORDS)
+        body = " ".join(words[start : start + BODY_WORDS])
+        url = f"https://bench{n % 50}.example.com/2026/11/{n}"
+        chosen: dict[str, tuple[str, str, str]] = {}
+        while len(chosen) < links:
+            key, kind, name = rng.choices(pool, weights)[0]
+            chosen[key] = (key, kind, name)
+        refs = []
+        mentions = []
+        for key, kind, name in chosen.values():
+            count_m = rng.randint(1, 3)
+            refs.append(
+                EntityRef.model_validate(
+                    {
+                        "key": key,
+                        "kind": kind,
+                        "name": name,
+                        "aliases": [name, name.split()[0]],
+                        "mentions": count_m,
+                        "salience": round(rng.random(), 3),
+                    }
+                )
+            )
+            for _ in range(count_m):
+                start = rng.randrange(0, len(body) - 20)
+                mentions.append(
+                    Mention.model_validate(
+                        {
+                            "text": name,
+                            "start": start,
+                            "end": start + len(name),
+                            "kind": kind,
+                            "entity_key": key,
+                        }
+                    )
+                )
+        article = Article(
+            url=url,
+            final_url=url,
+            canonical_url=url,
+            host=f"bench{n % 50}.example.com",
+            title=f"Bench article {n}",
+            authors=["Bench Writer"],
+            published_at=T0,
+            published_source="jsonld",
+            language="en",
+            body_text=body,
+            content_hash=hashlib.sha256(body.encode()).hexdigest(),
+            word_count=BODY_WORDS,
+            discovered_at=T0,
+            fetched_at=T0,
+            parsed_at=T0,
+        )
+        items.append(
+            EnrichedArticle(
+                article=article,
+                entities=refs,
+                mentions=mentions,
+                enrichment=Enrichment(model="bench", rules_version="1", enriched_at=T0),
+            )
+        )
+    return items
+
+
+def _reenriched(items: list[EnrichedArticle]) -> list[EnrichedArticle]:
+    later = T0 + timedelta(hours=1)
+    return [
+        item.model_copy(
+            update={"enrichment": item.enrichment.model_copy(update={"enriched_at": later})}
+        )
+        for item in items
+    ]
+
+
+async def _pass(url: str, items: list[EnrichedArticle], batch: int, workers: int) -> dict[str, Any]:
+    """Write *items* in batches; *workers* connections share the batches like writer workers."""
+    from shared.db.session import create_engine, session_factory
+
+    batches = [items[i : i + batch] for i in range(0, len(items), batch)]
+    totals = {"articles": 0, "links": 0, "stale": 0}
+
+    async def worker(index: int) -> None:
+        engine = create_engine(url, pool_size=1)
+        sessions = session_factory(engine)
+        try:
+            for chunk in batches[index::workers]:
+                report = await write_batch(sessions, chunk)
+                totals["articles"] += report.articles
+                totals["links"] += report.links
+                totals["stale"] += report.skipped_stale
+        finally:
+            await engine.dispose()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(workers)))
+    seconds = time.perf_counter() - started
+    return {
+        "records": len(items),
+        "articles_written": totals["articles"],
+        "links_written": totals["links"],
+        "skipped_stale": totals["stale"],
+        "seconds": round(seconds, 3),
+        "records_per_s": round(len(items) / seconds, 1),
+        "articles_per_s": round(totals["articles"] / seconds, 1),
+        "links_per_s": round(totals["links"] / seconds, 1),
+    }
+
+
+def _decode_rate(items: list[EnrichedArticle]) -> float:
+    """Records/s decoded from JSON into the contract (the writer's own CPU cost per record)."""
+    raw = [item.to_bytes() for item in items]
+    started = time.perf_counter()
+    for data in raw:
+        EnrichedArticle.from_bytes(data)
+    return round(len(raw) / (time.perf_counter() - started), 1)
+
+
+async def run(
+    url: str, *, articles: int, batch: int, links: int, workers: int = 1
+) -> dict[str, Any]:
+    items = synthetic(articles, links=links)
+    return {
+        "articles": articles,
+        "batch": batch,
+        "links_per_article": links,
+        "workers": workers,
+        "decode_records_per_s": _decode_rate(items[:2000]),
+        "insert": await _pass(url, items, batch, workers),
+        "reenrich": await _pass(url, _reenriched(items), batch, workers),
+        "redeliver": await _pass(url, _reenriched(items), batch, workers),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--articles", type=int, default=DEFAULT_ARTICLES)
+    parser.add_argument("--batch", type=int, default=DEFAULT_BATCH)
+    parser.add_argument("--links", type=int, default=DEFAULT_LINKS, help="entity links per article")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="concurrent writer connections (like workers)"
+    )
+    args = parser.parse_args(argv)
+
+    from shared import stack
+    from shared.db.migrate import upgrade
+
+    external = os.environ.get("NEWSFLOW_DATABASE_URL")
+    home: Path | None = None
+    if external:
+        url = external
+    else:
+        # mode 0755: the postgres user must be able to read the data dir (see the test fixtures)
+        home = Path(tempfile.mkdtemp(prefix="newsflow-bench-"))
+        os.chmod(home, 0o755)
+        postgres = stack.up(home, want_kafka=False).state.postgres
+        assert postgres is not None and postgres.endpoint, "stack.up started no PostgreSQL"
+        url = postgres.endpoint
+    try:
+        upgrade(url)
+        result = asyncio.run(
+            run(
+                url,
+                articles=args.articles,
+                batch=args.batch,
+                links=args.links,
+                workers=args.workers,
+            )
+        )
+    finally:
+        if home is not None:
+            stack.down(home)
+    json.dump(result, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
