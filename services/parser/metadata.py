@@ -113,11 +113,21 @@ def strip_site_suffix(title: str, *, site_names: Iterable[str]) -> str:
 def choose_title(candidates: Iterable[str | None], *, site_names: Iterable[str]) -> str | None:
     """The first non-empty candidate, without the site-name suffix."""
     names = list(site_names)
-    for candidate in candidates:
-        if candidate and candidate.strip():
-            title = strip_site_suffix(" ".join(candidate.split()), site_names=names)
-            if title:
-                return title
+    titles = [
+        strip_site_suffix(" ".join(c.split()), site_names=names)
+        for c in candidates
+        if c and c.strip()
+    ]
+    titles = [t for t in titles if t]
+    for title in titles:
+        stem = title.removesuffix("…").removesuffix("...").rstrip()
+        if stem != title:
+            # JSON-LD headlines are often cut at 110 characters: prefer a full version
+            full = (t for t in titles if t.startswith(stem) and not t.endswith(("…", "...")))
+            longer = next((t for t in full if len(t) > len(stem)), None)
+            if longer:
+                return longer
+        return title
     return None
 
 

@@ -194,3 +194,13 @@ def test_arabic_script_kurdish_is_reported_as_sorani() -> None:
         "هەماهەنگیی ئەمنی لە ناوچە جێناکۆکەکان بەهێز بکرێت بۆ ڕێگرتن لە هێرشەکانی داعش"
     )
     assert metadata.detect_language(sorani) == "ckb"
+
+
+def test_truncated_headline_gives_way_to_the_full_title() -> None:
+    full = (
+        "Turkish jets strike PKK positions in northern Iraq after border attack on Hakkari outpost"
+    )
+    title = metadata.choose_title(
+        [full[:60] + "…", full + " | Tigris Review"], site_names=["Tigris Review"]
+    )
+    assert title == full
