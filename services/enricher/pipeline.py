@@ -13,10 +13,11 @@ Failure behaviour, so an article is never dropped:
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from services.enricher.canonical import AliasTable, Overrides, load_curated
+from services.enricher.canonical import AliasTable, Overrides, fold, load_curated
 from services.enricher.recognize import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MODEL,
@@ -220,7 +221,7 @@ def _plan(article: Article, max_chars: int) -> _Plan:
             run=False,
             note=f"language {article.language!r} has no NER model here; stored without entities",
         )
-    title = article.title if article.title and article.title.strip() else None
+    title = _without_site_name(article.title, article.site_name)
     body = article.body_text
     if not body.strip():
         if title is None:
@@ -244,6 +245,19 @@ def _plan(article: Article, max_chars: int) -> _Plan:
             note=f"entities from the first {cut} of {len(body)} characters",
         )
     return _Plan(title=title, body=body, status="ok", note=None, run=True)
+
+
+_SITE_SUFFIX = re.compile(r"\s+[-|–—:·•]\s+([^-|–—:·•]+)$")
+
+
+def _without_site_name(title: str | None, site_name: str | None) -> str | None:
+    """The headline without a trailing " - Site Name" (mention offsets stay valid: a prefix)."""
+    if not title or not title.strip():
+        return None
+    match = _SITE_SUFFIX.search(title)
+    if site_name and match and fold(match.group(1)) == fold(site_name):
+        return title[: match.start()] or None
+    return title
 
 
 def truncate_at(text: str, limit: int) -> int:

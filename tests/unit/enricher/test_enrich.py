@@ -286,3 +286,18 @@ def test_skipping_nameless_sentences_keeps_the_same_entities(
         enricher._recognizer.skip_nameless = True
     assert skipped.mentions == full.mentions
     assert mention_keys(skipped, "Hawramani") == {"PERSON:peshawa hawramani"}
+
+
+def test_site_name_after_the_headline_is_not_an_entity(enricher: Enricher, make_article) -> None:
+    title = "Iraqi forces dismantle Islamic State cell in Kirkuk - Zagros Daily"
+    result = enricher.enrich(
+        make_article(
+            "Iraqi forces raided a hideout in Kirkuk.", title=title, site_name="Zagros Daily"
+        )
+    )
+    title_mentions = {(m.text, m.entity_key) for m in result.mentions if m.field == "title"}
+    assert title_mentions == {
+        ("Iraqi", "GPE:iraq"),
+        ("Islamic State", "ORG:islamic state"),
+        ("Kirkuk", "GPE:kirkuk"),
+    }

@@ -173,3 +173,28 @@ def test_known_place_starting_a_missed_organisation_keeps_the_whole_name(
     assert result(recognizer, doc) == [("Sinjar Resistance Units", "ORG")]
     doc = doc_with(blank, "Erbil Governor Omed Khoshnaw said the roads were open.", [])
     assert result(recognizer, doc) == [("Erbil", "GPE")]
+
+
+def test_list_of_places_in_one_span_is_split(blank: Language, recognizer: Recognizer) -> None:
+    doc = doc_with(blank, "Latest: Sulaymaniyah Baghdad Erbil", [("Sulaymaniyah Baghdad", "GPE")])
+    assert result(recognizer, doc) == [
+        ("Sulaymaniyah", "GPE"),
+        ("Baghdad", "GPE"),
+        ("Erbil", "GPE"),
+    ]
+
+
+def test_lowercase_model_span_is_not_a_name(blank: Language, recognizer: Recognizer) -> None:
+    doc = doc_with(blank, "Turkey's defence ministry said.", [("defence ministry", "ORG")])
+    assert result(recognizer, doc) == [("Turkey", "GPE")]
+
+
+def test_title_segments_cut_at_spaced_separators() -> None:
+    from services.enricher.recognize import title_segments
+
+    title = "Iraqi forces dismantle cell in Kirkuk - Zagros Daily"
+    assert list(title_segments(title)) == [
+        (0, "Iraqi forces dismantle cell in Kirkuk"),
+        (40, "Zagros Daily"),
+    ]
+    assert list(title_segments("Türkiye-Iraq talks")) == [(0, "Türkiye-Iraq talks")]
