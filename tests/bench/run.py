@@ -1,0 +1,597 @@
+"""``make bench``: the whole pipeline on a synthetic loopback news network, with its bounds.
+
+Steps (one process orchestrates, the services run as in ``newsflow run``):
+
+1. serve the corpus (``tests.bench.server`` in its own process, pages pre-rendered);
+2. embedded stack (Tansu + PostgreSQL) under a temporary home, migrations, topics (8
+   partitions, as ``make run``), the four ``newsflow worker`` processes with politeness relaxed
+   (``RELAXED_POLITENESS``: loopback allowed, no per-host gap, 4 requests in flight per host);
+3. warm-up (a 4-article corpus) so model loading and group joins are not measured;
+4. **full load**: all feeds due at once; articles/s from the moment the feeds became due to
+   the last row stored, discovery->stored latency, per-stage throughput (Prometheus counters),
+   CPU seconds and peak RSS per service (psutil);
+5. **half load**: one new single-article feed every ``1 / (rate / 2)`` seconds; latency;
+6. **bounds** on the same pages, one process each (each stage runs one process in the
+   pipeline): extraction alone (``parse_page``), NER alone (``Enricher.enrich``); and the
+   **peer**, newspaper4k's extraction;
+7. ``bench-results/<UTC timestamp>.json`` and ``.png``, a terminal table, and a copy to
+   ``docs/bench/latest.*``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from tests.bench import harness
+from tests.bench.corpus import DEFAULT_ARTICLES, DEFAULT_HOSTS, DEFAULT_SEED, Corpus
+from tests.bench.server import serving
+
+logger = logging.getLogger(__name__)
+
+RESULTS_DIR = harness.ROOT / "bench-results"
+DOCS_DIR = harness.ROOT / "docs" / "bench"
+QUICK_ARTICLES, QUICK_HOSTS = 200, 20
+#: pages timed for the standalone bounds and the peer (the same pages for all three)
+BOUND_SAMPLE = 300
+HALF_LOAD_SECONDS = 60.0
+QUICK_HALF_LOAD_SECONDS = 25.0
+TARGET_RATE = 12.0
+TARGET_P95_HALF_S = 5.0
+TARGET_RATIO = 0.8
+WARMUP_ARTICLES = 4
+RUN_TIMEOUT_S = 1800.0
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+class MetricsRecorder:
+    """Scrape each worker's counters every second: per-stage throughput over its active span."""
+
+    def __init__(self, base: int) -> None:
+        self.base = base
+        self.series: list[tuple[float, dict[str, float]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _snapshot(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for index, (stage, _service) in enumerate(harness.STAGES):
+            counts = harness.scrape_counts(self.base + index if self.base else 0)
+            out[stage] = counts.get((stage, "ok"), 0.0)
+            out[f"{stage}_dlq"] = counts.get((stage, "dlq"), 0.0)
+        return out
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.series.append((time.time(), self._snapshot()))
+            self._stop.wait(1.0)
+
+    def __enter__(self) -> MetricsRecorder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.series.append((time.time(), self._snapshot()))
+
+    def stage_rates(self) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        if len(self.series) < 2:
+            return out
+        first = self.series[0][1]
+        for stage, _ in harness.STAGES:
+            base = first.get(stage, 0.0)
+            changes = [t for t, s in self.series if s.get(stage, 0.0) > base]
+            total = self.series[-1][1].get(stage, 0.0) - base
+            if not changes or total <= 0:
+                out[stage] = {"messages": total, "active_s": 0.0, "per_s": 0.0}
+                continue
+            start = max(t for t, s in self.series if s.get(stage, 0.0) <= base)
+            end = min(t for t, s in self.series if s.get(stage, 0.0) >= base + total)
+            span = max(end - start, 1e-6)
+            out[stage] = {
+                "messages": total,
+                "active_s": round(span, 1),
+                "per_s": round(total / span, 2),
+            }
+        return out
+
+
+def _start_server(
+    args: argparse.Namespace, log_dir: Path
+) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.bench.server",
+            "--articles",
+            str(args.articles),
+            "--hosts",
+            str(args.hosts),
+            "--seed",
+            str(args.seed),
+        ],
+        cwd=harness.ROOT,
+        env=dict(os.environ, PYTHONPATH=str(harness.ROOT)),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=open(log_dir / "server.log", "w"),  # noqa: SIM115 - lives as long as the server
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        raise RuntimeError(f"corpus server failed; see {log_dir / 'server.log'}")
+    return proc, json.loads(line)
+
+
+def _latencies(database_url: str, since: float, until: float | None = None) -> list[float]:
+    rows = asyncio.run(
+        harness.fetch(
+            database_url,
+            "SELECT extract(epoch FROM stored_at - discovered_at) AS s FROM articles "
+            "WHERE discovered_at >= to_timestamp($1) AND discovered_at < to_timestamp($2)",
+            since,
+            until or 4e9,
+        )
+    )
+    return [float(r["s"]) for r in rows]
+
+
+def _stack_pids(ep: harness.Endpoints) -> dict[str, int]:
+    from shared import stack
+
+    state = stack.read_state(ep.home)
+    pids = {}
+    if state.kafka and state.kafka.pid:
+        pids["tansu"] = state.kafka.pid
+    if state.postgres and state.postgres.pid:
+        pids["postgres"] = state.postgres.pid
+    return pids
+
+
+def run_full(
+    ep: harness.Endpoints,
+    workers: harness.Workers,
+    feeds: list[str],
+    expect: int,
+    metrics_base: int,
+) -> dict[str, Any]:
+    pids = {s: workers.pid(s) for s in harness.SERVICES} | _stack_pids(ep)
+    with harness.Sampler(pids) as sampler, MetricsRecorder(metrics_base) as metrics:
+        t0 = time.time()
+        asyncio.run(harness.add_feeds(ep.database_url, feeds))
+
+        def tick(p: harness.Progress | None) -> None:
+            if p is not None and int(time.time()) % 10 == 0:
+                print(f"  full load: links {p.links} done {p.done} stored {p.stored}", flush=True)
+
+        harness.wait_done(
+            ep.database_url, workers, expect_links=expect, timeout=RUN_TIMEOUT_S, on_tick=tick
+        )
+    row = asyncio.run(
+        harness.fetch(
+            ep.database_url,
+            "SELECT count(*) AS n, extract(epoch FROM min(discovered_at)) AS first_discovered,"
+            " extract(epoch FROM max(stored_at)) AS last_stored,"
+            " count(*) FILTER (WHERE status <> 'ok') AS flagged,"
+            " (SELECT count(*) FROM article_entities) AS entity_links,"
+            " (SELECT count(*) FROM feeds WHERE last_polled_at IS NOT NULL"
+            "   AND consecutive_failures = 0) AS feeds_ok"
+            " FROM articles WHERE discovered_at >= to_timestamp($1)",
+            t0,
+        )
+    )[0]
+    dlq = asyncio.run(
+        harness.fetch(
+            ep.database_url,
+            "SELECT stage, error_kind, count(*) AS n FROM dead_letters"
+            " WHERE failed_at >= to_timestamp($1) GROUP BY 1, 2",
+            t0,
+        )
+    )
+    stored = int(row["n"])
+    last = float(row["last_stored"] or t0)
+    wall = max(last - t0, 1e-6)
+    lat = _latencies(ep.database_url, t0)
+    return {
+        "articles_expected": expect,
+        "articles_stored": stored,
+        "flagged_not_ok": int(row["flagged"]),
+        "entity_links": int(row["entity_links"]),
+        "dead_letters": {f"{r['stage']}:{r['error_kind']}": int(r["n"]) for r in dlq},
+        "wall_s": round(wall, 2),
+        "first_poll_to_first_discovery_s": round(float(row["first_discovered"] or t0) - t0, 2),
+        "articles_per_s": round(stored / wall, 2),
+        "latency_s": {
+            "p50": round(_percentile(lat, 0.5), 2),
+            "p95": round(_percentile(lat, 0.95), 2),
+            "max": round(max(lat, default=float("nan")), 2),
+        },
+        "latencies": [round(x, 3) for x in sorted(lat)],
+        "stages": metrics.stage_rates(),
+        "processes": sampler.report(),
+    }
+
+
+def run_half(
+    ep: harness.Endpoints,
+    workers: harness.Workers,
+    *,
+    rate: float,
+    seconds: float,
+    seed: int,
+    first_ip: int,
+) -> dict[str, Any]:
+    n = max(10, int(rate * seconds))
+    corpus = Corpus(articles=n, hosts=n, seed=seed + 7, first_ip=first_ip)
+    with serving(corpus) as network:
+        t0 = time.time()
+        interval = 1.0 / rate
+        for i, url in enumerate(network.feed_urls):
+            # one single-article feed at a time, on a fixed schedule (no drift)
+            delay = t0 + i * interval - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            asyncio.run(harness.add_feeds(ep.database_url, [url]))
+            workers.check_alive()
+        harness.wait_done(ep.database_url, workers, expect_links=None, timeout=RUN_TIMEOUT_S)
+    lat = _latencies(ep.database_url, t0)
+    return {
+        "offered_per_s": round(rate, 2),
+        "articles": n,
+        "articles_stored": len(lat),
+        "latency_s": {
+            "p50": round(_percentile(lat, 0.5), 2),
+            "p95": round(_percentile(lat, 0.95), 2),
+            "max": round(max(lat, default=float("nan")), 2),
+        },
+        "latencies": [round(x, 3) for x in sorted(lat)],
+    }
+
+
+def bounds(corpus: Corpus, network_port: int, sample: int) -> dict[str, Any]:
+    """Extraction alone, NER alone and newspaper4k on the same pages, one process each."""
+    from services.enricher.pipeline import Enricher
+    from services.parser.pipeline import parse_page
+    from shared.messages import Page
+    from shared.settings import Settings
+    from tests.bench.corpus import render_article
+
+    settings = Settings()
+    step = max(1, len(corpus.articles) // sample)
+    picked = corpus.articles[::step][:sample]
+    now = datetime.now(UTC)
+    pages = []
+    for a in picked:
+        base = f"http://{a.host.ip}:{network_port}"
+        url = base + a.path
+        pages.append(
+            Page(
+                url=url,
+                final_url=url,
+                host=f"{a.host.ip}:{network_port}",
+                status_code=200,
+                charset="utf-8",
+                html=render_article(corpus, a, base),
+                discovered_at=now,
+                fetched_at=now,
+            )
+        )
+    words = 0
+    t = time.perf_counter()
+    articles = [parse_page(p, settings=settings) for p in pages]
+    extract_s = time.perf_counter() - t
+    words = sum(a.word_count for a in articles)
+
+    enricher = Enricher(model=settings.spacy_model, max_chars=settings.max_enrich_chars)
+    enricher.load()
+    enricher.enrich(articles[0])  # first call warms caches
+    t = time.perf_counter()
+    for article in articles:
+        enricher.enrich(article)
+    ner_s = time.perf_counter() - t
+
+    out: dict[str, Any] = {
+        "pages": len(pages),
+        "mean_page_kb": round(sum(len(p.html) for p in pages) / len(pages) / 1024, 1),
+        "mean_words": round(words / len(articles)),
+        "extract_per_s": round(len(pages) / extract_s, 2),
+        "ner_per_s": round(len(articles) / ner_s, 2),
+    }
+    try:
+        with warnings.catch_warnings():
+            # newspaper4k warns that its optional NLP extra (nltk) is missing; we use no NLP
+            warnings.simplefilter("ignore", UserWarning)
+            import newspaper
+
+        t = time.perf_counter()
+        peer_words = 0
+        for p in pages:
+            art = newspaper.Article(p.url, language="en", fetch_images=False)
+            art.download(input_html=p.html)
+            art.parse()
+            peer_words += len(art.text.split())
+        peer_s = time.perf_counter() - t
+        out["peer"] = {
+            "name": "newspaper4k " + getattr(newspaper, "__version__", "?"),
+            "extract_per_s": round(len(pages) / peer_s, 2),
+            "mean_words": round(peer_words / len(pages)),
+        }
+    except ImportError:
+        out["peer"] = {"name": "newspaper4k", "error": "not installed: pip install -e '.[bench]'"}
+    return out
+
+
+def chart(result: dict[str, Any], path: Path) -> bool:
+    try:
+        import matplotlib
+        import matplotlib.ticker
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    full = result["full_load"]
+    b = result["bounds"]
+    labels = [f"{s}\n(stage)" for s in full["stages"]] + [
+        "pipeline\nend to end",
+        "extract\nalone",
+        "NER\nalone",
+    ]
+    values = [full["stages"][s]["per_s"] for s in full["stages"]] + [
+        full["articles_per_s"],
+        b["extract_per_s"],
+        b["ner_per_s"],
+    ]
+    colors = ["#6c8ebf"] * len(full["stages"]) + ["#d6b656", "#82b366", "#82b366"]
+    if "extract_per_s" in b.get("peer", {}):
+        labels.append("newspaper4k\nextract")
+        values.append(b["peer"]["extract_per_s"])
+        colors.append("#b85450")
+    left.bar(labels, values, color=colors)
+    left.axhline(TARGET_RATE, color="grey", linestyle="--", linewidth=1)
+    left.text(len(values) - 0.5, TARGET_RATE, f"target {TARGET_RATE:g}/s", va="bottom", ha="right")
+    left.set_ylabel("articles / s")
+    left.set_title("Throughput (full load)")
+    left.tick_params(axis="x", labelsize=8)
+    for name, run in (("full load", full), ("half load", result.get("half_load") or {})):
+        lat = run.get("latencies") or []
+        if lat:
+            ys = [(i + 1) / len(lat) for i in range(len(lat))]
+            right.plot(lat, ys, label=f"{name} (p95 {run['latency_s']['p95']:.1f}s)")
+    right.axvline(TARGET_P95_HALF_S, color="grey", linestyle="--", linewidth=1)
+    right.set_xscale("log")
+    right.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    right.set_xlabel("discovery -> stored (s)")
+    right.set_ylabel("fraction of articles")
+    right.set_title("Latency CDF")
+    right.legend()
+    fig.suptitle(f"newsflow bench {result['started_at'][:16]}Z · {result['machine']['summary']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def table(result: dict[str, Any]) -> str:
+    full, b = result["full_load"], result["bounds"]
+    half = result.get("half_load") or {}
+    peer = b.get("peer", {})
+    rows = [
+        ("articles stored / expected", f"{full['articles_stored']} / {full['articles_expected']}"),
+        (
+            "end to end (with NER)",
+            f"{full['articles_per_s']:.2f} articles/s (target >= {TARGET_RATE:g})",
+        ),
+        ("bottleneck bound", f"{result['bottleneck']} {result['bound_per_s']:.2f}/s"),
+        ("ratio to bound", f"{result['ratio_to_bound']:.2f} (goal >= {TARGET_RATIO})"),
+        (
+            "latency full load p50/p95",
+            f"{full['latency_s']['p50']:.2f} / {full['latency_s']['p95']:.2f} s",
+        ),
+    ]
+    if half:
+        rows.append(
+            (
+                f"latency half load ({half['offered_per_s']:.1f}/s) p50/p95",
+                f"{half['latency_s']['p50']:.2f} / {half['latency_s']['p95']:.2f} s (p95 target < {TARGET_P95_HALF_S:g})",
+            )
+        )
+    for stage, s in full["stages"].items():
+        rows.append((f"stage {stage}", f"{s['per_s']:.2f} msg/s over {s['active_s']}s"))
+    for name, p in full["processes"].items():
+        rows.append((f"{name}", f"CPU {p['cpu_s']:.1f} s, peak RSS {p['peak_rss_mb']:.0f} MB"))
+    rows.append(("extraction alone (1 core)", f"{b['extract_per_s']:.2f} docs/s"))
+    rows.append(("NER alone (1 core)", f"{b['ner_per_s']:.2f} docs/s"))
+    if "extract_per_s" in peer:
+        rows.append(
+            (
+                f"peer: {peer['name']} extraction",
+                f"{peer['extract_per_s']:.2f} docs/s; ours end to end = {result['vs_peer']:.2f}x",
+            )
+        )
+    if full["dead_letters"]:
+        rows.append(("dead letters", json.dumps(full["dead_letters"])))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = psutil.cpu_count() or 0
+    mem = psutil.virtual_memory().total / 2**30
+    return {
+        "cpu": cpu,
+        "cores": cores,
+        "memory_gb": round(mem, 1),
+        "python": platform.python_version(),
+        "os": platform.platform(),
+        "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
+        "summary": f"{cores} cores, {mem:.0f} GB, {cpu[:40]}",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--articles", type=int, default=DEFAULT_ARTICLES)
+    parser.add_argument("--hosts", type=int, default=DEFAULT_HOSTS)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument(
+        "--quick", action="store_true", help=f"{QUICK_ARTICLES} articles on {QUICK_HOSTS} hosts"
+    )
+    parser.add_argument(
+        "--no-half-load", action="store_true", help="skip the half-load latency run"
+    )
+    parser.add_argument("--bound-sample", type=int, default=BOUND_SAMPLE)
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--no-docs", action="store_true", help="do not copy to docs/bench/latest.*")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.articles, args.hosts = QUICK_ARTICLES, QUICK_HOSTS
+        args.bound_sample = min(args.bound_sample, 60)
+    logging.basicConfig(level=logging.WARNING)
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    args.out.mkdir(parents=True, exist_ok=True)
+    log_dir = args.out / f"{stamp}-logs"
+    log_dir.mkdir(parents=True)
+    home = Path(tempfile.mkdtemp(prefix="newsflow-bench-"))
+    result: dict[str, Any] = {
+        "started_at": datetime.now(UTC).isoformat(),
+        "machine": machine(),
+        "corpus": {"articles": args.articles, "hosts": args.hosts, "seed": args.seed},
+        "settings": dict(harness.RELAXED_POLITENESS),
+        "note": "politeness relaxed for the loopback corpus (no per-host gap, 4 in flight per host)",
+    }
+    corpus = Corpus(articles=args.articles, hosts=args.hosts, seed=args.seed)
+    server, served = _start_server(args, log_dir)
+    print(
+        f"corpus: {args.articles} articles on {args.hosts} hosts, {len(served['feeds'])} feeds "
+        f"(pre-rendered in {served['prerender_s']}s)",
+        flush=True,
+    )
+    workers: harness.Workers | None = None
+    try:
+        with harness.embedded_stack(home) as ep:
+            harness.create_topics(ep.bootstrap, partitions=8)
+            metrics_base = harness.free_metrics_base()
+            env = harness.worker_env(ep, metrics_base=metrics_base, **harness.RELAXED_POLITENESS)
+            workers = harness.Workers(env, log_dir)
+            t = time.monotonic()
+            workers.start_all()
+            # the warm-up is the readiness check: it passes once all four groups have joined
+            warm = Corpus(
+                articles=WARMUP_ARTICLES, hosts=2, seed=args.seed + 1, first_ip=args.hosts
+            )
+            with serving(warm) as network:
+                asyncio.run(harness.add_feeds(ep.database_url, network.feed_urls))
+                harness.wait_done(
+                    ep.database_url, workers, expect_links=WARMUP_ARTICLES, timeout=300
+                )
+            result["startup_and_warmup_s"] = round(time.monotonic() - t, 1)
+            print(
+                f"services ready and warm in {result['startup_and_warmup_s']}s; full load…",
+                flush=True,
+            )
+            full = run_full(ep, workers, served["feeds"], args.articles, metrics_base)
+            result["full_load"] = full
+            print(
+                f"full load: {full['articles_per_s']}/s, p95 {full['latency_s']['p95']}s",
+                flush=True,
+            )
+            if not args.no_half_load:
+                rate = max(0.5, full["articles_per_s"] / 2)
+                seconds = QUICK_HALF_LOAD_SECONDS if args.quick else HALF_LOAD_SECONDS
+                print(f"half load: {rate:.2f} articles/s for ~{seconds:.0f}s…", flush=True)
+                result["half_load"] = run_half(
+                    ep,
+                    workers,
+                    rate=rate,
+                    seconds=seconds,
+                    seed=args.seed,
+                    first_ip=args.hosts + WARMUP_ARTICLES,
+                )
+            workers.stop()
+            crashes = [e for e in workers.exits]
+            result["worker_exits"] = crashes
+    finally:
+        if workers is not None:
+            workers.stop()
+        if server.stdin:
+            server.stdin.close()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        shutil.rmtree(home, ignore_errors=True)
+
+    print("bounds and peer on the same pages (one process each)…", flush=True)
+    result["bounds"] = bounds(corpus, int(served["port"]), args.bound_sample)
+    b = result["bounds"]
+    bottleneck = "extract" if b["extract_per_s"] <= b["ner_per_s"] else "ner"
+    result["bottleneck"] = bottleneck
+    result["bound_per_s"] = min(b["extract_per_s"], b["ner_per_s"])
+    result["ratio_to_bound"] = round(
+        result["full_load"]["articles_per_s"] / result["bound_per_s"], 3
+    )
+    peer = b.get("peer", {})
+    if "extract_per_s" in peer:
+        result["vs_peer"] = round(result["full_load"]["articles_per_s"] / peer["extract_per_s"], 3)
+    result["finished_at"] = datetime.now(UTC).isoformat()
+
+    json_path = args.out / f"{stamp}.json"
+    png_path = args.out / f"{stamp}.png"
+    json_path.write_text(json.dumps(result, indent=2))
+    has_chart = chart(result, png_path)
+    print()
+    print(table(result))
+    print(
+        f"\nwrote {json_path}" + (f" and {png_path}" if has_chart else " (no matplotlib: no chart)")
+    )
+    if not args.no_docs:
+        DOCS_DIR.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(json_path, DOCS_DIR / "latest.json")
+        if has_chart:
+            shutil.copyfile(png_path, DOCS_DIR / "latest.png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
