@@ -64,6 +64,42 @@ def register(app: typer.Typer) -> None:
         change = _run(admin.merge_entities, source, target, allow_kind_change=force)
         typer.echo(f"merged {change.source.key} into {change.target.key}. {RELOAD_HINT}")
 
+    @app.command("explain")
+    def explain(
+        text: Annotated[str, typer.Argument(help="Article text ('-' reads standard input).")],
+        title: Annotated[str | None, typer.Option(help="Headline.")] = None,
+        with_db: Annotated[
+            bool, typer.Option(help="Apply user aliases and merges from the database.")
+        ] = False,
+    ) -> None:
+        """Show each mention's entity key and the rules that produced it (no DB writes)."""
+        import sys
+        from datetime import UTC, datetime
+
+        from services.enricher.pipeline import Enricher
+        from shared.messages import Article
+
+        body = sys.stdin.read() if text == "-" else text
+        overrides = _run(admin.load_overrides) if with_db else None
+        now = datetime.now(UTC)
+        article = Article(
+            url="cli:explain",
+            final_url="cli:explain",
+            canonical_url="cli:explain",
+            host="cli",
+            title=title,
+            body_text=body,
+            content_hash="",
+            discovered_at=now,
+            fetched_at=now,
+            parsed_at=now,
+        )
+        for item in Enricher(overrides=overrides).explain(article):
+            typer.echo(
+                f"{item.field}:{item.start}\t{item.text}\t{item.key}\t"
+                f"{item.recognized_by} -> {item.resolved_by}"
+            )
+
     @app.command("split")
     def split(
         entity: Annotated[str, typer.Argument(help="Entity key or exact name.")],

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -138,6 +139,31 @@ class Enricher:
                 ) from exc
         return results
 
+    def explain(self, article: Article) -> list[Explanation]:
+        """Why each mention got its entity: the recognition rule (model, alias, ...) and the
+        resolution rule (curated, surname, acronym_definition, ...), in reading order."""
+        if not self.loaded:
+            self.load()
+        assert self._recognizer is not None and self._table is not None
+        plan = _plan(article, self.max_chars)
+        if not plan.run:
+            return []
+        spans = self._recognizer.recognize([(plan.title, plan.body)])[0]
+        texts = {"title": article.title or "", "body": plan.body}
+        items = resolve_article(spans, texts=texts, table=self._table, overrides=self._overrides)
+        return [
+            Explanation(
+                text=i.span.text,
+                field=i.span.field,
+                start=i.span.start,
+                label=i.span.label,
+                recognized_by=i.span.rule,
+                key=i.key,
+                resolved_by=i.rule,
+            )
+            for i in items
+        ]
+
     def _assemble(self, article: Article, plan: _Plan, spans: list[Span]) -> EnrichedArticle:
         assert self._table is not None
         texts = {"title": article.title or "", "body": plan.body}
@@ -194,6 +220,17 @@ class Enricher:
                 enriched_at=datetime.now(UTC),
             ),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    text: str
+    field: str
+    start: int
+    label: str  # the label after the rule layer
+    recognized_by: str  # model | alias | turkish_name_extended | acronym_definition | ...
+    key: str
+    resolved_by: str  # user_alias | curated | surname | acronym_definition | normalised | ...
 
 
 class _Plan:

@@ -301,3 +301,12 @@ def test_site_name_after_the_headline_is_not_an_entity(enricher: Enricher, make_
         ("Islamic State", "ORG:islamic state"),
         ("Kirkuk", "GPE:kirkuk"),
     }
+
+
+def test_explain_names_the_rules(enricher: Enricher, make_article) -> None:
+    body = "The Hamrin Border Brigade (HBB) met Sergeant Emre Yılmaz. HBB officers left Duhok."
+    rows = {(e.text, e.key, e.resolved_by) for e in enricher.explain(make_article(body))}
+    assert ("HBB", "ORG:hamrin border brigade", "acronym_definition") in rows
+    assert ("Duhok", "GPE:duhok", "curated") in rows
+    recognized = {e.text: e.recognized_by for e in enricher.explain(make_article(body))}
+    assert recognized["Sergeant Emre Yılmaz"] == "turkish_name_extended"
