@@ -8,6 +8,7 @@ Safety first: XML goes through defusedxml before feedparser sees it, so entity e
 from __future__ import annotations
 
 import calendar
+import email.utils
 import html
 import json
 import logging
@@ -15,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urljoin
 from xml.etree.ElementTree import Element, ParseError
 
 import defusedxml.ElementTree as safe_et
@@ -239,6 +241,196 @@ def _parse_json_feed(data: dict[str, Any], *, url: str, now: datetime) -> Parsed
     )
 
 
+# --- fast path: well-formed RSS 2.0 / RSS 1.0 / Atom 1.0 straight from the safe tree -------
+# feedparser costs ~12 ms CPU per 20-item feed (bench); walking the tree defusedxml already
+# built costs well under 1 ms. feedparser stays the fallback for malformed and rarer formats.
+
+_ATOM = "{http://www.w3.org/2005/Atom}"
+_RSS1 = "{http://purl.org/rss/1.0/}"
+_RDF = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}"
+_DC = "{http://purl.org/dc/elements/1.1/}"
+_SY = "{http://purl.org/rss/1.0/modules/syndication/}"
+_CONTENT = "{http://purl.org/rss/1.0/modules/content/}"
+_XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
+#: rss/@version values the fast path handles (feedparser's version names).
+FAST_RSS_VERSIONS = {
+    "2.0": "rss20",
+    "2.0.1": "rss20",
+    "0.92": "rss092",
+    "0.93": "rss093",
+    "0.94": "rss094",
+}
+
+
+def _parse_date_any(value: str | None) -> datetime | None:
+    if not value or not value.strip():
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError):
+        return _parse_iso(value)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _all_text(el: Element | None) -> str | None:
+    if el is None:
+        return None
+    return "".join(el.itertext())
+
+
+def _item(
+    *,
+    raw_link: str | None,
+    base: str,
+    title: str | None,
+    published: datetime | None,
+    summary: str | None,
+    authors: tuple[str, ...],
+    guid: str | None,
+    now: datetime,
+) -> FeedItem | None:
+    if not raw_link:
+        return None
+    try:
+        link = normalize_url(raw_link, base=base)
+    except ValueError:
+        return None
+    return FeedItem(
+        url=link,
+        title=_text(title, MAX_TITLE_CHARS),
+        published_at=_future_safe(published, now),
+        summary=_text(summary, MAX_SUMMARY_CHARS),
+        authors=authors,
+        guid=guid.strip() if guid else None,
+    )
+
+
+def _rss_items(
+    channel_items: list[Element], *, base: str, ns: str, now: datetime
+) -> list[FeedItem]:
+    items = []
+    for it in channel_items:
+        guid_el = it.find(f"{ns}guid")
+        guid = guid_el.text if guid_el is not None else None
+        link = it.findtext(f"{ns}link")
+        permalink = (
+            guid_el is not None
+            and guid is not None
+            and guid_el.get("isPermaLink", "true").lower() == "true"
+            and guid.strip().startswith("http")
+        )
+        if not (link and link.strip()) and permalink:
+            link = guid
+        authors = tuple(
+            a.strip()
+            for a in (it.findtext(f"{_DC}creator"), it.findtext(f"{ns}author"))
+            if a and a.strip()
+        )
+        published = _parse_date_any(it.findtext(f"{ns}pubDate")) or _parse_date_any(
+            it.findtext(f"{_DC}date")
+        )
+        summary = it.findtext(f"{ns}description") or it.findtext(f"{_CONTENT}encoded")
+        item = _item(
+            raw_link=link.strip() if link else None,
+            base=base,
+            title=it.findtext(f"{ns}title"),
+            published=published,
+            summary=summary,
+            authors=authors,
+            guid=guid or (it.get(f"{_RDF}about") if ns == _RSS1 else None),
+            now=now,
+        )
+        if item is not None:
+            items.append(item)
+    return items
+
+
+def _atom_link(entry: Element, base: str) -> str | None:
+    fallback = None
+    for link in entry.findall(f"{_ATOM}link"):
+        rel = link.get("rel", "alternate")
+        href = link.get("href")
+        if not href:
+            continue
+        if rel == "alternate" and (link.get("type") or "text/html").startswith(
+            ("text/html", "application/xhtml")
+        ):
+            return href
+        if rel == "alternate" and fallback is None:
+            fallback = href
+    return fallback
+
+
+def _parse_tree(root: Element, *, url: str, now: datetime) -> ParsedFeed | None:
+    """ParsedFeed from a well-formed tree, or None to let feedparser handle the document."""
+    tag = root.tag
+    if tag == "rss":
+        kind = FAST_RSS_VERSIONS.get((root.get("version") or "").strip())
+        channel = root.find("channel")
+        if kind is None or channel is None:
+            return None
+        feed_meta = {
+            "ttl": channel.findtext("ttl"),
+            "sy_updateperiod": channel.findtext(f"{_SY}updatePeriod"),
+            "sy_updatefrequency": channel.findtext(f"{_SY}updateFrequency"),
+        }
+        return ParsedFeed(
+            kind=kind,
+            title=_text(channel.findtext("title"), MAX_TITLE_CHARS),
+            site_url=(channel.findtext("link") or "").strip() or None,
+            items=_rss_items(channel.findall("item"), base=url, ns="", now=now),
+            min_interval_hint_s=_interval_hint(feed_meta),
+        )
+    if tag == f"{_RDF}RDF":
+        channel = root.find(f"{_RSS1}channel")
+        if channel is None:
+            return None
+        feed_meta = {
+            "sy_updateperiod": channel.findtext(f"{_SY}updatePeriod"),
+            "sy_updatefrequency": channel.findtext(f"{_SY}updateFrequency"),
+        }
+        return ParsedFeed(
+            kind="rss10",
+            title=_text(channel.findtext(f"{_RSS1}title"), MAX_TITLE_CHARS),
+            site_url=(channel.findtext(f"{_RSS1}link") or "").strip() or None,
+            items=_rss_items(root.findall(f"{_RSS1}item"), base=url, ns=_RSS1, now=now),
+            min_interval_hint_s=_interval_hint(feed_meta),
+        )
+    if tag == f"{_ATOM}feed":
+        feed_base = urljoin(url, root.get(_XML_BASE, ""))
+        items = []
+        for entry in root.findall(f"{_ATOM}entry"):
+            base = urljoin(feed_base, entry.get(_XML_BASE, ""))
+            published = _parse_iso(entry.findtext(f"{_ATOM}published")) or _parse_iso(
+                entry.findtext(f"{_ATOM}updated")
+            )
+            authors = tuple(
+                name.strip()
+                for a in entry.findall(f"{_ATOM}author")
+                if (name := a.findtext(f"{_ATOM}name")) and name.strip()
+            )
+            item = _item(
+                raw_link=_atom_link(entry, base),
+                base=base,
+                title=_all_text(entry.find(f"{_ATOM}title")),
+                published=published,
+                summary=_all_text(entry.find(f"{_ATOM}summary"))
+                or _all_text(entry.find(f"{_ATOM}content")),
+                authors=authors,
+                guid=entry.findtext(f"{_ATOM}id"),
+                now=now,
+            )
+            if item is not None:
+                items.append(item)
+        return ParsedFeed(
+            kind="atom10",
+            title=_text(_all_text(root.find(f"{_ATOM}title")), MAX_TITLE_CHARS),
+            site_url=_atom_link(root, feed_base),
+            items=items,
+        )
+    return None
+
+
 def _interval_hint(feed: Any) -> float | None:
     hints: list[float] = []
     ttl = feed.get("ttl")
@@ -290,6 +482,9 @@ def parse_feed(
             return _parse_sitemap(root, url=url, now=now)
         if tag == "html":
             raise _not_a_feed(url, content_type, "an XHTML page")
+        fast = _parse_tree(root, url=url, now=now)
+        if fast is not None:
+            return fast
     parsed = feedparser.parse(
         body,
         response_headers={

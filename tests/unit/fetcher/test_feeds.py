@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from services.fetcher import feeds
 from services.fetcher.feeds import discover_feed_links, parse_feed
 from shared.errors import PermanentError
 
@@ -130,3 +131,21 @@ def test_xxe_refused() -> None:
 def test_discovery_from_link_alternate() -> None:
     found = discover_feed_links(load("home.html"), base_url="https://news.example/")
     assert found == ["https://news.example/feed.xml", "https://other.example/atom"]
+
+
+@pytest.mark.parametrize("name", ["rss20.xml", "rss10.rdf", "atom.xml"])
+def test_fast_path_matches_feedparser(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Well-formed feeds are read straight from the defusedxml tree (fast path); the result
+    # must be what feedparser, the fallback for everything else, would have produced.
+    url = "https://news.example/feed"
+    fast = parse_feed(load(name), url=url, now=NOW)
+    root = feeds.check_xml_safety(load(name))
+    assert root is not None and feeds._parse_tree(root, url=url, now=NOW) is not None
+    monkeypatch.setattr(feeds, "_parse_tree", lambda *a, **k: None)
+    slow = parse_feed(load(name), url=url, now=NOW)
+    assert fast.items == slow.items
+    assert (fast.kind, fast.title, fast.min_interval_hint_s) == (
+        slow.kind,
+        slow.title,
+        slow.min_interval_hint_s,
+    )
