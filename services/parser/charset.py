@@ -3,10 +3,11 @@
 The fetcher owns charset detection and hands us text (``Page.html``), so the original bytes
 are gone. Two cases are told apart:
 
-* The text was decoded with a *single-byte* codec it was not written in (cp1252/latin-1 is the
-  usual fallback). No information was lost: the bytes are recovered by re-encoding and
-  decoded again with the right codec. Repaired here: UTF-8 read as cp1252 (``Ã¼`` for ``ü``)
-  and windows-1254 (Turkish) read as cp1252/latin-1 (``ý þ ð Ý Þ Ð`` for ``ı ş ğ İ Ş Ğ``).
+* The text was decoded with a *single-byte* codec it was not written in (``Page.charset``
+  says which; cp1252/latin-1 when a CMS did it before us). No information was lost: the bytes
+  are recovered by re-encoding and decoded again. Repaired here: UTF-8 read as a single-byte
+  codec (``Ã¼`` for ``ü``), and windows-1254 (Turkish) read as cp1252/latin-1/cp1250/...
+  (``ý þ ð`` or ``ý ţ đ`` for ``ı ş ğ``).
 * The text was decoded as UTF-8 with replacement (a windows-1254 page *declared* as UTF-8 and
   decoded as declared): every Turkish letter became U+FFFD and cannot be recovered from text.
   :func:`check_replacement_chars` turns that into ``PermanentError(kind="charset")`` so the page
@@ -15,40 +16,49 @@ are gone. Two cases are told apart:
 
 from __future__ import annotations
 
+import codecs
+import functools
 import re
 
 from shared.errors import PermanentError
 
-#: UTF-8 lead byte + continuation byte(s) as they look after a cp1252/latin-1 decode.
-_UTF8_AS_CP1252 = re.compile(
-    "[\u00c2-\u00df][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6"
-    "\u02dc\u2013\u2014\u2018-\u201a\u201c-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac"
-    "\u2122]"
-    "|[\u00e0-\u00ef][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6"
-    "\u02dc\u2013\u2014\u2018-\u201a\u201c-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac"
-    "\u2122]{2}"
-)
-#: windows-1254 differs from cp1252/latin-1 in the letter range only at these six bytes.
-CP1254_FROM_CP1252 = str.maketrans("ÐÝÞðýþ", "ĞİŞğış")
-_CP1254_SUSPECTS = re.compile("[a-zA-Zçöüâîû][ÐÝÞðýþ]|[ÐÝÞðýþ][a-zçöüâîû]")
+#: windows-1254 has Ğ İ Ş ğ ı ş at these bytes, where cp1252/latin-1 have Ð Ý Þ ð ý þ
+CP1254_LETTER_BYTES = bytes([0xD0, 0xDD, 0xDE, 0xF0, 0xFD, 0xFE])
 _TURKISH_ONLY = re.compile("[ĞİŞğış]")
-#: languages that really use ð, þ, ý: never "repair" them into Turkish.
-LANGS_WITH_ETH_THORN = ("is", "fo")
+#: codecs the fetcher may have decoded with: one byte, one character, nothing lost
+SINGLE_BYTE_PREFIXES = ("cp12", "iso8859", "koi8", "mac-", "cp437", "cp85", "cp86", "cp874")
+#: when the page says UTF-8 (or nothing) but shows mojibake, the text went through these
+#: on its way (a CMS or the fetcher's fallback)
+FALLBACK_CODECS = ("cp1252", "iso8859-1")
+#: languages whose own letters look like Turkish mojibake (ð þ ý, ţ ý): never "repaired"
+GUARDED_LANGS = ("is", "fo", "cs", "sk", "ro")
 
 #: below this many suspicious sequences a page is left alone (a stray "Ã©" is not a pattern)
 MIN_MOJIBAKE_HITS = 3
+#: bytes.translate table deleting everything below 0xC2 (the smallest UTF-8 lead byte)
+_BELOW_UTF8_LEADS = bytes(range(0xC2))
 #: U+FFFD share of letters above which the text is considered lost in decoding
 MAX_REPLACEMENT_RATIO = 0.002
 MIN_REPLACEMENT_CHARS = 3
 
 
-def _single_byte(text: str) -> bytes | None:
-    for codec in ("cp1252", "latin-1"):
-        try:
-            return text.encode(codec)
-        except UnicodeEncodeError:
-            continue
-    return None
+def _single_byte_codec(charset: str | None) -> str | None:
+    if not charset:
+        return None
+    try:
+        name = codecs.lookup(charset).name
+    except LookupError:
+        return None
+    return name if name.startswith(SINGLE_BYTE_PREFIXES) else None
+
+
+@functools.cache
+def _cp1254_suspects(codec: str) -> tuple[str, str, re.Pattern[str]]:
+    """What ş and ı look like through ``codec``, and a pattern of such letters inside words."""
+    seen = CP1254_LETTER_BYTES.decode(codec, errors="replace")
+    letters = re.escape(seen)
+    pattern = re.compile(f"[a-zA-Zçöüâîû][{letters}]|[{letters}][a-zçöüâîû]")
+    return seen[5], seen[4], pattern  # bytes 0xFE (ş) and 0xFD (ı)
 
 
 def _hits(pattern: re.Pattern[str], text: str) -> int:
@@ -61,30 +71,45 @@ def _hits(pattern: re.Pattern[str], text: str) -> int:
     return count
 
 
-def repair_mojibake(html: str, *, lang: str | None = None) -> tuple[str, str | None]:
-    """Return ``(text, repair)``; ``repair`` names the fix applied, or None if none was needed.
+def repair_mojibake(
+    html: str, *, lang: str | None = None, charset: str | None = None
+) -> tuple[str, str | None]:
+    """Return ``(text, codec)``: the codec the text was re-decoded with, or None if untouched.
 
-    ``lang`` is the page's declared language (``<html lang>``), used only as a guard.
+    ``charset`` is the codec the fetcher decoded with (``Page.charset``): when it is a
+    single-byte codec, re-encoding with it gives back the exact bytes. Otherwise cp1252 and
+    latin-1 are tried, for text that was mis-decoded before it reached the fetcher.
+    ``lang`` is the page's declared language, a guard against "repairing" Icelandic or Czech.
     """
     if html.isascii():  # the common case, and a C-speed check on 100 KB
         return html, None
-    if _hits(_UTF8_AS_CP1252, html) >= MIN_MOJIBAKE_HITS:
-        raw = _single_byte(html)
-        if raw is not None:
+    single = _single_byte_codec(charset)
+    guarded = (lang or "").lower().startswith(GUARDED_LANGS)
+    for codec in (single,) if single else FALLBACK_CODECS:
+        try:
+            raw = html.encode(codec)
+        except UnicodeEncodeError:
+            continue
+        # Valid UTF-8 across a whole document with several multi-byte sequences does not
+        # happen by chance in single-byte text.
+        if len(raw.translate(None, _BELOW_UTF8_LEADS)) >= MIN_MOJIBAKE_HITS:
             try:
-                return raw.decode("utf-8"), "utf8-as-cp1252"
+                return raw.decode("utf-8"), "utf-8"
             except UnicodeDecodeError:
-                pass  # not UTF-8 after all: genuine accented text, leave it
-    lang = (lang or "").lower()
-    if (
-        not lang.startswith(LANGS_WITH_ETH_THORN)
-        # Czech and Slovak use ý but never þ; Turkish text has both ş and ı everywhere
-        and ("þ" in html or "Þ" in html)
-        and ("ý" in html or "Ý" in html)
-        and not _TURKISH_ONLY.search(html)
-        and _hits(_CP1254_SUSPECTS, html) >= MIN_MOJIBAKE_HITS
-    ):
-        return html.translate(CP1254_FROM_CP1252), "cp1254-as-cp1252"
+                pass
+        s_look, i_look, suspects = _cp1254_suspects(codec)
+        if (
+            not guarded
+            # Czech uses ý but not þ/ţ, Romanian ţ but not ý: Turkish needs both (ş and ı)
+            and (s_look in html or s_look.upper() in html)
+            and (i_look in html or i_look.upper() in html)
+            and not _TURKISH_ONLY.search(html)
+            and _hits(suspects, html) >= MIN_MOJIBAKE_HITS
+        ):
+            try:
+                return raw.decode("cp1254"), "cp1254"
+            except UnicodeDecodeError:
+                continue
     return html, None
 
 

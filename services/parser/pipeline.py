@@ -144,9 +144,11 @@ def _htmldate(tree: HtmlElement, *, url: str, now: datetime) -> str | None:
 
 def _parse(page: Page, *, settings: Settings, now: datetime, limit: TimeLimit) -> Article:
     declared = _HTML_LANG.search(page.html[:4096])
-    html, repair = repair_mojibake(page.html, lang=declared[1] if declared else None)
+    html, repair = repair_mojibake(
+        page.html, lang=declared[1] if declared else None, charset=page.charset
+    )
     if repair:
-        logger.info("repaired mojibake (%s) url=%s", repair, page.final_url)
+        logger.info("mojibake re-decoded as %s url=%s", repair, page.final_url)
     tree = load_tree(html, max_nodes=settings.max_dom_nodes)
     limit.check()
     st = read_structured(tree)
@@ -222,6 +224,7 @@ def _parse(page: Page, *, settings: Settings, now: datetime, limit: TimeLimit) -
     image = metadata.absolute_http_url(
         st.first_meta(IMAGE_META) or st.jsonld_image, base=page.final_url
     )
+    # "+cp1254": the text was repaired by re-decoding it as cp1254 (see charset.py)
     method = f"{extraction.method}+{repair}" if repair else extraction.method
     digest, signature = fingerprint(body_text)
     return Article(

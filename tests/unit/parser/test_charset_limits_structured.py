@@ -17,12 +17,29 @@ TURKISH = "Irak'ın kuzeyinde düzenlenen operasyonda şüpheli sığınaklar ve
 def test_cp1254_read_as_cp1252_is_repaired() -> None:
     garbled = TURKISH.encode("cp1254").decode("cp1252")
     assert "ý" in garbled and "þ" in garbled
-    assert repair_mojibake(garbled) == (TURKISH, "cp1254-as-cp1252")
+    assert repair_mojibake(garbled) == (TURKISH, "cp1254")
+    assert repair_mojibake(garbled, charset="windows-1252") == (TURKISH, "cp1254")
+
+
+@pytest.mark.parametrize("codec", ["cp1250", "iso8859-2", "latin-1", "iso8859-15"])
+def test_cp1254_read_as_other_single_byte_codecs_is_repaired(codec: str) -> None:
+    garbled = TURKISH.encode("cp1254").decode(codec)
+    assert repair_mojibake(garbled, charset=codec) == (TURKISH, "cp1254")
+
+
+def test_server_side_mojibake_in_a_utf8_page_is_repaired() -> None:
+    # a CMS read cp1254 as latin-1 and stored the result as UTF-8: the page is valid UTF-8
+    garbled = TURKISH.encode("cp1254").decode("latin-1")
+    assert repair_mojibake(garbled, charset="utf-8") == (TURKISH, "cp1254")
 
 
 def test_utf8_read_as_cp1252_is_repaired() -> None:
     garbled = TURKISH.encode("utf-8").decode("cp1252", errors="strict")
-    assert repair_mojibake(garbled) == (TURKISH, "utf8-as-cp1252")
+    assert repair_mojibake(garbled) == (TURKISH, "utf-8")
+    assert repair_mojibake(TURKISH.encode("utf-8").decode("cp1250"), charset="cp1250") == (
+        TURKISH,
+        "utf-8",
+    )
 
 
 @pytest.mark.parametrize(
@@ -39,6 +56,7 @@ def test_utf8_read_as_cp1252_is_repaired() -> None:
 )
 def test_correct_text_is_not_repaired(text: str, lang: str) -> None:
     assert repair_mojibake(text, lang=lang) == (text, None)
+    assert repair_mojibake(text, lang=lang, charset="utf-8") == (text, None)
 
 
 def test_replacement_characters_mean_lost_bytes() -> None:

@@ -300,7 +300,7 @@ def test_turkish_article(page_from: PageFrom) -> None:
     assert article.published_at == datetime(2026, 11, 19, 13, 40, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("fallback_codec", ["cp1252", "latin-1"])
+@pytest.mark.parametrize("fallback_codec", ["cp1252", "latin-1", "cp1250", "iso8859-2"])
 def test_windows_1254_page_declared_utf8_is_repaired_from_single_byte_decoding(
     page_from: PageFrom, fallback_codec: str
 ) -> None:
@@ -318,7 +318,7 @@ def test_windows_1254_page_declared_utf8_is_repaired_from_single_byte_decoding(
     assert article.title == TR_TITLE
     assert article.authors == ["Ayşe Yıldırım"]
     assert article.language == "tr"
-    assert article.extraction == "trafilatura+cp1254-as-cp1252"
+    assert article.extraction == "trafilatura+cp1254"
     assert article.content_hash == content_hash(TR_BODY)
 
 
@@ -336,7 +336,7 @@ def test_utf8_page_decoded_as_cp1252_is_repaired(
     assert "Ä±" in mojibake  # "ı" seen through the wrong codec
     article = parse(build(mojibake, TR_URL, charset="iso-8859-1"))
     assert article.body_text == TR_BODY
-    assert article.extraction == "trafilatura+utf8-as-cp1252"
+    assert article.extraction == "trafilatura+utf-8"
 
 
 def test_paywalled_teaser(page_from: PageFrom) -> None:
