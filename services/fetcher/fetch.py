@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import email.utils
 import logging
 import random
@@ -182,8 +183,8 @@ async def _exchange(
     timeout_s: float,
 ) -> tuple[httpx.Response, bytes]:
     """One request, no redirects; the body is read only for 2xx responses."""
-    request = client.build_request("GET", url, headers=dict(headers))
     try:
+        request = client.build_request("GET", url, headers=dict(headers))
         # Total deadline on top of httpx's per-read timeouts: a server dripping one byte per
         # second never trips a read timeout but must not hold a slot for minutes.
         async with asyncio.timeout(timeout_s):
@@ -222,7 +223,7 @@ async def _exchange(
         ) from exc
 
 
-SlotFactory = Callable[[str], "contextlib.AbstractAsyncContextManager[None]"]
+SlotFactory = Callable[[str], contextlib.AbstractAsyncContextManager[None]]
 RobotsCheck = Callable[[str], Awaitable[None]]
 
 
@@ -412,6 +413,3 @@ def decode_html(body: bytes, content_type_header: str | None) -> tuple[str, str,
     if text.startswith("\ufeff"):
         text = text[1:]
     return text, charset, source
-
-
-import contextlib  # noqa: E402  (only for the SlotFactory annotation above)

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 MAX_TRACKED_HOSTS = 50_000
 #: A single Retry-After is honoured up to this long; beyond it the host is re-tried anyway.
 MAX_HOST_BLOCK_S = 6 * 3600.0
+#: A robots.txt Crawl-delay is honoured up to this (some sites ask for hours).
+MAX_CRAWL_DELAY_S = 60.0
 
 
 @dataclass(slots=True)
@@ -28,6 +30,7 @@ class _Host:
     blocked_until: float = 0.0
     waiting: int = 0
     active: int = 0
+    interval: float | None = None  # the host's own Crawl-delay, if longer than ours
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -75,6 +78,12 @@ class Politeness:
         state = self._host(host)
         state.blocked_until = max(state.blocked_until, time.monotonic() + seconds)
 
+    def set_min_interval(self, host: str, seconds: float) -> None:
+        """Space requests to ``host`` by at least ``seconds`` (robots.txt Crawl-delay)."""
+        seconds = min(max(seconds, 0.0), MAX_CRAWL_DELAY_S)
+        state = self._host(host)
+        state.interval = seconds if seconds > self._interval else None
+
     def blocked_for(self, host: str) -> float:
         """Seconds until ``host`` may be contacted again (0 if not blocked)."""
         state = self._hosts.get(host)
@@ -105,7 +114,8 @@ class Politeness:
                 await self._global.acquire()
                 now = time.monotonic()
                 if now >= max(state.next_start, state.blocked_until):
-                    state.next_start = now + self._interval
+                    interval = self._interval if state.interval is None else state.interval
+                    state.next_start = now + interval
                     break
                 self._global.release()
             state.active += 1

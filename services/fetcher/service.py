@@ -157,6 +157,14 @@ class Fetcher:
             url, headers={"Accept": "text/plain"}, max_bytes=self._settings.max_page_bytes
         )
 
+    async def _check_robots(self, url: str) -> None:
+        if self._robots is None:
+            raise RuntimeError("Fetcher.start() was not called")
+        await self._robots.check(url)
+        delay = await self._robots.crawl_delay(url)  # same cached entry, no second fetch
+        if delay:
+            self.politeness.set_min_interval(host_of(url), delay)
+
     def _note_retry_after(self, host: str, seconds: float, reason: str) -> None:
         self.politeness.block(host, seconds)
         until = datetime.now(UTC) + timedelta(seconds=seconds)
@@ -185,7 +193,7 @@ class Fetcher:
                 kind="host_blocked",
                 retry_after=blocked,
             )
-        robots = self._robots.check if (s.respect_robots and self._robots is not None) else None
+        robots = self._check_robots if s.respect_robots else None
         headers = {"Accept": HTML_ACCEPT}
 
         async def attempt() -> HttpResult:

@@ -57,3 +57,14 @@ async def test_slow_host_does_not_stall_other_hosts(server: LoopbackServer, make
     await asyncio.gather(*slow)
     slow_hits = sorted(h.start for h in server.hits if h.path.startswith("/slow"))
     assert all(b - a >= 1.4 for a, b in itertools.pairwise(slow_hits))  # one at a time
+
+
+async def test_robots_crawl_delay_widens_the_host_interval(
+    server: LoopbackServer, make_fetcher
+) -> None:
+    server.static("/robots.txt", "User-agent: *\nCrawl-delay: 0.5\n", content_type="text/plain")
+    server.static("/c", ARTICLE)
+    fetcher = await make_fetcher(respect_robots=True, host_interval_s=0.0, host_concurrency=4)
+    await asyncio.gather(*(fetcher.fetch(link(server.url(f"/c?i={i}"))) for i in range(3)))
+    starts = sorted(h.start for h in server.hits if h.path.startswith("/c"))
+    assert all(b - a >= 0.45 for a, b in itertools.pairwise(starts))
