@@ -120,13 +120,24 @@ class Enricher:
         return self.enrich_many([article])[0]
 
     def enrich_many(self, articles: list[Article]) -> list[EnrichedArticle]:
-        """Like :meth:`enrich` for a batch: all paragraphs go through one ``nlp.pipe``."""
+        """Like :meth:`enrich` for a batch: all paragraphs go through one ``nlp.pipe``.
+
+        A failure raises :class:`PermanentError` for the whole batch; call :meth:`enrich` per
+        article to find the one that fails.
+        """
         if not self.loaded:
             self.load()
         assert self._recognizer is not None and self._table is not None
         plans = [_plan(article, self.max_chars) for article in articles]
         jobs = [(plan.title, plan.body) for plan in plans if plan.run]
-        spans_iter = iter(self._recognizer.recognize(jobs))
+        try:
+            spans_iter = iter(self._recognizer.recognize(jobs))
+        except Exception as exc:  # pathological text must dead-letter, not stop the stream
+            urls = ", ".join(a.canonical_url for a in articles[:3])
+            raise PermanentError(
+                f"recognition failed for {urls}: {type(exc).__name__}: {exc}",
+                kind="enrich_failed",
+            ) from exc
         results = []
         for article, plan in zip(articles, plans, strict=True):
             spans = next(spans_iter) if plan.run else []

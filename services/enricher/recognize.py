@@ -335,7 +335,8 @@ class Gazetteer:
                     continue
                 start, end = words[0][0], words[-1][0] + 1
                 surface = doc[start:end].text
-                if not (surface[:1].isupper() or surface[:1].isdigit()):
+                first = next((ch for ch in surface if ch.isalnum()), "")  # skips zero-widths
+                if not (first.isupper() or first.isdigit()):
                     continue  # names are capitalised; "us" is not the United States
                 if not hit.accepts(surface, found_by_model=True):
                     continue

@@ -310,3 +310,21 @@ def test_explain_names_the_rules(enricher: Enricher, make_article) -> None:
     assert ("Duhok", "GPE:duhok", "curated") in rows
     recognized = {e.text: e.recognized_by for e in enricher.explain(make_article(body))}
     assert recognized["Sergeant Emre Yılmaz"] == "turkish_name_extended"
+
+
+def test_odd_text_never_crashes_and_offsets_stay_valid(enricher: Enricher, make_article) -> None:
+    body = (
+        "\u200bTürkiye\u200b 🇹🇷 said — زاخو — Zakho was hit.\r\n"
+        + "x" * 50_000
+        + "\n\tPKK\u00a0fighters\u202efled\u202c to Qandil.\n\x00"
+    )
+    result = enricher.enrich(make_article(body, title="\u200e"))
+    assert result.enrichment.status == "ok"
+    for mention in result.mentions:
+        assert body[mention.start : mention.end] == mention.text
+    assert {
+        "GPE:turkiye",
+        "GPE:zakho",
+        "ORG:kurdistan workers party",
+        "LOC:qandil mountains",
+    } <= set(entities(result))
