@@ -313,7 +313,8 @@ async def with_retries(
 ) -> T:
     """Run ``attempt`` up to ``attempts`` times while it raises TransientError.
 
-    Waits ``min(backoff_max_s, base * 2**n)`` with full jitter, or the server's Retry-After
+    Waits ``d = min(backoff_max_s, base * 2**n)`` with equal jitter (``d/2 + U(0, d/2)``: the
+    floor keeps a retry storm from hammering a recovering server), or the server's Retry-After
     when given; a Retry-After longer than ``max_retry_after_s`` is not waited out here (the
     error is raised at once so the caller can park the work instead of holding it).
     """
@@ -331,7 +332,8 @@ async def with_retries(
                     raise
                 delay = exc.retry_after
             else:
-                delay = rand.uniform(0, min(backoff_max_s, backoff_base_s * 2 ** (n - 1)))
+                step = min(backoff_max_s, backoff_base_s * 2 ** (n - 1))
+                delay = step / 2 + rand.uniform(0, step / 2)
             logger.info(
                 "retry attempt=%s kind=%s delay_s=%.2f detail=%s", n, exc.kind, delay, exc.detail
             )

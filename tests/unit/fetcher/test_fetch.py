@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import itertools
 import time
 
 import brotli
@@ -107,7 +108,11 @@ async def test_5xx_streak_backs_off_then_recovers(server: LoopbackServer, make_f
     )
     page = await fetcher.fetch(link(server.url("/flaky")))
     assert page.status_code == 200
-    assert len(server.hits_for("/flaky")) == 4
+    hits = server.hits_for("/flaky")
+    assert len(hits) == 4
+    gaps = [b.start - a.start for a, b in itertools.pairwise(hits)]
+    # equal-jitter backoff: at least half of 0.1, 0.2, 0.4 s, measured at the server
+    assert gaps[0] >= 0.05 and gaps[1] >= 0.1 and gaps[2] >= 0.2, gaps
 
 
 async def test_5xx_forever_raises_transient_after_bounded_attempts(
