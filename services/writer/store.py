@@ -323,13 +323,20 @@ async def store_enriched(session: AsyncSession, items: list[EnrichedArticle]) ->
 async def mark_links(
     session: AsyncSession, urls: list[str], *, outcome: str, now: datetime
 ) -> None:
-    """Record that discovered links reached the end of the pipeline (stored or dead-lettered)."""
+    """Record that discovered links reached the end of the pipeline (stored or dead-lettered).
+
+    The first outcome sticks, except that ``stored`` replaces ``dead_letter``: a dead letter
+    replayed after its cause was fixed (``newsflow dlq replay``) did end up stored.
+    """
     if not urls:
         return
     link = models.SeenLink
+    open_or_failed: Any = link.done_at.is_(None)
+    if outcome == "stored":
+        open_or_failed = open_or_failed | (link.outcome == "dead_letter")
     await session.execute(
         update(link)
-        .where(link.url.in_(urls), link.done_at.is_(None))
+        .where(link.url.in_(urls), open_or_failed)
         .values(outcome=outcome, done_at=now)
         .execution_options(synchronize_session=False)
     )
