@@ -214,6 +214,39 @@ def mention_agreement(model: str, articles: list[Article], *, batch_size: int) -
     return same / union if union else 1.0
 
 
+def evaluate(enricher: Enricher, path: str) -> dict[str, float]:
+    """Entity-level precision/recall against a gold file (``tests/fixtures/enricher``):
+    an entity counts when its exact key (kind included) is predicted for the article."""
+    with open(path, encoding="utf-8") as handle:
+        data = json.load(handle)
+    tp = predicted = expected = 0
+    for item in data["articles"]:
+        url = f"https://eval.example/{item['id']}"
+        article = Article(
+            url=url,
+            final_url=url,
+            canonical_url=url,
+            host="eval.example",
+            title=item.get("title"),
+            body_text=item["body"],
+            content_hash=item["id"],
+            language="en",
+            discovered_at=FIXED_TIME,
+            fetched_at=FIXED_TIME,
+            parsed_at=FIXED_TIME,
+        )
+        keys = {entity.key for entity in enricher.enrich(article).entities}
+        gold = set(item["gold"])
+        tp += len(keys & gold)
+        predicted += len(keys)
+        expected += len(gold)
+    return {
+        "precision": round(tp / predicted, 4) if predicted else 0.0,
+        "recall": round(tp / expected, 4) if expected else 0.0,
+        "gold_entities": expected,
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--articles", type=int, default=DEFAULT_ARTICLES)
@@ -223,10 +256,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--skip-parallel", action="store_true")
     parser.add_argument(
+        "--eval",
+        action="append",
+        default=[],
+        metavar="GOLD_JSON",
+        help="also report entity precision/recall on a gold file (repeatable)",
+    )
+    parser.add_argument(
         "--check-skip", action="store_true", help="compare mentions with/without skipping"
     )
     args = parser.parse_args(argv)
 
+    if args.eval:
+        enricher = Enricher(model=args.model)
+        enricher.load()
+        for path in args.eval:
+            print(json.dumps({"eval": path, **evaluate(enricher, path)}))
     articles = make_corpus(args.articles, words=args.words)
     words = count_words(articles)
     report: dict[str, object] = {"articles": len(articles), "words": words, "model": args.model}

