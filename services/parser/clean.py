@@ -1,9 +1,14 @@
-"""Deterministic, recorded cleaning of extracted paragraphs.
+"""Deterministic, recorded cleaning: boxes inside the article (DOM), then extracted lines.
 
-Every paragraph that is cut is kept as ``RemovedSpan(text, reason)`` so a user can audit the
-cleaner. Line rules are data (:data:`LINE_RULES`): a reason, a pattern that must match the
-*whole* paragraph (case-insensitive) and a word limit, so a rule for "Advertisement" can never
-cut a real sentence that merely mentions advertising.
+Every cut is kept as ``RemovedSpan(text, reason)`` so a user can audit the cleaner.
+
+* :func:`strip_article_boxes` removes ad slots, share bars, newsletter and related-story boxes
+  *inside the article container* by their class/id (:data:`BOX_RULES`), before extraction.
+  Page chrome outside the article (menus, sidebars, footers) is dropped by the extractor and
+  not recorded: it is the same on every page and would only bury the interesting cuts.
+* :func:`clean_paragraphs` applies :data:`LINE_RULES` to the extracted paragraphs: a reason, a
+  pattern that must match the *whole* paragraph (case-insensitive) and a word limit, so a rule
+  for "Advertisement" can never cut a real sentence that merely mentions advertising.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from lxml.html import HtmlElement
 
 from services.parser.extract import Caption
 from shared.messages import RemovedSpan
@@ -176,6 +183,79 @@ def _caption_keys(captions: Sequence[Caption]) -> dict[str, str]:
                 keys.setdefault(normalise_key(bare), caption.text)
     keys.pop("", None)
     return keys
+
+
+#: (reason, pattern over one class or id token) for boxes inside the article container
+BOX_RULES: tuple[tuple[str, str], ...] = (
+    (
+        "advertisement",
+        r"ads?|advert\w*|adsbygoogle|ad[-_](?:slot|unit|container|wrapper|box|label|inarticle|block)"
+        r"|(?:dfp|gpt|google)[-_]?ads?\w*|div-gpt-ad\S*|dfp\S*|reklam\w*",
+    ),
+    ("sponsor", r"sponsor\w*|promo|promoted|partner[-_]content|native[-_]ad\w*"),
+    ("share_bar", r"share|shares|sharing|share[-_]\w+|\w+[-_]share|social[-_]\w+|paylas\w*"),
+    ("newsletter", r"newsletter\w*|newsletter[-_]\w+|\w+[-_]newsletter|signup|sign-up|bulten\w*"),
+    (
+        "related",
+        r"related|related[-_]\w+|\w+[-_]related|read[-_]?(?:more|also)|more[-_]stories"
+        r"|recommended\w*|ilgili\w*",
+    ),
+    ("cookie_notice", r"cookie\w*|cookie[-_]\w+|consent\w*|gdpr\w*|kvkk\w*"),
+)
+_BOX_COMPILED = tuple((reason, re.compile(pattern, re.IGNORECASE)) for reason, pattern in BOX_RULES)
+#: the article container, most specific first
+ARTICLE_CONTAINERS = (
+    "//*[@itemprop='articleBody']",
+    "//article",
+    "//*[contains(@class, 'article-body') or contains(@class, 'story-body')"
+    " or contains(@class, 'entry-content') or contains(@class, 'post-content')]",
+)
+#: a "box" holding more than this share of the container's text is the article, not a box
+MAX_BOX_SHARE = 0.3
+
+
+def _box_reason(element: HtmlElement) -> str | None:
+    tokens = [*(element.get("class") or "").split(), *(element.get("id") or "").split()]
+    for reason, pattern in _BOX_COMPILED:
+        if any(pattern.fullmatch(token) for token in tokens):
+            return reason
+    return None
+
+
+def strip_article_boxes(tree: HtmlElement) -> list[RemovedSpan]:
+    """Remove boilerplate boxes inside the article container, in place; return what was cut.
+
+    Boxes without text (an empty ad slot) are removed without a record. No container found:
+    nothing is done (the extractor's own pruning applies).
+    """
+    container = next(
+        (found[0] for xpath in ARTICLE_CONTAINERS if (found := tree.xpath(xpath))), None
+    )
+    if not isinstance(container, HtmlElement):
+        return []
+    total = len(" ".join(container.text_content().split())) or 1
+    removed: list[RemovedSpan] = []
+    for element in list(container.iterdescendants()):  # document order, for the audit trail
+        if not isinstance(element, HtmlElement) or not _attached(element, container):
+            continue  # comments; or inside a box already removed
+        reason = _box_reason(element)
+        if reason is None:
+            continue
+        # text nodes joined with spaces: "<li>Share</li><li>Tweet</li>" is "Share Tweet"
+        text = " ".join(" ".join(element.itertext()).split())
+        if len(text) > MAX_BOX_SHARE * total:
+            continue  # e.g. a "promo" class on the story wrapper itself
+        if text:
+            removed.append(RemovedSpan(text=text, reason=reason))
+        element.drop_tree()  # keeps the tail text, which belongs to the parent
+    return removed
+
+
+def _attached(element: HtmlElement, container: HtmlElement) -> bool:
+    parent = element.getparent()
+    while parent is not None and parent is not container:
+        parent = parent.getparent()
+    return parent is container
 
 
 def clean_paragraphs(

@@ -17,7 +17,7 @@ from lxml.html import HtmlElement
 
 from services.parser import metadata
 from services.parser.charset import check_replacement_chars, repair_mojibake
-from services.parser.clean import clean_paragraphs
+from services.parser.clean import clean_paragraphs, strip_article_boxes
 from services.parser.dedup import fingerprint
 from services.parser.extract import extract_body, find_captions, load_tree, prune_tree
 from services.parser.limits import ParseTimeout, TimeLimit
@@ -166,6 +166,7 @@ def _parse(page: Page, *, settings: Settings, now: datetime, limit: TimeLimit) -
         )
 
     captions = find_captions(tree)
+    boxes = strip_article_boxes(tree)
     prune_tree(tree)
     extraction = extract_body(tree, url=page.final_url, article_body=st.article_body)
     limit.check()
@@ -246,7 +247,7 @@ def _parse(page: Page, *, settings: Settings, now: datetime, limit: TimeLimit) -
         lead=cleaned.paragraphs[0],
         body_text=body_text,
         captions=cleaned.captions,
-        removed=cleaned.removed,
+        removed=[*boxes, *cleaned.removed],
         paywalled=paywalled,
         content_hash=digest,
         minhash=signature,

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+import lxml.html
 import pytest
 
-from services.parser.clean import clean_paragraphs
+from services.parser.clean import clean_paragraphs, strip_article_boxes
 from services.parser.extract import Caption
 from shared.messages import RemovedSpan
 
@@ -138,3 +139,44 @@ def test_captions_credit_and_title() -> None:
 def test_whitespace_and_nbsp_normalised() -> None:
     cleaned = clean_paragraphs(["  Turkish\u00a0drones   struck. ", "\u200b"])
     assert cleaned.paragraphs == ["Turkish drones struck."]
+
+
+def _tree(body: str) -> lxml.html.HtmlElement:
+    return lxml.html.document_fromstring(f"<html><body>{body}</body></html>")
+
+
+def test_boxes_inside_the_article_are_cut_in_document_order() -> None:
+    paragraphs = "".join(f"<p>{p}</p>" for p in BODY)
+    tree = _tree(
+        '<div class="sidebar related">Most read elsewhere</div>'
+        f'<article class="promo"><div class="social-share"><a>Share</a><a>Tweet</a></div>{paragraphs}'
+        '<div class="ad-slot"><span>Advertisement</span><div class="ad-label">Ad</div></div>'
+        '<div class="ad-slot"></div>'
+        '<aside class="newsletter-box"><p>Sign up</p></aside>'
+        '<p class="headline shadow badge loading">kept</p></article>'
+    )
+    removed = strip_article_boxes(tree)
+    assert [(r.text, r.reason) for r in removed] == [
+        ("Share Tweet", "share_bar"),
+        ("Advertisement Ad", "advertisement"),  # the nested ad label is not recorded twice
+        ("Sign up", "newsletter"),
+    ]
+    article = tree.find(".//article")
+    assert [p.text for p in article.iter("p")] == [*BODY, "kept"]
+    # outside the article container nothing is touched (the extractor drops page chrome)
+    assert tree.find(".//div[@class='sidebar related']") is not None
+
+
+def test_no_article_container_no_box_cuts() -> None:
+    tree = _tree('<div class="share">Share</div><p>text</p>')
+    assert strip_article_boxes(tree) == []
+    assert tree.find(".//div") is not None
+
+
+def test_a_box_class_on_the_story_wrapper_does_not_remove_the_story() -> None:
+    paragraphs = "".join(f"<p>{p}</p>" for p in BODY)
+    tree = _tree(
+        f'<article><div class="promo">{paragraphs}</div><div class="share">Share</div></article>'
+    )
+    assert [(r.text, r.reason) for r in strip_article_boxes(tree)] == [("Share", "share_bar")]
+    assert [p.text for p in tree.iter("p")] == BODY

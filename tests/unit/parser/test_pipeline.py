@@ -101,11 +101,20 @@ def test_clean_article_with_structured_metadata(page_from: PageFrom) -> None:
         "Turkish F-16 fighter jets take off from the Incirlik air base in Adana province. "
         "Photo: Reuters/Umit Bektas"
     ]
+    # boxes inside <article> first (document order), then lines cut from the extracted text
     assert article.removed == [
+        RemovedSpan(text="Share on Facebook Share on X WhatsApp Copy link", reason="share_bar"),
+        RemovedSpan(text="Advertisement", reason="advertisement"),
+        RemovedSpan(
+            text="Security Brief Sign up for our free daily newsletter on security in the Middle "
+            "East. Sign up",
+            reason="newsletter",
+        ),
+        RemovedSpan(text="Share this article Facebook X Email", reason="share_bar"),
         RemovedSpan(
             text="Turkish jets strike PKK positions in northern Iraq after border attack",
             reason="title",
-        )
+        ),
     ]
     assert (article.status, article.paywalled) == ("ok", False)
     assert article.word_count == 219
@@ -138,6 +147,11 @@ def test_repeated_lead_caption_in_body_and_trailing_ad_are_cut_and_recorded(
         ]
     )
     assert article.removed == [
+        RemovedSpan(text="Share this article Facebook Twitter Telegram", reason="share_bar"),
+        RemovedSpan(
+            text="Get the Zagros Daily morning briefing delivered straight to your inbox. Sign up",
+            reason="newsletter",
+        ),
         RemovedSpan(text="Iraqi forces dismantle Islamic State cell in Kirkuk", reason="title"),
         RemovedSpan(text="By Karwan Faraj | 20 November 2026", reason="byline"),
         RemovedSpan(text=ZAGROS_LEAD, reason="duplicate_paragraph"),
@@ -207,7 +221,16 @@ def test_only_the_feed_knows_the_date(page_from: PageFrom) -> None:
     assert article.canonical_url == "https://ninevehmonitor.net/yazidi-families-return-sinjar"
     assert article.authors == ["Layla Murad"]
     assert article.captions == ["A Yazidi family unloads belongings in Sinjar town."]
-    assert article.removed == [RemovedSpan(text="Advertisement", reason="advertisement")]
+    assert article.removed == [
+        RemovedSpan(text="Share Tweet Email", reason="share_bar"),
+        RemovedSpan(text="Advertisement", reason="advertisement"),
+        RemovedSpan(
+            text="Subscribe to our newsletter for weekly updates from Nineveh.", reason="newsletter"
+        ),
+        RemovedSpan(
+            text="Related stories New police force for Sinjar still not deployed", reason="related"
+        ),
+    ]
     assert article.body_text.split("\n\n")[-1] == (
         "More than 200,000 Yazidis still live in displacement camps in Duhok province, according "
         "to the International Organization for Migration, a decade after Islamic State fighters "
@@ -275,10 +298,12 @@ def test_near_duplicate_rewrite_is_similar_but_not_identical(page_from: PageFrom
     assert rewrite.authors == []
     assert rewrite.title == "Turkey bombs PKK hideouts in northern Iraq after soldiers killed"
     assert rewrite.removed == [
+        RemovedSpan(text="Share on Facebook Share on X Share on LinkedIn", reason="share_bar"),
+        RemovedSpan(text="Sponsored", reason="advertisement"),  # a "dfp-ad" box
+        RemovedSpan(text="Sign up for the Gulf Dispatch newsletter", reason="newsletter"),
         RemovedSpan(
             text="Turkey bombs PKK hideouts in northern Iraq after soldiers killed", reason="title"
         ),
-        RemovedSpan(text="Sponsored", reason="sponsor"),
     ]
     assert rewrite.body_text.endswith(
         "Turkey has carried out similar strikes after previous attacks on its troops."
@@ -296,7 +321,13 @@ def test_turkish_article(page_from: PageFrom) -> None:
     assert article.captions == [
         "Pençe-Kilit Operasyonu bölgesinde görev yapan askerler. (Fotoğraf: AA)"
     ]
-    assert [span.reason for span in article.removed] == ["title", "advertisement", "newsletter"]
+    assert [(span.text, span.reason) for span in article.removed] == [
+        ("Facebook'ta paylaş Twitter'da paylaş WhatsApp", "share_bar"),
+        ("Reklam", "advertisement"),
+        ("Günün önemli haberleri için e-bültenimize abone olun.", "newsletter"),
+        ("İlgili Haberler Sınır karakoluna saldırı girişimi önlendi", "related"),
+        (TR_TITLE, "title"),
+    ]
     assert article.published_at == datetime(2026, 11, 19, 13, 40, tzinfo=UTC)
 
 
@@ -351,10 +382,13 @@ def test_paywalled_teaser(page_from: PageFrom) -> None:
         "in the north-east after the drawdown of US troops."
     )
     assert article.removed == [
+        RemovedSpan(text="Share Email", reason="share_bar"),
+        RemovedSpan(text="Sign up to our Middle East newsletter.", reason="newsletter"),
+        RemovedSpan(text="Related stories SDF talks", reason="related"),
         RemovedSpan(
             text="Subscribe to continue reading. Already a subscriber? Log in.",
             reason="paywall_prompt",
-        )
+        ),
     ]
 
 
