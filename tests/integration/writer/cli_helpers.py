@@ -1,0 +1,44 @@
+"""Run ``newsflow`` commands as a user would (a child process) and read their JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.support.processes import ROOT
+
+CLI_TIMEOUT_S = 90
+
+
+def newsflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shared.cli", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def newsflow_json(env: dict[str, str], *args: str) -> Any:
+    result = newsflow(env, *args, "--json")
+    assert result.returncode == 0, f"newsflow {' '.join(args)} failed:\n{result.stderr}"
+    return json.loads(result.stdout)
+
+
+def cli_env(*, database_url: str, home: Path, **extra: str) -> dict[str, str]:
+    """Environment for a CLI call against a test database (and broker when given)."""
+    from tests.support.processes import service_env
+
+    return service_env(
+        bootstrap=extra.pop("bootstrap", "127.0.0.1:1"),
+        database_url=database_url,
+        prefix=extra.pop("prefix", ""),
+        home=home,
+        **extra,
+    )
