@@ -42,3 +42,37 @@ def cli_env(*, database_url: str, home: Path, **extra: str) -> dict[str, str]:
         home=home,
         **extra,
     )
+
+
+async def db_rows(database_url: str, query: str, *args: object) -> list[dict[str, Any]]:
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url.replace("+asyncpg", ""))
+    try:
+        return [dict(r) for r in await conn.fetch(query, *args)]
+    finally:
+        await conn.close()
+
+
+async def wait_rows(
+    database_url: str,
+    query: str,
+    predicate: Any,
+    *,
+    log_dir: Path | None = None,
+    timeout_s: float = 60.0,
+) -> list[dict[str, Any]]:
+    """Poll *query* until *predicate(rows)*; on timeout fail with the rows and worker logs."""
+    import asyncio
+    import time
+
+    from tests.support.processes import logs
+
+    deadline = time.monotonic() + timeout_s
+    rows: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        rows = await db_rows(database_url, query)
+        if predicate(rows):
+            return rows
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"timed out; last rows={rows}\n{logs(log_dir) if log_dir else ''}")
