@@ -79,6 +79,12 @@ ORG_HEADS: frozenset[str] = FORCE_HEADS | frozenset({
     "municipality", "asayish", "directorate", "commission", "association", "network",
 })
 PLACE_KINDS: frozenset[str] = frozenset({"GPE", "LOC"})
+#: Lowercase nouns after a name that make it a place ("Batifa subdistrict", "Koya district").
+PLACE_NOUNS: frozenset[str] = frozenset({
+    "province", "district", "subdistrict", "sub-district", "governorate", "village", "town",
+    "city", "municipality",
+})
+PLACE_MISLABELS: frozenset[str] = frozenset({"PERSON", "ORG", "PRODUCT", "NORP", "WORK_OF_ART", "FAC"})
 ORG_JOINERS: frozenset[str] = frozenset({"-", "of", "and", "for", "'s", "’s"})
 MAX_ORG_TAIL = 6
 #: Last words that make a span starting with a given name something other than a person.
@@ -101,11 +107,6 @@ TURKISH_LETTERS: frozenset[str] = frozenset("ıİşŞğĞçÇöÖüÜâÂîÎû�
 LOCATIVE_BEFORE: frozenset[str] = frozenset({"in", "near", "outside", "around", "across"})
 #: Labels a given-name span may be relabelled from (never GPE/LOC/FAC/EVENT).
 PERSON_MISLABELS: frozenset[str] = frozenset({"PRODUCT", "ORG", "NORP", "WORK_OF_ART", "LAW"})
-#: Lowercase generic words a model span of a place may end with ("Sirnak province").
-PLACE_TRAILERS: frozenset[str] = frozenset({
-    "province", "district", "governorate", "city", "town", "village", "region", "area",
-    "countryside", "subdistrict", "camp", "border", "crossing", "border crossing",
-})
 #: First words of sentences that are never a name (with no other capital, the sentence is
 #: skipped): function words and common news openers.
 NAMELESS_OPENERS: frozenset[str] = frozenset({
@@ -535,8 +536,44 @@ def _fix_labels(doc: Doc, spans: list[_Tok]) -> list[_Tok]:
             and doc[span.start].is_title
         ):
             span = replace(span, label="GPE", rule="locative_relabel")
+        elif (
+            span.label in PLACE_MISLABELS
+            and span.rule == "model"
+            and span.end < len(doc)
+            and doc[span.end].text in PLACE_NOUNS
+            and text.upper() != text
+        ):
+            span = replace(span, label="GPE", rule="place_noun_relabel")  # "Batifa subdistrict"
         fixed.append(span)
-    return fixed
+    return _join_org_of_place(doc, fixed)
+
+
+def _join_org_of_place(doc: Doc, spans: list[_Tok]) -> list[_Tok]:
+    """An ORG the model cut before "of <place>" ("Kurdistan Democratic Party" | "of Iran")
+    is one organisation: a different one from the name without the place."""
+    spans = sorted(spans, key=lambda t: t.start)
+    out: list[_Tok] = []
+    skip: set[int] = set()
+    for index, span in enumerate(spans):
+        if index in skip:
+            continue
+        nxt = spans[index + 1] if index + 1 < len(spans) else None
+        if (
+            span.label == "ORG"
+            and nxt is not None
+            and nxt.label in PLACE_KINDS
+            and span.end < len(doc)
+            and doc[span.end].lower_ == "of"
+            and (
+                nxt.start == span.end + 1
+                or (nxt.start == span.end + 2 and doc[span.end + 1].lower_ == "the")
+            )
+        ):
+            out.append(_Tok(span.start, nxt.end, "ORG", "org_of_place"))
+            skip.add(index + 1)
+            continue
+        out.append(span)
+    return out
 
 
 class Recognizer:
@@ -593,12 +630,12 @@ class Recognizer:
                 start += 1
             while end - start > 1 and doc[end - 1].lower_ in SPAN_PADDING:
                 end -= 1
-            # names are capitalised: "Sirnak province" is the place "Sirnak"
+            # names are capitalised: "Sirnak province" is "Sirnak", "Komala party" is "Komala"
             while (
                 span.rule == "model"
-                and span.label in ("GPE", "LOC")
                 and end - start > 1
-                and doc[end - 1].text in PLACE_TRAILERS
+                and doc[end - 1].is_alpha
+                and doc[end - 1].is_lower
             ):
                 end -= 1
             piece = doc[start:end]

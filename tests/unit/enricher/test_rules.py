@@ -198,3 +198,24 @@ def test_title_segments_cut_at_spaced_separators() -> None:
         (40, "Zagros Daily"),
     ]
     assert list(title_segments("Türkiye-Iraq talks")) == [(0, "Türkiye-Iraq talks")]
+
+
+def test_name_before_a_place_noun_is_a_place(blank: Language, recognizer: Recognizer) -> None:
+    doc = doc_with(blank, "Shells hit the Batifa subdistrict on Sunday.", [("Batifa", "PERSON")])
+    assert result(recognizer, doc) == [("Batifa", "GPE")]
+    doc = doc_with(blank, "A PKK camp was hit.", [("PKK", "ORG")])  # acronyms stay ORG
+    assert result(recognizer, doc) == [("PKK", "ORG")]
+
+
+def test_org_cut_before_of_place_is_joined(blank: Language, recognizer: Recognizer) -> None:
+    text = "Strikes hit the Kurdistan Democratic Party of Iran (KDPI) near Koya."
+    doc = doc_with(blank, text, [("Kurdistan Democratic Party", "ORG"), ("KDPI", "ORG")])
+    assert result(recognizer, doc) == [
+        ("Kurdistan Democratic Party of Iran", "ORG"),
+        ("KDPI", "ORG"),
+    ]
+
+
+def test_trailing_lowercase_words_are_trimmed(blank: Language, recognizer: Recognizer) -> None:
+    doc = doc_with(blank, "Bases of the Komala party were hit.", [("the Komala party", "ORG")])
+    assert result(recognizer, doc) == [("Komala", "ORG")]
