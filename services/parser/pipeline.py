@@ -98,6 +98,27 @@ def parse_page(
             trafilatura.meta.reset_caches()
 
 
+def warm_up() -> None:
+    """Load what the first parse would otherwise load inside its time limit (~1 s).
+
+    Optional; call once at worker start. py3langid reads its model and trafilatura/htmldate
+    build their caches on first use.
+    """
+    page = Page(
+        url="https://warm.up/a",
+        final_url="https://warm.up/a",
+        host="warm.up",
+        status_code=200,
+        html="<html><head><meta property='og:type' content='article'></head><body><article><p>"
+        + "Officials in Erbil said the talks with Baghdad would continue next week. " * 8
+        + "</p></article></body></html>",
+        discovered_at=datetime(2026, 1, 1, tzinfo=UTC),
+        fetched_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    _htmldate(load_tree(page.html, max_nodes=1000), url=page.url, now=page.fetched_at)
+    parse_page(page, settings=Settings(), now=page.fetched_at)
+
+
 def _has_article_markup(structured: Structured, tree: HtmlElement) -> bool:
     return bool(
         structured.article_types
@@ -168,6 +189,14 @@ def _parse(page: Page, *, settings: Settings, now: datetime, limit: TimeLimit) -
     captions = find_captions(tree)
     boxes = strip_article_boxes(tree)
     prune_tree(tree)
+    # decided before extraction: on a big index page trafilatura alone can take a second
+    if not has_markup and (
+        _link_text_ratio(tree) > MAX_LINK_TEXT_RATIO
+        or len(tree.xpath(LINKED_HEADINGS)) >= MIN_LINKED_HEADINGS
+    ):
+        raise PermanentError(
+            "no article markup; link lists or teaser headlines", kind="not_article"
+        )
     extraction = extract_body(tree, url=page.final_url, article_body=st.article_body)
     limit.check()
     cleaned = clean_paragraphs(extraction.paragraphs, titles=(title, st.h1), captions=captions)
@@ -177,13 +206,6 @@ def _parse(page: Page, *, settings: Settings, now: datetime, limit: TimeLimit) -
     paywalled = st.is_free is False or cleaned.paywall_prompt
     if title and ERROR_TITLE.search(title) and word_count < TEASER_MAX_WORDS and not has_markup:
         raise PermanentError(f"error page titled {title!r}", kind="not_article")
-    if not has_markup and (
-        _link_text_ratio(tree) > MAX_LINK_TEXT_RATIO
-        or len(tree.xpath(LINKED_HEADINGS)) >= MIN_LINKED_HEADINGS
-    ):
-        raise PermanentError(
-            "no article markup; link lists or teaser headlines", kind="not_article"
-        )
     if _is_garbage(body_text):
         raise PermanentError("text is mostly non-letters or unbroken tokens", kind="garbage")
     if word_count == 0 or (word_count < MIN_ARTICLE_WORDS and not paywalled):

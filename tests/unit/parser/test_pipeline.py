@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from services.parser.dedup import content_hash, similarity
-from services.parser.pipeline import parse_page
+from services.parser.pipeline import parse_page, warm_up
 from shared.errors import PermanentError
 from shared.messages import Article, Page, RemovedSpan
 from shared.settings import Settings
@@ -492,3 +492,7 @@ def test_js_rendered_page_falls_back_to_jsonld_article_body(page_from: PageFrom)
     )
     assert article.authors == ["Nour Al-Din Saleh"]
     assert article.captions == ["A checkpoint on the road to Deir Hafer."]
+
+
+def test_warm_up_parses_its_built_in_page() -> None:
+    warm_up()  # raises if the built-in page stopped parsing
