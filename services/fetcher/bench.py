@@ -76,6 +76,12 @@ def _serve(port_queue: Any) -> None:  # pragma: no cover - runs in the child pro
 
     page_gz = gzip.compress(_page_body(), compresslevel=6)
     feeds: dict[int, bytes] = {}
+    # Server-side politeness evidence per Host header: smallest gap between arrivals and
+    # most requests in flight at once.
+    last_arrival: dict[str, float] = {}
+    min_gap: dict[str, float] = {}
+    active: Counter[str] = Counter()
+    peak: Counter[str] = Counter()
 
     async def feed(request: web.Request) -> web.Response:
         i = int(request.match_info["i"])
@@ -90,15 +96,38 @@ def _serve(port_queue: Any) -> None:  # pragma: no cover - runs in the child pro
         )
 
     async def page(request: web.Request) -> web.Response:
-        return web.Response(
-            body=page_gz,
-            headers={"Content-Type": "text/html; charset=utf-8", "Content-Encoding": "gzip"},
-        )
+        host = request.host
+        now = time.monotonic()
+        if host in last_arrival:
+            min_gap[host] = min(min_gap.get(host, 1e9), now - last_arrival[host])
+        last_arrival[host] = now
+        active[host] += 1
+        peak[host] = max(peak[host], active[host])
+        try:
+            await asyncio.sleep(0)  # let concurrent requests of the host overlap if they can
+            return web.Response(
+                body=page_gz,
+                headers={"Content-Type": "text/html; charset=utf-8", "Content-Encoding": "gzip"},
+            )
+        finally:
+            active[host] -= 1
+
+    async def stats(request: web.Request) -> web.Response:
+        body = {
+            "hosts": len(last_arrival),
+            "min_gap_s": round(min(min_gap.values()), 4) if min_gap else None,
+            "max_in_flight_per_host": max(peak.values()) if peak else 0,
+        }
+        last_arrival.clear()
+        min_gap.clear()
+        peak.clear()
+        return web.json_response(body)
 
     async def main() -> None:
         app = web.Application()
         app.router.add_get("/feed/{i}.xml", feed)
         app.router.add_get("/p/{n}", page)
+        app.router.add_get("/__stats", stats)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
@@ -209,7 +238,9 @@ async def bench_poll(database_url: str, port: int, *, feeds: int) -> dict[str, A
 # --- 2. pages -------------------------------------------------------------------------------
 
 
-async def bench_pages(port: int, *, links: int, hosts: int, **overrides: Any) -> dict[str, Any]:
+async def bench_pages(
+    port: int, *, links: int, hosts: int, in_flight: int | None = None, **overrides: Any
+) -> dict[str, Any]:
     settings = _settings(**overrides)
     fetcher = Fetcher(settings, session_factory=None, transport=_transport(settings))  # type: ignore[arg-type]
     await fetcher.start()
@@ -223,7 +254,10 @@ async def bench_pages(port: int, *, links: int, hosts: int, **overrides: Any) ->
         for n in range(links)
     ]
     random.Random(1).shuffle(todo)
-    slots = asyncio.Semaphore(settings.fetch_concurrency)
+    # Links taken off the topic at once. Politeness bounds real network concurrency; links
+    # waiting for their host's turn only hold one of these.
+    in_flight = in_flight or settings.fetch_concurrency
+    slots = asyncio.Semaphore(in_flight)
     outcomes: Counter[str] = Counter()
     nbytes = 0
 
@@ -246,12 +280,16 @@ async def bench_pages(port: int, *, links: int, hosts: int, **overrides: Any) ->
     await asyncio.gather(*tasks)
     cpu, wall = _cpu() - cpu0, time.perf_counter() - wall0
     await fetcher.stop()
+    async with httpx.AsyncClient() as plain:
+        server_side = (await plain.get(f"http://127.0.0.1:{port}/__stats")).json()
     return {
+        "server_side": server_side,
         "links": links,
         "hosts": hosts,
         "host_interval_s": settings.host_interval_s,
         "host_concurrency": settings.host_concurrency,
         "fetch_concurrency": settings.fetch_concurrency,
+        "in_flight": in_flight,
         "outcomes": dict(outcomes),
         "wall_s": round(wall, 2),
         "pages_per_s": round(outcomes["ok"] / wall, 1),
@@ -291,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host-interval", type=float, default=0.0, help="politeness interval (s)")
     parser.add_argument("--host-concurrency", type=int, default=8)
     parser.add_argument("--fetch-concurrency", type=int, default=128)
+    parser.add_argument("--in-flight", type=int, default=None, help="links awaited at once")
     args = parser.parse_args(argv)
     results: dict[str, Any] = {"cpus": os.cpu_count()}
     home: Path | None = None
@@ -304,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
                     host_interval_s=args.host_interval,
                     host_concurrency=args.host_concurrency,
                     fetch_concurrency=args.fetch_concurrency,
+                    in_flight=args.in_flight,
                 )
             )
             print(json.dumps({"pages": results["pages"]}), file=sys.stderr)

@@ -1,5 +1,6 @@
 """Per-host politeness: at most N requests in flight and a minimum gap between request
-starts, per host, while many hosts proceed concurrently.
+starts (and from each request's end to the next start), per host, while many hosts proceed
+concurrently.
 
 A request first waits for its own host (slot + interval + any Retry-After block) and only then
 takes a global slot, so a slow or blocked host never holds global capacity while it waits.
@@ -124,5 +125,11 @@ class Politeness:
             finally:
                 state.active -= 1
                 self._global.release()
+                # Also space the next start from this request's END. The request reached the
+                # server before its response came back, so this bounds the gap the server
+                # sees even when our event loop (or the network) delayed this request's send
+                # after its claimed start: measured 0.76 s gaps for a 1 s interval under load
+                # without it (bench, 1,024 links in flight).
+                state.next_start = max(state.next_start, time.monotonic() + interval)
         finally:
             state.slots.release()

@@ -17,7 +17,8 @@ async def test_host_concurrency_and_interval_hold_at_the_server(
     server: LoopbackServer, make_fetcher
 ) -> None:
     async def slowish(request: web.Request) -> web.Response:
-        await asyncio.sleep(0.3)
+        # One long request keeps a slot busy while the others flow through the second one.
+        await asyncio.sleep(1.0 if request.query.get("i") == "0" else 0.1)
         return web.Response(text=ARTICLE, content_type="text/html")
 
     server.route("/p", slowish)
@@ -31,9 +32,8 @@ async def test_host_concurrency_and_interval_hold_at_the_server(
     starts = sorted(h.start for h in server.hits)
     assert len(starts) == 8
     gaps = [b - a for a, b in itertools.pairwise(starts)]
-    # Never two starts closer than the interval (10 ms allowed for loopback arrival jitter).
+    # Never two arrivals closer than the interval (10 ms allowed for loopback jitter).
     assert min(gaps) >= 0.19, gaps
-    assert sum(gaps) / len(gaps) >= 0.2
     assert server.max_in_flight <= 2
     assert server.max_in_flight == 2  # ...and the limit is actually used, not serialised
 
