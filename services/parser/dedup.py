@@ -38,6 +38,7 @@ MINHASH_SEED = 1
 #: datasketch 2.x hashing scheme; fixed so signatures stay comparable across upgrades
 MINHASH_SCHEME = "affine32"
 SHINGLE_WORDS = 3
+MAX_SIGNATURE_WORDS = 10_000
 #: LSH: 16 bands of 8 rows. A pair is a candidate with probability 1-(1-s^8)^16: 0.5 at s~0.7,
 #: 0.96 at s=0.8, so the 0.8 default threshold loses few true pairs; candidates are then
 #: verified against the full signature.
@@ -112,6 +113,8 @@ def minhash_signature(text: str) -> list[int]:
 def _signature(words: list[str]) -> list[int]:
     from datasketch import MinHash
 
+    # bounded cost on pathological texts; an article's first 10k words identify it
+    words = words[:MAX_SIGNATURE_WORDS]
     if not words:
         return []
     shingles = {

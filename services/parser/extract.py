@@ -65,6 +65,8 @@ def load_tree(html: str, *, max_nodes: int) -> HtmlElement:
     """Parse ``html``; ``PermanentError`` kind ``empty`` or ``dom_too_large``."""
     # lxml refuses str input that still carries an encoding declaration
     html = _XML_DECLARATION.sub("", html, count=1)
+    # libxml2 reads a NUL as the end of the document: everything after it would be lost
+    html = html.replace("\x00", "")
     if not html.strip():
         raise PermanentError("page has no content", kind="empty")
     try:

@@ -156,7 +156,7 @@ def _jsonld_nodes(tree: HtmlElement) -> Iterator[dict[str, Any]]:
             continue
         try:
             data = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly nested arrays
             # CMSes often emit JSON-LD with trailing commas or raw newlines: not worth repairing,
             # the meta tags carry the same facts.
             logger.debug("skipping invalid JSON-LD block (%s chars)", len(raw))
@@ -165,14 +165,17 @@ def _jsonld_nodes(tree: HtmlElement) -> Iterator[dict[str, Any]]:
 
 
 def _walk(data: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(data, list):
-        for item in data:
-            yield from _walk(item)
-    elif isinstance(data, dict):
-        yield data
-        graph = data.get("@graph")
-        if graph is not None:
-            yield from _walk(graph)
+    """Top-level nodes and ``@graph`` members, depth-first, without recursion."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(reversed(item))
+        elif isinstance(item, dict):
+            yield item
+            graph = item.get("@graph")
+            if graph is not None:
+                stack.append(graph)
 
 
 def _types(node: dict[str, Any]) -> list[str]:

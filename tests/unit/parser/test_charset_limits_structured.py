@@ -129,3 +129,13 @@ def test_structured_data_from_graph_and_meta() -> None:
     assert found.h1 == "Headline"
     assert found.time_published == "2026-11-18T10:00"
     assert found.listing is False
+
+
+def test_absurdly_nested_jsonld_is_skipped_and_deep_graphs_are_walked() -> None:
+    too_deep = "[" * 5000 + "]" * 5000  # json.loads raises RecursionError
+    deep_graph = '{"@graph":' * 900 + '{"@type":"NewsArticle","headline":"H"}' + "}" * 900
+    html = (
+        f"<html><head><script type='application/ld+json'>{too_deep}</script>"
+        f"<script type='application/ld+json'>{deep_graph}</script></head><body></body></html>"
+    )
+    assert read_structured(lxml.html.document_fromstring(html)).headline == "H"

@@ -73,3 +73,8 @@ def test_prune_keeps_text_outside_pruned_elements() -> None:
     )
     prune_tree(tree)
     assert tree.text_content() == "Before after"
+
+
+def test_nul_characters_do_not_end_the_document() -> None:
+    tree = load_tree("<html><body><p>before\x00</p><p>after</p></body></html>", max_nodes=10)
+    assert [p.text for p in tree.iter("p")] == ["before", "after"]
