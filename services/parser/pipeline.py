@@ -56,8 +56,8 @@ LONG_TOKEN_CHARS = 40
 GARBAGE_SAMPLE_TOKENS = 400
 #: titles of error pages served with status 200 ("soft 404s")
 ERROR_TITLE = re.compile(
-    r"\b(?:404|410|500|503|page not found|not found|error|access denied|forbidden"
-    r"|sayfa bulunamad[ıi]|service unavailable)\b",
+    r"\b(?:404|410|500|503|page not found|not found|access denied|forbidden"
+    r"|sayfa bulunamad[ıi]|service unavailable)\b|^error\b|\berror$",
     re.IGNORECASE,
 )
 #: trafilatura/htmldate memoise per process and grow without bound: reset every N pages

@@ -69,7 +69,6 @@ IMAGE_META = (
     "twitter:image:src",
 )
 TITLE_META = ("og:title", "twitter:title")
-DESCRIPTION_META = ("og:description", "description", "twitter:description")
 
 #: JSON-LD blocks above this size are skipped: they are data dumps, not page metadata.
 MAX_JSONLD_CHARS = 500_000
