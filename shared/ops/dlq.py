@@ -273,7 +273,7 @@ async def replay_dead_letters(
     reported as ``skipped`` with the reason and stay pending.
     """
     dl = models.DeadLetter
-    query = select(dl).where(dl.replayed_at.is_(None)).order_by(dl.id)
+    query = select(dl).where(dl.replayed_at.is_(None)).order_by(dl.failed_at, dl.id)
     if stage:
         query = query.where(dl.stage == stage)
     if since:
