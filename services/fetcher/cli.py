@@ -22,8 +22,17 @@ from shared.runtime import resolve_database_url
 from shared.settings import Settings
 
 T = TypeVar("T")
-out = Console()
-err = Console(stderr=True)
+
+
+def _out() -> Console:
+    # Made per call, not at import: the console reads the terminal (and COLUMNS) when built.
+    return Console()
+
+
+def _err() -> Console:
+    return Console(stderr=True)
+
+
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 
 
@@ -68,12 +77,12 @@ def _print_add_results(results: list[admin.AddResult], as_json: bool) -> bool:
         if as_json:
             break
         if r.error:
-            err.print(f"[red]✗[/red] {r.requested}: {r.error}")
+            _err().print(f"[red]✗[/red] {r.requested}: {r.error}")
             continue
         for feed in r.feeds:
             state = "added" if feed in r.added else "already present"
             via = "" if feed == r.requested else f" (found from {r.requested})"
-            out.print(f"[green]✓[/green] {feed} {state}{via}")
+            _out().print(f"[green]✓[/green] {feed} {state}{via}")
     return all(r.error is None for r in results)
 
 
@@ -103,7 +112,7 @@ def register(app: typer.Typer) -> None:
         try:
             results = _run(work)
         except ValueError as exc:
-            err.print(f"[red]✗[/red] {exc}")
+            _err().print(f"[red]✗[/red] {exc}")
             raise typer.Exit(2) from exc
         if not _print_add_results(results, as_json):
             raise typer.Exit(1)
@@ -124,14 +133,14 @@ def register(app: typer.Typer) -> None:
         try:
             report = _run(work)
         except ValueError as exc:
-            err.print(f"[red]✗[/red] {exc}")
+            _err().print(f"[red]✗[/red] {exc}")
             raise typer.Exit(2) from exc
         if as_json:
             _emit_json(
                 {"added": report.added, "existing": report.existing, "invalid": report.invalid}
             )
         else:
-            out.print(f"feeds: {report}")
+            _out().print(f"feeds: {report}")
 
     @app.command("list")
     def list_(as_json: JsonFlag = False) -> None:
@@ -145,36 +154,26 @@ def register(app: typer.Typer) -> None:
         if as_json:
             _emit_json([f.to_json() for f in feeds])
             return
-        table = Table(
-            "id",
-            "url",
-            "kind",
-            "last poll",
-            "next poll",
-            "every",
-            "http",
-            "outcome",
-            "fails",
-            "items",
-            "new",
-            "last error",
-        )
+        # Few, foldable columns: a narrow terminal must still show whole URLs and errors.
+        table = Table("id", "feed", "polled / next", "every", "status", "items", "last error")
+        table.columns[1].overflow = "fold"
+        table.columns[6].overflow = "fold"
         for f in feeds:
+            polled = f.last_polled_at.strftime("%m-%d %H:%M") if f.last_polled_at else "never"
+            upcoming = f.next_poll_at.strftime("%m-%d %H:%M") if f.next_poll_at else "-"
+            status = f"{f.last_status or '-'} {f.last_outcome or ''}".strip()
+            if f.consecutive_failures:
+                status += f" ×{f.consecutive_failures}"
             table.add_row(
                 str(f.id),
                 f.url,
-                f.kind or "",
-                f.last_polled_at.strftime("%m-%d %H:%M") if f.last_polled_at else "never",
-                f.next_poll_at.strftime("%m-%d %H:%M") if f.next_poll_at else "",
+                f"{polled}\n{upcoming}",
                 f"{f.poll_interval_s / 60:.0f}m",
-                str(f.last_status or ""),
-                f.last_outcome or "",
-                str(f.consecutive_failures),
-                str(f.items_seen),
-                str(f.items_new),
-                (f.last_error or "")[:80],
+                status,
+                f"{f.items_seen} / {f.items_new} new",
+                (f.last_error or "")[:200],
             )
-        out.print(table)
+        _out().print(table)
 
     @app.command("remove")
     def remove(
@@ -188,9 +187,9 @@ def register(app: typer.Typer) -> None:
 
         removed = _run(work)
         for url in removed:
-            out.print(f"removed {url}")
+            _out().print(f"removed {url}")
         if not removed:
-            err.print("no matching feed")
+            _err().print("no matching feed")
             raise typer.Exit(1)
 
     @app.command("discover")
@@ -210,7 +209,7 @@ def register(app: typer.Typer) -> None:
             _emit_json(found)
         else:
             for feed in found:
-                out.print(feed)
+                _out().print(feed)
         if not found:
-            err.print(f"no feed found at {url}")
+            _err().print(f"no feed found at {url}")
             raise typer.Exit(1)
