@@ -62,7 +62,7 @@ class RobotsCache:
         self._ttl = ttl_s
         self._max = max_hosts
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
-        self._inflight: dict[str, asyncio.Future[_Entry]] = {}
+        self._inflight: dict[str, asyncio.Task[_Entry]] = {}
 
     async def check(self, url: str) -> None:
         """Return if ``url`` may be fetched; raise PermanentError(kind="robots_disallowed")."""
@@ -85,21 +85,24 @@ class RobotsCache:
         if entry is not None and entry.expires > time.monotonic():
             self._entries.move_to_end(host)
             return entry
-        pending = self._inflight.get(host)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[_Entry] = asyncio.get_running_loop().create_future()
-        self._inflight[host] = future
-        try:
-            entry = await self._load(url)
-            future.set_result(entry)
-        except BaseException as exc:
-            future.set_exception(exc)
-            # Retrieve it so a future nobody else awaited does not log "never retrieved".
-            future.exception()
-            raise
-        finally:
-            del self._inflight[host]
+        task = self._inflight.get(host)
+        if task is None:
+            # The load runs as its own task: a caller that is cancelled (shutdown, a timeout
+            # around one fetch) must not cancel the load other pages of the host wait for.
+            task = asyncio.get_running_loop().create_task(self._load_and_store(host, url))
+            self._inflight[host] = task
+            task.add_done_callback(self._done)
+        return await asyncio.shield(task)
+
+    def _done(self, task: asyncio.Task[_Entry]) -> None:
+        for host, pending in list(self._inflight.items()):
+            if pending is task:
+                del self._inflight[host]
+        if not task.cancelled():
+            task.exception()  # retrieved here, so an unawaited failure is not logged as lost
+
+    async def _load_and_store(self, host: str, url: str) -> _Entry:
+        entry = await self._load(url)
         self._entries[host] = entry
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)

@@ -236,3 +236,21 @@ async def test_missing_robots_allows_everything(server: LoopbackServer, make_fet
     server.static("/p", ARTICLE)
     fetcher = await make_fetcher(respect_robots=True)
     assert (await fetcher.fetch(link(server.url("/p")))).status_code == 200
+
+
+async def test_robots_single_flight_survives_a_cancelled_caller(
+    server: LoopbackServer, make_fetcher
+) -> None:
+    async def slow_robots(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.3)
+        return web.Response(text="User-agent: *\nDisallow: /no\n", content_type="text/plain")
+
+    server.route("/robots.txt", slow_robots)
+    server.static("/yes", ARTICLE)
+    fetcher = await make_fetcher(respect_robots=True)
+    tasks = [asyncio.create_task(fetcher.fetch(link(server.url(f"/yes?i={i}")))) for i in range(5)]
+    await asyncio.sleep(0.05)
+    tasks[0].cancel()
+    results = await asyncio.gather(*tasks[1:])
+    assert all(page.status_code == 200 for page in results)
+    assert len(server.hits_for("/robots.txt")) == 1
