@@ -119,3 +119,19 @@ async def test_non_http_schemes_are_refused(make_fetcher) -> None:
         with pytest.raises(PermanentError) as err:
             await fetcher.fetch(link(url.replace("file:///", "file://h/")))
         assert err.value.kind == "ssrf_blocked"
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["localhost", "127.1", "2130706433", "0x7f000001", "0.0.0.0", "[::ffff:127.0.0.1]", "[::1]"],
+)
+async def test_obfuscated_loopback_spellings_are_refused(
+    host: str, server: LoopbackServer, make_fetcher
+) -> None:
+    # Whatever the spelling, the check runs on the address the resolver returns.
+    server.static("/a", ARTICLE)
+    fetcher = await make_fetcher(allow_private_networks=False)
+    with pytest.raises(PermanentError) as err:
+        await fetcher.fetch(link(f"http://{host}:{server.port}/a"))
+    assert err.value.kind == "ssrf_blocked", err.value.detail
+    assert server.hits == []
