@@ -69,8 +69,13 @@ async def _admin(url: str, *statements: str) -> None:
 
 @pytest.fixture(scope="session")
 def template_database(postgres_admin_url: str) -> str:
-    asyncio.run(_admin(postgres_admin_url, f"DROP DATABASE IF EXISTS {TEMPLATE_DB}",
-                       f"CREATE DATABASE {TEMPLATE_DB}"))
+    asyncio.run(
+        _admin(
+            postgres_admin_url,
+            f"DROP DATABASE IF EXISTS {TEMPLATE_DB}",
+            f"CREATE DATABASE {TEMPLATE_DB}",
+        )
+    )
     url = _with_db(postgres_admin_url, TEMPLATE_DB)
     upgrade(url)
     return url
