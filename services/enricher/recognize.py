@@ -259,6 +259,37 @@ def _cut_point(chunk: str) -> int:
     return space + 1 if space > MAX_SEGMENT_CHARS // 4 else MAX_SEGMENT_CHARS
 
 
+# --- token view ------------------------------------------------------------------------
+
+
+class _View:
+    """Token texts and offsets of one Doc from a single ``to_array`` call: the rules read
+    these lists instead of creating a spaCy Token object per access (which dominated the
+    rule layer's cost)."""
+
+    __slots__ = ("ends", "lowers", "orths", "spaces", "starts", "text", "texts")
+
+    def __init__(self, doc: Doc, text: str | None = None) -> None:
+        from spacy.attrs import IDX, LENGTH, ORTH, SPACY
+
+        rows = doc.to_array([ORTH, IDX, LENGTH, SPACY]).tolist()
+        # doc.text rebuilds the string token by token: pass the text the Doc was made from
+        text = doc.text if text is None else text
+        self.text = text
+        self.orths: list[int] = [row[0] for row in rows]
+        self.starts: list[int] = [row[1] for row in rows]
+        self.ends: list[int] = [row[1] + row[2] for row in rows]
+        self.spaces: list[bool] = [bool(row[3]) for row in rows]
+        self.texts: list[str] = [text[a:b] for a, b in zip(self.starts, self.ends, strict=True)]
+        self.lowers: list[str] = [t.lower() for t in self.texts]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def span_text(self, start: int, end: int) -> str:
+        return self.text[self.starts[start] : self.ends[end - 1]]
+
+
 # --- gazetteer -------------------------------------------------------------------------
 
 
@@ -299,24 +330,21 @@ class Gazetteer:
             longest[words[0]] = max(longest.get(words[0], 0), len(words))
         self._longest = longest
 
-    def _fold_orth(self, orth: int, doc: Doc) -> str | None:
-        text = doc.vocab.strings[orth]
+    def _fold_orth(self, orth: int, text: str) -> str | None:
         value: str | None = "" if TRANSPARENT.match(text) else (fold(text) or None)
         self._folds[orth] = value
         return value
 
-    def match(self, doc: Doc, orths: Sequence[int] | None = None) -> list[_Tok]:
+    def match(self, doc: Doc, view: _View | None = None) -> list[_Tok]:
         """Longest non-overlapping name matches in ``doc``, left to right.
 
-        ``orths`` (the tokens' ORTH hashes) lets the caller share one ``to_array`` call;
-        folding is cached per ORTH, so a token costs a dict lookup, not a Token object.
+        Folding is cached per ORTH, so a token costs a dict lookup.
         """
-        if orths is None:
-            orths = _orths(doc)
+        v = view if view is not None else _View(doc)
         folds = self._folds
         folded: list[tuple[int, str | None]] = []
-        for i, orth in enumerate(orths):
-            value = folds[orth] if orth in folds else self._fold_orth(orth, doc)
+        for i, orth in enumerate(v.orths):
+            value = folds[orth] if orth in folds else self._fold_orth(orth, v.texts[i])
             if value != "":
                 folded.append((i, value))
         hits: list[_Tok] = []
@@ -337,9 +365,9 @@ class Gazetteer:
                 if hit is None:
                     continue
                 start, end = words[0][0], words[-1][0] + 1
-                surface = doc[start:end].text
-                first = next((ch for ch in surface if ch.isalnum()), "")  # skips zero-widths
-                if not (first.isupper() or first.isdigit()):
+                surface = v.span_text(start, end)
+                initial = next((ch for ch in surface if ch.isalnum()), "")  # skips zero-widths
+                if not (initial.isupper() or initial.isdigit()):
                     continue  # names are capitalised; "us" is not the United States
                 if not hit.accepts(surface, found_by_model=True):
                     continue
@@ -364,19 +392,19 @@ def _inside(inner: _Tok, outer: _Tok) -> bool:
     return outer.start <= inner.start and inner.end <= outer.end
 
 
-def _inside_padded(doc: Doc, inner: _Tok, outer: _Tok) -> bool:
+def _inside_padded(v: _View, inner: _Tok, outer: _Tok) -> bool:
     """``inner`` lies within ``outer`` except for padding ("The" of "The Autonomous ...")."""
     outside = [i for i in range(inner.start, inner.end) if not outer.start <= i < outer.end]
-    return all(doc[i].lower_ in SPAN_PADDING for i in outside)
+    return all(v.lowers[i] in SPAN_PADDING for i in outside)
 
 
-def _covered(doc: Doc, span: _Tok, inner: list[_Tok]) -> bool:
+def _covered(v: _View, span: _Tok, inner: list[_Tok]) -> bool:
     """True if ``span`` is only the known names ``inner`` plus padding/connector tokens,
     and several names are separated by a connector (adjacent names form a longer name)."""
     inner = sorted(inner, key=lambda t: t.start)
     position = span.start
     for index, name in enumerate(inner):
-        gap = [doc[i].lower_ for i in range(position, name.start)]
+        gap = v.lowers[position : name.start]
         allowed = SPAN_PADDING if index == 0 else CONNECTORS | SPAN_PADDING
         if any(word not in allowed for word in gap):
             return False
@@ -389,16 +417,16 @@ def _covered(doc: Doc, span: _Tok, inner: list[_Tok]) -> bool:
         ):
             return False
         position = name.end
-    tail = [doc[i].lower_ for i in range(position, span.end)]
+    tail = v.lowers[position : span.end]
     return all(word in SPAN_PADDING for word in tail)
 
 
-def _merge_gazetteer(doc: Doc, model: list[_Tok], names: list[_Tok]) -> list[_Tok]:
+def _merge_gazetteer(v: _View, model: list[_Tok], names: list[_Tok]) -> list[_Tok]:
     result: list[_Tok] = []
     used: set[int] = set()
     for span in model:
         inner = [(i, n) for i, n in enumerate(names) if _inside(n, span)]
-        if inner and _covered(doc, span, [n for _, n in inner]):
+        if inner and _covered(v, span, [n for _, n in inner]):
             result.extend(replace(n, rule="alias") for _, n in inner)
         else:
             result.append(span)  # a longer name containing a known name stays whole
@@ -407,25 +435,25 @@ def _merge_gazetteer(doc: Doc, model: list[_Tok], names: list[_Tok]) -> list[_To
         if index in used or name.weak:
             continue
         overlapping = [span for span in result if _overlaps(span, name)]
-        if all(_inside_padded(doc, span, name) for span in overlapping):
+        if all(_inside_padded(v, span, name) for span in overlapping):
             result = [span for span in result if not _overlaps(span, name)]
-            result.append(_longer_org(doc, name, result) or replace(name, rule="alias"))
+            result.append(_longer_org(v, name, result) or replace(name, rule="alias"))
         # a crossing overlap keeps the model's span: the rule must not break names
     return sorted(result, key=lambda t: t.start)
 
 
-def _longer_org(doc: Doc, name: _Tok, others: list[_Tok]) -> _Tok | None:
+def _longer_org(v: _View, name: _Tok, others: list[_Tok]) -> _Tok | None:
     """A known name that starts an organisation the model missed ("Sinjar" in "Sinjar
     Resistance Units"): the whole name, as ORG, so the rule does not break it."""
     taken = {i for span in others for i in range(span.start, span.end)}
     end = name.end
     best: int | None = None
-    while end < len(doc) and end - name.end < MAX_ORG_TAIL and end not in taken:
-        token = doc[end]
-        if not (_is_capitalised(token.text) or token.lower_ in ORG_JOINERS):
+    while end < len(v) and end - name.end < MAX_ORG_TAIL and end not in taken:
+        lower = v.lowers[end]
+        if not (_is_capitalised(v.texts[end]) or lower in ORG_JOINERS):
             break
         end += 1
-        if token.lower_ in ORG_HEADS:
+        if lower in ORG_HEADS:
             best = end
     if best is None:
         return None
@@ -436,15 +464,7 @@ def _is_capitalised(text: str) -> bool:
     return text[:1].isupper() and any(ch.isalpha() for ch in text)
 
 
-def _orths(doc: Doc) -> list[int]:
-    from spacy.attrs import ORTH
-
-    return [int(orth) for orth in doc.to_array(ORTH)]
-
-
-def _fix_people(
-    doc: Doc, spans: list[_Tok], names: frozenset[str], name_orths: frozenset[int], orths: list[int]
-) -> list[_Tok]:
+def _fix_people(v: _View, spans: list[_Tok], name_orths: frozenset[int]) -> list[_Tok]:
     covered = {i for span in spans for i in range(span.start, span.end)}
     fixed: list[_Tok] = []
     for span in spans:
@@ -452,18 +472,18 @@ def _fix_people(
             end = span.end
             # a listed given name the model left out before the name ("Dhiya" | "Zawba ...")
             start = span.start
-            while start > 0 and start - 1 not in covered and orths[start - 1] in name_orths:
+            while start > 0 and start - 1 not in covered and v.orths[start - 1] in name_orths:
                 start -= 1
             if start != span.start:
                 covered.update(range(start, span.start))
                 span = replace(span, start=start, rule="given_name_extended")
             # extend over a cut-off Turkish surname ("Mehmet" | "Şımşek")
             while (
-                end < len(doc)
+                end < len(v)
                 and end not in covered
-                and doc[end - 1].whitespace_
-                and _is_capitalised(doc[end].text)
-                and TURKISH_LETTERS.intersection(doc[end].text)
+                and v.spaces[end - 1]
+                and _is_capitalised(v.texts[end])
+                and TURKISH_LETTERS.intersection(v.texts[end])
             ):
                 end += 1
             if end != span.end:
@@ -472,48 +492,43 @@ def _fix_people(
         elif (
             span.label in PERSON_MISLABELS
             and span.rule == "model"
-            and doc[span.start].text in names
+            and v.orths[span.start] in name_orths
             and span.end - span.start >= 2
-            and doc[span.end - 1].lower_ not in NOT_PERSON_HEADS
+            and v.lowers[span.end - 1] not in NOT_PERSON_HEADS
             and all(
-                _is_capitalised(t.text) or t.lower_ in NAME_JOINERS
-                for t in doc[span.start : span.end]
+                _is_capitalised(v.texts[i]) or v.lowers[i] in NAME_JOINERS
+                for i in range(span.start, span.end)
             )
         ):
             span = replace(span, label="PERSON", rule="given_name_relabel")
         fixed.append(span)
     # a listed given name + capitalised words that the model missed entirely
-    i = 0
-    while i < len(doc):
-        if orths[i] not in name_orths or i in covered:
-            i += 1
+    size = len(v)
+    for i in [i for i, orth in enumerate(v.orths) if orth in name_orths]:
+        if i in covered:
             continue
         end = i + 1
         while (
-            end < len(doc)
+            end < size
             and end not in covered
             and end - i <= MAX_GIVEN_NAME_TAIL + 2
-            and (_is_capitalised(doc[end].text) or doc[end].lower_ in NAME_JOINERS)
-            and doc[end - 1].whitespace_ in ("", " ")
+            and (_is_capitalised(v.texts[end]) or v.lowers[end] in NAME_JOINERS)
         ):
             end += 1
-        while end > i + 1 and doc[end - 1].lower_ in NAME_JOINERS:
+        while end > i + 1 and v.lowers[end - 1] in NAME_JOINERS:
             end -= 1
-        if end - i >= 2 and doc[end - 1].lower_ not in NOT_PERSON_HEADS:
+        if end - i >= 2 and v.lowers[end - 1] not in NOT_PERSON_HEADS:
             fixed.append(_Tok(i, end, "PERSON", "given_name_added"))
             covered.update(range(i, end))
-            i = end
-        else:
-            i += 1
     return sorted(fixed, key=lambda t: t.start)
 
 
-def _fix_labels(doc: Doc, spans: list[_Tok]) -> list[_Tok]:
+def _fix_labels(v: _View, spans: list[_Tok]) -> list[_Tok]:
     fixed: list[_Tok] = []
     for span in spans:
-        after = doc[span.end].lower_ if span.end < len(doc) else ""
-        before = doc[span.start - 1].lower_ if span.start > 0 else ""
-        text = doc[span.start : span.end].text
+        after = v.lowers[span.end] if span.end < len(v) else ""
+        before = v.lowers[span.start - 1] if span.start > 0 else ""
+        text = v.span_text(span.start, span.end)
         if span.rule == "model" and text.lower() == text:
             continue  # no capital letter: not a proper name ("defence ministry")
         text_fold = fold(text)
@@ -524,7 +539,7 @@ def _fix_labels(doc: Doc, spans: list[_Tok]) -> list[_Tok]:
         elif (
             span.label != "ORG"
             and span.rule == "model"
-            and doc[span.end - 1].lower_ in (FORCE_HEADS)
+            and v.lowers[span.end - 1] in FORCE_HEADS
             and span.label in ("PRODUCT", "WORK_OF_ART", "LAW", "NORP")
         ):
             span = replace(span, label="ORG", rule="force_relabel")
@@ -533,22 +548,22 @@ def _fix_labels(doc: Doc, spans: list[_Tok]) -> list[_Tok]:
             and span.rule == "model"
             and span.end - span.start == 1
             and before in LOCATIVE_BEFORE
-            and doc[span.start].is_title
+            and v.texts[span.start].istitle()
         ):
             span = replace(span, label="GPE", rule="locative_relabel")
         elif (
             span.label in PLACE_MISLABELS
             and span.rule == "model"
-            and span.end < len(doc)
-            and doc[span.end].text in PLACE_NOUNS
+            and span.end < len(v)
+            and v.texts[span.end] in PLACE_NOUNS
             and text.upper() != text
         ):
             span = replace(span, label="GPE", rule="place_noun_relabel")  # "Batifa subdistrict"
         fixed.append(span)
-    return _join_org_of_place(doc, fixed)
+    return _join_org_of_place(v, fixed)
 
 
-def _join_org_of_place(doc: Doc, spans: list[_Tok]) -> list[_Tok]:
+def _join_org_of_place(v: _View, spans: list[_Tok]) -> list[_Tok]:
     """An ORG the model cut before "of <place>" ("Kurdistan Democratic Party" | "of Iran")
     is one organisation: a different one from the name without the place."""
     spans = sorted(spans, key=lambda t: t.start)
@@ -562,11 +577,11 @@ def _join_org_of_place(doc: Doc, spans: list[_Tok]) -> list[_Tok]:
             span.label == "ORG"
             and nxt is not None
             and nxt.label in PLACE_KINDS
-            and span.end < len(doc)
-            and doc[span.end].lower_ == "of"
+            and span.end < len(v)
+            and v.lowers[span.end] == "of"
             and (
                 nxt.start == span.end + 1
-                or (nxt.start == span.end + 2 and doc[span.end + 1].lower_ == "the")
+                or (nxt.start == span.end + 2 and v.lowers[span.end + 1] == "the")
             )
         ):
             out.append(_Tok(span.start, nxt.end, "ORG", "org_of_place"))
@@ -591,8 +606,7 @@ class Recognizer:
         self.gazetteer = gazetteer
         self.batch_size = batch_size
         self.skip_nameless = skip_nameless
-        self._names = given_names()
-        self._name_orths = frozenset(nlp.vocab.strings.add(name) for name in self._names)
+        self._name_orths = frozenset(nlp.vocab.strings.add(name) for name in given_names())
 
     def recognize(self, texts: Sequence[tuple[str | None, str]]) -> list[list[Span]]:
         """Spans per (title, body) pair, in text order; title spans first."""
@@ -606,44 +620,44 @@ class Recognizer:
             )
         results: list[list[Span]] = [[] for _ in texts]
         docs = self.nlp.pipe((seg for _, _, _, seg in jobs), batch_size=self.batch_size)
-        for (index, field, offset, _), doc in zip(jobs, docs, strict=True):
-            results[index].extend(self._spans(doc, field, offset))
+        for (index, field, offset, text), doc in zip(jobs, docs, strict=True):
+            results[index].extend(self._spans(doc, field, offset, text))
         return results
 
     def spans_of(self, doc: Doc, *, field: str = "body", offset: int = 0) -> list[Span]:
         """The rule layer applied to one already-processed Doc."""
-        return list(self._spans(doc, field, offset))
+        return list(self._spans(doc, field, offset, doc.text))
 
-    def _spans(self, doc: Doc, field: str, offset: int) -> Iterable[Span]:
+    def _spans(self, doc: Doc, field: str, offset: int, text: str) -> Iterable[Span]:
         model = [
             _Tok(ent.start, ent.end, ent.label_, "model") for ent in doc.ents if ent.label_ in KINDS
         ]
-        orths = _orths(doc)
-        names = self.gazetteer.match(doc, orths)
-        spans = _merge_gazetteer(doc, model, names)
-        spans = _fix_labels(doc, spans)
-        spans = _fix_people(doc, spans, self._names, self._name_orths, orths)
+        v = _View(doc, text)
+        names = self.gazetteer.match(doc, v)
+        spans = _merge_gazetteer(v, model, names)
+        spans = _fix_labels(v, spans)
+        spans = _fix_people(v, spans, self._name_orths)
+        lowers, texts = v.lowers, v.texts
         for span in spans:
             start, end = span.start, span.end
             # "the Syrian Democratic Forces", "al-Sudani's": mention the name itself
-            while end - start > 1 and doc[start].lower_ in SPAN_PADDING:
+            while end - start > 1 and lowers[start] in SPAN_PADDING:
                 start += 1
-            while end - start > 1 and doc[end - 1].lower_ in SPAN_PADDING:
+            while end - start > 1 and lowers[end - 1] in SPAN_PADDING:
                 end -= 1
             # names are capitalised: "Sirnak province" is "Sirnak", "Komala party" is "Komala"
             while (
                 span.rule == "model"
                 and end - start > 1
-                and doc[end - 1].is_alpha
-                and doc[end - 1].is_lower
+                and texts[end - 1].isalpha()
+                and texts[end - 1].islower()
             ):
                 end -= 1
-            piece = doc[start:end]
             yield Span(
                 field=field,
-                start=offset + piece.start_char,
-                end=offset + piece.end_char,
-                text=piece.text,
+                start=offset + v.starts[start],
+                end=offset + v.ends[end - 1],
+                text=v.span_text(start, end),
                 label=span.label,
                 rule=span.rule,
             )

@@ -178,8 +178,19 @@ def resolve_article(
         )
     ]
 
+    full_ids = {id(f) for f in full_names}
+    targets_cache: dict[int, list[Span]] = {}
+
     def short_targets(span: Span) -> list[Span]:
-        if span in full_names or is_acronym(span.text) or span.label not in SURNAME_MISLABELS:
+        cached = targets_cache.get(id(span))
+        if cached is None:
+            cached = targets_cache[id(span)] = _short_targets(span)
+        return cached
+
+    def _short_targets(span: Span) -> list[Span]:
+        if not full_names or id(span) in full_ids or span.label not in SURNAME_MISLABELS:
+            return []
+        if is_acronym(span.text):
             return []
         words = _name_tokens(span)
         if not words or (span.label != "PERSON" and len(words) != 1):
@@ -188,10 +199,11 @@ def resolve_article(
             entry = table.lookup(span.text)
             if entry is not None and entry.entity.kind != "PERSON":
                 return []
+        size = len(words)
         return [
             f
             for f in full_names
-            if len(person_words[id(f)]) > len(words) and person_words[id(f)][-len(words) :] == words
+            if len(person_words[id(f)]) > size and person_words[id(f)][-size:] == words
         ]
 
     resolved: dict[int, Resolved] = {}
