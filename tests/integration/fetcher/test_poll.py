@@ -148,7 +148,7 @@ async def test_failures_back_off_record_why_and_recover(server: LoopbackServer, 
             delays.append((row.next_poll_at - now).total_seconds())
             if n < 2:
                 assert row.consecutive_failures == n + 1
-                assert row.last_status == 500 and row.last_error.startswith("http_500")
+                assert row.last_status == 500 and (row.last_error or "").startswith("http_500")
                 assert row.last_outcome == "error:http_500"
     finally:
         await fetcher.stop()
@@ -158,9 +158,8 @@ async def test_failures_back_off_record_why_and_recover(server: LoopbackServer, 
     html = await feed_row(sessions, server.url("/home.html"))
     # never disabled: still scheduled, and the reason is in plain words
     assert html.consecutive_failures == 3 and html.next_poll_at is not None
-    assert (
-        html.last_error.startswith("not_a_feed: expected a feed") and "HTML page" in html.last_error
-    )
+    error = html.last_error or ""
+    assert error.startswith("not_a_feed: expected a feed") and "HTML page" in error
 
 
 async def test_retry_after_slows_only_that_host(server: LoopbackServer, sessions) -> None:

@@ -144,7 +144,7 @@ async def test_redirect_loop_is_detected(server: LoopbackServer, make_fetcher) -
 
 async def test_redirects_are_followed_and_bounded(server: LoopbackServer, make_fetcher) -> None:
     for i in range(6):
-        server.route(f"/r{i}", lambda r, i=i: _resp(302, {"Location": f"/r{i + 1}"}))
+        server.static(f"/r{i}", b"", status=302, headers={"Location": f"/r{i + 1}"})
     server.static("/r6", ARTICLE)
     fetcher = await make_fetcher(max_redirects=6)
     page = await fetcher.fetch(link(server.url("/r0")))

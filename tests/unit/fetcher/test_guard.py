@@ -97,8 +97,10 @@ async def test_every_redirect_hop_is_rechecked(server: LoopbackServer, make_fetc
         blocked=lambda ip: ip == "127.0.0.2",
     )
     fetcher = Fetcher(
-        make_settings(allow_private_networks=False), session_factory=None, transport=transport
-    )  # type: ignore[arg-type]
+        make_settings(allow_private_networks=False),
+        session_factory=None,  # type: ignore[arg-type]  # page fetches never use the DB
+        transport=transport,
+    )
     await fetcher.start()
     try:
         with pytest.raises(PermanentError) as err:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import gzip
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from services.fetcher.poll import FeedState, fetch_feed
+from services.fetcher.fetch import HttpResult
+from services.fetcher.poll import FeedResult, FeedState, fetch_feed
+from services.fetcher.service import Fetcher
 from tests.unit.fetcher.conftest import LoopbackServer
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "fetcher"
@@ -18,11 +21,11 @@ def _urlset(*locs: str) -> str:
     return f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>'
 
 
-async def _poll(fetcher, url: str, **state: object):  # type: ignore[no-untyped-def]
-    async def get(u: str, headers: dict[str, str]):  # type: ignore[no-untyped-def]
+async def _poll(fetcher: Fetcher, url: str, **state: Any) -> FeedResult:
+    async def get(u: str, headers: dict[str, str]) -> HttpResult:
         return await fetcher.get(u, headers=headers)
 
-    return await fetch_feed(get, FeedState(id=1, url=url, **state), now=NOW)  # type: ignore[arg-type]
+    return await fetch_feed(get, FeedState(id=1, url=url, **state), now=NOW)
 
 
 async def test_sitemap_index_expands_newest_children(server: LoopbackServer, make_fetcher) -> None:
