@@ -253,6 +253,15 @@ async def _expand_sitemap_index(get: Getter, index: ParsedFeed, *, now: datetime
     )
 
 
+def _newest(items: list[FeedItem], limit: int) -> list[FeedItem]:
+    """At most ``limit`` items, newest first when cutting (undated items last): a big
+    sitemap's order is arbitrary, and the newest articles are the ones worth fetching."""
+    if len(items) <= limit:
+        return items
+    floor = datetime.min.replace(tzinfo=UTC)
+    return sorted(items, key=lambda i: i.published_at or floor, reverse=True)[:limit]
+
+
 def _link(item: FeedItem, feed: FeedState, now: datetime) -> Link:
     return Link(
         url=item.url,
@@ -285,7 +294,7 @@ async def record_poll(
     for r in results:
         if r.parsed is None:
             continue
-        for item in r.parsed.items[:MAX_ITEMS_PER_FEED]:
+        for item in _newest(r.parsed.items, MAX_ITEMS_PER_FEED):
             candidates.setdefault(item.url, (item, r))
     async with session_factory() as session, session.begin():
         new_urls: set[str] = set()
