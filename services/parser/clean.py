@@ -38,6 +38,7 @@ _NAME = r"(?-i:[A-Z][\w'’.-]*)"
 _SHARE_WORDS = (
     "share|sharing|this|article|story|page|on|via|tweet|facebook|twitter|x|whatsapp|telegram"
     "|paylaş|facebook'ta|twitter'da|x'te"
+    "|شارك|مشاركة|الخبر|المقال"  # Arabic: share, sharing, the news item, the article
     "|linkedin|reddit|pinterest|messenger|email|e-mail|mail|print|copy|link|url|comments?|save"
 )
 
@@ -45,7 +46,7 @@ _SHARE_WORDS = (
 LINE_RULES: tuple[tuple[str, str, int], ...] = (
     (
         "advertisement",
-        r"[\W_]*(?:adver\w*|ad|ads|anzeige|annonce|reklam|publicit[eé])[\W_]*"
+        r"[\W_]*(?:adver\w*|ad|ads|anzeige|annonce|reklam|publicit[eé]|إعلان|اعلان|ڕیکلام|ریکلام)[\W_]*"
         r"|(?:story|article|text) continues (?:below|after)(?: (?:this )?(?:advert\w*|ad))?\W*"
         r"|continue reading (?:below|after (?:the )?ad\w*)\W*"
         r"|scroll (?:down )?to continue(?: reading)?(?: with content)?\W*"
@@ -97,7 +98,8 @@ LINE_RULES: tuple[tuple[str, str, int], ...] = (
         r"|read (?:more|also|next)|see also|also read|more (?:on this(?: story)?|stories|news)"
         r"|you (?:may|might) (?:also )?(?:like|be interested in)|recommended(?: for you)?"
         r"|most (?:read|popular|viewed)|trending(?: now)?|top stories|latest news"
-        r"|ilgili haberler|benzer haberler|bunlar da ilginizi çekebilir|çok okunanlar)[\s:|>»›.-]*"
+        r"|ilgili haberler|benzer haberler|bunlar da ilginizi çekebilir|çok okunanlar"
+        r"|اقرأ أيضا|اقرأ أيضاً|اقرأ المزيد|ذات صلة|أخبار ذات صلة|مواضيع ذات صلة)[\s:|>»›.-]*"
         r"|(?:read (?:more|also|next)|see also|also read|related|watch|listen)\s*[:|»›-]\s*.+",
         25,
     ),

@@ -58,6 +58,10 @@ def test_ad_lines_anywhere(line: str) -> None:
         ("Photo: Reuters/Umit Bektas", "credit"),
         ("(Photo: AFP)", "credit"),
         ("Subscribe to continue reading", "paywall_prompt"),
+        ("إعلان", "advertisement"),
+        ("اقرأ أيضاً:", "related"),
+        ("شارك الخبر", "share_bar"),
+        ("Bunlar da ilginizi çekebilir", "related"),
     ],
 )
 def test_boilerplate_lines(line: str, reason: str) -> None:
