@@ -462,7 +462,7 @@ def parse_feed(
     whose items can still be recovered returns them, with ``recovered_error`` set.
     """
     now = now or datetime.now(UTC)
-    head = body[:1024].lstrip()
+    head = body[:1024].removeprefix(b"\xef\xbb\xbf").lstrip()
     ctype = (content_type or "").split(";", 1)[0].strip().lower()
     if head.startswith(b"{") or ctype in ("application/feed+json", "application/json"):
         try:

@@ -149,3 +149,11 @@ def test_fast_path_matches_feedparser(name: str, monkeypatch: pytest.MonkeyPatch
         slow.title,
         slow.min_interval_hint_s,
     )
+
+
+def test_json_feed_with_bom_and_rss_served_as_html() -> None:
+    bom_json = b"\xef\xbb\xbf" + load("feed.json")
+    assert parse_feed(bom_json, url="https://json.example/feed.json").kind == "json"
+    # Misconfigured servers send RSS as text/html: the document decides, not the header.
+    rss = parse_feed(load("rss20.xml"), url="https://news.example/feed", content_type="text/html")
+    assert rss.kind == "rss20" and len(rss.items) == 3
