@@ -65,6 +65,14 @@ def test_replacement_characters_mean_lost_bytes() -> None:
         check_replacement_chars(lost, charset="utf-8")
     assert caught.value.kind == "charset"
     check_replacement_chars(TURKISH + " \ufffd")  # one stray character is tolerated
+    # cp1252 curly quotes in a page declared UTF-8: punctuation lost, the text is kept
+    english = (
+        "Turkish warplanes hit dozens of suspected PKK targets in the Qandil and Gara regions of "
+        "northern Iraq overnight, Turkey\u2019s defence ministry said on Tuesday, a day after an "
+        "attack killed two soldiers near the border. The ministry said 32 targets, including "
+        "caves, shelters and ammunition depots, were destroyed in the \u201coperation\u201d. "
+    ) * 10
+    check_replacement_chars(english.encode("cp1252").decode("utf-8", errors="replace"))
 
 
 def test_time_limit_interrupts_python_code_on_the_main_thread() -> None:
