@@ -60,13 +60,64 @@ def _feed_body(i: int, port: int) -> bytes:
 
 
 def _page_body() -> bytes:
-    para = (
-        "<p>Turkish security forces said on Sunday that an operation in northern Iraq had "
-        "targeted positions near the border, according to a statement from the ministry.</p>"
+    # Random words from a news vocabulary: compresses ~3x like real pages, not 60x like a
+    # repeated paragraph, so the client really reads and inflates ~50 KB per page.
+    vocab = [
+        "Turkish",
+        "security",
+        "forces",
+        "said",
+        "Sunday",
+        "operation",
+        "northern",
+        "Iraq",
+        "targeted",
+        "positions",
+        "near",
+        "border",
+        "according",
+        "statement",
+        "ministry",
+        "Kurdistan",
+        "Region",
+        "Erbil",
+        "Baghdad",
+        "Syria",
+        "Qamishli",
+        "drone",
+        "strike",
+        "officials",
+        "militants",
+        "PKK",
+        "SDF",
+        "governor",
+        "talks",
+        "Ankara",
+        "cooperation",
+        "reported",
+        "killed",
+        "wounded",
+        "villages",
+        "mountains",
+        "Duhok",
+        "Sinjar",
+        "Kirkuk",
+        "agreement",
+        "forces",
+        "the",
+        "a",
+        "of",
+        "and",
+        "in",
+    ]
+    rng = random.Random(7)
+    paras = "".join(
+        "<p>" + " ".join(rng.choice(vocab) for _ in range(60)) + ".</p>"
+        for _ in range(PAGE_PARAGRAPHS)
     )
     html = (
         '<!doctype html><html><head><meta charset="utf-8"><title>Bench article</title></head>'
-        f"<body><article><h1>Headline</h1>{para * PAGE_PARAGRAPHS}</article></body></html>"
+        f"<body><article><h1>Headline</h1>{paras}</article></body></html>"
     )
     return html.encode()
 
