@@ -26,7 +26,7 @@ BATCH_SECONDS = 0.2
 
 def build(settings: Settings, *, bootstrap: str) -> faust.App:
     from services.parser.dedup import DedupIndex
-    from services.parser.pipeline import parse_page
+    from services.parser.pipeline import parse_page, warm_up
 
     app = create_app(SERVICE, settings, bootstrap=bootstrap)
     pages_name = settings.topic_prefix + PAGES.name
@@ -42,6 +42,8 @@ def build(settings: Settings, *, bootstrap: str) -> faust.App:
         # The agent lives as long as the worker: its resources open here and close on stop.
         engine = create_engine(resolve_database_url(settings))
         dedup = DedupIndex(session_factory(engine), threshold=settings.near_duplicate_threshold)
+        # load the language model and trafilatura once, outside the first page's time limit
+        warm_up()
         try:
             async for events in stream.take_events(BATCH_SIZE, within=BATCH_SECONDS):
                 decoded, letters = decode_events(
