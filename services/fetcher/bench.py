@@ -60,7 +60,7 @@ def _feed_body(i: int, port: int) -> bytes:
 
 
 def _page_body() -> bytes:
-    # Random words from a news vocabulary: compresses ~3x like real pages, not 60x like a
+    # Random words from a news vocabulary: compresses ~5x like real pages, not 60x like a
     # repeated paragraph, so the client really reads and inflates ~50 KB per page.
     vocab = [
         "Turkish",
