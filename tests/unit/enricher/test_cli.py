@@ -1,0 +1,25 @@
+"""`newsflow entities explain` needs no database; the DB commands are tested in
+tests/integration/enricher/test_admin.py."""
+
+from __future__ import annotations
+
+import typer
+from typer.testing import CliRunner
+
+from services.enricher.cli import register
+
+
+def test_explain_prints_keys_and_rules() -> None:
+    app = typer.Typer()
+    entities = typer.Typer()
+    register(entities)
+    app.add_typer(entities, name="entities")
+    result = CliRunner().invoke(
+        app,
+        ["entities", "explain", "-", "--title", "Sudani visits Ankara"],
+        input="Iraqi Prime Minister Mohammed Shia al-Sudani met officials in Ankara.",
+    )
+    assert result.exit_code == 0, result.output
+    lines = [line.split("\t") for line in result.output.strip().splitlines()]
+    assert ["title:0", "Sudani", "PERSON:mohammed shia al sudani", "alias -> surname"] in lines
+    assert any(row[1:3] == ["Ankara", "GPE:ankara"] for row in lines)
