@@ -33,7 +33,15 @@ from dataclasses import dataclass, replace
 from importlib import resources
 from typing import TYPE_CHECKING
 
-from services.enricher.canonical import KINDS, AliasEntry, AliasTable, Overrides, fold, split_key
+from services.enricher.canonical import (
+    KINDS,
+    AliasEntry,
+    AliasTable,
+    Overrides,
+    fold,
+    split_key,
+    strip_articles,
+)
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -126,6 +134,11 @@ NAMELESS_OPENERS: frozenset[str] = frozenset({
 #: Name particles allowed inside a person name the rule layer builds ("Ahmed al-Sharaa").
 NAME_JOINERS: frozenset[str] = frozenset({"al", "el", "bin", "ibn", "-"})
 MAX_GIVEN_NAME_TAIL = 3
+#: Title Case headline detection: share of capitalised words longer than 3 letters.
+TITLE_CASE_SHARE = 0.75
+MIN_TITLE_CASE_WORD = 3
+MIN_TITLE_CASE_WORDS = 3
+
 # fmt: on
 
 _TITLE_SEPARATOR = re.compile(r"\s+[-|–—:·•]\s+")
@@ -214,6 +227,23 @@ def segments(text: str, *, skip_nameless: bool = False) -> Iterator[tuple[int, s
                 offset += cut
                 piece = piece[cut:]
             yield offset, piece
+
+
+def is_title_case(title: str) -> bool:
+    """ "Turkish Drone Strike Kills Three PKK Members": most longer words capitalised, where
+    the model sees names everywhere."""
+    words = [w for w in re.findall(r"[^\W\d_]+", title) if len(w) > MIN_TITLE_CASE_WORD]
+    if len(words) < MIN_TITLE_CASE_WORDS:
+        return False
+    capitalised = sum(1 for w in words if w[0].isupper())
+    return capitalised / len(words) >= TITLE_CASE_SHARE
+
+
+def _confirmed(text: str, body: list[tuple[str, ...]]) -> bool:
+    """The folded words of ``text`` end some body mention ("Sudani" <- "... al-Sudani")."""
+    words = tuple(strip_articles(fold(text)).split())
+    size = len(words)
+    return bool(words) and any(len(b) >= size and b[len(b) - size :] == words for b in body)
 
 
 def title_segments(title: str) -> Iterator[tuple[int, str]]:
@@ -620,19 +650,45 @@ class Recognizer:
             )
         results: list[list[Span]] = [[] for _ in texts]
         docs = self.nlp.pipe((seg for _, _, _, seg in jobs), batch_size=self.batch_size)
+        headlines: list[tuple[int, int, str, Doc]] = []
         for (index, field, offset, text), doc in zip(jobs, docs, strict=True):
-            results[index].extend(self._spans(doc, field, offset, text))
+            if field == "title":
+                headlines.append((index, offset, text, doc))  # after the body: see below
+            else:
+                results[index].extend(self._spans(doc, field, offset, text))
+        for index, offset, text, doc in headlines:
+            title = texts[index][0] or ""
+            # in a Title Case headline the model sees names everywhere: keep its spans only
+            # when the body names them too; known names are matched as usual
+            confirm = (
+                [tuple(fold(s.text).split()) for s in results[index]]
+                if is_title_case(title)
+                else None
+            )
+            results[index][:0] = self._spans(doc, "title", offset, text, confirm=confirm)
+        for spans in results:
+            spans.sort(key=lambda s: (s.field != "title", s.start))
         return results
 
     def spans_of(self, doc: Doc, *, field: str = "body", offset: int = 0) -> list[Span]:
         """The rule layer applied to one already-processed Doc."""
         return list(self._spans(doc, field, offset, doc.text))
 
-    def _spans(self, doc: Doc, field: str, offset: int, text: str) -> Iterable[Span]:
+    def _spans(
+        self,
+        doc: Doc,
+        field: str,
+        offset: int,
+        text: str,
+        *,
+        confirm: list[tuple[str, ...]] | None = None,
+    ) -> Iterable[Span]:
         model = [
             _Tok(ent.start, ent.end, ent.label_, "model") for ent in doc.ents if ent.label_ in KINDS
         ]
         v = _View(doc, text)
+        if confirm is not None:
+            model = [m for m in model if _confirmed(v.span_text(m.start, m.end), confirm)]
         names = self.gazetteer.match(doc, v)
         spans = _merge_gazetteer(v, model, names)
         spans = _fix_labels(v, spans)

@@ -328,3 +328,20 @@ def test_odd_text_never_crashes_and_offsets_stay_valid(enricher: Enricher, make_
         "ORG:kurdistan workers party",
         "LOC:qandil mountains",
     } <= set(entities(result))
+
+
+def test_title_case_headline_keeps_only_confirmed_names(enricher: Enricher, make_article) -> None:
+    result = enricher.enrich(
+        make_article(
+            "Turkish drones killed three PKK members near Duhok. Iraqi Prime Minister Mohammed Shia "
+            "al-Sudani condemned the strike.",
+            title="Turkish Drone Strike Kills Three PKK Members In Northern Iraq, Sudani Says",
+        )
+    )
+    title = {(m.text, m.entity_key) for m in result.mentions if m.field == "title"}
+    assert title == {
+        ("Turkish", "GPE:turkiye"),
+        ("PKK", "ORG:kurdistan workers party"),
+        ("Iraq", "GPE:iraq"),
+        ("Sudani", "PERSON:mohammed shia al sudani"),
+    }

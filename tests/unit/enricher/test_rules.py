@@ -219,3 +219,11 @@ def test_org_cut_before_of_place_is_joined(blank: Language, recognizer: Recogniz
 def test_trailing_lowercase_words_are_trimmed(blank: Language, recognizer: Recognizer) -> None:
     doc = doc_with(blank, "Bases of the Komala party were hit.", [("the Komala party", "ORG")])
     assert result(recognizer, doc) == [("Komala", "ORG")]
+
+
+def test_is_title_case() -> None:
+    from services.enricher.recognize import is_title_case
+
+    assert is_title_case("Turkish Drone Strike Kills Three PKK Members In Northern Iraq")
+    assert not is_title_case("Turkish drone strike kills three PKK members in northern Iraq")
+    assert not is_title_case("PKK Attack")  # too short to tell
