@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -37,6 +38,9 @@ from services.enricher.canonical import (
 )
 from shared.db.models import Entity, EntityAlias
 from shared.errors import PermanentError
+
+if TYPE_CHECKING:
+    from services.enricher.pipeline import Enricher
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +125,23 @@ async def load_overrides(session: AsyncSession) -> Overrides:
         aliases[folded] = key
         names[key] = name
     return Overrides(aliases=aliases, merges=follow_merges(edges), names=names)
+
+
+#: Suggested period for :func:`refresh_overrides` in a running enricher.
+DEFAULT_OVERRIDES_REFRESH_S = 60.0
+
+
+async def refresh_overrides(session: AsyncSession, enricher: Enricher) -> bool:
+    """Reload user aliases/merges into a running ``enricher``; True if they changed.
+
+    Cheap (two indexed queries), so a service can call it every
+    ``DEFAULT_OVERRIDES_REFRESH_S`` seconds or when told to (e.g. a control message).
+    """
+    overrides = await load_overrides(session)
+    if overrides.digest == enricher.overrides.digest:
+        return False
+    enricher.set_overrides(overrides)
+    return True
 
 
 # --- references ----------------------------------------------------------------------------

@@ -118,8 +118,10 @@ async def test_enricher_applies_loaded_overrides(session: AsyncSession) -> None:
     await admin.add_alias(session, "ORG:ybs", "YBŞ", name="Sinjar Resistance Units (YBŞ)")
     await admin.merge_entities(session, "ORG:sinjar resistance units", "ORG:ybs")
     await session.commit()
-    enricher = Enricher(overrides=await admin.load_overrides(session))
+    enricher = Enricher()
     enricher.load()
+    assert await admin.refresh_overrides(session, enricher)  # changed: applied
+    assert not await admin.refresh_overrides(session, enricher)  # unchanged: no rebuild
     body = "Fighters of the Sinjar Resistance Units and the YBŞ clashed with the Iraqi Army."
     result = enricher.enrich(
         Article(
