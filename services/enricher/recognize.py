@@ -17,7 +17,15 @@ The rule layer fixes the sm model's known mistakes without breaking longer names
   and a listed given name followed by capitalised words is a PERSON ("Mehmet Şımşek");
 * a portfolio word before "Minister" ("Interior" in "Interior Minister Ali Yerlikaya") is a
   title, not an ORG;
-* a single capitalised ORG right after "in"/"near" is a place ("clashes near Makhmour").
+* a single capitalised ORG right after "in"/"near" is a place ("clashes near Makhmour"), and
+  so is a name before "province"/"village"/... ("the Batifa subdistrict");
+* an ORG cut before "of <place>" is joined ("Kurdistan Democratic Party of Iran"), and a
+  known place that starts a missed organisation keeps it whole ("Sinjar Resistance Units");
+* names are capitalised: trailing lowercase words are trimmed, lowercase spans dropped;
+* in a Title Case headline, model spans count only if the body names them too.
+
+Sentences that cannot hold a name are not sent to the model (:func:`segments`), and each
+batch runs in a spaCy ``memory_zone`` so a long-running worker's vocabulary stays bounded.
 
 Every span records the rule that produced or changed it, so a result can be explained.
 """
