@@ -298,9 +298,11 @@ async def record_poll(
             candidates.setdefault(item.url, (item, r))
     async with session_factory() as session, session.begin():
         new_urls: set[str] = set()
+        # Sorted: concurrent workers inserting overlapping URLs then lock them in the same
+        # order, so they wait for each other instead of deadlocking.
         rows = [
-            {"url": u, "feed_id": r.feed.id, "first_seen_at": now}
-            for u, (_, r) in candidates.items()
+            {"url": u, "feed_id": candidates[u][1].feed.id, "first_seen_at": now}
+            for u in sorted(candidates)
         ]
         for start in range(0, len(rows), INSERT_CHUNK):
             stmt = (
@@ -331,7 +333,7 @@ async def record_poll(
             stmt2 = pg_insert(HostState).values(
                 [
                     {"host": h, "blocked_until": until, "last_reason": why}
-                    for h, (until, why) in host_blocks.items()
+                    for h, (until, why) in sorted(host_blocks.items())
                 ]
             )
             await session.execute(

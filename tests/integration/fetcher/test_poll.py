@@ -264,3 +264,35 @@ async def test_admin_import_list_remove_and_discovery(
     removed = await admin.remove_feeds(sessions, [str(listed[0].id), server.url("/o2.xml")])
     assert sorted(removed) == sorted([server.url("/o1.xml"), server.url("/o2.xml")])
     assert [f.url for f in await admin.list_feeds(sessions)] == [server.url("/news.rss")]
+
+
+async def test_workers_sharing_urls_dedup_without_deadlock(
+    server: LoopbackServer, sessions
+) -> None:
+    shared = [server.url(f"/shared-{k}") for k in range(30)]
+
+    async def feed(request: web.Request) -> web.Response:
+        n = int(request.path.strip("/").split(".")[0])
+        # Every feed lists the shared articles, half of them in reverse order (inserts are
+        # sorted so overlapping workers lock keys in one order and cannot deadlock).
+        links = shared if n % 2 else list(reversed(shared))
+        body = rss(*links, server.url(f"/own-{n}"))
+        return web.Response(text=body, content_type="application/rss+xml")
+
+    urls = []
+    for i in range(16):
+        server.route(f"/{i}.xml", feed)
+        urls.append(server.url(f"/{i}.xml"))
+    await admin.add_feeds(sessions, urls)
+    workers = [
+        await start_fetcher(sessions, poll_batch_size=2, poll_concurrency=2) for _ in range(2)
+    ]
+    sink = Sink()
+    try:
+        reports = await asyncio.gather(*(w.poll_due_feeds(send_links=sink) for w in workers))
+    finally:
+        for w in workers:
+            await w.stop()
+    assert sum(r.feeds for r in reports) == 16
+    sent = [link.url for link in sink.links]
+    assert len(sent) == len(set(sent)) == 30 + 16
