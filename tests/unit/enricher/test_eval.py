@@ -27,3 +27,15 @@ def test_holdout_set_precision_and_recall(enricher: Enricher) -> None:
     assert scores["gold_entities"] == 93
     assert scores["precision"] >= 0.93
     assert scores["recall"] >= 0.90
+
+
+def test_every_key_carries_its_kind_and_mentions_agree(enricher: Enricher, make_article) -> None:
+    import json
+
+    data = json.loads((FIXTURES / "eval_holdout.json").read_text(encoding="utf-8"))
+    for item in data["articles"]:
+        result = enricher.enrich(make_article(item["body"], title=item["title"]))
+        kinds = {e.key: e.kind for e in result.entities}
+        assert all(key.startswith(kind + ":") for key, kind in kinds.items())
+        assert all(kinds[m.entity_key] == m.kind for m in result.mentions)
+        assert sum(e.mentions for e in result.entities) == len(result.mentions)
