@@ -209,13 +209,23 @@ def _is_acronym(surface: str) -> bool:
 
 
 @dataclass(frozen=True)
-class AliasTable:
+class AliasTable:  # not slots: person_surnames is a cached_property
     """The curated alias dataset, indexed by folded surface form."""
 
     version: str
     digest: str
     entities: Mapping[str, CuratedEntity]
     by_fold: Mapping[str, tuple[AliasEntry, ...]]
+
+    @functools.cached_property
+    def person_surnames(self) -> frozenset[str]:
+        """Last name words of curated people ("barzani", "guler"): a lone such word is a
+        person even when the model calls it ORG."""
+        return frozenset(
+            key.rsplit(" ", 1)[-1]
+            for key, entity in self.entities.items()
+            if entity.kind == "PERSON" and " " in key
+        )
 
     def lookup(self, surface: str, *, found_by_model: bool = True) -> AliasEntry | None:
         """The curated entry for ``surface`` (a span's text, titles allowed for people)."""

@@ -229,7 +229,14 @@ def resolve_article(
         if is_acronym(span.text):
             deferred.append((span, "acronym_initials"))
             continue
-        resolved[id(span)] = Resolved(span, _key(span.label, span.text), span.label, "normalised")
+        kind, rule = span.label, "normalised"
+        if (
+            kind in SURNAME_MISLABELS
+            and kind != "PERSON"
+            and name_norm(span.text, kind) in table.person_surnames
+        ):
+            kind, rule = "PERSON", "curated_surname_kind"  # "Barzani" tagged ORG
+        resolved[id(span)] = Resolved(span, _key(kind, span.text), kind, rule)
 
     _vote_kinds(resolved)
 

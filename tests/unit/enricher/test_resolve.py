@@ -158,3 +158,11 @@ def test_resolution_is_deterministic_regardless_of_span_order() -> None:
 def test_is_acronym() -> None:
     assert all(is_acronym(t) for t in ("SDF", "U.N.", "CJTF-OIR", "PKK", "HBB"))
     assert not any(is_acronym(t) for t in ("Sudani", "A", "Syrian Democratic Forces", "Nato"))
+
+
+def test_lone_surname_of_a_curated_person_is_a_person() -> None:
+    body = "Barzani met officials in Erbil on Monday."
+    items = resolve(body, {"Barzani": "ORG", "Erbil": "GPE"})
+    item = next(i for i in items if i.span.text == "Barzani")
+    # never linked to one of the Barzanis, but a person, not an organisation
+    assert (item.key, item.kind, item.rule) == ("PERSON:barzani", "PERSON", "curated_surname_kind")
