@@ -256,15 +256,33 @@ async def store_enriched(session: AsyncSession, items: list[EnrichedArticle]) ->
     if not items:
         return report
     conn = await _driver(session)
-    values = [_article_values(item, now) for item in items]
-    columns = [list(column) for column in zip(*values, strict=True)]
-    written = {
-        r["canonical_url"]: r["id"] for r in await conn.fetch(_article_upsert_sql(), *columns)
+    # Skip what is already stored at this enrichment or newer before the upsert: PostgreSQL
+    # computes the tsvector of every proposed row even when ON CONFLICT then skips it, so a
+    # redelivered batch would cost as much as a new one. Safe without a lock: a stored
+    # enriched_at only ever grows (the upsert's guard), so "stale now" stays stale.
+    stored = {
+        r["canonical_url"]: r["enriched_at"]
+        for r in await conn.fetch(
+            "SELECT canonical_url, enriched_at FROM articles WHERE canonical_url = ANY($1::text[])",
+            [item.article.canonical_url for item in items],
+        )
     }
+    candidates = [
+        item
+        for item in items
+        if stored.get(item.article.canonical_url) is None
+        or item.enrichment.enriched_at > stored[item.article.canonical_url]
+    ]
+    written: dict[str, int] = {}
+    if candidates:
+        values = [_article_values(item, now) for item in candidates]
+        columns = [list(column) for column in zip(*values, strict=True)]
+        rows = await conn.fetch(_article_upsert_sql(), *columns)
+        written = {r["canonical_url"]: r["id"] for r in rows}
     report.articles = len(written)
     report.skipped_stale = len(items) - len(written)
     report.article_ids = written
-    fresh = [item for item in items if item.article.canonical_url in written]
+    fresh = [item for item in candidates if item.article.canonical_url in written]
     if not fresh:
         return report
 
