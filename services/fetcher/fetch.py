@@ -73,6 +73,8 @@ class HttpResult:
     body: bytes
     redirects: list[str] = field(default_factory=list)
     elapsed_ms: float = 0.0
+    #: Every hop was 301/308: the resource has moved for good (feeds update their URL).
+    moved_permanently: bool = False
 
     @property
     def content_type(self) -> str | None:
@@ -247,6 +249,7 @@ async def fetch_url(
     started = time.perf_counter()
     visited = {url}
     redirects: list[str] = []
+    permanent = True
     current = url
     hop_headers = dict(headers or {})
     while True:
@@ -283,6 +286,7 @@ async def fetch_url(
                 )
             visited.add(target)
             redirects.append(current)
+            permanent = permanent and status in (301, 308)
             # Conditional headers belong to the first URL only.
             for name in ("if-none-match", "if-modified-since"):
                 hop_headers.pop(name, None)
@@ -297,6 +301,7 @@ async def fetch_url(
             headers=response.headers,
             body=body,
             redirects=redirects,
+            moved_permanently=bool(redirects) and permanent,
             elapsed_ms=(time.perf_counter() - started) * 1000.0,
         )
 

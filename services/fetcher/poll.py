@@ -26,12 +26,13 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.fetcher import schedule
 from services.fetcher.feeds import MAX_CHILD_SITEMAPS, FeedItem, ParsedFeed, parse_feed
 from services.fetcher.fetch import HttpResult
-from services.fetcher.urls import host_of
+from services.fetcher.urls import host_of, normalize_url
 from shared.db.models import Feed, HostState, SeenLink
 from shared.errors import NewsflowError, PermanentError, TransientError
 from shared.messages import FeedEntry, Link
@@ -86,6 +87,7 @@ class FeedResult:
     retry_after_s: float | None = None
     cache_s: float | None = None
     new_links: int = 0
+    moved_to: str | None = None  # the feed answered a permanent redirect to this URL
 
 
 @dataclass(slots=True)
@@ -190,18 +192,33 @@ async def fetch_feed(get: Getter, feed: FeedState, *, now: datetime) -> FeedResu
         headers["If-Modified-Since"] = feed.last_modified
     try:
         result = await get(feed.url, headers)
+        moved_to = _moved_to(result, feed)
         cache_s = schedule.cache_lifetime(result.headers, now=now)
         etag = result.headers.get("etag") or feed.etag
         last_modified = result.headers.get("last-modified") or feed.last_modified
         if result.status_code == 304:
             return FeedResult(
-                feed, "not_modified", 304, etag, last_modified, feed.content_hash, cache_s=cache_s
+                feed,
+                "not_modified",
+                304,
+                etag,
+                last_modified,
+                feed.content_hash,
+                cache_s=cache_s,
+                moved_to=moved_to,
             )
         digest = hashlib.sha256(result.body).hexdigest()
         if digest == feed.content_hash:
             # 200 with the same bytes: servers without validators do this on every poll.
             return FeedResult(
-                feed, "unchanged", result.status_code, etag, last_modified, digest, cache_s=cache_s
+                feed,
+                "unchanged",
+                result.status_code,
+                etag,
+                last_modified,
+                digest,
+                cache_s=cache_s,
+                moved_to=moved_to,
             )
         parsed = parse_feed(
             result.body,
@@ -220,6 +237,7 @@ async def fetch_feed(get: Getter, feed: FeedState, *, now: datetime) -> FeedResu
             digest,
             parsed=parsed,
             cache_s=cache_s,
+            moved_to=moved_to,
         )
     except NewsflowError as exc:
         retry_after = exc.retry_after if isinstance(exc, TransientError) else None
@@ -228,6 +246,16 @@ async def fetch_feed(get: Getter, feed: FeedState, *, now: datetime) -> FeedResu
         logger.exception("feed poll crashed feed_id=%s url=%s", feed.id, feed.url)
         err = PermanentError(f"internal error: {type(exc).__name__}: {exc}", kind="internal")
         return FeedResult(feed, "error", error=err)
+
+
+def _moved_to(result: HttpResult, feed: FeedState) -> str | None:
+    if not result.moved_permanently:
+        return None
+    try:
+        target = normalize_url(result.final_url)
+    except ValueError:
+        return None
+    return target if target != feed.url else None
 
 
 async def _expand_sitemap_index(get: Getter, index: ParsedFeed, *, now: datetime) -> ParsedFeed:
@@ -329,6 +357,9 @@ async def record_poll(
         ]
         if updates:
             await session.execute(update(Feed), updates)
+        for r in results:
+            if r.moved_to:
+                await _move_feed(session, r.feed, r.moved_to)
         if host_blocks:
             stmt2 = pg_insert(HostState).values(
                 [
@@ -345,6 +376,23 @@ async def record_poll(
                     },
                 )
             )
+
+
+async def _move_feed(session: AsyncSession, feed: FeedState, target: str) -> None:
+    """Follow a permanent redirect by renaming the feed, unless the target is already a
+    feed of its own (then the old one stays; its status shows the redirect each poll)."""
+    try:
+        async with session.begin_nested():  # a unique clash must not undo the whole batch
+            moved = await session.execute(
+                update(Feed)
+                .where(Feed.id == feed.id, ~select(Feed.id).where(Feed.url == target).exists())
+                .values(url=target)
+            )
+    except IntegrityError:
+        logger.info("feed move skipped feed_id=%s target=%s (already a feed)", feed.id, target)
+        return
+    if moved.rowcount:  # type: ignore[attr-defined]
+        logger.info("feed moved permanently feed_id=%s from=%s to=%s", feed.id, feed.url, target)
 
 
 def _feed_update(

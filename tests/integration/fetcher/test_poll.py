@@ -296,3 +296,22 @@ async def test_workers_sharing_urls_dedup_without_deadlock(
     assert sum(r.feeds for r in reports) == 16
     sent = [link.url for link in sink.links]
     assert len(sent) == len(set(sent)) == 30 + 16
+
+
+async def test_permanent_redirect_renames_the_feed(server: LoopbackServer, sessions) -> None:
+    server.route("/old.xml", lambda r: _resp(301, {"Location": "/new.xml"}))
+    server.route("/temp.xml", lambda r: _resp(302, {"Location": "/new.xml"}))
+    server.route("/dup.xml", lambda r: _resp(308, {"Location": "/new.xml"}))
+    server.static("/new.xml", rss(server.url("/m1")), content_type="application/rss+xml")
+    await admin.add_feeds(sessions, [server.url("/old.xml"), server.url("/temp.xml")])
+    fetcher = await start_fetcher(sessions)
+    t0 = datetime.now(UTC)
+    try:
+        await fetcher.poll_due_feeds(send_links=Sink(), now=t0)
+        await admin.add_feeds(sessions, [server.url("/dup.xml")])
+        await fetcher.poll_due_feeds(send_links=Sink(), now=t0 + LATER)
+    finally:
+        await fetcher.stop()
+    urls = {f.url for f in await admin.list_feeds(sessions)}
+    # 301 -> renamed; 302 -> kept (temporary); 308 to a URL that is already a feed -> kept
+    assert urls == {server.url("/new.xml"), server.url("/temp.xml"), server.url("/dup.xml")}
