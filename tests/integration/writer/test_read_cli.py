@@ -58,6 +58,8 @@ async def _seed(database_url: str) -> None:
     # the curator merged the spelled-out name into the acronym (newsflow entities merge)
     conn = await asyncpg.connect(database_url.replace("+asyncpg", ""))
     try:
+        await conn.execute("INSERT INTO feeds (id, url) VALUES (7, 'https://news.example.com/rss')")
+        await conn.execute(f"UPDATE articles SET feed_id = 7 WHERE canonical_url = '{KIRKUK_URL}'")
         await conn.execute(
             "UPDATE entities SET merged_into = (SELECT id FROM entities WHERE key = 'ORG:pkk') "
             "WHERE key = 'ORG:kurdistan workers party'"
@@ -121,6 +123,10 @@ def test_articles_list_filters_by_entity_following_merges(env: dict[str, str]) -
     assert [a["canonical_url"] for a in kirkuk_only] == [KIRKUK_URL]
     recent = newsflow_json(env, "articles", "list", "--since", "2026-11-21")
     assert [a["canonical_url"] for a in recent] == [KIRKUK_URL]
+    for feed in ("7", "https://news.example.com/rss"):
+        from_feed = newsflow_json(env, "articles", "list", "--feed", feed)
+        assert [a["canonical_url"] for a in from_feed] == [KIRKUK_URL]
+    assert newsflow_json(env, "articles", "list", "--entity", "nobody at all") == []
 
 
 def test_search_ranks_and_highlights(env: dict[str, str]) -> None:
@@ -144,6 +150,9 @@ def test_entities_list_and_show(env: dict[str, str]) -> None:
     assert top[0]["key"] in {"GPE:iraq", "ORG:pkk"}
     pkk = next(e for e in top if e["key"] == "ORG:pkk")
     assert pkk["aliases"] == ["Kurdistan Workers' Party", "PKK"]
+    window = newsflow_json(env, "entities", "list", "--since", "2026-11-21")
+    assert {e["key"]: e["articles"] for e in window}["GPE:iraq"] == 1  # Kirkuk article only
+    assert "GPE:turkiye" not in {e["key"] for e in window}
     gpe = newsflow_json(env, "entities", "list", "--kind", "gpe")
     assert {e["kind"] for e in gpe} == {"GPE"}
     shown = newsflow_json(env, "entities", "show", "ORG:pkk")
