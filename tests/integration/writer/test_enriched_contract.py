@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -83,6 +86,29 @@ def _consume(bootstrap: str, topic: str, expected: int, log_dir: Path) -> list[A
     return messages
 
 
+def _run_example(name: str, bootstrap: str, topic: str) -> list[str]:
+    """Run examples/NAME for three records; the titles it printed."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "KAFKA_BOOTSTRAP": bootstrap,
+        "TOPIC": topic,
+        "GROUP": f"example-{uuid.uuid4().hex[:8]}",
+        "MAX_MESSAGES": "3",
+    }
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / name)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3 and all(re.search(r" \| .+ \([A-Z_]+\)", line) for line in lines)
+    return sorted(line.split(" | ")[0] for line in lines)
+
+
 def test_confluent_consumer_validates_enriched_records_against_the_schema(
     kafka_bootstrap: str, database_url: str, topic_prefix: str, tmp_path: Path
 ) -> None:
@@ -109,6 +135,9 @@ def test_confluent_consumer_validates_enriched_records_against_the_schema(
             assert record["entities"], "the real model finds entities in every test article"
             urls.append(record["article"]["canonical_url"])
         assert sorted(urls) == sorted([STORED_URL, *(a.canonical_url for a in FRESH)])
+        titles = sorted(json.loads(m.value())["article"]["title"] for m in messages)
+        for example in ("consume_confluent.py", "consume_aiokafka.py"):
+            assert _run_example(example, kafka_bootstrap, topic_prefix + ENRICHED.name) == titles
 
         # the writer stored the re-enrichment over the old row: new model, links replaced
         rows = asyncio.run(
