@@ -23,6 +23,7 @@ def test_dev_set_precision_and_recall(enricher: Enricher) -> None:
 def test_holdout_set_precision_and_recall(enricher: Enricher) -> None:
     # first blind run: P 0.912 R 0.892; then generic rules (place nouns, "ORG of place",
     # lowercase trimming, "X national") were added, no holdout-specific data: P 0.967 R 0.935
+    # the later data expansion (general, but it covers some holdout names): P 0.956 R 0.935
     scores = evaluate(enricher, str(FIXTURES / "eval_holdout.json"))
     assert scores["gold_entities"] == 93
     assert scores["precision"] >= 0.95
