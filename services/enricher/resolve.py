@@ -48,6 +48,11 @@ SURNAME_MISLABELS: frozenset[str] = frozenset(
 )
 #: Words skipped when an acronym is compared with a name's initials.
 INITIALS_STOPWORDS: frozenset[str] = frozenset({"of", "the", "and", "for", "on", "in", "de", "al"})
+#: Bracketed credits that follow a name without defining it ("Kurdistan Region (AFP)").
+NOT_DEFINITIONS: frozenset[str] = frozenset({
+    "AFP", "AP", "DPA", "ANF", "ANHA", "SANA", "IRNA", "INA", "NNA", "KUNA", "WAM", "SPA", "AA",
+    "UPI", "EFE", "ANSA", "IHA", "DHA", "TRT", "BBC", "CNN", "PHOTO", "VIDEO", "UPDATED",
+})
 # fmt: on
 FIELD_ORDER = {"title": 0, "body": 1}
 
@@ -122,6 +127,8 @@ def _acronym_definitions(article: _Article) -> dict[str, Span]:
             continue
         inner, start, end = match.group(1), match.start(1), match.end(1)
         inner_span = article.span_at(span.field, start, end)
+        if _acronym_form(inner).upper() in NOT_DEFINITIONS:
+            continue
         if is_acronym(inner) and len(fold(span.text).split()) >= 2 and not is_acronym(span.text):
             if inner_span is None and not article.covered(span.field, start, end):
                 inner_span = Span(span.field, start, end, inner, span.label, "acronym_definition")

@@ -166,3 +166,9 @@ def test_lone_surname_of_a_curated_person_is_a_person() -> None:
     item = next(i for i in items if i.span.text == "Barzani")
     # never linked to one of the Barzanis, but a person, not an organisation
     assert (item.key, item.kind, item.rule) == ("PERSON:barzani", "PERSON", "curated_surname_kind")
+
+
+def test_agency_credit_in_brackets_is_not_an_acronym_definition() -> None:
+    body = "Clashes were reported in the Kurdistan Region (AFP). AFP could not confirm the toll."
+    items = resolve(body, {"Kurdistan Region": "GPE", "AFP": "ORG"})
+    assert keys_by_text(items)["AFP"] == {"ORG:afp"}
