@@ -183,10 +183,19 @@ async def _exchange(
     headers: Mapping[str, str],
     max_bytes: int,
     timeout_s: float,
+    on_sent: Callable[[], None] | None = None,
 ) -> tuple[httpx.Response, bytes]:
     """One request, no redirects; the body is read only for 2xx responses."""
+
+    async def trace(event: str, info: dict[str, object]) -> None:
+        # httpcore reports when the request headers are actually written (HTTP/1.1 and 2).
+        if on_sent is not None and event.endswith("send_request_headers.complete"):
+            on_sent()
+
     try:
-        request = client.build_request("GET", url, headers=dict(headers))
+        request = client.build_request(
+            "GET", url, headers=dict(headers), extensions={"trace": trace}
+        )
         # Total deadline on top of httpx's per-read timeouts: a server dripping one byte per
         # second never trips a read timeout but must not hold a slot for minutes.
         async with asyncio.timeout(timeout_s):
@@ -225,7 +234,8 @@ async def _exchange(
         ) from exc
 
 
-SlotFactory = Callable[[str], contextlib.AbstractAsyncContextManager[None]]
+#: ``host -> async context`` yielding a ``mark_sent()`` callback (see politeness.Politeness).
+SlotFactory = Callable[[str], contextlib.AbstractAsyncContextManager[Callable[[], None]]]
 RobotsCheck = Callable[[str], Awaitable[None]]
 
 
@@ -260,9 +270,14 @@ async def fetch_url(
             )
         if robots is not None:
             await robots(current)
-        async with slot(host_of(current)):
+        async with slot(host_of(current)) as mark_sent:
             response, body = await _exchange(
-                client, current, headers=hop_headers, max_bytes=max_bytes, timeout_s=timeout_s
+                client,
+                current,
+                headers=hop_headers,
+                max_bytes=max_bytes,
+                timeout_s=timeout_s,
+                on_sent=mark_sent,
             )
         status = response.status_code
         if status in REDIRECT_STATUSES and "location" in response.headers:

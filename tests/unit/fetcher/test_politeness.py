@@ -8,7 +8,8 @@ import time
 
 from aiohttp import web
 
-from tests.unit.fetcher.conftest import LoopbackServer, link
+from services.fetcher.service import Fetcher, build_transport
+from tests.unit.fetcher.conftest import LoopbackServer, link, make_settings
 
 ARTICLE = "<html><body>ok</body></html>"
 
@@ -68,3 +69,38 @@ async def test_robots_crawl_delay_widens_the_host_interval(
     await asyncio.gather(*(fetcher.fetch(link(server.url(f"/c?i={i}"))) for i in range(3)))
     starts = sorted(h.start for h in server.hits if h.path.startswith("/c"))
     assert all(b - a >= 0.45 for a, b in itertools.pairwise(starts))
+
+
+async def test_interval_counts_from_the_actual_send(server: LoopbackServer) -> None:
+    # The first connection is slow to set up (slow DNS here; a busy event loop or a far
+    # server in production). The second request must not overtake it or arrive within the
+    # interval of it, although its turn was scheduled 0.2 s after the first one's.
+    lookups = 0
+
+    async def slow_first(host: str, port: int) -> list[str]:
+        nonlocal lookups
+        lookups += 1
+        if lookups == 1:
+            await asyncio.sleep(0.25)  # lands the send just after the next turn
+        return ["127.0.0.1"]
+
+    async def slow_page(request: web.Request) -> web.Response:
+        await asyncio.sleep(1.0)  # keeps the first connection busy: the second needs its own
+        return web.Response(text=ARTICLE, content_type="text/html")
+
+    server.route("/s", slow_page)
+    settings = make_settings(host_concurrency=2, host_interval_s=0.2)
+    fetcher = Fetcher(
+        settings,
+        session_factory=None,  # type: ignore[arg-type]  # page fetches never use the DB
+        transport=build_transport(settings, resolver=slow_first),
+    )
+    await fetcher.start()
+    try:
+        await asyncio.gather(
+            *(fetcher.fetch(link(f"http://a.test:{server.port}/s?i={i}")) for i in range(2))
+        )
+    finally:
+        await fetcher.stop()
+    first, second = sorted(h.start for h in server.hits)
+    assert second - first >= 0.19
