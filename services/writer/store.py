@@ -217,17 +217,17 @@ async def _resolve_entities(conn: Any, rows: dict[str, tuple[str, str, str]]) ->
                 }
             )
     redirect = {entity_id: target for entity_id, target in found.values() if target is not None}
+    checked = {entity_id for entity_id, _target in found.values()}
     for _ in range(MAX_MERGE_DEPTH):  # follow A -> B -> C chains made by successive merges
-        unknown = sorted({t for t in redirect.values() if t not in redirect} - set(redirect))
+        unknown = sorted(set(redirect.values()) - checked)
         if not unknown:
             break
+        checked.update(unknown)
         more = await conn.fetch(
             "SELECT id, merged_into FROM entities WHERE id = ANY($1::int8[]) "
             "AND merged_into IS NOT NULL",
             unknown,
         )
-        if not more:
-            break
         redirect.update({r["id"]: r["merged_into"] for r in more})
 
     def final(entity_id: int) -> int:
