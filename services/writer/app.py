@@ -77,6 +77,7 @@ async def store_isolating_poison(
         total.entities += report.entities
         total.links += report.links
         total.aliases += report.aliases
+        total.article_ids = (total.article_ids or {}) | (report.article_ids or {})
     return total, letters
 
 
@@ -138,6 +139,16 @@ def build(settings: Settings, *, bootstrap: str) -> faust.App:
                         END_TO_END_SECONDS.observe(
                             max(0.0, now - item.article.discovered_at.timestamp())
                         )
+                if logger.isEnabledFor(logging.DEBUG):  # one outcome line per message
+                    rejected_urls = {letter.url for letter in rejected}
+                    for _raw, item in decoded:
+                        url = item.article.url
+                        if item.article.canonical_url in stored:
+                            logger.debug("ok stage=store url=%s", url)
+                        elif item.article.status == "duplicate":
+                            logger.debug("duplicate stage=store url=%s", url)
+                        elif url not in rejected_urls:
+                            logger.debug("skipped stage=store reason=stale url=%s", url)
                 logger.debug(
                     "stored batch articles=%s links=%s entities=%s stale=%s dlq=%s",
                     report.articles,
