@@ -254,3 +254,35 @@ async def test_robots_single_flight_survives_a_cancelled_caller(
     results = await asyncio.gather(*tasks[1:])
     assert all(page.status_code == 200 for page in results)
     assert len(server.hits_for("/robots.txt")) == 1
+
+
+async def test_brotli_bomb_and_deflate_variants(server: LoopbackServer, make_fetcher) -> None:
+    import zlib
+
+    server.static(
+        "/br-bomb",
+        brotli.compress(b"\0" * (100 * 1024 * 1024), quality=5),
+        headers={"Content-Encoding": "br"},
+    )
+    raw = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    server.static(
+        "/raw-deflate",
+        raw.compress(ARTICLE.encode()) + raw.flush(),
+        headers={"Content-Encoding": "deflate"},
+    )
+    server.static(
+        "/zlib-deflate", zlib.compress(ARTICLE.encode()), headers={"Content-Encoding": "deflate"}
+    )
+    fetcher = await make_fetcher(max_page_bytes=1024 * 1024)
+    with pytest.raises(PermanentError) as err:
+        await fetcher.fetch(link(server.url("/br-bomb")))
+    assert err.value.kind == "too_large"
+    for path in ("/raw-deflate", "/zlib-deflate"):
+        assert "Ankara" in (await fetcher.fetch(link(server.url(path)))).html
+
+
+async def test_redirect_to_another_scheme_is_refused(server: LoopbackServer, make_fetcher) -> None:
+    server.route("/go", lambda r: _resp(302, {"Location": "file:///etc/passwd"}))
+    with pytest.raises(PermanentError) as err:
+        await (await make_fetcher()).fetch(link(server.url("/go")))
+    assert err.value.kind == "ssrf_blocked"
