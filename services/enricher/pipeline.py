@@ -47,7 +47,11 @@ SUPPORTED_LANGUAGES: tuple[str, ...] = ("en",)
 
 
 class Enricher:
-    """Stateless per article; holds the spaCy model, the alias table and user overrides."""
+    """Stateless per article; holds the spaCy model, the alias table and user overrides.
+
+    Not thread-safe (spaCy's vocabulary is shared state): use one Enricher per thread or
+    process; ``load()`` may run in an executor, ``enrich()`` calls must not overlap.
+    """
 
     def __init__(
         self,

@@ -34,9 +34,12 @@ def test_every_key_carries_its_kind_and_mentions_agree(enricher: Enricher, make_
     import json
 
     data = json.loads((FIXTURES / "eval_holdout.json").read_text(encoding="utf-8"))
-    for item in data["articles"]:
+    dev = json.loads((FIXTURES / "eval.json").read_text(encoding="utf-8"))
+    for item in data["articles"] + dev["articles"]:
         result = enricher.enrich(make_article(item["body"], title=item["title"]))
         kinds = {e.key: e.kind for e in result.entities}
         assert all(key.startswith(kind + ":") for key, kind in kinds.items())
         assert all(kinds[m.entity_key] == m.kind for m in result.mentions)
         assert sum(e.mentions for e in result.entities) == len(result.mentions)
+        for a, b in zip(result.mentions, result.mentions[1:], strict=False):
+            assert a.field != b.field or a.end <= b.start, (a, b)  # sorted, never overlapping
