@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import random
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -360,7 +361,7 @@ def _database_url(stack_home: Path | None) -> tuple[str, Path | None]:
     from shared import stack
     from shared.db.migrate import upgrade
 
-    home = stack_home or Path(tempfile.mkdtemp(prefix="newsflow-bench-"))
+    home = stack_home or Path(tempfile.mkdtemp(prefix="newsflow-fetcher-bench-"))
     os.chmod(home, 0o755)
     result = stack.up(home, want_kafka=False)
     assert result.state.postgres is not None and result.state.postgres.endpoint
@@ -410,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
                     from shared import stack
 
                     stack.down(home)
+                    shutil.rmtree(home, ignore_errors=True)
     print(json.dumps(results, indent=2))
     return 0
 
