@@ -217,6 +217,10 @@ def run_full(
         )
     )
     stored = int(row["n"])
+    processes = sampler.report()
+    for p in processes.values():
+        p["cpu_ms_per_article"] = round(1000 * p["cpu_s"] / max(stored, 1), 1)
+    cpu_total = sum(p["cpu_s"] for p in processes.values())
     last = float(row["last_stored"] or t0)
     wall = max(last - t0, 1e-6)
     lat = _latencies(ep.database_url, t0)
@@ -236,7 +240,10 @@ def run_full(
         },
         "latencies": [round(x, 3) for x in sorted(lat)],
         "stages": metrics.stage_rates(),
-        "processes": sampler.report(),
+        "processes": processes,
+        # the machine's CPU budget: if every core were busy, this many articles/s would fit
+        "cpu_ms_per_article": round(1000 * cpu_total / max(stored, 1), 1),
+        "cpu_bound_per_s": round((psutil.cpu_count() or 1) * stored / max(cpu_total, 1e-6), 2),
     }
 
 
@@ -429,7 +436,20 @@ def table(result: dict[str, Any]) -> str:
     for stage, s in full["stages"].items():
         rows.append((f"stage {stage}", f"{s['per_s']:.2f} msg/s over {s['active_s']}s"))
     for name, p in full["processes"].items():
-        rows.append((f"{name}", f"CPU {p['cpu_s']:.1f} s, peak RSS {p['peak_rss_mb']:.0f} MB"))
+        rows.append(
+            (
+                f"{name}",
+                f"CPU {p['cpu_s']:.1f} s ({p['cpu_ms_per_article']:.0f} ms/article), "
+                f"peak RSS {p['peak_rss_mb']:.0f} MB",
+            )
+        )
+    rows.append(
+        (
+            "CPU budget (all processes)",
+            f"{full['cpu_ms_per_article']:.0f} ms/article -> at most "
+            f"{full['cpu_bound_per_s']:.1f} articles/s on {result['machine']['cores']} cores",
+        )
+    )
     rows.append(("extraction alone (1 core)", f"{b['extract_per_s']:.2f} docs/s"))
     rows.append(("NER alone (1 core)", f"{b['ner_per_s']:.2f} docs/s"))
     if "extract_per_s" in peer:

@@ -200,7 +200,9 @@ def main() -> int:
             result = run_hostile(ep, log_dir)
     finally:
         shutil.rmtree(home, ignore_errors=True)
-    print(render(result))
+    table = render(result)
+    print(table)
+    (harness.ROOT / "bench-results" / "hostile.txt").write_text(table + "\n")
     ok = (
         all(r.explained or r.case in KNOWN_GAPS for r in result["rows"])
         and result["good_stored"] == result["good_expected"]

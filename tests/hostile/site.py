@@ -491,7 +491,11 @@ CASES: tuple[Case, ...] = (
     Case("relative_links", "item links relative to the feed URL", "feed", _relative_links),
     Case("atom_xml_base", "Atom entry link relative to xml:base", "feed", _atom_relative),
     Case(
-        "bad_schemes", "file://, ftp://, javascript:, data: links (+1 good)", "feed", _bad_schemes
+        "bad_schemes",
+        "file://, ftp://, javascript:, data: links (+1 good)",
+        "feed",
+        _bad_schemes,
+        feed_items=5,
     ),
     Case("feed_410", "feed URL answers 410 Gone", "feed", _feed_gone),
     Case("page_50mb", "50 MB page (streamed)", "page", _page_case(_huge_page)),
