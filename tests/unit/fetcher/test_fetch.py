@@ -6,12 +6,14 @@ import asyncio
 import gzip
 import itertools
 import time
+from datetime import UTC, datetime
 
 import brotli
 import pytest
 from aiohttp import web
 
 from shared.errors import PermanentError, TransientError
+from shared.messages import FeedEntry, Link, Page
 from tests.unit.fetcher.conftest import LoopbackServer, link
 
 ARTICLE = "<html><head><title>t</title></head><body><p>Ankara said on Sunday</p></body></html>"
@@ -286,3 +288,26 @@ async def test_redirect_to_another_scheme_is_refused(server: LoopbackServer, mak
     with pytest.raises(PermanentError) as err:
         await (await make_fetcher()).fetch(link(server.url("/go")))
     assert err.value.kind == "ssrf_blocked"
+
+
+async def test_page_carries_link_context_and_round_trips(
+    server: LoopbackServer, make_fetcher
+) -> None:
+    server.route("/short", lambda r: _resp(301, {"Location": "/story"}))
+    server.static(
+        "/story", ARTICLE, content_type="text/html; charset=utf-8", headers={"ETag": '"p1"'}
+    )
+    entry = FeedEntry(title="Strike near Sinjar", summary="s", guid="g-1")
+    src = Link(
+        url=server.url("/short"),
+        host="127.0.0.1",
+        feed_id=7,
+        feed_url="https://feeds.example/rss",
+        entry=entry,
+        discovered_at=datetime(2026, 11, 22, 7, tzinfo=UTC),
+    )
+    page = await (await make_fetcher()).fetch(src)
+    assert (page.url, page.final_url, page.redirects) == (src.url, server.url("/story"), [src.url])
+    assert (page.feed_id, page.feed_url, page.entry, page.etag) == (7, src.feed_url, entry, '"p1"')
+    assert page.discovered_at == src.discovered_at and page.fetched_at >= src.discovered_at
+    assert Page.from_bytes(page.to_bytes()) == page
