@@ -258,12 +258,16 @@ class Sampler:
         }
 
 
+#: metrics are on loopback: never through an environment proxy
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def scrape_counts(port: int) -> dict[tuple[str, str], float]:
     """``newsflow_messages_total`` summed per (stage, outcome) from one worker's metrics port."""
     if not port:
         return {}
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as resp:
+        with _NO_PROXY.open(f"http://127.0.0.1:{port}/metrics", timeout=1) as resp:
             body = resp.read().decode()
     except OSError:
         return {}
