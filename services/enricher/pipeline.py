@@ -6,8 +6,10 @@ Failure behaviour, so an article is never dropped:
 * empty body and title: status ``empty``, no entities (a title alone is still enriched);
 * body longer than ``max_chars``: only the first ``max_chars`` (cut at a paragraph or word
   break) are processed, status ``truncated``;
-* a language other than English (``article.language``): status ``unsupported_language``,
-  no entities; an unknown language (``None``, text too short to tell) is tried as English.
+* a language other than English (``article.language``): status ``unsupported_language``;
+  no model runs, only the rules find names (curated and user names, listed given names),
+  since "PKK" or "Erdoğan" read the same in Turkish copy; an unknown language (``None``,
+  text too short to tell) is tried as English.
 """
 
 from __future__ import annotations
@@ -134,8 +136,9 @@ class Enricher:
         assert self._recognizer is not None and self._table is not None
         plans = [_plan(article, self.max_chars) for article in articles]
         jobs = [(plan.title, plan.body) for plan in plans if plan.run]
+        names_only = [plan.names_only for plan in plans if plan.run]
         try:
-            spans_iter = iter(self._recognizer.recognize(jobs))
+            spans_iter = iter(self._recognizer.recognize(jobs, names_only=names_only))
         except Exception as exc:  # pathological text must dead-letter, not stop the stream
             urls = ", ".join(a.canonical_url for a in articles[:3])
             raise PermanentError(
@@ -163,7 +166,9 @@ class Enricher:
         plan = _plan(article, self.max_chars)
         if not plan.run:
             return []
-        spans = self._recognizer.recognize([(plan.title, plan.body)])[0]
+        spans = self._recognizer.recognize([(plan.title, plan.body)], names_only=[plan.names_only])[
+            0
+        ]
         texts = {"title": article.title or "", "body": plan.body}
         items = resolve_article(spans, texts=texts, table=self._table, overrides=self._overrides)
         return [
@@ -251,30 +256,43 @@ class Explanation:
 class _Plan:
     """What to run for one article, decided before any NLP."""
 
-    __slots__ = ("body", "note", "run", "status", "title")
+    __slots__ = ("body", "names_only", "note", "run", "status", "title")
 
     def __init__(
-        self, *, title: str | None, body: str, status: str, note: str | None, run: bool
+        self,
+        *,
+        title: str | None,
+        body: str,
+        status: str,
+        note: str | None,
+        run: bool,
+        names_only: bool = False,
     ) -> None:
         self.title = title
         self.body = body
         self.status = status
         self.note = note
         self.run = run
+        self.names_only = names_only
 
 
 def _plan(article: Article, max_chars: int) -> _Plan:
-    language = (article.language or "").lower()
-    if language and not language.startswith(SUPPORTED_LANGUAGES):
-        return _Plan(
-            title=None,
-            body="",
-            status="unsupported_language",
-            run=False,
-            note=f"language {article.language!r} has no NER model here; stored without entities",
-        )
     title = _without_site_name(article.title, article.site_name)
     body = article.body_text
+    language = (article.language or "").lower()
+    if language and not language.startswith(SUPPORTED_LANGUAGES):
+        # no model for it, but curated and user names (PKK, Erdoğan, Kobani) are written the
+        # same in Turkish or Kurdish copy: the rules alone find those, and the note says so
+        cut = truncate_at(body, max_chars)
+        return _Plan(
+            title=title,
+            body=body[:cut],
+            status="unsupported_language",
+            run=bool(body.strip() or title),
+            names_only=True,
+            note=f"language {article.language!r} has no NER model here; "
+            "names found by rules only (curated, user, given names)",
+        )
     if not body.strip():
         if title is None:
             return _Plan(

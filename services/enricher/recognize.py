@@ -659,21 +659,33 @@ class Recognizer:
         self.skip_nameless = skip_nameless
         self._name_orths = frozenset(nlp.vocab.strings.add(name) for name in given_names())
 
-    def recognize(self, texts: Sequence[tuple[str | None, str]]) -> list[list[Span]]:
-        """Spans per (title, body) pair, in text order; title spans first."""
+    def recognize(
+        self,
+        texts: Sequence[tuple[str | None, str]],
+        *,
+        names_only: Sequence[bool] | None = None,
+    ) -> list[list[Span]]:
+        """Spans per (title, body) pair, in text order; title spans first.
+
+        ``names_only[i]``: tokenize only and find curated/user names (text in a language the
+        model does not know); no model spans, no model cost.
+        """
+        flags = list(names_only) if names_only is not None else [False] * len(texts)
         jobs: list[tuple[int, str, int, str]] = []
         for index, (title, body) in enumerate(texts):
             if title and title.strip():
                 jobs.extend((index, "title", off, seg) for off, seg in title_segments(title))
             jobs.extend(
                 (index, "body", off, seg)
-                for off, seg in segments(body, skip_nameless=self.skip_nameless)
+                for off, seg in segments(
+                    body, skip_nameless=self.skip_nameless and not flags[index]
+                )
             )
         results: list[list[Span]] = [[] for _ in texts]
         # memory_zone: strings of these texts leave the vocab afterwards, so a long-running
         # worker does not grow without bound (spaCy 3.8). No Doc outlives the block.
         with self.nlp.memory_zone():
-            self._recognize_into(results, jobs, texts)
+            self._recognize_into(results, jobs, texts, flags)
         for spans in results:
             spans.sort(key=lambda s: (s.field != "title", s.start))
         return results
@@ -683,10 +695,14 @@ class Recognizer:
         results: list[list[Span]],
         jobs: list[tuple[int, str, int, str]],
         texts: Sequence[tuple[str | None, str]],
+        flags: list[bool],
     ) -> None:
-        docs = self.nlp.pipe((seg for _, _, _, seg in jobs), batch_size=self.batch_size)
+        modelled = [job for job in jobs if not flags[job[0]]]
+        docs = self.nlp.pipe((seg for _, _, _, seg in modelled), batch_size=self.batch_size)
+        pairs: list[tuple[tuple[int, str, int, str], Doc]] = list(zip(modelled, docs, strict=True))
+        pairs += [(job, self.nlp.make_doc(job[3])) for job in jobs if flags[job[0]]]
         headlines: list[tuple[int, int, str, Doc]] = []
-        for (index, field, offset, text), doc in zip(jobs, docs, strict=True):
+        for (index, field, offset, text), doc in pairs:
             if field == "title":
                 headlines.append((index, offset, text, doc))  # after the body: see below
             else:

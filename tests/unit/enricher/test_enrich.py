@@ -216,16 +216,27 @@ def test_empty_article_is_kept_with_status(enricher: Enricher, make_article) -> 
     assert "PERSON:recep tayyip erdogan" in entities(titled)
 
 
-def test_non_english_article_has_no_entities(enricher: Enricher, make_article) -> None:
+def test_non_english_article_gets_curated_names_only(enricher: Enricher, make_article) -> None:
     result = enricher.enrich(
         make_article(
-            "Milli Savunma Bakanlığı, Irak'ın kuzeyinde PKK hedeflerinin vurulduğunu açıkladı.",
+            "Milli Savunma Bakanlığı, Irak'ın kuzeyindeki Gara bölgesinde PKK hedeflerinin "
+            "vurulduğunu açıkladı. Cumhurbaşkanı Erdoğan ayrıca Kobani'ye değindi. Ahmet Yıldız "
+            "adlı bir asker yaralandı.",
             language="tr",
         )
     )
     assert result.enrichment.status == "unsupported_language"
-    assert result.entities == [] and result.mentions == []
+    assert "names found by rules only" in (result.enrichment.note or "")
+    # no model ran: curated names and the given-name rule ("Ahmet Yıldız") still apply
+    assert entities(result) == {
+        "LOC:gara": "LOC",
+        "ORG:kurdistan workers party": "ORG",
+        "PERSON:recep tayyip erdogan": "PERSON",
+        "PERSON:ahmet yildiz": "PERSON",
+    }
     assert result.article.body_text.startswith("Milli")  # the article itself is kept
+    arabic = enricher.enrich(make_article("قصفت طائرات مسيرة مواقع في دهوك", language="ar"))
+    assert arabic.enrichment.status == "unsupported_language" and arabic.entities == []
 
 
 def test_enormous_text_is_truncated(make_article) -> None:
