@@ -393,39 +393,65 @@ _BOMS = (
 
 
 def detect_charset(body: bytes, content_type_header: str | None) -> tuple[str, str]:
-    """``(codec, source)``: BOM, then header charset, then <meta>, then sniffing, then UTF-8."""
+    """``(codec, source)``: BOM, then header charset, then <meta>, then sniffing, then UTF-8.
+
+    A declared charset the body does not decode in (a windows-1254 page served as UTF-8 is
+    common) is overruled by sniffing: decoding it as declared would replace every Turkish
+    letter with U+FFFD, which no later stage can repair.
+    """
     for bom, bom_name in _BOMS:
         if body.startswith(bom):
             return bom_name, "bom"
+    declared: tuple[str, str] | None = None
     if content_type_header:
         m = _HEADER_CHARSET.search(content_type_header)
         if m and (header_name := _codec(m.group(1))):
-            return header_name, "header"
-    m2 = _META_CHARSET.search(body[:META_SCAN_BYTES])
-    if m2 and (meta_name := _codec(m2.group(1))):
-        # A page that claims UTF-16 in an ASCII-readable meta tag is not UTF-16 (HTML spec).
-        return ("utf-8" if meta_name.startswith(("utf_16", "utf-16")) else meta_name), "meta"
-    try:
-        body[:SNIFF_BYTES].decode("utf-8")
+            declared = header_name, "header"
+    if declared is None:
+        m2 = _META_CHARSET.search(body[:META_SCAN_BYTES])
+        if m2 and (meta_name := _codec(m2.group(1))):
+            # A page that claims UTF-16 in an ASCII-readable meta tag is not UTF-16 (HTML spec).
+            declared = (
+                ("utf-8" if meta_name.startswith(("utf_16", "utf-16")) else meta_name),
+                "meta",
+            )
+    if declared is not None:
+        if _decodes(body[:SNIFF_BYTES], declared[0]):
+            return declared
+        return _sniff(body, exclude_utf8=True) or declared
+    if _decodes(body[:SNIFF_BYTES], "utf-8"):
         return "utf-8", "sniffed"
+    return _sniff(body, exclude_utf8=True) or (DEFAULT_CHARSET, "default")
+
+
+def _decodes(prefix: bytes, codec: str) -> bool:
+    try:
+        prefix.decode(codec)
     except UnicodeDecodeError as exc:
-        # A cut multi-byte sequence at the prefix end is still UTF-8.
-        if exc.start >= SNIFF_BYTES - 4:
-            return "utf-8", "sniffed"
+        # A multi-byte sequence cut at the prefix end is not an error in the document.
+        return exc.start >= len(prefix) - 4 and len(prefix) >= SNIFF_BYTES
+    except LookupError:
+        return False
+    return True
+
+
+def _sniff(body: bytes, *, exclude_utf8: bool) -> tuple[str, str] | None:
     matches = charset_normalizer.from_bytes(body[:SNIFF_BYTES])
     best = matches.best()
-    if best is not None:
-        tied = {
-            _codec(m.encoding)
-            for m in matches
-            if m.chaos <= best.chaos and m.coherence >= best.coherence - SNIFF_TIE_COHERENCE
-        }
-        for preferred in PREFERRED_SNIFFED:
-            if preferred in tied:
-                return preferred, "sniffed"
-        if sniffed := _codec(best.encoding):
-            return sniffed, "sniffed"
-    return DEFAULT_CHARSET, "default"
+    if best is None:
+        return None
+    tied = {
+        _codec(m.encoding)
+        for m in matches
+        if m.chaos <= best.chaos and m.coherence >= best.coherence - SNIFF_TIE_COHERENCE
+    }
+    for preferred in PREFERRED_SNIFFED:
+        if preferred in tied:
+            return preferred, "sniffed"
+    sniffed = _codec(best.encoding)
+    if sniffed and not (exclude_utf8 and sniffed.replace("_", "-") == "utf-8"):
+        return sniffed, "sniffed"
+    return None
 
 
 def decode_html(body: bytes, content_type_header: str | None) -> tuple[str, str, str]:

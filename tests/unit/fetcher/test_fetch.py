@@ -311,3 +311,18 @@ async def test_page_carries_link_context_and_round_trips(
     assert (page.feed_id, page.feed_url, page.entry, page.etag) == (7, src.feed_url, entry, '"p1"')
     assert page.discovered_at == src.discovered_at and page.fetched_at >= src.discovered_at
     assert Page.from_bytes(page.to_bytes()) == page
+
+
+def test_windows_1254_page_declared_utf8_is_decoded_as_1254() -> None:
+    from services.fetcher.fetch import decode_html
+
+    text = (
+        "<html><head><meta charset='utf-8'></head><body><p>Türkiye'nin güneydoğusunda, Şırnak "
+        "ilinde düzenlenen operasyonda PKK'lı teröristler etkisiz hale getirildi. Milli Savunma "
+        "Bakanlığı açıklama yaptı.</p></body></html>"
+    )
+    decoded, charset, source = decode_html(text.encode("cp1254"), "text/html; charset=utf-8")
+    assert (charset, source) == ("cp1254", "sniffed")
+    assert "Şırnak ilinde" in decoded and "\ufffd" not in decoded
+    # a page that really is UTF-8 keeps its declared charset
+    assert decode_html(text.encode(), "text/html; charset=utf-8")[1:] == ("utf-8", "header")
