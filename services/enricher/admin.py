@@ -36,7 +36,7 @@ from services.enricher.canonical import (
     split_key,
     strip_articles,
 )
-from shared.db.models import Entity, EntityAlias
+from shared.db.models import ArticleEntity, Entity, EntityAlias
 from shared.errors import PermanentError
 
 if TYPE_CHECKING:
@@ -60,6 +60,16 @@ class EntityInfo:
     kind: str
     name: str
     created: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EntitySummary:
+    key: str
+    kind: str
+    name: str
+    merged_into: str | None
+    articles: int
+    aliases: tuple[tuple[str, str], ...]  # (alias, source)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +209,62 @@ async def find_entity(
         keys = ", ".join(row.key for row in rows)
         raise AdminError(f"{ref!r} names several entities ({keys}); give the key")
     return _info(rows[0])
+
+
+DEFAULT_SHOW_LIMIT = 20
+MAX_ALIASES_SHOWN = 12
+
+
+async def find_entities(
+    session: AsyncSession, query: str, *, limit: int = DEFAULT_SHOW_LIMIT
+) -> list[EntitySummary]:
+    """Entities whose key, name or an alias matches ``query`` (a key, or a name fragment),
+    most-linked first: what a user looks at before ``alias add``/``merge``/``split``."""
+    key = _as_key(query)
+    pattern = f"%{query.strip()}%"
+    alias_hit = select(EntityAlias.entity_id).where(EntityAlias.alias.ilike(pattern))
+    condition = (
+        (Entity.key == key)
+        if key is not None
+        else Entity.name.ilike(pattern) | Entity.key.ilike(pattern) | Entity.id.in_(alias_hit)
+    )
+    target = aliased(Entity)
+    links = (
+        select(func.count())
+        .select_from(ArticleEntity)
+        .where(ArticleEntity.entity_id == Entity.id)
+        .scalar_subquery()
+    )
+    rows = (
+        await session.execute(
+            select(Entity.id, Entity.key, Entity.kind, Entity.name, target.key, links)
+            .outerjoin(target, Entity.merged_into == target.id)
+            .where(condition)
+            .order_by(links.desc(), Entity.key)
+            .limit(limit)
+        )
+    ).all()
+    out = []
+    for entity_id, entity_key, kind, name, merged_key, articles in rows:
+        aliases = (
+            await session.execute(
+                select(EntityAlias.alias, EntityAlias.source)
+                .where(EntityAlias.entity_id == entity_id)
+                .order_by(EntityAlias.source != USER_SOURCE, EntityAlias.alias)
+                .limit(MAX_ALIASES_SHOWN)
+            )
+        ).all()
+        out.append(
+            EntitySummary(
+                entity_key,
+                kind,
+                name,
+                merged_key,
+                int(articles or 0),
+                tuple((a, s) for a, s in aliases),
+            )
+        )
+    return out
 
 
 # --- commands ------------------------------------------------------------------------------

@@ -64,6 +64,22 @@ def register(app: typer.Typer) -> None:
         change = _run(admin.merge_entities, source, target, allow_kind_change=force)
         typer.echo(f"merged {change.source.key} into {change.target.key}. {RELOAD_HINT}")
 
+    @app.command("show")
+    def show(
+        query: Annotated[str, typer.Argument(help="Entity key, or part of a name or alias.")],
+        limit: Annotated[int, typer.Option(help="At most this many entities.")] = 20,
+    ) -> None:
+        """List matching entities with their kind, links, redirect and aliases."""
+        found = _run(admin.find_entities, query, limit=limit)
+        if not found:
+            typer.echo(f"no entity matches {query!r}")
+            raise typer.Exit(1)
+        for item in found:
+            redirect = f" -> merged into {item.merged_into}" if item.merged_into else ""
+            typer.echo(f"{item.key}\t{item.name}\t{item.articles} articles{redirect}")
+            for alias, source in item.aliases:
+                typer.echo(f"    {alias}\t({source})")
+
     @app.command("explain")
     def explain(
         text: Annotated[str, typer.Argument(help="Article text ('-' reads standard input).")],

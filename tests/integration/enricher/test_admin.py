@@ -159,6 +159,10 @@ def test_cli_alias_merge_split(database_url: str, monkeypatch: pytest.MonkeyPatc
         assert result.exit_code == 0, result.output
         result = runner.invoke(app, ["entities", "merge", "GPE:federal iraq", "GPE:iraq"])
         assert result.exit_code == 0 and "merged GPE:federal iraq into GPE:iraq" in result.output
+        result = runner.invoke(app, ["entities", "show", "iraq"])
+        assert result.exit_code == 0, result.output
+        assert "GPE:federal iraq\tfederal iraq\t0 articles -> merged into GPE:iraq" in result.output
+        assert "    Irak\t(user)" in result.output
         result = runner.invoke(app, ["entities", "split", "GPE:federal iraq"])
         assert result.exit_code == 0 and "its own entity again" in result.output
         result = runner.invoke(app, ["entities", "merge", "GPE:iraq", "PERSON:nobody"])
@@ -166,3 +170,42 @@ def test_cli_alias_merge_split(database_url: str, monkeypatch: pytest.MonkeyPatc
         assert isinstance(result.exception, admin.AdminError)
     finally:
         get_settings.cache_clear()
+
+
+async def test_find_entities_by_key_name_or_alias(session: AsyncSession) -> None:
+    from shared.db.models import Article as ArticleRow
+    from shared.db.models import ArticleEntity
+
+    pkk = Entity(key="ORG:kurdistan workers party", kind="ORG", name="Kurdistan Workers' Party")
+    kck = Entity(
+        key="ORG:kurdistan communities union", kind="ORG", name="Kurdistan Communities Union"
+    )
+    session.add_all([pkk, kck])
+    article = ArticleRow(
+        url="https://t.example/a",
+        canonical_url="https://t.example/a",
+        body_text="PKK",
+        content_hash="0" * 64,
+    )
+    session.add(article)
+    await session.flush()
+    session.add(ArticleEntity(article_id=article.id, entity_id=pkk.id, mentions=3, salience=1.0))
+    session.add(EntityAlias(entity_id=pkk.id, alias="PKK", source="observed"))
+    await session.flush()
+    await admin.add_alias(session, "ORG:kurdistan workers party", "Partiya Karkerên Kurdistanê")
+    await admin.merge_entities(
+        session, "ORG:kurdistan communities union", "ORG:kurdistan workers party"
+    )
+
+    by_name = await admin.find_entities(session, "kurdistan")
+    assert [e.key for e in by_name] == [  # most-linked first
+        "ORG:kurdistan workers party",
+        "ORG:kurdistan communities union",
+    ]
+    assert by_name[0].articles == 1
+    assert by_name[0].aliases[0] == ("Partiya Karkerên Kurdistanê", "user")  # user aliases first
+    assert by_name[1].merged_into == "ORG:kurdistan workers party"
+    by_alias = await admin.find_entities(session, "PKK")
+    assert [e.key for e in by_alias] == ["ORG:kurdistan workers party"]
+    by_key = await admin.find_entities(session, "ORG:Kurdistan Communities Union")
+    assert [e.key for e in by_key] == ["ORG:kurdistan communities union"]
