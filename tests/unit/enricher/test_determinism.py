@@ -15,6 +15,7 @@ FIXTURE = ROOT / "tests" / "fixtures" / "enricher" / "eval_holdout.json"
 SCRIPT = """
 import json, sys
 from datetime import UTC, datetime
+from services.enricher.pipeline import Enricher
 from shared.messages import Article
 now = datetime(2026, 11, 20, tzinfo=UTC)
 data = json.load(open(sys.argv[1], encoding="utf-8"))
