@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 
 from services.enricher.canonical import (
     KINDS,
+    TITLES,
     AliasEntry,
     AliasTable,
     Overrides,
@@ -125,7 +126,13 @@ TURKISH_LETTERS: frozenset[str] = frozenset("ıİşŞğĞçÇöÖüÜâÂîÎû�
 #: Prepositions after which a lone capitalised word is a place, not an organisation.
 LOCATIVE_BEFORE: frozenset[str] = frozenset({"in", "near", "outside", "around", "across"})
 #: Labels a given-name span may be relabelled from (never GPE/LOC/FAC/EVENT).
-PERSON_MISLABELS: frozenset[str] = frozenset({"PRODUCT", "ORG", "NORP", "WORK_OF_ART", "LAW"})
+PERSON_MISLABELS: frozenset[str] = frozenset(
+    {"PRODUCT", "ORG", "NORP", "WORK_OF_ART", "LAW", "FAC"}
+)
+#: The Arabic article as written in transliterated names ("al-", "ash-", "ad-"...).
+ARABIC_ARTICLES: frozenset[str] = frozenset(
+    {"al", "el", "ul", "ash", "ad", "as", "at", "az", "an", "ar", "ath", "adh"}
+)
 #: First words of sentences that are never a name (with no other capital, the sentence is
 #: skipped): function words and common news openers.
 NAMELESS_OPENERS: frozenset[str] = frozenset({
@@ -145,6 +152,8 @@ NAMELESS_OPENERS: frozenset[str] = frozenset({
 #: Name particles allowed inside a person name the rule layer builds ("Ahmed al-Sharaa").
 NAME_JOINERS: frozenset[str] = frozenset({"al", "el", "bin", "ibn", "-"})
 MAX_GIVEN_NAME_TAIL = 3
+#: One-word titles that may open a mislabelled person span ("Private Emre Kılıç" as FAC).
+TITLE_WORDS: frozenset[str] = frozenset(t for t in TITLES if " " not in t)
 #: Title Case headline detection: share of capitalised words longer than 3 letters.
 TITLE_CASE_SHARE = 0.75
 MIN_TITLE_CASE_WORD = 3
@@ -477,6 +486,13 @@ def _merge_gazetteer(v: _View, model: list[_Tok], names: list[_Tok]) -> list[_To
     for index, name in enumerate(names):
         if index in used or name.weak:
             continue
+        if (
+            name.start >= 2
+            and v.lowers[name.start - 1] == "-"
+            and not v.spaces[name.start - 2]
+            and v.lowers[name.start - 2] in ARABIC_ARTICLES
+        ):
+            continue  # "Arab" in "Shatt al-Arab" is part of a longer name the model missed
         overlapping = [span for span in result if _overlaps(span, name)]
         if all(_inside_padded(v, span, name) for span in overlapping):
             result = [span for span in result if not _overlaps(span, name)]
@@ -507,6 +523,14 @@ def _is_capitalised(text: str) -> bool:
     return text[:1].isupper() and any(ch.isalpha() for ch in text)
 
 
+def _after_titles(v: _View, span: _Tok) -> int:
+    """Index of the first token of ``span`` after leading one-word titles ("Private Emre")."""
+    i = span.start
+    while i < span.end - 1 and v.lowers[i].rstrip(".") in TITLE_WORDS:
+        i += 1
+    return i
+
+
 def _fix_people(v: _View, spans: list[_Tok], name_orths: frozenset[int]) -> list[_Tok]:
     covered = {i for span in spans for i in range(span.start, span.end)}
     fixed: list[_Tok] = []
@@ -535,8 +559,8 @@ def _fix_people(v: _View, spans: list[_Tok], name_orths: frozenset[int]) -> list
         elif (
             span.label in PERSON_MISLABELS
             and span.rule == "model"
-            and v.orths[span.start] in name_orths
-            and span.end - span.start >= 2
+            and v.orths[_after_titles(v, span)] in name_orths
+            and span.end - _after_titles(v, span) >= 2
             and v.lowers[span.end - 1] not in NOT_PERSON_HEADS
             and all(
                 _is_capitalised(v.texts[i]) or v.lowers[i] in NAME_JOINERS

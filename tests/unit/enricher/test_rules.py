@@ -235,3 +235,19 @@ def test_lone_word_before_national_is_a_nationality(
 ) -> None:
     doc = doc_with(blank, "Among them was a Tajik national.", [("Tajik", "PERSON")])
     assert result(recognizer, doc) == [("Tajik", "NORP")]
+
+
+def test_titled_given_name_mislabelled_fac_is_a_person(
+    blank: Language, recognizer: Recognizer
+) -> None:
+    doc = doc_with(blank, "They named Private Emre Kılıç.", [("Private Emre Kılıç", "FAC")])
+    assert result(recognizer, doc) == [("Private Emre Kılıç", "PERSON")]
+
+
+def test_known_word_after_arabic_article_is_not_carved_out(
+    blank: Language, recognizer: Recognizer
+) -> None:
+    doc = doc_with(blank, "Salt water moved up the Shatt al-Arab waterway.", [])
+    assert result(recognizer, doc) == []
+    doc = doc_with(blank, "Turkish-backed fighters and Arab tribes clashed.", [])
+    assert result(recognizer, doc) == [("Turkish", "GPE"), ("Arab", "NORP")]
