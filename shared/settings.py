@@ -116,6 +116,13 @@ class Settings(BaseSettings):
     # --- writer ------------------------------------------------------------------------
     writer_batch_size: int = Field(default=200, ge=1)
     writer_batch_seconds: float = Field(default=0.5, gt=0)
+    writer_parallel_transactions: int = Field(
+        default=2,
+        ge=1,
+        le=8,
+        description="Each writer batch is split by article into this many concurrent "
+        "transactions (PostgreSQL uses one core per transaction).",
+    )
     writer_archive_pages: bool = Field(
         default=True,
         description="Archive news.pages.v1 records in the pages table (gzip), so "

@@ -22,9 +22,11 @@ from services.writer.metrics import BATCH_RECORDS, DEAD_LETTERS_STORED, ROWS_WRI
 from services.writer.store import (
     StoreReport,
     db_error_kind,
+    merge_reports,
     write_batch,
     write_dead_letters,
     write_pages,
+    write_parallel,
 )
 from shared.db.session import create_engine, session_factory
 from shared.dlq import dead_letter
@@ -46,16 +48,22 @@ __all__ = ["build", "store_isolating_poison"]
 
 
 async def store_isolating_poison(
-    sessions: Any, decoded: list[tuple[bytes, EnrichedArticle]], *, source_topic: str
+    sessions: Any,
+    decoded: list[tuple[bytes, EnrichedArticle]],
+    *,
+    source_topic: str,
+    parts: int = 1,
 ) -> tuple[StoreReport, list[DeadLetter]]:
-    """Write *decoded* in one transaction; if the DB rejects it, one transaction per record.
+    """Write *decoded* (in *parts* concurrent transactions); if the DB rejects it, one
+    transaction per record.
 
     Outages are retried forever (``until_done``); a record the database rejects becomes a
     dead letter. Returns the merged report and the dead letters.
     """
     items = [item for _raw, item in decoded]
     try:
-        return await until_done(partial(write_batch, sessions, items), what="writer batch"), []
+        work = partial(write_parallel, sessions, items, parts=parts)
+        return await until_done(work, what="writer batch"), []
     except Exception as exc:  # non-transient: find the record(s) at fault
         if len(decoded) == 1:
             raw, item = decoded[0]
@@ -63,22 +71,16 @@ async def store_isolating_poison(
         logger.warning(
             "batch of %s rejected (%s); retrying record by record", len(decoded), db_error_kind(exc)
         )
-    total = StoreReport(article_ids={})
+    reports: list[StoreReport] = []
     letters: list[DeadLetter] = []
     for raw, item in decoded:
         try:
-            report = await until_done(partial(write_batch, sessions, [item]), what="writer record")
+            reports.append(
+                await until_done(partial(write_batch, sessions, [item]), what="writer record")
+            )
         except Exception as exc:
             letters.append(_rejected(raw, item, exc, source_topic))
-            continue
-        total.articles += report.articles
-        total.skipped_stale += report.skipped_stale
-        total.duplicates += report.duplicates
-        total.entities += report.entities
-        total.links += report.links
-        total.aliases += report.aliases
-        total.article_ids = (total.article_ids or {}) | (report.article_ids or {})
-    return total, letters
+    return merge_reports(reports), letters
 
 
 def _rejected(raw: bytes, item: EnrichedArticle, exc: Exception, source_topic: str) -> DeadLetter:
@@ -121,7 +123,10 @@ def build(settings: Settings, *, bootstrap: str) -> faust.App:
                 )
                 started = time.perf_counter()
                 report, rejected = await store_isolating_poison(
-                    sessions, decoded, source_topic=enriched_name
+                    sessions,
+                    decoded,
+                    source_topic=enriched_name,
+                    parts=settings.writer_parallel_transactions,
                 )
                 letters += rejected
                 STAGE_SECONDS.labels("store").observe(time.perf_counter() - started)

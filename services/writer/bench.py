@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from services.writer.store import write_batch
+from services.writer.store import write_parallel
 from shared.messages import Article, EnrichedArticle, Enrichment, EntityRef, Mention
 
 DEFAULT_ARTICLES = 20_000
@@ -164,19 +164,22 @@ def _reenriched(items: list[EnrichedArticle]) -> list[EnrichedArticle]:
     ]
 
 
-async def _pass(url: str, items: list[EnrichedArticle], batch: int, workers: int) -> dict[str, Any]:
-    """Write *items* in batches; *workers* connections share the batches like writer workers."""
+async def _pass(
+    url: str, items: list[EnrichedArticle], batch: int, workers: int, parts: int
+) -> dict[str, Any]:
+    """Write *items* in batches; *workers* share the batches like writer workers, each batch
+    split into *parts* concurrent transactions (NEWSFLOW_WRITER_PARALLEL_TRANSACTIONS)."""
     from shared.db.session import create_engine, session_factory
 
     batches = [items[i : i + batch] for i in range(0, len(items), batch)]
     totals = {"articles": 0, "links": 0, "stale": 0}
 
     async def worker(index: int) -> None:
-        engine = create_engine(url, pool_size=1)
+        engine = create_engine(url, pool_size=parts)
         sessions = session_factory(engine)
         try:
             for chunk in batches[index::workers]:
-                report = await write_batch(sessions, chunk)
+                report = await write_parallel(sessions, chunk, parts=parts)
                 totals["articles"] += report.articles
                 totals["links"] += report.links
                 totals["stale"] += report.skipped_stale
@@ -208,7 +211,7 @@ def _decode_rate(items: list[EnrichedArticle]) -> float:
 
 
 async def run(
-    url: str, *, articles: int, batch: int, links: int, workers: int = 1
+    url: str, *, articles: int, batch: int, links: int, workers: int = 1, parts: int = 1
 ) -> dict[str, Any]:
     items = synthetic(articles, links=links)
     return {
@@ -216,10 +219,11 @@ async def run(
         "batch": batch,
         "links_per_article": links,
         "workers": workers,
+        "parallel_transactions": parts,
         "decode_records_per_s": _decode_rate(items[:2000]),
-        "insert": await _pass(url, items, batch, workers),
-        "reenrich": await _pass(url, _reenriched(items), batch, workers),
-        "redeliver": await _pass(url, _reenriched(items), batch, workers),
+        "insert": await _pass(url, items, batch, workers, parts),
+        "reenrich": await _pass(url, _reenriched(items), batch, workers, parts),
+        "redeliver": await _pass(url, _reenriched(items), batch, workers, parts),
     }
 
 
@@ -228,8 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--articles", type=int, default=DEFAULT_ARTICLES)
     parser.add_argument("--batch", type=int, default=DEFAULT_BATCH)
     parser.add_argument("--links", type=int, default=DEFAULT_LINKS, help="entity links per article")
+    parser.add_argument("--workers", type=int, default=1, help="concurrent writers (like workers)")
     parser.add_argument(
-        "--workers", type=int, default=1, help="concurrent writer connections (like workers)"
+        "--parallel", type=int, default=1, help="concurrent transactions per batch (per writer)"
     )
     args = parser.parse_args(argv)
 
@@ -256,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
                 batch=args.batch,
                 links=args.links,
                 workers=args.workers,
+                parts=args.parallel,
             )
         )
     finally:

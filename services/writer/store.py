@@ -22,10 +22,12 @@ processing cost more than PostgreSQL itself at 6,000 links per batch.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import gzip
 import hashlib
 import logging
+import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -490,6 +492,45 @@ async def write_batch(
     return await _in_transaction(sessions, lambda session: store_enriched(session, items))
 
 
+def merge_reports(reports: list[StoreReport]) -> StoreReport:
+    total = StoreReport(article_ids={})
+    for report in reports:
+        total.articles += report.articles
+        total.skipped_stale += report.skipped_stale
+        total.duplicates += report.duplicates
+        total.entities += report.entities
+        total.links += report.links
+        total.aliases += report.aliases
+        total.article_ids = (total.article_ids or {}) | (report.article_ids or {})
+    return total
+
+
+async def write_parallel(
+    sessions: async_sessionmaker[AsyncSession], items: list[EnrichedArticle], *, parts: int
+) -> StoreReport:
+    """:func:`write_batch` split into *parts* concurrent transactions by article.
+
+    PostgreSQL runs one statement on one core; a writer alone on a 2-core machine leaves the
+    other idle. Every copy of an article goes to the same part, so the parts never lock the
+    same article row; shared entities and aliases are inserted in key order with ON CONFLICT,
+    so the parts cannot deadlock. The caller acks only after all parts committed; if one
+    fails, the error is raised once all have finished, and a retry finds the committed
+    parts already stored (the enriched_at guard makes them no-ops).
+    """
+    if parts <= 1 or len(items) < 2 * parts:
+        return await write_batch(sessions, items)
+    buckets: list[list[EnrichedArticle]] = [[] for _ in range(parts)]
+    for item in items:
+        buckets[zlib.crc32(item.article.canonical_url.encode()) % parts].append(item)
+    results = await asyncio.gather(
+        *(write_batch(sessions, bucket) for bucket in buckets if bucket), return_exceptions=True
+    )
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return merge_reports([r for r in results if isinstance(r, StoreReport)])
+
+
 async def write_dead_letters(
     sessions: async_sessionmaker[AsyncSession], letters: list[DeadLetter]
 ) -> int:
@@ -517,10 +558,12 @@ __all__ = [
     "db_error_kind",
     "is_transient_db_error",
     "mark_links",
+    "merge_reports",
     "store_dead_letters",
     "store_enriched",
     "store_pages",
     "write_batch",
     "write_dead_letters",
     "write_pages",
+    "write_parallel",
 ]

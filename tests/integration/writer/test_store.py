@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.writer.store import write_batch, write_dead_letters
+from services.writer.store import write_batch, write_dead_letters, write_parallel
 from shared.db.session import create_engine, session_factory
 from shared.messages import DeadLetter, EnrichedArticle
 from tests.integration.writer.cli_helpers import db_rows
@@ -123,8 +123,8 @@ async def test_concurrent_writers_with_overlapping_batches_agree(
     batches = [[s[i : i + 20] for i in range(0, len(s), 20)] for s in slices]
 
     async def writer(chunks: list[list[EnrichedArticle]]) -> None:
-        for chunk in chunks:
-            await write_batch(sessions, chunk)
+        for chunk in chunks:  # each batch itself split into concurrent transactions
+            await write_parallel(sessions, chunk, parts=2)
 
     await asyncio.wait_for(asyncio.gather(*(writer(b) for b in batches)), timeout=60)
     counts = await db_rows(
@@ -177,3 +177,24 @@ async def test_duplicates_are_not_stored_but_close_their_link(
     assert await db_rows(database_url, "SELECT outcome FROM seen_links") == [
         {"outcome": "duplicate"}
     ]
+
+
+async def test_parallel_parts_write_like_one_batch(
+    sessions: async_sessionmaker[AsyncSession], database_url: str
+) -> None:
+    items = [enriched(article(f"https://news.example.com/p{n}")) for n in range(12)]
+    newer = enriched(
+        items[0].article,
+        entities=[entity("ORG:pkk", "ORG", "PKK", "PKK", mentions=7)],
+        enriched_at=T0 + timedelta(hours=1),
+    )
+    # two copies of one article in the batch: the same part gets both, the newer wins
+    report = await write_parallel(sessions, [*items, newer], parts=3)
+    assert (report.articles, report.links, report.skipped_stale) == (12, 45, 0)
+    assert len(report.article_ids or {}) == 12
+    links = await db_rows(database_url, LINKS_SQL)
+    assert [(r["key"], r["mentions"]) for r in links if r["canonical_url"].endswith("/p0")] == [
+        ("ORG:pkk", 7)
+    ]
+    again = await write_parallel(sessions, items, parts=3)
+    assert (again.articles, again.skipped_stale) == (0, 12)
