@@ -1,4 +1,4 @@
-"""Writer throughput: articles/s and entity links/s through :func:`store.write_batch`.
+"""Writer throughput: articles/s and entity links/s through :func:`store.write_parallel`.
 
 Run ``.venv/bin/python -m services.writer.bench`` (``--help`` for options). It starts its own
 throwaway PostgreSQL with the same code as ``newsflow stack up`` (no broker), migrates it,
@@ -8,6 +8,10 @@ spans, aliases) in writer-sized batches. Three passes:
 * ``insert``: new articles, new and shared entities;
 * ``reenrich``: the same articles with a newer ``enriched_at`` (full update + link replace);
 * ``redeliver``: the same records again (the stale guard skips them).
+
+``--parallel 2`` splits each batch into two concurrent transactions like the writer does by
+default (``NEWSFLOW_WRITER_PARALLEL_TRANSACTIONS``); ``--workers 2`` adds a second writer.
+The machine is shared: note the load average next to any number you quote.
 
 Set ``NEWSFLOW_DATABASE_URL`` to measure an existing, migrated database instead (its tables
 get the synthetic rows; use a scratch database).

@@ -1,7 +1,7 @@
 """Idempotent batch upserts of enriched articles, entities, aliases and links; page archive.
 
-One transaction per batch, a handful of statements per batch whatever its size (never one per
-row). Natural keys: ``articles.canonical_url``, ``entities.key``, ``(entity_id, alias)``,
+One transaction per batch (or per part of it, :func:`write_parallel`), a handful of statements
+per batch whatever its size (never one per row). Natural keys: ``articles.canonical_url``, ``entities.key``, ``(entity_id, alias)``,
 ``(article_id, entity_id)``, ``pages.url``.
 
 Guarantees:
@@ -17,7 +17,9 @@ Guarantees:
 
 Speed (see ``services/writer/bench.py``): the hot statements go straight to asyncpg with
 array parameters (``unnest``) and ``COPY`` for links; SQLAlchemy's per-row parameter
-processing cost more than PostgreSQL itself at 6,000 links per batch.
+processing cost more than PostgreSQL itself at 6,000 links per batch. What remains is
+PostgreSQL's own work per article (measured, backend CPU): the generated tsvector and its GIN
+index (~0.5 ms) and the two foreign-key checks on each of ~30 links (~0.5 ms).
 """
 
 from __future__ import annotations
