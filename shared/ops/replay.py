@@ -33,7 +33,8 @@ logger = logging.getLogger(__name__)
 
 Source = Literal["articles", "pages"]
 SOURCES: tuple[Source, ...] = ("articles", "pages")
-DEFAULT_CHUNK = 500
+#: Records read and confirmed per round trip. Pages are up to 5 MB of HTML each.
+DEFAULT_CHUNK = {"articles": 500, "pages": 50}
 REPLAY_HEADER = "newsflow-replay"
 
 #: articles columns that map 1:1 onto Article fields (the rest are derived below).
@@ -99,7 +100,7 @@ async def replay_from(
     until: datetime | None = None,
     prefix: str = "",
     limit: int | None = None,
-    chunk: int = DEFAULT_CHUNK,
+    chunk: int | None = None,
 ) -> ReplayCount:
     """Send stored pages or articles (``fetched_at`` / ``stored_at`` in [since, until)) again.
 
@@ -108,6 +109,7 @@ async def replay_from(
     """
     if source not in SOURCES:
         raise ValueError(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
+    chunk = chunk or DEFAULT_CHUNK[source]
     spec = PAGES if source == "pages" else ARTICLES
     topic = prefix + spec.name
     table: Any = models.Page if source == "pages" else models.Article
