@@ -16,28 +16,12 @@ from services.writer.store import write_batch, write_dead_letters
 from shared.db.session import create_engine, session_factory
 from shared.messages import Article, DeadLetter, Link
 from shared.ops.dlq import replay_dead_letters
-from shared.ops.sink import Headers
 from shared.topics import ARTICLES, LINKS, PAGES
-from tests.integration.writer.cli_helpers import db_rows
+from tests.integration.writer.cli_helpers import ListSink, db_rows
 from tests.support.factories import T0, article, enriched
 
 PREFIX = "p1."
 PAGE_URL = "https://news.example.com/big-page"
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.queued: list[tuple[str, bytes | None, bytes, Headers]] = []
-        self.sent: list[tuple[str, bytes | None, bytes, Headers]] = []
-
-    async def send(self, topic: str, *, key: bytes | None, value: bytes, headers: Headers) -> None:
-        self.queued.append((topic, key, value, headers))
-
-    async def flush(self) -> int:
-        n = len(self.queued)
-        self.sent += self.queued
-        self.queued = []
-        return n
 
 
 @pytest.fixture

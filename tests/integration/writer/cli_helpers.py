@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from shared.ops.sink import Headers
 from tests.support.processes import ROOT
 
 CLI_TIMEOUT_S = 90
@@ -76,3 +77,20 @@ async def wait_rows(
             return rows
         await asyncio.sleep(0.3)
     raise AssertionError(f"timed out; last rows={rows}\n{logs(log_dir) if log_dir else ''}")
+
+
+class ListSink:
+    """Collects what replay would produce (the broker boundary) for assertions."""
+
+    def __init__(self) -> None:
+        self.queued: list[tuple[str, bytes | None, bytes, Headers]] = []
+        self.sent: list[tuple[str, bytes | None, bytes, Headers]] = []
+
+    async def send(self, topic: str, *, key: bytes | None, value: bytes, headers: Headers) -> None:
+        self.queued.append((topic, key, value, headers))
+
+    async def flush(self) -> int:
+        n = len(self.queued)
+        self.sent += self.queued
+        self.queued = []
+        return n
