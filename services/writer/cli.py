@@ -348,6 +348,43 @@ def register(app: typer.Typer) -> None:
         if not groups:
             typer.echo("no dead letters", err=True)
 
+    @dlq_app.command("show")
+    def dlq_show(
+        letter_id: Annotated[int, typer.Argument(help="Dead letter id (from 'dlq list').")],
+        as_json: JsonFlag = False,
+    ) -> None:
+        """One dead letter: full detail, where it came from, and its payload."""
+        from shared.ops.dlq import dead_letter
+
+        letter = _with_db(lambda s: dead_letter(s, letter_id))
+        if letter is None:
+            raise NewsflowError(
+                f"no dead letter #{letter_id}; 'newsflow dlq list' shows the latest of each kind",
+                kind="not_found",
+            )
+        if as_json:
+            _emit(letter)
+            return
+        for name in (
+            "id",
+            "stage",
+            "error_kind",
+            "attempt",
+            "failed_at",
+            "replayed_at",
+            "url",
+            "key",
+            "source_topic",
+            "service",
+            "payload_ref",
+        ):
+            typer.echo(f"{name}: {_plain(letter[name]) if letter[name] is not None else '-'}")
+        typer.echo(f"detail:\n{letter['detail']}")
+        payload = letter["payload"]
+        typer.echo(
+            f"payload ({len(payload)} chars):\n{payload[:2000]}" if payload else "payload: -"
+        )
+
     @dlq_app.command("replay")
     def dlq_replay(
         stage: Annotated[str | None, typer.Option(help="Only this stage's letters.")] = None,

@@ -140,6 +140,14 @@ async def dlq_summary(
     return sorted(out, key=lambda g: (-g.count, g.stage, g.error_kind))
 
 
+async def dead_letter(session: AsyncSession, letter_id: int) -> dict[str, Any] | None:
+    """One dead letter with its full detail and payload (what ``dlq replay`` would send)."""
+    letter = await session.get(models.DeadLetter, letter_id)
+    if letter is None:
+        return None
+    return {c.name: getattr(letter, c.name) for c in models.DeadLetter.__table__.c}
+
+
 def topic_of(source_topic: str | None) -> TopicSpec | None:
     """The topic spec a (possibly prefixed) source topic name refers to."""
     if not source_topic:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 from shared.kafka import make_producer
@@ -75,6 +76,9 @@ async def test_dlq_replay_recovers_a_record_after_the_fault_is_removed(
             ]
             assert "injected fault" in listed[0]["latest"]["detail"]
             assert listed[0]["latest"]["url"] == POISON_URL
+            shown = newsflow_json(env, "dlq", "show", str(listed[0]["latest"]["id"]))
+            assert shown["url"] == POISON_URL and shown["replayed_at"] is None
+            assert json.loads(shown["payload"])["article"]["canonical_url"] == POISON_URL
 
             await _sql(database_url, *FIX)  # the operator fixes the cause
             replayed = newsflow_json(env, "dlq", "replay", "--stage", "store")
