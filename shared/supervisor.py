@@ -38,6 +38,14 @@ logger = logging.getLogger(__name__)
 SERVICES = ("fetcher", "parser", "enricher", "writer")
 STAGES = (("fetch", "fetcher"), ("parse", "parser"), ("enrich", "enricher"), ("store", "writer"))
 STATUS_EVERY_S = 1.0
+LAG_EVERY_S = 5.0
+#: stage -> (consumer group, input topic) whose lag the panel shows
+STAGE_INPUTS = {
+    "fetch": ("newsflow-fetcher", "news.links.v1"),
+    "parse": ("newsflow-parser", "news.pages.v1"),
+    "enrich": ("newsflow-enricher", "news.articles.v1"),
+    "store": ("newsflow-writer", "news.enriched.v1"),
+}
 STOP_GRACE_S = 20.0
 #: --once finishes only after the pipeline has been idle (nothing pending) this long.
 ONCE_SETTLE_S = 2.0
@@ -67,6 +75,7 @@ class Progress:
     stage_ok: dict[str, float] = field(default_factory=dict)
     stage_dlq: dict[str, float] = field(default_factory=dict)
     rates: dict[str, float] = field(default_factory=dict)
+    lag: dict[str, int] = field(default_factory=dict)
 
     @property
     def pending(self) -> int:
@@ -143,7 +152,12 @@ class Supervisor:
                 if self.once:
                     await self._make_all_feeds_due(sessions)
                 await self._spawn(bootstrap, db_url)
-                code = await self._watch(sessions, run_start)
+                lag_task = asyncio.create_task(self._lag_loop(bootstrap))
+                try:
+                    code = await self._watch(sessions, run_start)
+                finally:
+                    lag_task.cancel()
+                    await asyncio.gather(lag_task, return_exceptions=True)
             finally:
                 await engine.dispose()
         except StackError as exc:
@@ -235,6 +249,22 @@ class Supervisor:
             child = Child(service, proc, time.monotonic(), base + index if base else 0)
             self.children.append(child)
             self._pumps.append(asyncio.create_task(self._pump(child)))
+
+    async def _lag_loop(self, bootstrap: str) -> None:
+        """Consumer lag per stage from committed and stored offsets (never end_offsets)."""
+        from shared.ops.lag import consumer_lag, totals
+
+        while True:
+            try:
+                rows = await consumer_lag(bootstrap, prefix=self.settings.topic_prefix)
+                by_group = totals(rows)
+                self.progress.lag = {
+                    stage: by_group.get(group, {}).get(topic, 0)
+                    for stage, (group, topic) in STAGE_INPUTS.items()
+                }
+            except Exception as exc:  # lag is informative; never let it stop the run
+                logger.debug("lag query failed: %s", exc)
+            await asyncio.sleep(LAG_EVERY_S)
 
     async def _pump(self, child: Child) -> None:
         assert child.proc.stdout is not None
@@ -370,7 +400,8 @@ class Supervisor:
     def _status_line(self) -> str:
         p = self.progress
         stages = " ".join(
-            f"{s}={int(p.stage_ok.get(s, 0))}({p.rates.get(s, 0):.1f}/s)" for s, _ in STAGES
+            f"{s}={int(p.stage_ok.get(s, 0))}({p.rates.get(s, 0):.1f}/s, lag {p.lag.get(s, '?')})"
+            for s, _ in STAGES
         )
         return (
             f"feeds {p.feeds_polled}/{p.feeds_total} links {p.discovered} done {p.done} "
@@ -387,7 +418,7 @@ class Supervisor:
                 f"duplicates {p.duplicates} · DLQ {p.dead_letters}"
             ),
         )
-        for column in ("stage", "service", "ok", "rate/s", "dead-lettered", "ready in"):
+        for column in ("stage", "service", "ok", "rate/s", "lag", "dead-lettered", "ready in"):
             table.add_column(
                 column, justify="right" if column not in ("stage", "service") else "left"
             )
@@ -399,6 +430,7 @@ class Supervisor:
                 service,
                 str(int(p.stage_ok.get(stage, 0))),
                 f"{p.rates.get(stage, 0):.1f}",
+                str(p.lag[stage]) if stage in p.lag else "…",
                 str(p.dlq_by_stage.get(stage, 0)),
                 ready,
             )
