@@ -32,17 +32,38 @@ def test_run_once_stores_every_article_with_entities(
         feeds = tmp_path / "feeds.txt"
         feeds.write_text(f"# sample\n{site.feed_url}\n")
         env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFLOW_")}
-        env.update({
-            "NEWSFLOW_KAFKA_BOOTSTRAP": kafka_bootstrap, "NEWSFLOW_DATABASE_URL": database_url,
-            "NEWSFLOW_TOPIC_PREFIX": topic_prefix, "NEWSFLOW_HOME": str(tmp_path / "home"),
-            "NEWSFLOW_ALLOW_PRIVATE_NETWORKS": "true", "NEWSFLOW_HOST_INTERVAL_S": "0",
-            "NEWSFLOW_METRICS_PORT_BASE": "0", "NEWSFLOW_SESSION_TIMEOUT_S": "4",
-            "NEWSFLOW_REBALANCE_TIMEOUT_S": "4", "NEWSFLOW_LOG_FORMAT": "text",
-        })
+        env.update(
+            {
+                "NEWSFLOW_KAFKA_BOOTSTRAP": kafka_bootstrap,
+                "NEWSFLOW_DATABASE_URL": database_url,
+                "NEWSFLOW_TOPIC_PREFIX": topic_prefix,
+                "NEWSFLOW_HOME": str(tmp_path / "home"),
+                "NEWSFLOW_ALLOW_PRIVATE_NETWORKS": "true",
+                "NEWSFLOW_HOST_INTERVAL_S": "0",
+                "NEWSFLOW_METRICS_PORT_BASE": "0",
+                "NEWSFLOW_SESSION_TIMEOUT_S": "4",
+                "NEWSFLOW_REBALANCE_TIMEOUT_S": "4",
+                "NEWSFLOW_LOG_FORMAT": "text",
+            }
+        )
         result = subprocess.run(
-            [sys.executable, "-m", "shared.cli", "run", "--once", "--feeds", str(feeds), "--json",
-             "--timeout", "240"],
-            capture_output=True, text=True, env=env, cwd=ROOT, timeout=300,
+            [
+                sys.executable,
+                "-m",
+                "shared.cli",
+                "run",
+                "--once",
+                "--feeds",
+                str(feeds),
+                "--json",
+                "--timeout",
+                "240",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=300,
         )
     assert result.returncode == 0, result.stderr[-6000:]
     summary = json.loads(result.stdout)
@@ -52,7 +73,9 @@ def test_run_once_stores_every_article_with_entities(
     for service in ("fetcher", "parser", "enricher", "writer"):
         assert summary["startup_s"][service] > 0
 
-    articles = asyncio.run(_rows(database_url, "SELECT url, canonical_url, title, body_text FROM articles"))
+    articles = asyncio.run(
+        _rows(database_url, "SELECT url, canonical_url, title, body_text FROM articles")
+    )
     by_url = {r["canonical_url"]: r for r in articles}
     expected = {f"{site.base}/{a['slug']}": a for a in site.articles}
     assert set(by_url) == set(expected)  # tracking parameters stripped, canonical URLs
@@ -63,7 +86,11 @@ def test_run_once_stores_every_article_with_entities(
         assert body.count(article["paragraphs"][0]) == 1  # the repeated lead is cut once
         assert article["paragraphs"][-1] in body
         assert "Advertisement" not in body and "Subscribe" not in body
-    links = asyncio.run(_rows(database_url, (
-        "SELECT e.key FROM article_entities ae JOIN entities e ON e.id = ae.entity_id")))
+    links = asyncio.run(
+        _rows(
+            database_url,
+            ("SELECT e.key FROM article_entities ae JOIN entities e ON e.id = ae.entity_id"),
+        )
+    )
     keys = {r["key"] for r in links}
     assert {"GPE:turkiye", "GPE:iraq"} <= keys, keys
