@@ -326,3 +326,29 @@ def clean_paragraphs(
         kept_keys.add(key)
         kept_order.append(key)
     return out
+
+
+def record_extractor_duplicates(tree: HtmlElement, cleaned: Cleaned) -> None:
+    """Record repeated paragraphs the extractor dropped on its own.
+
+    trafilatura silently keeps only one copy of a paragraph the page repeats (the classic
+    duplicated lead), so :func:`clean_paragraphs` never sees the second copy. The audit trail
+    must still show the cut: every extra copy on the page of a kept paragraph is recorded.
+    """
+    counts: dict[str, int] = {}
+    texts: dict[str, str] = {}
+    for element in tree.iter("p"):
+        text = normalise_paragraph(element.text_content())
+        key = normalise_key(text)
+        if len(key) >= MIN_DUPLICATE_CHARS:
+            counts[key] = counts.get(key, 0) + 1
+            texts.setdefault(key, text)
+    recorded = {
+        normalise_key(span.text) for span in cleaned.removed if span.reason == "duplicate_paragraph"
+    }
+    kept = {normalise_key(p) for p in cleaned.paragraphs}
+    for key, count in counts.items():
+        if count > 1 and key in kept and key not in recorded:
+            cleaned.removed.extend(
+                RemovedSpan(text=texts[key], reason="duplicate_paragraph") for _ in range(count - 1)
+            )

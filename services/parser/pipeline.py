@@ -17,7 +17,11 @@ from lxml.html import HtmlElement
 
 from services.parser import metadata
 from services.parser.charset import check_replacement_chars, repair_mojibake
-from services.parser.clean import clean_paragraphs, strip_article_boxes
+from services.parser.clean import (
+    clean_paragraphs,
+    record_extractor_duplicates,
+    strip_article_boxes,
+)
 from services.parser.dedup import fingerprint
 from services.parser.extract import extract_body, find_captions, load_tree, prune_tree
 from services.parser.limits import ParseTimeout, TimeLimit
@@ -200,6 +204,7 @@ def _parse(page: Page, *, settings: Settings, now: datetime, limit: TimeLimit) -
     extraction = extract_body(tree, url=page.final_url, article_body=st.article_body)
     limit.check()
     cleaned = clean_paragraphs(extraction.paragraphs, titles=(title, st.h1), captions=captions)
+    record_extractor_duplicates(tree, cleaned)
     body_text = "\n\n".join(cleaned.paragraphs)
     check_replacement_chars(f"{title or ''} {body_text}", charset=page.charset)
     word_count = len(body_text.split())
