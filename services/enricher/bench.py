@@ -1,19 +1,21 @@
-"""Enricher throughput: ``.venv/bin/python -m services.enricher.bench [--articles N]``.
+"""Enricher throughput and quality: ``.venv/bin/python -m services.enricher.bench``.
 
-Generates a deterministic corpus of security-news articles (about 800 words each, written
-from templates, no network) and measures on this machine:
+Corpora: a deterministic generated corpus of security-news articles (about 800 words each,
+from templates, no network) and, with ``--eval GOLD_JSON`` (repeatable), the hand-annotated
+articles of tests/fixtures/enricher ten times over (short, name-dense briefs, closer to real
+copy; their precision/recall is printed first). Per corpus:
 
-1. ``ner``: spaCy with only the ner component, paragraphs through ``nlp.pipe`` (words/s);
-2. ``enrich``: :meth:`Enricher.enrich_many` = recognition + rule layer + canonicalisation +
-   salience, one process (words/s per core, articles/s);
-3. ``enrich x2``: the same in two processes over halves of the corpus (articles/s with
-   both cores, wall clock; each process loads its own model, load time excluded).
+1. ``ner_only``: spaCy with only the ner component over every paragraph (words/CPU-s);
+2. ``enrich_no_skip``: :meth:`Enricher.enrich_many` (recognition + rule layer +
+   canonicalisation + salience), every sentence through the model;
+3. ``enrich_default``: the same with the shipped sentence skipping (nameless sentences
+   dropped, sentences of known names only left to the rules); ``--check-skip`` reports how
+   many mentions agree with ``no_skip``;
+4. ``generated_2proc``: the default in two processes over halves of the generated corpus
+   (articles/s with both cores, wall clock; model loads excluded).
 
-Per-core numbers are words per CPU-second of the measuring process, so other load on a
-shared machine does not distort them; wall-clock numbers are given beside them. Each is
-measured with and without skipping sentences that cannot hold a name
-(``recognize.SKIP_NAMELESS_SENTENCES``); ``--check-skip`` reports how many mentions agree.
-
+Per-core numbers are words per CPU-second of the measuring process (best of ``--repeat``),
+so other load on a shared machine distorts them far less than wall time.
 ``--model`` takes a module name or a path to a spaCy pipeline directory, to compare models.
 """
 
@@ -31,6 +33,7 @@ from datetime import UTC, datetime
 from services.enricher.pipeline import DEFAULT_MAX_CHARS, Enricher
 from services.enricher.recognize import (
     DEFAULT_MODEL,
+    SKIP_KNOWN_ONLY_SENTENCES,
     SKIP_NAMELESS_SENTENCES,
     load_nlp,
     segments,
@@ -156,12 +159,10 @@ def count_words(articles: Sequence[Article]) -> int:
     return sum(len(a.body_text.split()) + len((a.title or "").split()) for a in articles)
 
 
-def bench_ner(
-    model: str, articles: Sequence[Article], *, batch_size: int, skip_nameless: bool
-) -> float:
-    """CPU seconds for the bare model over all paragraphs (and titles)."""
+def bench_ner(model: str, articles: Sequence[Article], *, batch_size: int) -> float:
+    """CPU seconds for the bare model over every paragraph and title (no skipping)."""
     nlp = load_nlp(model)
-    texts = [seg for a in articles for _, seg in segments(a.body_text, skip_nameless=skip_nameless)]
+    texts = [seg for a in articles for _, seg in segments(a.body_text)]
     texts += [a.title or "" for a in articles]
     started = time.process_time()
     for _ in nlp.pipe(texts, batch_size=batch_size):
@@ -169,14 +170,26 @@ def bench_ner(
     return time.process_time() - started
 
 
-def _enrich_chunk(args: tuple[str, list[Article], int, bool]) -> tuple[float, float, int]:
-    """(wall seconds, CPU seconds, articles) for one Enricher over ``chunk``."""
-    model, chunk, batch_size, skip_nameless = args
+#: Recognizer settings compared: no sentence skipping, and the shipped defaults.
+MODES: dict[str, tuple[bool, bool]] = {
+    "no_skip": (False, False),
+    "default": (SKIP_NAMELESS_SENTENCES, SKIP_KNOWN_ONLY_SENTENCES),
+}
+
+
+def _enricher(model: str, batch_size: int, mode: str) -> Enricher:
     enricher = Enricher(model=model, max_chars=DEFAULT_MAX_CHARS, batch_size=batch_size)
     enricher.load()
-    enricher.enrich_many(chunk[:2])  # warm caches, as a running service would be
     assert enricher._recognizer is not None
-    enricher._recognizer.skip_nameless = skip_nameless
+    enricher._recognizer.skip_nameless, enricher._recognizer.skip_known = MODES[mode]
+    return enricher
+
+
+def _enrich_chunk(args: tuple[str, list[Article], int, str]) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds, articles) for one Enricher over ``chunk``."""
+    model, chunk, batch_size, mode = args
+    enricher = _enricher(model, batch_size, mode)
+    enricher.enrich_many(chunk[:2])  # warm caches, as a running service would be
     wall, cpu = time.perf_counter(), time.process_time()
     done = 0
     for i in range(0, len(chunk), batch_size):
@@ -191,55 +204,62 @@ def bench_parallel(
     chunks = [articles[i::processes] for i in range(processes)]
     context = multiprocessing.get_context("spawn")  # a clean interpreter per worker
     with context.Pool(processes) as pool:
-        results = pool.map(
-            _enrich_chunk, [(model, c, batch_size, SKIP_NAMELESS_SENTENCES) for c in chunks]
-        )
+        results = pool.map(_enrich_chunk, [(model, c, batch_size, "default") for c in chunks])
     return max(wall for wall, _, _ in results), sum(done for _, _, done in results)
 
 
 def mention_agreement(model: str, articles: list[Article], *, batch_size: int) -> float:
-    """Share of mentions identical with and without skipping nameless sentences."""
-    enricher = Enricher(model=model, batch_size=batch_size)
-    enricher.load()
-    assert enricher._recognizer is not None
-    sets: dict[bool, list[set[tuple[str, int, int, str]]]] = {}
-    for skip in (False, True):
-        enricher._recognizer.skip_nameless = skip
-        sets[skip] = [
+    """Share of mentions identical with the default sentence skipping and without any."""
+    sets = {}
+    for mode in MODES:
+        enricher = _enricher(model, batch_size, mode)
+        sets[mode] = [
             {(m.field, m.start, m.end, m.entity_key) for m in r.mentions}
             for r in enricher.enrich_many(articles)
         ]
-    same = sum(len(a & b) for a, b in zip(sets[False], sets[True], strict=True))
-    union = sum(len(a | b) for a, b in zip(sets[False], sets[True], strict=True))
+    pairs = list(zip(sets["no_skip"], sets["default"], strict=True))
+    same = sum(len(a & b) for a, b in pairs)
+    union = sum(len(a | b) for a, b in pairs)
     return same / union if union else 1.0
+
+
+def gold_articles(paths: Sequence[str], *, copies: int = 1) -> list[Article]:
+    """The articles of gold files (``tests/fixtures/enricher``) as Article records."""
+    articles = []
+    for path in paths:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+        for item in data["articles"]:
+            url = f"https://eval.example/{item['id']}"
+            articles.append(
+                Article(
+                    url=url,
+                    final_url=url,
+                    canonical_url=url,
+                    host="eval.example",
+                    title=item.get("title"),
+                    body_text=item["body"],
+                    content_hash=item["id"],
+                    language="en",
+                    discovered_at=FIXED_TIME,
+                    fetched_at=FIXED_TIME,
+                    parsed_at=FIXED_TIME,
+                )
+            )
+    return articles * copies
 
 
 def evaluate(enricher: Enricher, path: str) -> dict[str, float]:
     """Entity-level precision/recall against a gold file (``tests/fixtures/enricher``):
     an entity counts when its exact key (kind included) is predicted for the article."""
     with open(path, encoding="utf-8") as handle:
-        data = json.load(handle)
+        gold = [set(item["gold"]) for item in json.load(handle)["articles"]]
     tp = predicted = expected = 0
-    for item in data["articles"]:
-        url = f"https://eval.example/{item['id']}"
-        article = Article(
-            url=url,
-            final_url=url,
-            canonical_url=url,
-            host="eval.example",
-            title=item.get("title"),
-            body_text=item["body"],
-            content_hash=item["id"],
-            language="en",
-            discovered_at=FIXED_TIME,
-            fetched_at=FIXED_TIME,
-            parsed_at=FIXED_TIME,
-        )
+    for article, keys_gold in zip(gold_articles([path]), gold, strict=True):
         keys = {entity.key for entity in enricher.enrich(article).entities}
-        gold = set(item["gold"])
-        tp += len(keys & gold)
+        tp += len(keys & keys_gold)
         predicted += len(keys)
-        expected += len(gold)
+        expected += len(keys_gold)
     return {
         "precision": round(tp / predicted, 4) if predicted else 0.0,
         "recall": round(tp / expected, 4) if expected else 0.0,
@@ -273,40 +293,43 @@ def main(argv: Sequence[str] | None = None) -> None:
         enricher.load()
         for path in args.eval:
             print(json.dumps({"eval": path, **evaluate(enricher, path)}))
-    articles = make_corpus(args.articles, words=args.words)
-    words = count_words(articles)
-    report: dict[str, object] = {"articles": len(articles), "words": words, "model": args.model}
-
-    # per core = words per CPU-second of this process: robust to other load on the machine
-    # best of --repeat runs: on a shared machine the fastest run is the least disturbed one
-    for skip in (False, True):
-        cpu = min(
-            bench_ner(args.model, articles, batch_size=64, skip_nameless=skip)
-            for _ in range(args.repeat)
-        )
-        report[f"ner_only{'_skip_nameless' if skip else ''}_words_per_cpu_s"] = round(words / cpu)
-    for skip in (False, True):
-        runs = [
-            _enrich_chunk((args.model, articles, args.batch_size, skip)) for _ in range(args.repeat)
-        ]
-        wall, cpu, done = min(runs, key=lambda run: run[1])
-        label = "enrich_1proc" + ("_skip_nameless" if skip else "")
-        report[f"{label}_words_per_cpu_s"] = round(words / cpu)
-        report[f"{label}_articles_per_cpu_s"] = round(done / cpu, 2)
-        report[f"{label}_articles_per_wall_s"] = round(done / wall, 2)
-    if args.check_skip:
-        report["skip_nameless_mention_agreement"] = round(
-            mention_agreement(args.model, articles, batch_size=args.batch_size), 4
-        )
+    corpora = {"generated": make_corpus(args.articles, words=args.words)}
+    if args.eval:
+        # short, name-dense briefs: closer to real copy than the generated corpus
+        corpora["gold_articles_x10"] = gold_articles(args.eval, copies=10)
+    report: dict[str, object] = {"model": args.model}
+    for name, articles in corpora.items():
+        words = count_words(articles)
+        stats: dict[str, object] = {"articles": len(articles), "words": words}
+        # per core = words per CPU-second of this process, best of --repeat runs: other
+        # load on a shared machine disturbs wall time far more than CPU time
+        cpu = min(bench_ner(args.model, articles, batch_size=64) for _ in range(args.repeat))
+        stats["ner_only_words_per_cpu_s"] = round(words / cpu)
+        for mode in MODES:
+            runs = [
+                _enrich_chunk((args.model, articles, args.batch_size, mode))
+                for _ in range(args.repeat)
+            ]
+            wall, cpu, done = min(runs, key=lambda run: run[1])
+            stats[f"enrich_{mode}_words_per_cpu_s"] = round(words / cpu)
+            stats[f"enrich_{mode}_articles_per_cpu_s"] = round(done / cpu, 2)
+        if args.check_skip:
+            stats["default_vs_no_skip_mention_agreement"] = round(
+                mention_agreement(args.model, articles, batch_size=args.batch_size), 4
+            )
+        report[name] = stats
     if not args.skip_parallel and args.processes > 1:
+        articles = corpora["generated"]
         wall, done = min(
             bench_parallel(
                 args.model, articles, processes=args.processes, batch_size=args.batch_size
             )
             for _ in range(args.repeat)
         )
-        report[f"enrich_{args.processes}proc_articles_per_wall_s"] = round(done / wall, 2)
-        report[f"enrich_{args.processes}proc_words_per_wall_s"] = round(words / wall)
+        report[f"generated_{args.processes}proc_articles_per_wall_s"] = round(done / wall, 2)
+        report[f"generated_{args.processes}proc_words_per_wall_s"] = round(
+            count_words(articles) / wall
+        )
     print(json.dumps(report, indent=2))
 
 

@@ -66,6 +66,9 @@ MAX_FOLD_CACHE = 200_000
 #: Leave out sentences that cannot hold a name (see :func:`segments`): ~10-30% less text
 #: through the model for the same entities (measured in services/enricher/bench.py).
 SKIP_NAMELESS_SENTENCES = True
+#: Sentences whose capitalised words are all curated/user names ("Turkish jets struck PKK
+#: targets near Duhok.") skip the model too: the rules find those names on their own.
+SKIP_KNOWN_ONLY_SENTENCES = True
 #: A paragraph longer than this is cut at a sentence end: NER cost is linear, but one
 #: huge "paragraph" (text without newlines) would otherwise be a single enormous Doc.
 MAX_SEGMENT_CHARS = 4000
@@ -161,6 +164,7 @@ MIN_TITLE_CASE_WORDS = 3
 
 # fmt: on
 
+_WORD = re.compile(r"[\w'’.-]+")
 _TITLE_SEPARATOR = re.compile(r"\s+[-|–—:·•]\s+")
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)]?\s+")
 
@@ -247,6 +251,70 @@ def segments(text: str, *, skip_nameless: bool = False) -> Iterator[tuple[int, s
                 offset += cut
                 piece = piece[cut:]
             yield offset, piece
+
+
+def plan_segments(
+    text: str, *, skip_nameless: bool = False, known: frozenset[str] | None = None
+) -> list[tuple[int, str, bool]]:
+    """(offset, text, modelled) pieces of ``text``: like :func:`segments`, and with ``known``
+    (folded curated/user names) sentences whose capitalised words are all known names are
+    marked ``modelled=False``: the rules find those names without the model."""
+    if known is None:
+        return [(o, t, True) for o, t in segments(text, skip_nameless=skip_nameless)]
+    out: list[tuple[int, str, bool]] = []
+    for match in re.finditer(r"[^\n]+", text):
+        chunk = match.group()
+        if not chunk.strip():
+            continue
+        for start, piece, modelled in _mode_runs(chunk, known, skip_nameless=skip_nameless):
+            offset = match.start() + start
+            while len(piece) > MAX_SEGMENT_CHARS:
+                cut = _cut_point(piece)
+                out.append((offset, piece[:cut], modelled))
+                offset += cut
+                piece = piece[cut:]
+            out.append((offset, piece, modelled))
+    return out
+
+
+def _mode_runs(
+    chunk: str, known: frozenset[str], *, skip_nameless: bool
+) -> list[tuple[int, str, bool]]:
+    bounds = [0, *(m.end() for m in _SENTENCE_END.finditer(chunk)), len(chunk)]
+    runs: list[tuple[int, int, bool]] = []
+    for start, end in itertools.pairwise(bounds):
+        sentence = chunk[start:end]
+        if start >= end or (skip_nameless and _nameless(sentence)):
+            continue
+        modelled = not _known_only(sentence, known)
+        if runs and runs[-1][1] == start and runs[-1][2] == modelled:
+            runs[-1] = (runs[-1][0], end, modelled)
+        else:
+            runs.append((start, end, modelled))
+    return [(start, chunk[start:end], modelled) for start, end, modelled in runs]
+
+
+def _known_only(sentence: str, known: frozenset[str]) -> bool:
+    """Every run of capitalised words (after an opener) is exactly one known name."""
+    run: list[str] = []
+    run_end = -1
+    runs: list[str] = []
+    for index, match in enumerate(_WORD.finditer(sentence)):
+        word = match.group()
+        capitalised = word.lower() != word
+        if index == 0 and word.strip("\"'“”‘’(").lower() in NAMELESS_OPENERS:
+            capitalised = False
+        joined = run and sentence[run_end : match.start()].strip() == ""
+        if capitalised and joined:
+            run.append(word)
+        else:
+            if run:
+                runs.append(" ".join(run))
+            run = [word] if capitalised else []
+        run_end = match.end()
+    if run:
+        runs.append(" ".join(run))
+    return bool(runs) and all(strip_articles(fold(r)) in known for r in runs)
 
 
 def is_title_case(title: str) -> bool:
@@ -374,6 +442,10 @@ class Gazetteer:
                 if words:
                     index[words] = _GazHit(kind, False, ())
         self._index = index
+        #: folded names the rules find on their own (strong forms): see plan_segments
+        self.strong: frozenset[str] = frozenset(
+            " ".join(words) for words, hit in index.items() if not hit.weak
+        )
         self._folds: dict[int, str | None] = {}  # ORTH -> fold; "" = transparent, None = barrier
         longest: dict[str, int] = {}
         for words in index:
@@ -390,47 +462,64 @@ class Gazetteer:
     def match(self, doc: Doc, view: _View | None = None) -> list[_Tok]:
         """Longest non-overlapping name matches in ``doc``, left to right.
 
-        Folding is cached per ORTH, so a token costs a dict lookup.
+        Folding is cached per ORTH, so most tokens cost two dict lookups; a window of
+        following words is built only at a token that starts some known name.
         """
         v = view if view is not None else _View(doc)
-        folds = self._folds
-        folded: list[tuple[int, str | None]] = []
-        for i, orth in enumerate(v.orths):
-            value = folds[orth] if orth in folds else self._fold_orth(orth, v.texts[i])
-            if value != "":
-                folded.append((i, value))
+        folds, longest_of = self._folds, self._longest
+        orths, texts = v.orths, v.texts
+        size = len(orths)
+
+        def fold_at(i: int) -> str | None:
+            orth = orths[i]
+            return folds[orth] if orth in folds else self._fold_orth(orth, texts[i])
+
         hits: list[_Tok] = []
-        j = 0
-        count = len(folded)
-        while j < count:
-            first = folded[j][1]
-            longest = self._longest.get(first) if first else None
+        i = 0
+        while i < size:
+            first = fold_at(i)
+            longest = longest_of.get(first) if first else None
             if not longest:
-                j += 1
+                i += 1
                 continue
-            matched = False
-            for n in range(min(longest, count - j), 0, -1):
-                words = folded[j : j + n]
-                if any(value is None for _, value in words):
-                    continue
-                hit = self._index.get(tuple(value for _, value in words))  # type: ignore[misc]
-                if hit is None:
-                    continue
-                start, end = words[0][0], words[-1][0] + 1
-                surface = v.span_text(start, end)
-                initial = next((ch for ch in surface if ch.isalnum()), "")  # skips zero-widths
-                if not (initial.isupper() or initial.isdigit()):
-                    continue  # names are capitalised; "us" is not the United States
-                if not hit.accepts(surface, found_by_model=True):
-                    continue
-                weak = hit.weak or not hit.accepts(surface, found_by_model=False)
-                hits.append(_Tok(start, end, hit.kind, "alias", weak))
-                j += n
-                matched = True
-                break
-            if not matched:
+            words: list[str] = []
+            positions: list[int] = []
+            j = i
+            while j < size and len(words) < longest:
+                value = fold_at(j)
+                if value is None:
+                    break  # punctuation ends a name
+                if value:  # "" = transparent ("-", "'s")
+                    words.append(value)
+                    positions.append(j)
                 j += 1
+            end_at = self._longest_hit(v, words, positions)
+            if end_at is None:
+                i += 1
+                continue
+            hits.append(end_at)
+            i = end_at.end
         return hits
+
+    def _longest_hit(self, v: _View, words: list[str], positions: list[int]) -> _Tok | None:
+        for n in range(len(words), 0, -1):
+            hit = self._index.get(tuple(words[:n]))
+            if hit is None:
+                continue
+            start, end = positions[0], positions[n - 1] + 1
+            surface = v.span_text(start, end)
+            initial = next((ch for ch in surface if ch.isalnum()), "")  # skips zero-widths
+            if not (
+                initial.isupper()
+                or initial.isdigit()
+                or any(entry.surface == surface for entry in hit.entries)  # "al-Hol" as listed
+            ):
+                continue  # names are capitalised; "us" is not the United States
+            if not hit.accepts(surface, found_by_model=True):
+                continue
+            weak = hit.weak or not hit.accepts(surface, found_by_model=False)
+            return _Tok(start, end, hit.kind, "alias", weak)
+        return None
 
 
 # --- the rule layer --------------------------------------------------------------------
@@ -479,7 +568,7 @@ def _merge_gazetteer(v: _View, model: list[_Tok], names: list[_Tok]) -> list[_To
     for span in model:
         inner = [(i, n) for i, n in enumerate(names) if _inside(n, span)]
         if inner and _covered(v, span, [n for _, n in inner]):
-            result.extend(replace(n, rule="alias") for _, n in inner)
+            result.extend(n for _, n in inner)  # already rule="alias"
         else:
             result.append(span)  # a longer name containing a known name stays whole
         used.update(i for i, _ in inner)
@@ -496,7 +585,7 @@ def _merge_gazetteer(v: _View, model: list[_Tok], names: list[_Tok]) -> list[_To
         overlapping = [span for span in result if _overlaps(span, name)]
         if all(_inside_padded(v, span, name) for span in overlapping):
             result = [span for span in result if not _overlaps(span, name)]
-            result.append(_longer_org(v, name, result) or replace(name, rule="alias"))
+            result.append(_longer_org(v, name, result) or name)
         # a crossing overlap keeps the model's span: the rule must not break names
     return sorted(result, key=lambda t: t.start)
 
@@ -676,11 +765,13 @@ class Recognizer:
         gazetteer: Gazetteer,
         batch_size: int = DEFAULT_BATCH_SIZE,
         skip_nameless: bool = SKIP_NAMELESS_SENTENCES,
+        skip_known: bool = SKIP_KNOWN_ONLY_SENTENCES,
     ) -> None:
         self.nlp = nlp
         self.gazetteer = gazetteer
         self.batch_size = batch_size
         self.skip_nameless = skip_nameless
+        self.skip_known = skip_known
         self._name_orths = frozenset(nlp.vocab.strings.add(name) for name in given_names())
 
     def recognize(
@@ -695,21 +786,25 @@ class Recognizer:
         model does not know); no model spans, no model cost.
         """
         flags = list(names_only) if names_only is not None else [False] * len(texts)
-        jobs: list[tuple[int, str, int, str]] = []
+        jobs: list[tuple[int, str, int, str, bool]] = []
+        known = self.gazetteer.strong if self.skip_known else None
         for index, (title, body) in enumerate(texts):
+            if flags[index]:  # no model at all for this article
+                if title and title.strip():
+                    jobs.extend((index, "title", o, t, False) for o, t in title_segments(title))
+                jobs.extend((index, "body", o, t, False) for o, t in segments(body))
+                continue
             if title and title.strip():
-                jobs.extend((index, "title", off, seg) for off, seg in title_segments(title))
+                jobs.extend((index, "title", o, t, True) for o, t in title_segments(title))
             jobs.extend(
-                (index, "body", off, seg)
-                for off, seg in segments(
-                    body, skip_nameless=self.skip_nameless and not flags[index]
-                )
+                (index, "body", o, t, m)
+                for o, t, m in plan_segments(body, skip_nameless=self.skip_nameless, known=known)
             )
         results: list[list[Span]] = [[] for _ in texts]
         # memory_zone: strings of these texts leave the vocab afterwards, so a long-running
         # worker does not grow without bound (spaCy 3.8). No Doc outlives the block.
         with self.nlp.memory_zone():
-            self._recognize_into(results, jobs, texts, flags)
+            self._recognize_into(results, jobs, texts)
         for spans in results:
             spans.sort(key=lambda s: (s.field != "title", s.start))
         return results
@@ -717,16 +812,17 @@ class Recognizer:
     def _recognize_into(
         self,
         results: list[list[Span]],
-        jobs: list[tuple[int, str, int, str]],
+        jobs: list[tuple[int, str, int, str, bool]],
         texts: Sequence[tuple[str | None, str]],
-        flags: list[bool],
     ) -> None:
-        modelled = [job for job in jobs if not flags[job[0]]]
-        docs = self.nlp.pipe((seg for _, _, _, seg in modelled), batch_size=self.batch_size)
-        pairs: list[tuple[tuple[int, str, int, str], Doc]] = list(zip(modelled, docs, strict=True))
-        pairs += [(job, self.nlp.make_doc(job[3])) for job in jobs if flags[job[0]]]
+        modelled = [job for job in jobs if job[4]]
+        docs = self.nlp.pipe((job[3] for job in modelled), batch_size=self.batch_size)
+        pairs: list[tuple[tuple[int, str, int, str, bool], Doc]] = list(
+            zip(modelled, docs, strict=True)
+        )
+        pairs += [(job, self.nlp.make_doc(job[3])) for job in jobs if not job[4]]
         headlines: list[tuple[int, int, str, Doc]] = []
-        for (index, field, offset, text), doc in pairs:
+        for (index, field, offset, text, _), doc in pairs:
             if field == "title":
                 headlines.append((index, offset, text, doc))  # after the body: see below
             else:

@@ -372,3 +372,23 @@ def test_vocabulary_does_not_grow_across_articles(enricher: Enricher, make_artic
     before = len(enricher._nlp.vocab.strings)
     enricher.enrich_many([make_article(f"Clashes near Duhok. {noise()}") for _ in range(5)])
     assert len(enricher._nlp.vocab.strings) == before
+
+
+def test_skipping_known_only_sentences_keeps_the_same_mentions(
+    enricher: Enricher, make_article
+) -> None:
+    article = make_article(
+        "Turkish jets struck PKK targets near Duhok and in the Qandil Mountains on Sunday. "
+        "Kurdistan Regional Government spokesman Peshawa Hawramani said Erbil was calm.\n\n"
+        "The SDF said the al-Hol camp in Hasakah was secure. Hawramani urged restraint.",
+        title="Turkish jets strike PKK targets near Duhok",
+    )
+    assert enricher._recognizer is not None
+    fast = enricher.enrich(article)
+    enricher._recognizer.skip_known = False
+    try:
+        full = enricher.enrich(article)
+    finally:
+        enricher._recognizer.skip_known = True
+    assert fast.mentions == full.mentions
+    assert mention_keys(fast, "al-Hol") == {"GPE:al hol"}

@@ -251,3 +251,23 @@ def test_known_word_after_arabic_article_is_not_carved_out(
     assert result(recognizer, doc) == []
     doc = doc_with(blank, "Turkish-backed fighters and Arab tribes clashed.", [])
     assert result(recognizer, doc) == [("Turkish", "GPE"), ("Arab", "NORP")]
+
+
+def test_plan_segments_marks_known_only_sentences() -> None:
+    from services.enricher.recognize import plan_segments
+
+    known = Gazetteer(load_curated()).strong
+    text = (
+        "Turkish jets struck PKK targets near Duhok. The strikes continued. "
+        "Hawramani said Erbil was calm.\nThe al-Hol camp in Hasakah is run by the SDF."
+    )
+    pieces = plan_segments(text, skip_nameless=True, known=known)
+    assert [(p.strip(), modelled) for _, p, modelled in pieces] == [
+        ("Turkish jets struck PKK targets near Duhok.", False),  # only known names
+        ("Hawramani said Erbil was calm.", True),  # an unknown name: the model runs
+        ("The al-Hol camp in Hasakah is run by the SDF.", False),
+    ]
+    assert all(text[o : o + len(p)] == p for o, p, _ in pieces)
+    # a known word inside a longer capitalised run is not "known only"
+    assert plan_segments("The Türkiye-Iraq High-Level Security Mechanism met.", known=known)[0][2]
+    assert plan_segments("Iraqi Prime Minister Mohammed Shia al-Sudani spoke.", known=known)[0][2]
