@@ -24,8 +24,10 @@ The rule layer fixes the sm model's known mistakes without breaking longer names
 * names are capitalised: trailing lowercase words are trimmed, lowercase spans dropped;
 * in a Title Case headline, model spans count only if the body names them too.
 
-Sentences that cannot hold a name are not sent to the model (:func:`segments`), and each
-batch runs in a spaCy ``memory_zone`` so a long-running worker's vocabulary stays bounded.
+Sentences that cannot hold a name are not sent to the model (:func:`segments`), nor are
+sentences that only name known entities (:func:`plan_segments`: the rules find those), and
+each batch runs in a spaCy ``memory_zone`` so a long-running worker's vocabulary stays
+bounded.
 
 Every span records the rule that produced or changed it, so a result can be explained.
 """
