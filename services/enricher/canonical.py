@@ -52,7 +52,7 @@ TITLES: tuple[str, ...] = (
 )
 # fmt: on
 # Particles that join an Arabic/Kurdish surname; "al-Sudani" and "Sudani" share a surname.
-NAME_PARTICLES: frozenset[str] = frozenset({"al", "el", "ul", "al sayyid"})
+NAME_PARTICLES: frozenset[str] = frozenset({"al", "el", "ul"})
 # Leading articles dropped from every kind: "the Syrian Democratic Forces".
 LEADING_ARTICLES: tuple[str, ...] = ("the",)
 
