@@ -48,6 +48,23 @@ SURNAME_MISLABELS: frozenset[str] = frozenset(
 )
 #: Words skipped when an acronym is compared with a name's initials.
 INITIALS_STOPWORDS: frozenset[str] = frozenset({"of", "the", "and", "for", "on", "in", "de", "al"})
+#: Name forms that fix a kind (folded words): toponym prefixes, landform heads, org heads.
+LOC_FIRST_WORDS: frozenset[str] = frozenset({"mount", "jabal", "jebel", "wadi", "lake", "river"})
+LOC_LAST_WORDS: frozenset[str] = frozenset({
+    "mountains", "mountain", "mountain range", "valley", "river", "plain", "plains", "desert",
+    "lake", "range", "hills", "gorge", "dam lake",
+})
+GPE_FIRST_WORDS: frozenset[str] = frozenset({
+    "tal", "tel", "tell", "deir", "dayr", "ras", "ain", "ayn", "kafr", "khirbet", "qasr",
+    "beit", "umm", "abu", "bir",
+})
+ORG_LAST_WORDS: frozenset[str] = frozenset({
+    "brigade", "brigades", "battalion", "battalions", "units", "forces", "army", "militia",
+    "party", "movement", "front", "council", "committee", "ministry", "directorate",
+    "command", "agency", "organization", "organisation", "union", "coalition", "alliance",
+    "government", "administration", "parliament", "assembly", "court", "police",
+    "gendarmerie", "service", "corps", "network", "association", "foundation",
+})
 #: Bracketed credits that follow a name without defining it ("Kurdistan Region (AFP)").
 NOT_DEFINITIONS: frozenset[str] = frozenset({
     "AFP", "AP", "DPA", "ANF", "ANHA", "SANA", "IRNA", "INA", "NNA", "KUNA", "WAM", "SPA", "AA",
@@ -57,6 +74,22 @@ NOT_DEFINITIONS: frozenset[str] = frozenset({
 FIELD_ORDER = {"title": 0, "body": 1}
 
 _PAREN = re.compile(r"\s*\(\s*([^()\n]{2,80}?)\s*\)")
+
+
+def kind_by_form(text: str) -> str | None:
+    """The kind a name's own words imply, whatever the model said in this article, so an
+    unknown name keeps one key across articles: "Wadi Hauran" LOC, "Tal Tamr" GPE,
+    "Hamrin Border Brigade" ORG. None when the words do not tell."""
+    words = strip_articles(fold(text)).split()
+    if len(words) < 2:
+        return None
+    if words[0] in LOC_FIRST_WORDS or words[-1] in LOC_LAST_WORDS:
+        return "LOC"
+    if words[0] in GPE_FIRST_WORDS:
+        return "GPE"
+    if words[-1] in ORG_LAST_WORDS:
+        return "ORG"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +276,10 @@ def resolve_article(
             and name_norm(span.text, kind) in table.person_surnames
         ):
             kind, rule = "PERSON", "curated_surname_kind"  # "Barzani" tagged ORG
+        else:
+            implied = kind_by_form(span.text)
+            if implied is not None and implied != kind:
+                kind, rule = implied, "kind_by_form"  # "Wadi Hauran" is a LOC in every article
         resolved[id(span)] = Resolved(span, _key(kind, span.text), kind, rule)
 
     _vote_kinds(resolved)

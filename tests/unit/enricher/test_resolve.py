@@ -172,3 +172,15 @@ def test_agency_credit_in_brackets_is_not_an_acronym_definition() -> None:
     body = "Clashes were reported in the Kurdistan Region (AFP). AFP could not confirm the toll."
     items = resolve(body, {"Kurdistan Region": "GPE", "AFP": "ORG"})
     assert keys_by_text(items)["AFP"] == {"ORG:afp"}
+
+
+def test_name_form_fixes_the_kind_of_unknown_names() -> None:
+    body = "Fighters moved from Wadi Hauran to Tal Tamr, the Khabur Guards Brigade said."
+    items = resolve(
+        body, {"Wadi Hauran": "GPE", "Tal Tamr": "PERSON", "Khabur Guards Brigade": "PRODUCT"}
+    )
+    assert {(i.key, i.rule) for i in items} == {
+        ("LOC:wadi hauran", "kind_by_form"),
+        ("GPE:tal tamr", "kind_by_form"),
+        ("ORG:khabur guards brigade", "kind_by_form"),
+    }
