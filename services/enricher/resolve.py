@@ -56,7 +56,7 @@ LOC_LAST_WORDS: frozenset[str] = frozenset({
 })
 GPE_FIRST_WORDS: frozenset[str] = frozenset({
     "tal", "tel", "tell", "deir", "dayr", "ras", "ain", "ayn", "kafr", "khirbet", "qasr",
-    "beit", "umm", "abu", "bir",
+    "beit", "bir",  # not "abu"/"umm": kunyas of people ("Abu Yahya al-Iraqi")
 })
 ORG_LAST_WORDS: frozenset[str] = frozenset({
     "brigade", "brigades", "battalion", "battalions", "units", "forces", "army", "militia",
