@@ -164,6 +164,37 @@ def _latencies(database_url: str, since: float, until: float | None = None) -> l
     return [float(r["s"]) for r in rows]
 
 
+HOPS = (
+    ("discovered->fetched", "fetched_at - discovered_at"),
+    ("fetched->parsed", "parsed_at - fetched_at"),
+    ("parsed->enriched", "enriched_at - parsed_at"),
+    ("enriched->stored", "stored_at - enriched_at"),
+)
+
+
+def _hops(database_url: str, since: float) -> dict[str, dict[str, float]]:
+    """p50/p95 of each hop from the per-stage timestamps every article row carries."""
+    cols = ", ".join(
+        f"percentile_cont({q}) WITHIN GROUP (ORDER BY extract(epoch FROM {expr})) AS h{i}_{int(q * 100)}"
+        for i, (_name, expr) in enumerate(HOPS)
+        for q in (0.5, 0.95)
+    )
+    row = asyncio.run(
+        harness.fetch(
+            database_url,
+            f"SELECT {cols} FROM articles WHERE discovered_at >= to_timestamp($1)",
+            since,
+        )
+    )[0]
+    return {
+        name: {
+            "p50": round(float(row[f"h{i}_50"] or 0), 3),
+            "p95": round(float(row[f"h{i}_95"] or 0), 3),
+        }
+        for i, (name, _expr) in enumerate(HOPS)
+    }
+
+
 def _stack_pids(ep: harness.Endpoints) -> dict[str, int]:
     from shared import stack
 
@@ -289,6 +320,7 @@ def run_half(
             "max": round(max(lat, default=float("nan")), 2),
         },
         "latencies": [round(x, 3) for x in sorted(lat)],
+        "hops_s": _hops(ep.database_url, t0),
     }
 
 
@@ -443,6 +475,8 @@ def table(result: dict[str, Any]) -> str:
                 f"{half['latency_s']['p50']:.2f} / {half['latency_s']['p95']:.2f} s (p95 target < {TARGET_P95_HALF_S:g})",
             )
         )
+    for hop, h in (half.get("hops_s") or {}).items():
+        rows.append((f"  half load {hop} p50/p95", f"{h['p50']:.2f} / {h['p95']:.2f} s"))
     for stage, s in full["stages"].items():
         rows.append((f"stage {stage}", f"{s['per_s']:.2f} msg/s over {s['active_s']}s"))
     for name, p in full["processes"].items():
