@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import faust
@@ -24,7 +25,12 @@ BATCH_SECONDS = 0.2
 
 
 def build(settings: Settings, *, bootstrap: str) -> faust.App:
-    from services.enricher.admin import Overrides, load_overrides
+    from services.enricher.admin import (
+        DEFAULT_OVERRIDES_REFRESH_S,
+        Overrides,
+        load_overrides,
+        refresh_overrides,
+    )
     from services.enricher.pipeline import Enricher
 
     app = create_app(SERVICE, settings, bootstrap=bootstrap)
@@ -33,44 +39,59 @@ def build(settings: Settings, *, bootstrap: str) -> faust.App:
     enriched = app.topic(settings.topic_prefix + ENRICHED.name, key_type=bytes, value_type=bytes)
     dlq = dlq_topic(app, settings)
 
-    async def open_enricher() -> Enricher:
+    @app.agent(articles)
+    async def enrich_articles(stream: Any) -> None:  # faust.Stream; StreamT lacks take_events
         engine = create_engine(resolve_database_url(settings), pool_size=1)
+        sessions = session_factory(engine)
+
+        async def overrides() -> Overrides:
+            async with sessions() as session:
+                return await load_overrides(session)
+
+        async def refresh() -> bool:
+            async with sessions() as session:
+                return await refresh_overrides(session, enricher)
+
         try:
-            sessions = session_factory(engine)
-
-            async def overrides() -> Overrides:
-                async with sessions() as session:
-                    return await load_overrides(session)
-
             loaded = await until_done(overrides, what="load entity overrides")
+            enricher = Enricher(
+                model=settings.spacy_model, max_chars=settings.max_enrich_chars, overrides=loaded
+            )
+            # the model load is ~1 s of CPU: keep the loop (and group heartbeats) responsive
+            await asyncio.get_running_loop().run_in_executor(None, enricher.load)
+            refreshed_at = time.monotonic()
+            async for events in stream.take_events(BATCH_SIZE, within=BATCH_SECONDS):
+                if time.monotonic() - refreshed_at > DEFAULT_OVERRIDES_REFRESH_S:
+                    # user curation (entities alias add / merge / split) without a restart
+                    refreshed_at = time.monotonic()
+                    try:
+                        if await refresh():
+                            logger.info("entity overrides changed; reloaded")
+                    except Exception as exc:  # stale overrides beat a stalled stream
+                        logger.warning("could not refresh entity overrides: %s", exc)
+                decoded, letters = decode_events(
+                    events,
+                    ARTICLES.model,
+                    stage="enrich",
+                    source_topic=articles_name,
+                    service=SERVICE,
+                )
+                done, failed = run_batch(
+                    decoded,
+                    enricher.enrich_many,
+                    enricher.enrich,
+                    stage="enrich",
+                    source_topic=articles_name,
+                    service=SERVICE,
+                    url_of=lambda a: a.url,
+                    key_of=lambda a: a.canonical_url,
+                )
+                letters += failed
+                await send_all(
+                    app, enriched, ((e.article.canonical_url, e.to_bytes()) for e in done)
+                )
+                await send_dead_letters(app, dlq, letters)
         finally:
             await engine.dispose()
-        enricher = Enricher(
-            model=settings.spacy_model, max_chars=settings.max_enrich_chars, overrides=loaded
-        )
-        # the model load is ~1 s of CPU: keep the loop (and group heartbeats) responsive
-        await asyncio.get_running_loop().run_in_executor(None, enricher.load)
-        return enricher
-
-    @app.agent(articles)
-    async def enrich_articles(stream: Any) -> None:  # faust.Stream; StreamT lacks take_events/noack
-        enricher = await open_enricher()
-        async for events in stream.take_events(BATCH_SIZE, within=BATCH_SECONDS):
-            decoded, letters = decode_events(
-                events, ARTICLES.model, stage="enrich", source_topic=articles_name, service=SERVICE
-            )
-            done, failed = run_batch(
-                decoded,
-                enricher.enrich_many,
-                enricher.enrich,
-                stage="enrich",
-                source_topic=articles_name,
-                service=SERVICE,
-                url_of=lambda a: a.url,
-                key_of=lambda a: a.canonical_url,
-            )
-            letters += failed
-            await send_all(app, enriched, ((e.article.canonical_url, e.to_bytes()) for e in done))
-            await send_dead_letters(app, dlq, letters)
 
     return app
