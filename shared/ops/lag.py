@@ -126,14 +126,16 @@ async def consumer_lag(
     bootstrap: str,
     *,
     prefix: str = "",
+    group_prefix: str = "",
     groups: Iterable[tuple[str, Iterable[str]]] = GROUP_TOPICS,
 ) -> list[PartitionLag]:
     """Lag of every newsflow consumer group on every partition of the topics it reads.
 
-    *prefix* is ``settings.topic_prefix``. Raises :class:`ConfigError` when none of the
+    *prefix* is ``settings.topic_prefix``; *group_prefix* is prepended to the group ids, for
+    deployments whose faust app ids carry one. Raises :class:`ConfigError` when none of the
     topics exist (wrong broker or prefix, or topics not created yet).
     """
-    wanted = [(group, [prefix + t for t in topics]) for group, topics in groups]
+    wanted = [(group_prefix + group, [prefix + t for t in topics]) for group, topics in groups]
     all_topics = {t for _g, topics in wanted for t in topics}
     partitions = await topic_partitions(bootstrap, all_topics)
     if not partitions:
