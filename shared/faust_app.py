@@ -18,8 +18,13 @@ from shared.topics import DLQ
 logger = logging.getLogger(__name__)
 
 
-def group_id(service: str) -> str:
-    return f"newsflow-{service}"
+def group_id(service: str, *, prefix: str = "") -> str:
+    """The consumer group (and faust app id) of *service*.
+
+    Namespaced by the topic prefix, so a tenant or a test with its own topics also has its
+    own groups: a group left half-joined by a stopped worker never delays another run.
+    """
+    return f"{prefix}newsflow-{service}"
 
 
 def create_app(service: str, settings: Settings, *, bootstrap: str) -> faust.App:
@@ -30,7 +35,7 @@ def create_app(service: str, settings: Settings, *, bootstrap: str) -> faust.App
     datadir = Path(settings.state_dir, "faust", service)
     datadir.parent.mkdir(parents=True, exist_ok=True)
     return faust.App(
-        group_id(service),
+        group_id(service, prefix=settings.topic_prefix),
         broker=f"kafka://{bootstrap}",
         autodiscover=False,
         datadir=str(datadir),

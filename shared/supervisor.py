@@ -256,10 +256,15 @@ class Supervisor:
 
         while True:
             try:
-                rows = await consumer_lag(bootstrap, prefix=self.settings.topic_prefix)
+                rows = await consumer_lag(
+                    bootstrap,
+                    prefix=self.settings.topic_prefix,
+                    group_prefix=self.settings.topic_prefix,
+                )
                 by_group = totals(rows)
+                prefix = self.settings.topic_prefix
                 self.progress.lag = {
-                    stage: by_group.get(group, {}).get(topic, 0)
+                    stage: by_group.get(prefix + group, {}).get(topic, 0)
                     for stage, (group, topic) in STAGE_INPUTS.items()
                 }
             except Exception as exc:  # lag is informative; never let it stop the run

@@ -515,7 +515,7 @@ def register(app: typer.Typer) -> None:
         bootstrap = _bootstrap()
         prefix = _settings().topic_prefix
         try:
-            rows = asyncio.run(consumer_lag(bootstrap, prefix=prefix))
+            rows = asyncio.run(consumer_lag(bootstrap, prefix=prefix, group_prefix=prefix))
         except NewsflowError:
             raise
         except Exception as exc:

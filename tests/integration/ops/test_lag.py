@@ -17,7 +17,7 @@ from tests.integration.writer.cli_helpers import cli_env, newsflow_json
 BATCHES = {0: [10, 10, 5], 1: [7], 2: [], 3: [3]}
 COMMITTED = {0: 10, 1: 7}  # partition 3 never committed: the group would start at 0
 EXPECTED_LAG = {0: 15, 1: 0, 2: 0, 3: 3}
-GROUP = "newsflow-parser"
+GROUP = "newsflow-parser"  # groups are namespaced by the topic prefix, like the services'
 
 
 async def _produce(bootstrap: str, topic: str) -> None:
@@ -37,9 +37,9 @@ async def _produce(bootstrap: str, topic: str) -> None:
         await producer.stop()
 
 
-async def _commit(bootstrap: str, topic: str) -> None:
+async def _commit(bootstrap: str, topic: str, group: str) -> None:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=GROUP, enable_auto_commit=False
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
     )
     await consumer.start()
     try:
@@ -57,16 +57,19 @@ async def test_lag_reports_known_backlog_per_partition(
 ) -> None:
     topic = topic_prefix + PAGES.name
     await _produce(kafka_bootstrap, topic)
-    await _commit(kafka_bootstrap, topic)
+    group = topic_prefix + GROUP
+    await _commit(kafka_bootstrap, topic, group)
 
-    rows = await consumer_lag(kafka_bootstrap, prefix=topic_prefix)
-    parser = {r.partition: r for r in rows if r.group == GROUP}
+    rows = await consumer_lag(kafka_bootstrap, prefix=topic_prefix, group_prefix=topic_prefix)
+    parser = {r.partition: r for r in rows if r.group == group}
     assert {p: r.lag for p, r in parser.items()} == EXPECTED_LAG
     assert {p: r.end for p, r in parser.items()} == {p: sum(b) for p, b in BATCHES.items()}
     assert parser[3].committed is None and parser[0].committed == 10
     assert all(r.exact for r in rows)
     # the writer group reads pages too (archive) and never committed: the whole topic is lag
-    writer_pages = [r for r in rows if r.group == "newsflow-writer" and r.topic == PAGES.name]
+    writer_pages = [
+        r for r in rows if r.group == topic_prefix + "newsflow-writer" and r.topic == PAGES.name
+    ]
     assert sum(r.lag for r in writer_pages) == 35
     # other topics are empty: no lag anywhere else
     assert all(r.lag == 0 for r in rows if r.topic != PAGES.name)
@@ -81,7 +84,7 @@ async def test_lag_reports_known_backlog_per_partition(
     cli = {
         r["partition"]: r["lag"]
         for r in report["partitions"]
-        if r["group"] == GROUP and r["topic"] == PAGES.name
+        if r["group"] == group and r["topic"] == PAGES.name
     }
     assert cli == EXPECTED_LAG
-    assert report["totals"][GROUP] == {PAGES.name: 18}
+    assert report["totals"][group] == {PAGES.name: 18}

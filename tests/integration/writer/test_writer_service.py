@@ -6,6 +6,7 @@ import asyncio
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -25,7 +26,7 @@ async def _fetch(url: str, query: str, *args: object) -> list[asyncpg.Record]:
         await conn.close()
 
 
-async def _wait_for(url: str, query: str, predicate, *, log_dir: Path) -> list[asyncpg.Record]:  # type: ignore[no-untyped-def]
+async def _wait_for(url: str, query: str, predicate: Any, *, log_dir: Path) -> list[asyncpg.Record]:
     deadline = time.monotonic() + WAIT_S
     rows: list[asyncpg.Record] = []
     while time.monotonic() < deadline:
