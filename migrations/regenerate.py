@@ -17,12 +17,9 @@ from alembic import command
 
 from shared.db.migrate import MIGRATIONS_DIR, alembic_config
 
-LZ4_COLUMNS = (
-    ("articles", "body_text"),
-    ("articles", "lead"),
-    ("pages", "payload_gz"),
-    ("dead_letters", "payload"),
-)
+LZ4_COLUMNS = (("articles", "body_text"), ("articles", "lead"), ("dead_letters", "payload"))
+#: Already-compressed bytes: TOAST compression would only waste CPU on them.
+EXTERNAL_COLUMNS = (("pages", "payload_gz"),)
 
 
 async def _admin(url: str, statement: str) -> None:
@@ -61,7 +58,13 @@ def _generate(url: str) -> None:
         marker
         + "\n    # Long text compresses ~3x faster with lz4 than pglz (NOTES.md); only where the\n"
         "    # server was built with it.\n"
-        "    if _has_lz4():\n" + lz4.replace("    op.", "        op."),
+        "    if _has_lz4():\n"
+        + lz4.replace("    op.", "        op.")
+        + "\n    # gzip payloads do not compress further: store them out of line, uncompressed.\n"
+        + "\n".join(
+            f'    op.execute("ALTER TABLE {t} ALTER COLUMN {c} SET STORAGE EXTERNAL")'
+            for t, c in EXTERNAL_COLUMNS
+        ),
         1,
     )
     text += (

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 07:15:03.930420
+Create Date: 2026-11-22 08:33:50.715838
 """
 from collections.abc import Sequence
 
@@ -184,8 +184,9 @@ def upgrade() -> None:
     if _has_lz4():
         op.execute("ALTER TABLE articles ALTER COLUMN body_text SET COMPRESSION lz4")
         op.execute("ALTER TABLE articles ALTER COLUMN lead SET COMPRESSION lz4")
-        op.execute("ALTER TABLE pages ALTER COLUMN payload_gz SET COMPRESSION lz4")
         op.execute("ALTER TABLE dead_letters ALTER COLUMN payload SET COMPRESSION lz4")
+    # gzip payloads do not compress further: store them out of line, uncompressed.
+    op.execute("ALTER TABLE pages ALTER COLUMN payload_gz SET STORAGE EXTERNAL")
 
 
 def downgrade() -> None:
