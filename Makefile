@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
 .PHONY: help setup tools run demo test test-unit test-integration test-faults lint fmt up down logs ps \
-        migrate topics lag dlq replay bench docs stack-up stack-down clean
+        migrate topics lag dlq replay replay-from bench docs stack-up stack-down clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -81,6 +81,9 @@ dlq: setup ## Dead letters grouped by stage and error kind
 
 replay: setup ## Re-inject dead letters (STAGE=fetch|parse|enrich, SINCE=2026-01-01T00:00)
 	$(BIN)/newsflow dlq replay $(if $(STAGE),--stage $(STAGE)) $(if $(SINCE),--since $(SINCE))
+
+replay-from: setup ## Re-run later stages from stored data (FROM=articles|pages SINCE=2026-01-01)
+	$(BIN)/newsflow replay --from $(FROM) --since $(SINCE)
 
 bench: setup ## End-to-end benchmark on a synthetic loopback news site (writes bench-results/)
 	$(BIN)/pip install --quiet -e ".[dev,bench]"
