@@ -7,7 +7,9 @@ service supports) for a change to reach articles enriched from then on.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from typing import Annotated, TypeVar
 
 import typer
@@ -64,13 +66,19 @@ def register(app: typer.Typer) -> None:
         change = _run(admin.merge_entities, source, target, allow_kind_change=force)
         typer.echo(f"merged {change.source.key} into {change.target.key}. {RELOAD_HINT}")
 
-    @app.command("show")
-    def show(
+    @app.command("find")
+    def find(
         query: Annotated[str, typer.Argument(help="Entity key, or part of a name or alias.")],
         limit: Annotated[int, typer.Option(help="At most this many entities.")] = 20,
+        as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout.")] = False,
     ) -> None:
-        """List matching entities with their kind, links, redirect and aliases."""
+        """Find entities by key, name or alias: kind, links, redirect and aliases."""
         found = _run(admin.find_entities, query, limit=limit)
+        if as_json:
+            typer.echo(json.dumps([asdict(item) for item in found], ensure_ascii=False, indent=2))
+            if not found:
+                raise typer.Exit(1)
+            return
         if not found:
             typer.echo(f"no entity matches {query!r}")
             raise typer.Exit(1)

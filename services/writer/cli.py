@@ -507,6 +507,17 @@ def register(app: typer.Typer) -> None:
             + (f" ({_when(count.first)} .. {_when(count.last)})" if count.sent else "")
         )
 
+    @app.command("reenrich")
+    def reenrich(
+        since: Annotated[str, typer.Option(help="Articles stored at or after this time.")],
+        until: Annotated[str | None, typer.Option(help="...and before this time.")] = None,
+        limit: Annotated[int | None, typer.Option(min=1, help="At most this many.")] = None,
+        as_json: JsonFlag = False,
+    ) -> None:
+        """Re-enrich stored articles, e.g. after a model or rules upgrade (the enrichment
+        version is in articles.enrichment); same path as 'replay --from articles'."""
+        replay_cmd(source="articles", since=since, until=until, limit=limit, as_json=as_json)
+
     @app.command("lag")
     def lag_cmd(as_json: JsonFlag = False) -> None:
         """Consumer-group lag per topic and partition (committed vs last stored offset)."""

@@ -3,6 +3,7 @@ overrides the enricher loads from them."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -159,10 +160,14 @@ def test_cli_alias_merge_split(database_url: str, monkeypatch: pytest.MonkeyPatc
         assert result.exit_code == 0, result.output
         result = runner.invoke(app, ["entities", "merge", "GPE:federal iraq", "GPE:iraq"])
         assert result.exit_code == 0 and "merged GPE:federal iraq into GPE:iraq" in result.output
-        result = runner.invoke(app, ["entities", "show", "iraq"])
+        result = runner.invoke(app, ["entities", "find", "iraq"])
         assert result.exit_code == 0, result.output
         assert "GPE:federal iraq\tfederal iraq\t0 articles -> merged into GPE:iraq" in result.output
         assert "    Irak\t(user)" in result.output
+        result = runner.invoke(app, ["entities", "find", "federal iraq", "--json"])
+        assert result.exit_code == 0, result.output
+        found = json.loads(result.output)
+        assert found[0]["key"] == "GPE:federal iraq" and found[0]["merged_into"] == "GPE:iraq"
         result = runner.invoke(app, ["entities", "split", "GPE:federal iraq"])
         assert result.exit_code == 0 and "its own entity again" in result.output
         result = runner.invoke(app, ["entities", "merge", "GPE:iraq", "PERSON:nobody"])
