@@ -428,36 +428,25 @@ def up(home: Path, *, want_kafka: bool = True, want_postgres: bool = True) -> Up
     started: list[str] = []
     reused: list[str] = []
     seconds: dict[str, float] = {}
-    if want_kafka:
-        if state.kafka and pid_alive(state.kafka.pid, expect="tansu"):
-            reused.append("kafka")
-        else:
-            if state.kafka:
-                logger.warning(
-                    "stale broker pid %s in %s; starting a new broker",
-                    state.kafka.pid,
-                    stack_file(home),
-                )
-            t0 = time.monotonic()
-            state.kafka = start_kafka(home)
-            seconds["kafka"] = time.monotonic() - t0
-            started.append("kafka")
-            write_state(home, state)
-    if want_postgres:
-        if state.postgres and pid_alive(state.postgres.pid, expect="postgres"):
-            reused.append("postgres")
-        else:
-            if state.postgres:
-                logger.warning(
-                    "stale PostgreSQL pid %s in %s; starting it again",
-                    state.postgres.pid,
-                    stack_file(home),
-                )
-            t0 = time.monotonic()
-            state.postgres = start_postgres(home)
-            seconds["postgres"] = time.monotonic() - t0
-            started.append("postgres")
-            write_state(home, state)
+    for name, wanted, expect, start in (
+        ("kafka", want_kafka, "tansu", start_kafka),
+        ("postgres", want_postgres, "postgres", start_postgres),
+    ):
+        if not wanted:
+            continue
+        current: Component | None = getattr(state, name)
+        if current and pid_alive(current.pid, expect=expect):
+            reused.append(name)
+            continue
+        if current:
+            logger.warning(
+                "stale %s pid %s in %s; starting it again", name, current.pid, stack_file(home)
+            )
+        t0 = time.monotonic()
+        setattr(state, name, start(home))
+        seconds[name] = time.monotonic() - t0
+        started.append(name)
+        write_state(home, state)
     external = [n for n, w in (("kafka", want_kafka), ("postgres", want_postgres)) if not w]
     return UpResult(state, started, reused, external, seconds)
 

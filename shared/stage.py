@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from shared.dlq import dead_letter, error_kind
+from shared.dlq import dead_letter
 from shared.errors import PermanentError
 from shared.messages import ContractError, DeadLetter, Stage
 from shared.metrics import MESSAGES, STAGE_SECONDS
@@ -73,39 +73,29 @@ def run_each(
         started = time.perf_counter()
         try:
             results.append(fn(item))
-        except PermanentError as exc:
-            letters.append(
-                dead_letter(
-                    stage,
-                    exc,
-                    payload=raw,
-                    source_topic=source_topic,
-                    key=key_of(item),
-                    url=url_of(item),
-                    attempt=attempt_of(item),
-                    service=service,
-                )
-            )
-            MESSAGES.labels(stage, "dlq", exc.kind).inc()
-            logger.debug(
-                "dlq stage=%s kind=%s url=%s detail=%s", stage, exc.kind, url_of(item), exc.detail
-            )
         except Exception as exc:
-            # A bug in a stage must cost one record, not the worker; the DLQ keeps it for replay.
-            logger.exception("unexpected error in stage %s for %s", stage, url_of(item))
-            letters.append(
-                dead_letter(
-                    stage,
-                    exc,
-                    payload=raw,
-                    source_topic=source_topic,
-                    key=key_of(item),
-                    url=url_of(item),
-                    attempt=attempt_of(item),
-                    service=service,
-                )
+            if not isinstance(exc, PermanentError):
+                # A bug in a stage must cost one record, not the worker; the DLQ keeps it.
+                logger.exception("unexpected error in stage %s for %s", stage, url_of(item))
+            letter = dead_letter(
+                stage,
+                exc,
+                payload=raw,
+                source_topic=source_topic,
+                key=key_of(item),
+                url=url_of(item),
+                attempt=attempt_of(item),
+                service=service,
             )
-            MESSAGES.labels(stage, "dlq", error_kind(exc)).inc()
+            letters.append(letter)
+            MESSAGES.labels(stage, "dlq", letter.error_kind).inc()
+            logger.debug(
+                "dlq stage=%s kind=%s url=%s detail=%s",
+                stage,
+                letter.error_kind,
+                url_of(item),
+                letter.detail,
+            )
         else:
             MESSAGES.labels(stage, "ok", "-").inc()
             logger.debug("ok stage=%s url=%s", stage, url_of(item))

@@ -91,12 +91,16 @@ def _metrics_base(preferred: int) -> int:
     return 0
 
 
+#: An HTTP(S)_PROXY in the environment must not capture loopback metrics requests.
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def scrape(port: int) -> dict[tuple[str, str], float]:
     """(stage, outcome) -> count from one service's /metrics; empty when unreachable."""
     if not port:
         return {}
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=0.5) as response:
+        with _NO_PROXY.open(f"http://127.0.0.1:{port}/metrics", timeout=0.5) as response:
             body = response.read().decode()
     except OSError:
         return {}

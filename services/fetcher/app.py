@@ -119,7 +119,10 @@ def build(settings: Settings, *, bootstrap: str) -> faust.App:
         try:
             link = Link.from_bytes(raw)
             page = await fetch_patiently(fetcher, link)
-        except (ContractError, PermanentError, TransientError) as exc:
+        except Exception as exc:
+            if not isinstance(exc, ContractError | PermanentError | TransientError):
+                # a bug costs this link, not the worker; the DLQ keeps it for replay
+                logger.exception("unexpected fetch error for %s", link.url if link else "?")
             letter = dead_letter(
                 "fetch",
                 exc,
@@ -133,20 +136,6 @@ def build(settings: Settings, *, bootstrap: str) -> faust.App:
             await send_dead_letters(app, dlq, [letter])
             MESSAGES.labels("fetch", "dlq", letter.error_kind).inc()
             logger.debug("dlq stage=fetch kind=%s url=%s", letter.error_kind, letter.url)
-            return
-        except Exception as exc:
-            logger.exception("unexpected fetch error for %s", link.url if link else "?")
-            letter = dead_letter(
-                "fetch",
-                exc,
-                payload=raw,
-                source_topic=links_name,
-                key=link.host if link else None,
-                url=link.url if link else None,
-                service=SERVICE,
-            )
-            await send_dead_letters(app, dlq, [letter])
-            MESSAGES.labels("fetch", "dlq", letter.error_kind).inc()
             return
         finally:
             STAGE_SECONDS.labels("fetch").observe(time.perf_counter() - started)
