@@ -110,10 +110,14 @@ class Workers:
         self.exits: list[tuple[str, int]] = []  # (service, code) of every unexpected exit
         log_dir.mkdir(parents=True, exist_ok=True)
 
-    def start(self, service: str, **extra_env: str) -> subprocess.Popen[bytes]:
-        n = self.restarts.get(service, -1) + 1
-        self.restarts[service] = n
-        log = open(self.log_dir / f"{service}.{n}.log", "wb")  # noqa: SIM115 - child owns it
+    def start(
+        self, service: str, *, name: str | None = None, **extra_env: str
+    ) -> subprocess.Popen[bytes]:
+        """Start (or restart) *service*; *name* tells apart several workers of one service."""
+        name = name or service
+        n = self.restarts.get(name, -1) + 1
+        self.restarts[name] = n
+        log = open(self.log_dir / f"{name}.{n}.log", "wb")  # noqa: SIM115 - child owns it
         env = dict(self.env, **extra_env)
         proc = subprocess.Popen(
             [sys.executable, "-m", "shared.cli", "worker", service],
@@ -125,7 +129,7 @@ class Workers:
             start_new_session=True,
         )
         log.close()
-        self.procs[service] = proc
+        self.procs[name] = proc
         return proc
 
     def start_all(self, services: Iterable[str] = SERVICES, **extra_env: str) -> None:

@@ -71,8 +71,9 @@ def _percentile(values: list[float], q: float) -> float:
 class MetricsRecorder:
     """Scrape each worker's counters every second: per-stage throughput over its active span."""
 
-    def __init__(self, base: int) -> None:
+    def __init__(self, base: int, *, extra_ports: dict[str, list[int]] | None = None) -> None:
         self.base = base
+        self.extra_ports = extra_ports or {}  # stage -> ports of additional workers
         self.series: list[tuple[float, dict[str, float]]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -80,9 +81,12 @@ class MetricsRecorder:
     def _snapshot(self) -> dict[str, float]:
         out: dict[str, float] = {}
         for index, (stage, _service) in enumerate(harness.STAGES):
-            counts = harness.scrape_counts(self.base + index if self.base else 0)
-            out[stage] = counts.get((stage, "ok"), 0.0)
-            out[f"{stage}_dlq"] = counts.get((stage, "dlq"), 0.0)
+            ports = [self.base + index if self.base else 0, *self.extra_ports.get(stage, [])]
+            out[stage] = out[f"{stage}_dlq"] = 0.0
+            for port in ports:
+                counts = harness.scrape_counts(port)
+                out[stage] += counts.get((stage, "ok"), 0.0)
+                out[f"{stage}_dlq"] += counts.get((stage, "dlq"), 0.0)
         return out
 
     def _loop(self) -> None:
@@ -213,9 +217,14 @@ def run_full(
     feeds: list[str],
     expect: int,
     metrics_base: int,
+    *,
+    extra_ports: dict[str, list[int]] | None = None,
 ) -> dict[str, Any]:
-    pids = {s: workers.pid(s) for s in harness.SERVICES} | _stack_pids(ep)
-    with harness.Sampler(pids) as sampler, MetricsRecorder(metrics_base) as metrics:
+    pids = {name: proc.pid for name, proc in workers.procs.items()} | _stack_pids(ep)
+    with (
+        harness.Sampler(pids) as sampler,
+        MetricsRecorder(metrics_base, extra_ports=extra_ports) as metrics,
+    ):
         t0 = time.time()
         asyncio.run(harness.add_feeds(ep.database_url, feeds))
 
@@ -461,6 +470,7 @@ def table(result: dict[str, Any]) -> str:
             "end to end (with NER)",
             f"{full['articles_per_s']:.2f} articles/s (target >= {TARGET_RATE:g})",
         ),
+        ("enricher workers", str(result.get("enricher_workers", 1))),
         ("bottleneck bound", f"{result['bottleneck']} {result['bound_per_s']:.2f}/s"),
         ("ratio to bound", f"{result['ratio_to_bound']:.2f} (goal >= {TARGET_RATIO})"),
         (
@@ -545,6 +555,12 @@ def main(argv: list[str] | None = None) -> int:
         "--no-half-load", action="store_true", help="skip the half-load latency run"
     )
     parser.add_argument("--bound-sample", type=int, default=BOUND_SAMPLE)
+    parser.add_argument(
+        "--enrichers",
+        type=int,
+        default=1,
+        help="enricher workers (make run starts 1; more is a scale-out experiment)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument("--no-docs", action="store_true", help="do not copy to docs/bench/latest.*")
     args = parser.parse_args(argv)
@@ -562,6 +578,7 @@ def main(argv: list[str] | None = None) -> int:
         "started_at": datetime.now(UTC).isoformat(),
         "machine": machine(),
         "corpus": {"articles": args.articles, "hosts": args.hosts, "seed": args.seed},
+        "enricher_workers": args.enrichers,
         "settings": dict(harness.RELAXED_POLITENESS),
         "note": "politeness relaxed for the loopback corpus (no per-host gap, 4 in flight per host)",
     }
@@ -581,6 +598,14 @@ def main(argv: list[str] | None = None) -> int:
             workers = harness.Workers(env, log_dir)
             t = time.monotonic()
             workers.start_all()
+            extra_ports: dict[str, list[int]] = {}
+            for k in range(2, args.enrichers + 1):
+                # same consumer group (partitions are split); its own metrics port
+                base_k = metrics_base + 10 * (k - 1)
+                workers.start(
+                    "enricher", name=f"enricher{k}", NEWSFLOW_METRICS_PORT_BASE=str(base_k)
+                )
+                extra_ports.setdefault("enrich", []).append(base_k + 2)
             # the warm-up is the readiness check: it passes once all four groups have joined
             warm = Corpus(
                 articles=WARMUP_ARTICLES, hosts=2, seed=args.seed + 1, first_ip=args.hosts
@@ -595,7 +620,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"services ready and warm in {result['startup_and_warmup_s']}s; full load…",
                 flush=True,
             )
-            full = run_full(ep, workers, served["feeds"], args.articles, metrics_base)
+            full = run_full(
+                ep, workers, served["feeds"], args.articles, metrics_base, extra_ports=extra_ports
+            )
             result["full_load"] = full
             print(
                 f"full load: {full['articles_per_s']}/s, p95 {full['latency_s']['p95']}s",
@@ -630,9 +657,10 @@ def main(argv: list[str] | None = None) -> int:
     print("bounds and peer on the same pages (one process each)…", flush=True)
     result["bounds"] = bounds(corpus, int(served["port"]), args.bound_sample)
     b = result["bounds"]
-    bottleneck = "extract" if b["extract_per_s"] <= b["ner_per_s"] else "ner"
+    bottleneck = "extract" if b["extract_per_s"] <= b["ner_per_s"] * args.enrichers else "ner"
     result["bottleneck"] = bottleneck
-    result["bound_per_s"] = min(b["extract_per_s"], b["ner_per_s"])
+    # each stage's standalone rate times the processes the pipeline runs it with
+    result["bound_per_s"] = min(b["extract_per_s"], b["ner_per_s"] * args.enrichers)
     result["ratio_to_bound"] = round(
         result["full_load"]["articles_per_s"] / result["bound_per_s"], 3
     )
