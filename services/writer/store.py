@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 import asyncpg
 import orjson
 from pydantic import TypeAdapter
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -349,18 +349,26 @@ async def mark_links(
 
     The first outcome sticks, except that ``stored`` replaces ``dead_letter``: a dead letter
     replayed after its cause was fixed (``newsflow dlq replay``) did end up stored.
+
+    An upsert, not an UPDATE: the fetcher sends a link before its ``seen_links`` row commits,
+    so a fast link can reach the writer first. The INSERT waits on the fetcher's uncommitted
+    row and then updates it; an UPDATE would match nothing and leave the link pending forever.
     """
     if not urls:
         return
     link = models.SeenLink
-    open_or_failed: Any = link.done_at.is_(None)
+    stmt = insert(link).values(
+        [{"url": url, "outcome": outcome, "done_at": now} for url in sorted(set(urls))]
+    )
+    still_open: Any = link.done_at.is_(None)
     if outcome == "stored":
-        open_or_failed = open_or_failed | (link.outcome == "dead_letter")
+        still_open = still_open | (link.outcome == "dead_letter")
     await session.execute(
-        update(link)
-        .where(link.url.in_(urls), open_or_failed)
-        .values(outcome=outcome, done_at=now)
-        .execution_options(synchronize_session=False)
+        stmt.on_conflict_do_update(
+            index_elements=[link.url],
+            set_={"outcome": stmt.excluded.outcome, "done_at": stmt.excluded.done_at},
+            where=still_open,
+        )
     )
 
 
