@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
 .PHONY: help setup tools run demo test test-unit test-integration test-faults lint fmt up down logs ps \
-        migrate topics lag dlq replay replay-from bench docs stack-up stack-down clean
+        migrate topics lag dlq replay replay-from bench hostile docs stack-up stack-down clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,9 +36,11 @@ run: setup ## Run the pipeline on feeds.txt with the embedded broker and Postgre
 demo: setup ## Offline demo: serve the bundled sample site on loopback and run --once against it
 	$(BIN)/newsflow demo
 
-test: setup tools ## Unit + integration tests against the real embedded broker and PostgreSQL
+test: setup tools ## Unit + integration tests (real broker and PostgreSQL), plus a fault subset
 	$(BIN)/newsflow schemas check
 	$(BIN)/pytest -m "not faults" $(PYTEST_ARGS)
+	NEWSFLOW_FAULTS_ARTICLES=100 $(BIN)/pytest -m faults $(PYTEST_ARGS) \
+	  -k "poison or (kill9 and enricher) or hostile"
 
 test-unit: setup ## Unit tests only (seconds, no infrastructure)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
@@ -88,6 +90,9 @@ replay-from: setup ## Re-run later stages from stored data (FROM=articles|pages 
 bench: setup ## End-to-end benchmark on a synthetic loopback news site (writes bench-results/)
 	$(BIN)/pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python -m tests.bench.run
+
+hostile: setup ## Run the hostile-input corpus through the real pipeline and print case -> outcome
+	$(BIN)/python -m tests.hostile.run
 
 up: ## docker compose: build and start Kafka, PostgreSQL, the services, Prometheus, Grafana
 	$(COMPOSE) up -d --build
