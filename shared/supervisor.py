@@ -100,7 +100,7 @@ def scrape(port: int) -> dict[tuple[str, str], float]:
     if not port:
         return {}
     try:
-        with _NO_PROXY.open(f"http://127.0.0.1:{port}/metrics", timeout=0.5) as response:
+        with _NO_PROXY.open(f"http://127.0.0.1:{port}/metrics", timeout=1) as response:
             body = response.read().decode()
     except OSError:
         return {}

@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +22,9 @@ from typing import Any
 
 import asyncpg
 import psutil
-from prometheus_client.parser import text_string_to_metric_families
 
 from shared import kafka, stack
+from shared.supervisor import scrape
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("fetcher", "parser", "enricher", "writer")
@@ -263,27 +262,9 @@ class Sampler:
 
 
 #: metrics are on loopback: never through an environment proxy
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
 def scrape_counts(port: int) -> dict[tuple[str, str], float]:
-    """``newsflow_messages_total`` summed per (stage, outcome) from one worker's metrics port."""
-    if not port:
-        return {}
-    try:
-        with _NO_PROXY.open(f"http://127.0.0.1:{port}/metrics", timeout=1) as resp:
-            body = resp.read().decode()
-    except OSError:
-        return {}
-    totals: dict[tuple[str, str], float] = {}
-    for family in text_string_to_metric_families(body):
-        if family.name != "newsflow_messages":
-            continue
-        for sample in family.samples:
-            if sample.name.endswith("_total"):
-                key = (sample.labels["stage"], sample.labels["outcome"])
-                totals[key] = totals.get(key, 0.0) + sample.value
-    return totals
+    """``newsflow_messages_total`` summed per (stage, outcome): the supervisor's own scrape."""
+    return scrape(port)
 
 
 # --- the database side ----------------------------------------------------------------------
