@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Annotated, Any, TypeVar
 
@@ -135,6 +136,20 @@ def _broker_failure(exc: BaseException, bootstrap: str) -> NewsflowError | None:
     if isinstance(exc, KafkaError):
         return NewsflowError(f"broker error from {bootstrap}: {exc!r}", kind="broker")
     return None
+
+
+@contextmanager
+def _broker_errors(bootstrap: str) -> Iterator[None]:
+    """Map broker failures inside the block to one actionable message (see _broker_failure)."""
+    try:
+        yield
+    except NewsflowError:
+        raise
+    except Exception as exc:
+        mapped = _broker_failure(exc, bootstrap)
+        if mapped is None:
+            raise
+        raise mapped from exc
 
 
 def _table(*columns: str) -> Any:
@@ -417,16 +432,9 @@ def register(app: typer.Typer) -> None:
             if bootstrap is None:
                 return await replay_dead_letters(sessions, None, **kwargs)
             topics = [prefix + spec.name for spec in ALL_TOPICS]
-            try:
+            with _broker_errors(bootstrap):
                 async with KafkaSink(bootstrap, topics=topics) as sink:
                     return await replay_dead_letters(sessions, sink, **kwargs)
-            except NewsflowError:
-                raise
-            except Exception as exc:
-                mapped = _broker_failure(exc, bootstrap)
-                if mapped is None:
-                    raise
-                raise mapped from exc
 
         results = _with_db(action, sessions=True)
         if as_json:
@@ -479,7 +487,7 @@ def register(app: typer.Typer) -> None:
         topic = prefix + (PAGES.name if source == "pages" else ARTICLES.name)
 
         async def action(sessions: Any) -> Any:
-            try:
+            with _broker_errors(bootstrap):
                 async with KafkaSink(bootstrap, topics=[topic]) as sink:
                     return await replay_from(
                         sessions,
@@ -490,13 +498,6 @@ def register(app: typer.Typer) -> None:
                         prefix=prefix,
                         limit=limit,
                     )
-            except NewsflowError:
-                raise
-            except Exception as exc:
-                mapped = _broker_failure(exc, bootstrap)
-                if mapped is None:
-                    raise
-                raise mapped from exc
 
         count = _with_db(action, sessions=True)
         if as_json:
@@ -525,15 +526,8 @@ def register(app: typer.Typer) -> None:
 
         bootstrap = _bootstrap()
         prefix = _settings().topic_prefix
-        try:
+        with _broker_errors(bootstrap):
             rows = asyncio.run(consumer_lag(bootstrap, prefix=prefix, group_prefix=prefix))
-        except NewsflowError:
-            raise
-        except Exception as exc:
-            mapped = _broker_failure(exc, bootstrap)
-            if mapped is None:
-                raise
-            raise mapped from exc
         if as_json:
             _emit({"partitions": [r.to_json() for r in rows], "totals": totals(rows)})
             return
