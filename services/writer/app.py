@@ -20,6 +20,7 @@ import faust
 
 from services.writer.metrics import BATCH_RECORDS, DEAD_LETTERS_STORED, ROWS_WRITTEN
 from services.writer.store import (
+    AliasMemory,
     StoreReport,
     db_error_kind,
     merge_reports,
@@ -53,6 +54,7 @@ async def store_isolating_poison(
     *,
     source_topic: str,
     parts: int = 1,
+    known_aliases: AliasMemory | None = None,
 ) -> tuple[StoreReport, list[DeadLetter]]:
     """Write *decoded* (in *parts* concurrent transactions); if the DB rejects it, one
     transaction per record.
@@ -62,7 +64,7 @@ async def store_isolating_poison(
     """
     items = [item for _raw, item in decoded]
     try:
-        work = partial(write_parallel, sessions, items, parts=parts)
+        work = partial(write_parallel, sessions, items, parts=parts, known_aliases=known_aliases)
         return await until_done(work, what="writer batch"), []
     except Exception as exc:  # non-transient: find the record(s) at fault
         if len(decoded) == 1:
@@ -76,7 +78,10 @@ async def store_isolating_poison(
     for raw, item in decoded:
         try:
             reports.append(
-                await until_done(partial(write_batch, sessions, [item]), what="writer record")
+                await until_done(
+                    partial(write_batch, sessions, [item], known_aliases=known_aliases),
+                    what="writer record",
+                )
             )
         except Exception as exc:
             letters.append(_rejected(raw, item, exc, source_topic))
@@ -110,6 +115,7 @@ def build(settings: Settings, *, bootstrap: str) -> faust.App:
     async def store_articles(stream: Any) -> None:  # faust.Stream; StreamT lacks take_events
         engine = create_engine(resolve_database_url(settings))
         sessions = session_factory(engine)
+        known_aliases = AliasMemory()
         try:
             async for events in stream.take_events(
                 settings.writer_batch_size, within=settings.writer_batch_seconds
@@ -127,6 +133,7 @@ def build(settings: Settings, *, bootstrap: str) -> faust.App:
                     decoded,
                     source_topic=enriched_name,
                     parts=settings.writer_parallel_transactions,
+                    known_aliases=known_aliases,
                 )
                 letters += rejected
                 STAGE_SECONDS.labels("store").observe(time.perf_counter() - started)

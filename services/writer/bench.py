@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from services.writer.store import write_parallel
+from services.writer.store import AliasMemory, write_parallel
 from shared.messages import Article, EnrichedArticle, Enrichment, EntityRef, Mention
 
 DEFAULT_ARTICLES = 20_000
@@ -181,9 +181,12 @@ async def _pass(
     async def worker(index: int) -> None:
         engine = create_engine(url, pool_size=parts)
         sessions = session_factory(engine)
+        known_aliases = AliasMemory()  # one per writer process, as in the service
         try:
             for chunk in batches[index::workers]:
-                report = await write_parallel(sessions, chunk, parts=parts)
+                report = await write_parallel(
+                    sessions, chunk, parts=parts, known_aliases=known_aliases
+                )
                 totals["articles"] += report.articles
                 totals["links"] += report.links
                 totals["stale"] += report.skipped_stale

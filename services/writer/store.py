@@ -29,6 +29,7 @@ import functools
 import gzip
 import hashlib
 import logging
+import time
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,11 @@ T = TypeVar("T")
 MAX_MERGE_DEPTH = 8
 #: gzip level for archived pages: level 6 is within ~3% of level 9 on HTML at half the CPU.
 PAGE_GZIP_LEVEL = 6
+#: (entity_id, alias) pairs a writer remembers as stored (~150 bytes each).
+ALIAS_MEMORY_SIZE = 100_000
+#: How long a remembered alias is trusted: an alias deleted meanwhile (by hand, or moved by
+#: ``newsflow entities split``) is stored again when next observed after this.
+ALIAS_MEMORY_SECONDS = 300.0
 
 # (column, PostgreSQL array element type used to pass it, SQL that converts the element).
 # ARRAY and JSONB columns travel as JSON text: PostgreSQL cannot unnest arrays of arrays.
@@ -110,6 +116,47 @@ class StoreReport:
     links: int = 0
     aliases: int = 0
     article_ids: dict[str, int] | None = field(default=None)
+    #: the alias rows this transaction inserted or found present, for :class:`AliasMemory`
+    alias_pairs: list[tuple[int, str]] = field(default_factory=list, repr=False)
+
+
+class AliasMemory:
+    """(entity_id, alias) pairs this writer has seen committed, so it skips storing them again.
+
+    Nearly every alias in a batch is already stored ("Türkiye", "PKK" are in most articles),
+    and their ``ON CONFLICT DO NOTHING`` lookups, with encoding the pairs, cost about a fifth
+    of a batch (``services/writer/bench.py``). Pairs are remembered only after their
+    transaction committed. The memory is dropped wholesale when full or older than
+    *max_age_s*, which bounds both its size and how long a deleted alias stays missing.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_size: int = ALIAS_MEMORY_SIZE,
+        max_age_s: float = ALIAS_MEMORY_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._max_size = max_size
+        self._max_age_s = max_age_s
+        self._clock = clock
+        self._pairs: set[tuple[int, str]] = set()
+        self._since = clock()
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    def unknown(self, pairs: set[tuple[int, str]]) -> set[tuple[int, str]]:
+        if self._clock() - self._since > self._max_age_s:
+            self._pairs.clear()
+            self._since = self._clock()
+        return pairs - self._pairs
+
+    def remember(self, pairs: Sequence[tuple[int, str]]) -> None:
+        if len(self._pairs) + len(pairs) > self._max_size:
+            self._pairs.clear()
+            self._since = self._clock()
+        self._pairs.update(pairs)
 
 
 @functools.cache
@@ -183,8 +230,14 @@ def _latest_per_article(items: list[EnrichedArticle]) -> list[EnrichedArticle]:
 
 
 async def _driver(session: AsyncSession) -> Any:
-    """The asyncpg connection under *session*, inside the session's open transaction."""
+    """The asyncpg connection under *session*, inside the session's open transaction.
+
+    SQLAlchemy's asyncpg adapter sends BEGIN lazily, with its own first statement. A
+    statement sent straight to asyncpg before that would run and commit on its own, so one
+    statement goes through SQLAlchemy first (a no-op once the transaction has begun).
+    """
     connection = await session.connection()
+    await connection.exec_driver_sql("SELECT 1")
     raw = await connection.get_raw_connection()
     return raw.driver_connection
 
@@ -241,25 +294,46 @@ async def _resolve_entities(conn: Any, rows: dict[str, tuple[str, str, str]]) ->
             seen.add(entity_id)
         return entity_id
 
-    return {key: final(entity_id) for key, (entity_id, _m) in found.items()}
+    resolved = {key: final(entity_id) for key, (entity_id, _m) in found.items()}
+    # The lock a foreign-key check would take, once per entity instead of once per link
+    # (article_entities has no foreign keys, migration 0002): an entity deleted by hand
+    # meanwhile cannot be linked, and a delete waits for this commit, whose links its
+    # cascade trigger then removes.
+    targets = sorted(set(resolved.values()))
+    locked = await conn.fetch(
+        "SELECT id FROM entities WHERE id = ANY($1::int8[]) ORDER BY id FOR KEY SHARE", targets
+    )
+    if len(locked) != len(targets):
+        raise TransientError(
+            f"{len(targets) - len(locked)} entities were deleted while this batch linked them",
+            kind="entity_deleted",
+        )
+    return resolved
 
 
-async def store_enriched(session: AsyncSession, items: list[EnrichedArticle]) -> StoreReport:
-    """Upsert a batch inside the caller's transaction (the caller commits)."""
+async def store_enriched(
+    session: AsyncSession,
+    items: list[EnrichedArticle],
+    *,
+    known_aliases: AliasMemory | None = None,
+) -> StoreReport:
+    """Upsert a batch inside the caller's transaction (the caller commits).
+
+    Aliases in *known_aliases* are taken as stored and skipped; the caller remembers
+    ``report.alias_pairs`` there once the transaction has committed.
+    """
     report = StoreReport(article_ids={})
     now = datetime.now(UTC)
     # An exact duplicate (same text under another URL) is the same article: no second row,
     # but its link is done.
     duplicates = [item.article.url for item in items if item.article.status == "duplicate"]
     items = _latest_per_article([item for item in items if item.article.status != "duplicate"])
-    await mark_links(session, sorted(duplicates), outcome="duplicate", now=now)
-    await mark_links(
-        session, sorted({item.article.url for item in items}), outcome="stored", now=now
-    )
+    conn = await _driver(session)
+    await _mark_links(conn, duplicates, outcome="duplicate", now=now)
+    await _mark_links(conn, [item.article.url for item in items], outcome="stored", now=now)
     report.duplicates = len(duplicates)
     if not items:
         return report
-    conn = await _driver(session)
     # Skip what is already stored at this enrichment or newer before the upsert: PostgreSQL
     # computes the tsvector of every proposed row even when ON CONFLICT then skips it, so a
     # redelivered batch would cost as much as a new one. Safe without a lock: a stored
@@ -297,14 +371,14 @@ async def store_enriched(session: AsyncSession, items: list[EnrichedArticle]) ->
     entity_ids = await _resolve_entities(conn, entity_rows) if entity_rows else {}
     report.entities = len(entity_ids)
 
-    alias_rows = sorted(
-        {
-            (entity_ids[ref.key], alias)
-            for item in fresh
-            for ref in item.entities
-            for alias in ref.aliases
-        }
-    )
+    observed = {
+        (entity_ids[ref.key], alias)
+        for item in fresh
+        for ref in item.entities
+        for alias in ref.aliases
+    }
+    alias_rows = sorted(known_aliases.unknown(observed) if known_aliases else observed)
+    report.alias_pairs = alias_rows
     if alias_rows:
         await conn.execute(
             "INSERT INTO entity_aliases (entity_id, alias) "
@@ -354,22 +428,27 @@ async def mark_links(
     so a fast link can reach the writer first. The INSERT waits on the fetcher's uncommitted
     row and then updates it; an UPDATE would match nothing and leave the link pending forever.
     """
-    if not urls:
-        return
-    link = models.SeenLink
-    stmt = insert(link).values(
-        [{"url": url, "outcome": outcome, "done_at": now} for url in sorted(set(urls))]
+    if urls:
+        await _mark_links(await _driver(session), urls, outcome=outcome, now=now)
+
+
+async def _mark_links(conn: Any, urls: list[str], *, outcome: str, now: datetime) -> None:
+    # asyncpg with one array parameter: SQLAlchemy compiled a fresh multi-VALUES statement
+    # for every batch size, which cost more than the rest of the writer's Python work.
+    if urls:
+        await conn.execute(_MARK_LINKS_SQL[outcome == "stored"], sorted(set(urls)), outcome, now)
+
+
+_MARK_LINKS_SQL = {
+    replaces_dead_letter: (
+        "INSERT INTO seen_links (url, outcome, done_at) "
+        "SELECT url, $2::text, $3::timestamptz FROM unnest($1::text[]) AS t(url) "
+        "ON CONFLICT (url) DO UPDATE SET outcome = EXCLUDED.outcome, done_at = EXCLUDED.done_at "
+        "WHERE seen_links.done_at IS NULL"
+        + (" OR seen_links.outcome = 'dead_letter'" if replaces_dead_letter else "")
     )
-    still_open: Any = link.done_at.is_(None)
-    if outcome == "stored":
-        still_open = still_open | (link.outcome == "dead_letter")
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[link.url],
-            set_={"outcome": stmt.excluded.outcome, "done_at": stmt.excluded.done_at},
-            where=still_open,
-        )
-    )
+    for replaces_dead_letter in (False, True)
+}
 
 
 def dead_letter_fingerprint(letter: DeadLetter) -> str:
@@ -492,14 +571,22 @@ async def _in_transaction(
 
 
 async def write_batch(
-    sessions: async_sessionmaker[AsyncSession], items: list[EnrichedArticle]
+    sessions: async_sessionmaker[AsyncSession],
+    items: list[EnrichedArticle],
+    *,
+    known_aliases: AliasMemory | None = None,
 ) -> StoreReport:
     """One transaction for the whole batch; the caller acks the messages only after this returns.
 
     Raises :class:`TransientError` when the database is unreachable or the transaction lost a
     deadlock (retry it), and the database's own error when it rejects the data.
     """
-    return await _in_transaction(sessions, lambda session: store_enriched(session, items))
+    report = await _in_transaction(
+        sessions, lambda session: store_enriched(session, items, known_aliases=known_aliases)
+    )
+    if known_aliases is not None:  # committed: these pairs are in the table now
+        known_aliases.remember(report.alias_pairs)
+    return report
 
 
 def merge_reports(reports: list[StoreReport]) -> StoreReport:
@@ -516,7 +603,11 @@ def merge_reports(reports: list[StoreReport]) -> StoreReport:
 
 
 async def write_parallel(
-    sessions: async_sessionmaker[AsyncSession], items: list[EnrichedArticle], *, parts: int
+    sessions: async_sessionmaker[AsyncSession],
+    items: list[EnrichedArticle],
+    *,
+    parts: int,
+    known_aliases: AliasMemory | None = None,
 ) -> StoreReport:
     """:func:`write_batch` split into *parts* concurrent transactions by article.
 
@@ -528,12 +619,17 @@ async def write_parallel(
     parts already stored (the enriched_at guard makes them no-ops).
     """
     if parts <= 1 or len(items) < 2 * parts:
-        return await write_batch(sessions, items)
+        return await write_batch(sessions, items, known_aliases=known_aliases)
     buckets: list[list[EnrichedArticle]] = [[] for _ in range(parts)]
     for item in items:
         buckets[zlib.crc32(item.article.canonical_url.encode()) % parts].append(item)
     results = await asyncio.gather(
-        *(write_batch(sessions, bucket) for bucket in buckets if bucket), return_exceptions=True
+        *(
+            write_batch(sessions, bucket, known_aliases=known_aliases)
+            for bucket in buckets
+            if bucket
+        ),
+        return_exceptions=True,
     )
     for result in results:
         if isinstance(result, BaseException):
@@ -563,6 +659,7 @@ async def article_ids(session: AsyncSession, urls: list[str]) -> dict[str, int]:
 
 
 __all__ = [
+    "AliasMemory",
     "StoreReport",
     "article_ids",
     "db_error_kind",

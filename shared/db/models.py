@@ -185,12 +185,18 @@ class EntityAlias(Base):
 
 
 class ArticleEntity(Base):
+    """An article's link to an entity (~30 per article).
+
+    No foreign keys on purpose: PostgreSQL checks them with a trigger call per inserted row,
+    which cost as much as writing the article itself (migration 0002). The writer inserts
+    links only for articles it upserted and entities it locked ``FOR KEY SHARE`` in the same
+    transaction; statement-level triggers delete an article's or entity's links with it.
+    """
+
     __tablename__ = "article_entities"
 
-    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
-    entity_id: Mapped[int] = mapped_column(
-        ForeignKey("entities.id", ondelete="CASCADE"), index=True
-    )
+    article_id: Mapped[int] = mapped_column(BigInteger)
+    entity_id: Mapped[int] = mapped_column(BigInteger, index=True)
     mentions: Mapped[int] = mapped_column(Integer)
     salience: Mapped[float] = mapped_column(Float, server_default="0")
 
