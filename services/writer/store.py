@@ -173,7 +173,8 @@ def _article_upsert_sql() -> str:
         "ORDER BY t.canonical_url "
         f"ON CONFLICT (canonical_url) DO UPDATE SET {updates} "
         "WHERE articles.enriched_at IS NULL OR EXCLUDED.enriched_at > articles.enriched_at "
-        "RETURNING id, canonical_url"
+        # xmax is 0 on a row this statement inserted, our xid on one it updated
+        "RETURNING id, canonical_url, xmax = 0 AS inserted"
     )
 
 
@@ -243,12 +244,22 @@ async def _driver(session: AsyncSession) -> Any:
 
 
 async def _resolve_entities(conn: Any, rows: dict[str, tuple[str, str, str]]) -> dict[str, int]:
-    """key -> id of the entity links should point at (merge redirects followed)."""
+    """key -> id of the entity links should point at (merge redirects followed).
+
+    Every entity returned is locked ``FOR KEY SHARE`` (or was inserted by this transaction):
+    the lock a foreign-key check would take, once per entity instead of once per link
+    (``article_entities`` has no foreign keys, migration 0002). A delete of a linked entity
+    therefore waits for this commit, and its cascade trigger then removes the new links.
+    """
     keys = sorted(rows)
+    # A row deleted after the snapshot is skipped by the lock, so it counts as missing and is
+    # inserted anew below.
     found: dict[str, tuple[int, int | None]] = {
         r["key"]: (r["id"], r["merged_into"])
         for r in await conn.fetch(
-            "SELECT id, key, merged_into FROM entities WHERE key = ANY($1::text[])", keys
+            "SELECT id, key, merged_into FROM entities WHERE key = ANY($1::text[]) "
+            "ORDER BY id FOR KEY SHARE",
+            keys,
         )
     }
     missing = [rows[k] for k in keys if k not in found]
@@ -268,11 +279,14 @@ async def _resolve_entities(conn: Any, rows: dict[str, tuple[str, str, str]]) ->
                 {
                     r["key"]: (r["id"], r["merged_into"])
                     for r in await conn.fetch(
-                        "SELECT id, key, merged_into FROM entities WHERE key = ANY($1::text[])",
+                        "SELECT id, key, merged_into FROM entities WHERE key = ANY($1::text[]) "
+                        "ORDER BY id FOR KEY SHARE",
                         racing,
                     )
                 }
             )
+            if len(found) != len(keys):
+                raise TransientError("an entity was deleted while this batch created it")
     redirect = {entity_id: target for entity_id, target in found.values() if target is not None}
     checked = {entity_id for entity_id, _target in found.values()}
     for _ in range(MAX_MERGE_DEPTH):  # follow A -> B -> C chains made by successive merges
@@ -280,12 +294,18 @@ async def _resolve_entities(conn: Any, rows: dict[str, tuple[str, str, str]]) ->
         if not unknown:
             break
         checked.update(unknown)
-        more = await conn.fetch(
+        targets = await conn.fetch(
             "SELECT id, merged_into FROM entities WHERE id = ANY($1::int8[]) "
-            "AND merged_into IS NOT NULL",
+            "ORDER BY id FOR KEY SHARE",
             unknown,
         )
-        redirect.update({r["id"]: r["merged_into"] for r in more})
+        if len(targets) != len(unknown):
+            raise TransientError(
+                "a merge target was deleted while this batch linked to it", kind="entity_deleted"
+            )
+        redirect.update(
+            {r["id"]: r["merged_into"] for r in targets if r["merged_into"] is not None}
+        )
 
     def final(entity_id: int) -> int:
         seen = {entity_id}
@@ -294,21 +314,7 @@ async def _resolve_entities(conn: Any, rows: dict[str, tuple[str, str, str]]) ->
             seen.add(entity_id)
         return entity_id
 
-    resolved = {key: final(entity_id) for key, (entity_id, _m) in found.items()}
-    # The lock a foreign-key check would take, once per entity instead of once per link
-    # (article_entities has no foreign keys, migration 0002): an entity deleted by hand
-    # meanwhile cannot be linked, and a delete waits for this commit, whose links its
-    # cascade trigger then removes.
-    targets = sorted(set(resolved.values()))
-    locked = await conn.fetch(
-        "SELECT id FROM entities WHERE id = ANY($1::int8[]) ORDER BY id FOR KEY SHARE", targets
-    )
-    if len(locked) != len(targets):
-        raise TransientError(
-            f"{len(targets) - len(locked)} entities were deleted while this batch linked them",
-            kind="entity_deleted",
-        )
-    return resolved
+    return {key: final(entity_id) for key, (entity_id, _m) in found.items()}
 
 
 async def store_enriched(
@@ -329,8 +335,11 @@ async def store_enriched(
     duplicates = [item.article.url for item in items if item.article.status == "duplicate"]
     items = _latest_per_article([item for item in items if item.article.status != "duplicate"])
     conn = await _driver(session)
-    await _mark_links(conn, duplicates, outcome="duplicate", now=now)
-    await _mark_links(conn, [item.article.url for item in items], outcome="stored", now=now)
+    await _mark_links(
+        conn,
+        dict.fromkeys(duplicates, "duplicate") | {item.article.url: "stored" for item in items},
+        now=now,
+    )
     report.duplicates = len(duplicates)
     if not items:
         return report
@@ -352,11 +361,13 @@ async def store_enriched(
         or item.enrichment.enriched_at > stored[item.article.canonical_url]
     ]
     written: dict[str, int] = {}
+    updated: list[int] = []
     if candidates:
         values = [_article_values(item, now) for item in candidates]
         columns = [list(column) for column in zip(*values, strict=True)]
         rows = await conn.fetch(_article_upsert_sql(), *columns)
         written = {r["canonical_url"]: r["id"] for r in rows}
+        updated = sorted(r["id"] for r in rows if not r["inserted"])
     report.articles = len(written)
     report.skipped_stale = len(items) - len(written)
     report.article_ids = written
@@ -367,16 +378,33 @@ async def store_enriched(
     entity_rows: dict[str, tuple[str, str, str]] = {}
     for item in fresh:
         for ref in item.entities:
-            entity_rows.setdefault(ref.key, (ref.key, ref.kind, ref.name))
+            if ref.key not in entity_rows:
+                entity_rows[ref.key] = (ref.key, ref.kind, ref.name)
     entity_ids = await _resolve_entities(conn, entity_rows) if entity_rows else {}
     report.entities = len(entity_ids)
 
-    observed = {
-        (entity_ids[ref.key], alias)
-        for item in fresh
-        for ref in item.entities
-        for alias in ref.aliases
-    }
+    # One pass over the references for aliases and links, article by article in id order
+    # (rows then arrive in primary-key order, which keeps the index inserts cheap).
+    observed: set[tuple[int, str]] = set()
+    links: list[tuple[int, int, int, float]] = []
+    for item in sorted(fresh, key=lambda fresh_item: written[fresh_item.article.canonical_url]):
+        article_id = written[item.article.canonical_url]
+        per_entity: dict[int, tuple[int, int, int, float]] = {}
+        for ref in item.entities:
+            entity_id = entity_ids[ref.key]
+            observed.update([(entity_id, alias) for alias in ref.aliases])
+            row = per_entity.get(entity_id)
+            if row is None:
+                per_entity[entity_id] = (article_id, entity_id, ref.mentions, ref.salience)
+            else:  # two keys merged into one entity: add their mentions up
+                per_entity[entity_id] = (
+                    article_id,
+                    entity_id,
+                    row[2] + ref.mentions,
+                    max(row[3], ref.salience),
+                )
+        links.extend(per_entity[entity_id] for entity_id in sorted(per_entity))
+
     alias_rows = sorted(known_aliases.unknown(observed) if known_aliases else observed)
     report.alias_pairs = alias_rows
     if alias_rows:
@@ -389,27 +417,17 @@ async def store_enriched(
         )
         report.aliases = len(alias_rows)
 
-    # links: replace atomically for every article written in this batch (we hold their
-    # row locks from the upsert, so no other writer touches these links until we commit)
-    await conn.execute(
-        "DELETE FROM article_entities WHERE article_id = ANY($1::int8[])",
-        sorted(written.values()),
-    )
-    links: dict[tuple[int, int], list[Any]] = {}
-    for item in fresh:
-        article_id = written[item.article.canonical_url]
-        for ref in item.entities:
-            pair = (article_id, entity_ids[ref.key])
-            row = links.get(pair)
-            if row is None:
-                links[pair] = [pair[0], pair[1], ref.mentions, ref.salience]
-            else:  # two keys merged into one entity: add their mentions up
-                row[2] += ref.mentions
-                row[3] = max(row[3], ref.salience)
+    # links: replace atomically for every article this batch updated (we hold their row locks
+    # from the upsert, so no other writer touches these links until we commit); an article
+    # the upsert inserted has none yet
+    if updated:
+        await conn.execute(
+            "DELETE FROM article_entities WHERE article_id = ANY($1::int8[])", updated
+        )
     if links:
         await conn.copy_records_to_table(
             "article_entities",
-            records=[tuple(links[p]) for p in sorted(links)],
+            records=links,
             columns=["article_id", "entity_id", "mentions", "salience"],
         )
     report.links = len(links)
@@ -429,26 +447,24 @@ async def mark_links(
     row and then updates it; an UPDATE would match nothing and leave the link pending forever.
     """
     if urls:
-        await _mark_links(await _driver(session), urls, outcome=outcome, now=now)
+        await _mark_links(await _driver(session), dict.fromkeys(urls, outcome), now=now)
 
 
-async def _mark_links(conn: Any, urls: list[str], *, outcome: str, now: datetime) -> None:
-    # asyncpg with one array parameter: SQLAlchemy compiled a fresh multi-VALUES statement
-    # for every batch size, which cost more than the rest of the writer's Python work.
-    if urls:
-        await conn.execute(_MARK_LINKS_SQL[outcome == "stored"], sorted(set(urls)), outcome, now)
+async def _mark_links(conn: Any, outcomes: dict[str, str], *, now: datetime) -> None:
+    # asyncpg with array parameters: SQLAlchemy compiled a fresh multi-VALUES statement for
+    # every batch size, which cost more than the rest of the writer's Python work.
+    if outcomes:
+        urls = sorted(outcomes)
+        await conn.execute(_MARK_LINKS_SQL, urls, [outcomes[url] for url in urls], now)
 
 
-_MARK_LINKS_SQL = {
-    replaces_dead_letter: (
-        "INSERT INTO seen_links (url, outcome, done_at) "
-        "SELECT url, $2::text, $3::timestamptz FROM unnest($1::text[]) AS t(url) "
-        "ON CONFLICT (url) DO UPDATE SET outcome = EXCLUDED.outcome, done_at = EXCLUDED.done_at "
-        "WHERE seen_links.done_at IS NULL"
-        + (" OR seen_links.outcome = 'dead_letter'" if replaces_dead_letter else "")
-    )
-    for replaces_dead_letter in (False, True)
-}
+_MARK_LINKS_SQL = (
+    "INSERT INTO seen_links (url, outcome, done_at) "
+    "SELECT url, outcome, $3::timestamptz FROM unnest($1::text[], $2::text[]) AS t(url, outcome) "
+    "ON CONFLICT (url) DO UPDATE SET outcome = EXCLUDED.outcome, done_at = EXCLUDED.done_at "
+    "WHERE seen_links.done_at IS NULL "
+    "OR (EXCLUDED.outcome = 'stored' AND seen_links.outcome = 'dead_letter')"
+)
 
 
 def dead_letter_fingerprint(letter: DeadLetter) -> str:
