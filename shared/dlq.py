@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from shared.errors import NewsflowError
@@ -10,6 +11,18 @@ from shared.messages import ContractError, DeadLetter, Stage
 #: Payloads above this are not inlined; the DLQ record keeps a reference (the URL) instead.
 MAX_INLINE_PAYLOAD = 256 * 1024
 MAX_DETAIL = 2000
+#: Record header carrying the delivery attempt: ``newsflow dlq replay`` sets it to the
+#: letter's attempt + 1, so a record that fails again is dead-lettered with the higher count.
+ATTEMPT_HEADER = "newsflow-attempt"
+
+
+def attempt_from_headers(headers: Mapping[str, bytes] | None) -> int:
+    """The attempt a record's headers carry; 1 when absent or unreadable."""
+    value = (headers or {}).get(ATTEMPT_HEADER)
+    try:
+        return max(1, int(value)) if value is not None else 1
+    except ValueError:
+        return 1
 
 
 def error_kind(exc: BaseException) -> str:

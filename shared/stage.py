@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
-from shared.dlq import dead_letter
+from shared.dlq import attempt_from_headers, dead_letter
 from shared.errors import PermanentError
 from shared.messages import ContractError, DeadLetter, Stage
 from shared.metrics import MESSAGES, STAGE_SECONDS
@@ -20,6 +20,15 @@ logger = logging.getLogger(__name__)
 
 M = TypeVar("M")
 R = TypeVar("R")
+
+
+class Decoded(NamedTuple, Generic[M]):
+    """One record as read: its raw bytes (kept for the DLQ), the decoded contract, and the
+    delivery attempt from its ``newsflow-attempt`` header (1 unless replayed)."""
+
+    raw: bytes
+    item: M
+    attempt: int = 1
 
 
 def _key(event: Any) -> str | None:
@@ -31,14 +40,15 @@ def _key(event: Any) -> str | None:
 
 def decode_events(
     events: Sequence[Any], model: Any, *, stage: Stage, source_topic: str, service: str
-) -> tuple[list[tuple[bytes, Any]], list[DeadLetter]]:
+) -> tuple[list[Decoded[Any]], list[DeadLetter]]:
     """Decode raw event values into *model*; undecodable ones become dead letters."""
-    decoded: list[tuple[bytes, Any]] = []
+    decoded: list[Decoded[Any]] = []
     letters: list[DeadLetter] = []
     for event in events:
         raw = event.value if isinstance(event.value, bytes) else str(event.value).encode()
+        attempt = attempt_from_headers(getattr(event, "headers", None))
         try:
-            decoded.append((raw, model.from_bytes(raw)))
+            decoded.append(Decoded(raw, model.from_bytes(raw), attempt))
         except ContractError as exc:
             letters.append(
                 dead_letter(
@@ -47,6 +57,7 @@ def decode_events(
                     payload=raw,
                     source_topic=source_topic,
                     key=_key(event),
+                    attempt=attempt,
                     service=service,
                 )
             )
@@ -56,7 +67,7 @@ def decode_events(
 
 
 def run_each(
-    items: Iterable[tuple[bytes, M]],
+    items: Iterable[Decoded[M]],
     fn: Callable[[M], R],
     *,
     stage: Stage,
@@ -64,12 +75,11 @@ def run_each(
     service: str,
     url_of: Callable[[M], str | None],
     key_of: Callable[[M], str | None],
-    attempt_of: Callable[[M], int] = lambda _m: 1,
 ) -> tuple[list[R], list[DeadLetter]]:
     """Apply *fn* to each item; PermanentError and unexpected bugs become dead letters."""
     results: list[R] = []
     letters: list[DeadLetter] = []
-    for raw, item in items:
+    for raw, item, attempt in items:
         started = time.perf_counter()
         try:
             results.append(fn(item))
@@ -84,7 +94,7 @@ def run_each(
                 source_topic=source_topic,
                 key=key_of(item),
                 url=url_of(item),
-                attempt=attempt_of(item),
+                attempt=attempt,
                 service=service,
             )
             letters.append(letter)
@@ -131,7 +141,7 @@ class InOrderAcks:
 
 
 def run_batch(
-    items: list[tuple[bytes, M]],
+    items: list[Decoded[M]],
     batch_fn: Callable[[list[M]], list[R]],
     fn: Callable[[M], R],
     *,
@@ -147,7 +157,7 @@ def run_batch(
         return [], []
     started = time.perf_counter()
     try:
-        results = batch_fn([item for _raw, item in items])
+        results = batch_fn([record.item for record in items])
     except Exception:
         logger.warning("batch of %s failed in stage %s; retrying one by one", len(items), stage)
         return run_each(
@@ -160,8 +170,8 @@ def run_batch(
             key_of=key_of,
         )
     per_item = (time.perf_counter() - started) / len(items)
-    for _raw, item in items:
+    for record in items:
         MESSAGES.labels(stage, "ok", "-").inc()
         STAGE_SECONDS.labels(stage).observe(per_item)
-        logger.debug("ok stage=%s url=%s", stage, url_of(item))
+        logger.debug("ok stage=%s url=%s", stage, url_of(record.item))
     return results, []

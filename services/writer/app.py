@@ -38,7 +38,7 @@ from shared.metrics import END_TO_END_SECONDS, MESSAGES, STAGE_SECONDS
 from shared.retry import until_done
 from shared.runtime import resolve_database_url
 from shared.settings import Settings
-from shared.stage import decode_events
+from shared.stage import Decoded, decode_events
 from shared.topics import DLQ, ENRICHED, PAGES
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ __all__ = ["build", "store_isolating_poison"]
 
 async def store_isolating_poison(
     sessions: Any,
-    decoded: list[tuple[bytes, EnrichedArticle]],
+    decoded: list[Decoded[EnrichedArticle]],
     *,
     source_topic: str,
     parts: int = 1,
@@ -62,33 +62,33 @@ async def store_isolating_poison(
     Outages are retried forever (``until_done``); a record the database rejects becomes a
     dead letter. Returns the merged report and the dead letters.
     """
-    items = [item for _raw, item in decoded]
+    items = [record.item for record in decoded]
     try:
         work = partial(write_parallel, sessions, items, parts=parts, known_aliases=known_aliases)
         return await until_done(work, what="writer batch"), []
     except Exception as exc:  # non-transient: find the record(s) at fault
         if len(decoded) == 1:
-            raw, item = decoded[0]
-            return StoreReport(article_ids={}), [_rejected(raw, item, exc, source_topic)]
+            return StoreReport(article_ids={}), [_rejected(decoded[0], exc, source_topic)]
         logger.warning(
             "batch of %s rejected (%s); retrying record by record", len(decoded), db_error_kind(exc)
         )
     reports: list[StoreReport] = []
     letters: list[DeadLetter] = []
-    for raw, item in decoded:
+    for record in decoded:
         try:
             reports.append(
                 await until_done(
-                    partial(write_batch, sessions, [item], known_aliases=known_aliases),
+                    partial(write_batch, sessions, [record.item], known_aliases=known_aliases),
                     what="writer record",
                 )
             )
         except Exception as exc:
-            letters.append(_rejected(raw, item, exc, source_topic))
+            letters.append(_rejected(record, exc, source_topic))
     return merge_reports(reports), letters
 
 
-def _rejected(raw: bytes, item: EnrichedArticle, exc: Exception, source_topic: str) -> DeadLetter:
+def _rejected(record: Decoded[EnrichedArticle], exc: Exception, source_topic: str) -> DeadLetter:
+    item = record.item
     kind = db_error_kind(exc)
     logger.error("dlq stage=store kind=%s url=%s detail=%s", kind, item.article.url, exc)
     MESSAGES.labels("store", "dlq", kind).inc()
@@ -96,10 +96,11 @@ def _rejected(raw: bytes, item: EnrichedArticle, exc: Exception, source_topic: s
     return dead_letter(
         "store",
         error,
-        payload=raw,
+        payload=record.raw,
         source_topic=source_topic,
         key=item.article.canonical_url,
         url=item.article.url,
+        attempt=record.attempt,
         service=SERVICE,
     )
 
@@ -146,14 +147,15 @@ def build(settings: Settings, *, bootstrap: str) -> faust.App:
                 ROWS_WRITTEN.labels("entity_aliases").inc(report.aliases)
                 now = time.time()
                 stored = report.article_ids or {}
-                for _raw, item in decoded:
-                    if item.article.canonical_url in stored:
+                for record in decoded:
+                    if record.item.article.canonical_url in stored:
                         END_TO_END_SECONDS.observe(
-                            max(0.0, now - item.article.discovered_at.timestamp())
+                            max(0.0, now - record.item.article.discovered_at.timestamp())
                         )
                 if logger.isEnabledFor(logging.DEBUG):  # one outcome line per message
                     rejected_urls = {letter.url for letter in rejected}
-                    for _raw, item in decoded:
+                    for record in decoded:
+                        item = record.item
                         url = item.article.url
                         if item.article.canonical_url in stored:
                             logger.debug("ok stage=store url=%s", url)
@@ -188,7 +190,7 @@ def build(settings: Settings, *, bootstrap: str) -> faust.App:
                     logger.error(
                         "undecodable dead letter dropped into the table as-is: %s", letter.detail
                     )
-                letters = [letter for _raw, letter in decoded] + undecodable
+                letters = [record.item for record in decoded] + undecodable
                 stored = await until_done(
                     partial(write_dead_letters, sessions, letters), what="dead letters"
                 )

@@ -25,13 +25,13 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db import models
+from shared.dlq import ATTEMPT_HEADER
 from shared.ops.replay import article_record, page_record
 from shared.ops.sink import Headers, Sink
 from shared.topics import ALL_TOPICS, ARTICLES, DLQ, PAGES, TopicSpec
 
 logger = logging.getLogger(__name__)
 
-ATTEMPT_HEADER = "newsflow-attempt"
 LETTER_HEADER = "newsflow-dead-letter-id"
 REPLAY_HEADER = "newsflow-replay"
 

@@ -84,10 +84,23 @@ async def test_dlq_replay_recovers_a_record_after_the_fault_is_removed(
             assert shown["url"] == POISON_URL and shown["replayed_at"] is None
             assert json.loads(shown["payload"])["article"]["canonical_url"] == POISON_URL
 
+            # replayed before the fix: it fails again and comes back with the next attempt
+            # (carried by the newsflow-attempt header, the contract has no attempt field)
+            replayed = newsflow_json(env, "dlq", "replay", "--stage", "store")
+            assert [(r["status"], r["attempt"]) for r in replayed] == [("replayed", 2)]
+            letters = await wait_rows(
+                database_url,
+                "SELECT attempt, replayed_at FROM dead_letters ORDER BY attempt",
+                lambda rows: len(rows) == 2,
+                log_dir=log_dir,
+            )
+            assert [r["attempt"] for r in letters] == [1, 2]
+            assert letters[0]["replayed_at"] is not None and letters[1]["replayed_at"] is None
+
             await _sql(database_url, *FIX)  # the operator fixes the cause
             replayed = newsflow_json(env, "dlq", "replay", "--stage", "store")
             assert [(r["status"], r["topic"], r["attempt"]) for r in replayed] == [
-                ("replayed", topic_prefix + ENRICHED.name, 2)
+                ("replayed", topic_prefix + ENRICHED.name, 3)
             ]
             await wait_rows(
                 database_url,
@@ -97,7 +110,7 @@ async def test_dlq_replay_recovers_a_record_after_the_fault_is_removed(
             )
             await asyncio.sleep(1)  # nothing else may arrive: no new dead letter
             after = await db_rows(database_url, "SELECT replayed_at FROM dead_letters")
-            assert len(after) == 1 and after[0]["replayed_at"] is not None
+            assert len(after) == 2 and all(r["replayed_at"] is not None for r in after)
             assert await db_rows(database_url, "SELECT outcome FROM seen_links") == [
                 {"outcome": "stored"},
                 {"outcome": "stored"},
