@@ -11,6 +11,12 @@ spans, aliases) in writer-sized batches. Three passes:
 
 ``--parallel 2`` splits each batch into two concurrent transactions like the writer does by
 default (``NEWSFLOW_WRITER_PARALLEL_TRANSACTIONS``); ``--workers 2`` adds a second writer.
+
+``--service`` measures the writer service itself instead: the records are produced to
+``news.enriched.v1`` on the embedded broker first, then ``newsflow worker writer`` drains the
+backlog (decoding, batching, faust and offset commits included). The rate is taken from the
+first stored row to the last, so the consumer-group join is not counted.
+
 The machine is shared: note the load average next to any number you quote.
 
 Set ``NEWSFLOW_DATABASE_URL`` to measure an existing, migrated database instead (its tables
@@ -26,6 +32,7 @@ import json
 import os
 import random
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -234,6 +241,101 @@ async def run(
     }
 
 
+async def _produce(bootstrap: str, topic: str, items: list[EnrichedArticle]) -> None:
+    from shared.kafka import make_producer
+
+    producer = make_producer(bootstrap)
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, item.to_bytes(), key=item.article.canonical_url.encode())
+            for item in items
+        ]
+        await producer.flush()
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def _count(url: str, query: str) -> int:
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+    try:
+        return int(await conn.fetchval(query))
+    finally:
+        await conn.close()
+
+
+def run_service(
+    url: str, bootstrap: str, *, home: Path, articles: int, links: int, parts: int
+) -> dict[str, Any]:
+    """Produce *articles* records, then time one writer worker draining them."""
+    import subprocess
+    import uuid
+
+    from shared.kafka import create_topics
+    from shared.topics import ENRICHED
+
+    prefix = f"bench{uuid.uuid4().hex[:6]}."
+    asyncio.run(create_topics(bootstrap, partitions=8, prefix=prefix))
+    items = synthetic(articles, links=links)
+    asyncio.run(_produce(bootstrap, prefix + ENRICHED.name, items))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFLOW_")}
+    env.update(
+        {
+            "NEWSFLOW_KAFKA_BOOTSTRAP": bootstrap,
+            "NEWSFLOW_DATABASE_URL": url,
+            "NEWSFLOW_TOPIC_PREFIX": prefix,
+            "NEWSFLOW_HOME": str(home),
+            "NEWSFLOW_METRICS_PORT_BASE": "0",
+            "NEWSFLOW_LOG_FORMAT": "text",
+            "NEWSFLOW_WRITER_PARALLEL_TRANSACTIONS": str(parts),
+            "NEWSFLOW_WRITER_ARCHIVE_PAGES": "false",
+        }
+    )
+    log_path = home / "writer-bench.log"
+    count_sql = "SELECT count(*) FROM articles"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "shared.cli", "worker", "writer"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            first_at: float | None = None
+            stored = 0
+            deadline = time.monotonic() + 120 + articles / 100
+            while stored < articles:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"writer stopped or stalled at {stored}/{articles}; see {log_path}"
+                    )
+                time.sleep(0.05)
+                stored = asyncio.run(_count(url, count_sql))
+                if stored and first_at is None:
+                    first_at, first_count = time.perf_counter(), stored
+            assert first_at is not None
+            seconds = time.perf_counter() - first_at
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    links_stored = asyncio.run(_count(url, "SELECT count(*) FROM article_entities"))
+    measured = articles - first_count
+    return {
+        "mode": "service",
+        "articles": articles,
+        "links_per_article": links,
+        "parallel_transactions": parts,
+        "links_stored": links_stored,
+        "seconds": round(seconds, 3),
+        "articles_per_s": round(measured / seconds, 1),
+        "links_per_s": round(measured * links_stored / articles / seconds, 1),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--articles", type=int, default=DEFAULT_ARTICLES)
@@ -243,37 +345,52 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--parallel", type=int, default=1, help="concurrent transactions per batch (per writer)"
     )
+    parser.add_argument(
+        "--service",
+        action="store_true",
+        help="time the writer service draining a backlog on the embedded broker",
+    )
     args = parser.parse_args(argv)
 
     from shared import stack
     from shared.db.migrate import upgrade
 
     external = os.environ.get("NEWSFLOW_DATABASE_URL")
-    home: Path | None = None
+    # mode 0755: the postgres user must be able to read the data dir (see the test fixtures)
+    home = Path(tempfile.mkdtemp(prefix="newsflow-bench-"))
+    os.chmod(home, 0o755)
+    state = stack.up(home, want_kafka=args.service, want_postgres=not external).state
     if external:
         url = external
     else:
-        # mode 0755: the postgres user must be able to read the data dir (see the test fixtures)
-        home = Path(tempfile.mkdtemp(prefix="newsflow-bench-"))
-        os.chmod(home, 0o755)
-        postgres = stack.up(home, want_kafka=False).state.postgres
-        assert postgres is not None and postgres.endpoint, "stack.up started no PostgreSQL"
-        url = postgres.endpoint
+        assert state.postgres is not None and state.postgres.endpoint, "no PostgreSQL started"
+        url = state.postgres.endpoint
     try:
         upgrade(url)
-        result = asyncio.run(
-            run(
+        if args.service:
+            assert state.kafka is not None and state.kafka.endpoint, "no broker started"
+            result = run_service(
                 url,
+                state.kafka.endpoint,
+                home=home,
                 articles=args.articles,
-                batch=args.batch,
                 links=args.links,
-                workers=args.workers,
-                parts=args.parallel,
+                parts=max(1, args.parallel),
             )
-        )
+        else:
+            result = asyncio.run(
+                run(
+                    url,
+                    articles=args.articles,
+                    batch=args.batch,
+                    links=args.links,
+                    workers=args.workers,
+                    parts=args.parallel,
+                )
+            )
     finally:
-        if home is not None:
-            stack.down(home)
+        stack.down(home)
+        shutil.rmtree(home, ignore_errors=True)
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

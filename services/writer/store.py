@@ -1,8 +1,8 @@
 """Idempotent batch upserts of enriched articles, entities, aliases and links; page archive.
 
 One transaction per batch (or per part of it, :func:`write_parallel`), a handful of statements
-per batch whatever its size (never one per row). Natural keys: ``articles.canonical_url``, ``entities.key``, ``(entity_id, alias)``,
-``(article_id, entity_id)``, ``pages.url``.
+per batch whatever its size (never one per row). Natural keys: ``articles.canonical_url``,
+``entities.key``, ``(entity_id, alias)``, ``(article_id, entity_id)``, ``pages.url``.
 
 Guarantees:
 
@@ -11,15 +11,20 @@ Guarantees:
 * Atomic link replacement: a re-enriched article's links are deleted and re-inserted in the
   transaction that updates its row. The article row lock taken by the upsert serialises two
   writers handling the same article, so link sets never interleave.
+* Referential integrity without per-row foreign-key checks (migration 0002): links are
+  inserted only for articles upserted and entities locked ``FOR KEY SHARE`` in the same
+  transaction; deleting an article or entity deletes its links by statement triggers.
 * Deadlock-free: every statement touches rows in key order, and existing entities are only
-  read (not locked), so two workers with overlapping batches cannot wait on each other in a
-  cycle, and a popular entity (``GPE:turkiye``) does not serialise all writers.
+  share-locked (``FOR KEY SHARE`` conflicts with deletes alone), so two workers with
+  overlapping batches cannot wait on each other in a cycle, and a popular entity
+  (``GPE:turkiye``) does not serialise all writers.
 
-Speed (see ``services/writer/bench.py``): the hot statements go straight to asyncpg with
+Speed (``python -m services.writer.bench``): the hot statements go straight to asyncpg with
 array parameters (``unnest``) and ``COPY`` for links; SQLAlchemy's per-row parameter
-processing cost more than PostgreSQL itself at 6,000 links per batch. What remains is
-PostgreSQL's own work per article (measured, backend CPU): the generated tsvector and its GIN
-index (~0.5 ms) and the two foreign-key checks on each of ~30 links (~0.5 ms).
+processing cost more than PostgreSQL itself at 6,000 links per batch. Measured on 2 cores with
+~30 links per article, PostgreSQL backend CPU is ~0.43 ms per article, of which the generated
+tsvector is ~0.18 ms, the links' COPY ~0.06 ms, parsing the mentions JSON ~0.05 ms and the
+GIN index ~0.03 ms; this module's own Python ~0.16 ms.
 """
 
 from __future__ import annotations
