@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -88,6 +89,27 @@ async def send_dead_letters(app: faust.App, topic: Any, letters: Iterable[DeadLe
     await send_all(app, topic, ((letter.stage, letter.to_bytes()) for letter in letters))
 
 
+#: Allocations between young-generation collections (CPython's default is 700).
+GC_YOUNG_THRESHOLD = 100_000
+#: Young collections per middle one, middle per full one (defaults 10 and 10).
+GC_OLDER_THRESHOLDS = (50, 1000)
+
+
+def tune_gc() -> None:
+    """Make the cyclic garbage collector cheap for a long-running stream worker.
+
+    Decoding a record builds ~150 objects that live until its batch is stored, so with
+    CPython's defaults the collector ran ~100 times per writer batch and re-scanned the whole
+    heap (faust, SQLAlchemy, buffered events) at each full pass: 55% of the writer's CPU
+    (perf), 850 articles/s instead of 1,700 (``services/writer/bench.py --service``). Objects
+    that exist once the worker has started (modules, the app) are frozen out of every scan,
+    and collections run ~140x less often; refcounting still frees all acyclic garbage at once.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *GC_OLDER_THRESHOLDS)
+
+
 def run_worker(
     app: faust.App, *, loglevel: str = "info", on_ready: Callable[[], None] | None = None
 ) -> None:
@@ -97,6 +119,7 @@ def run_worker(
     class _Worker(Worker):
         async def on_startup_finished(self) -> None:
             await super().on_startup_finished()
+            tune_gc()
             if on_ready is not None:
                 on_ready()
 

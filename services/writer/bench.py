@@ -257,20 +257,56 @@ async def _produce(bootstrap: str, topic: str, items: list[EnrichedArticle]) -> 
         await producer.stop()
 
 
-async def _count(url: str, query: str) -> int:
+async def _wait_stored(
+    url: str, procs: list[Any], *, articles: int, log_path: Path
+) -> tuple[int, float]:
+    """Poll (one connection) until *articles* rows are stored; returns (count at the first
+    stored row, seconds from then to the last)."""
     import asyncpg
 
     conn = await asyncpg.connect(url.replace("+asyncpg", ""))
     try:
-        return int(await conn.fetchval(query))
+        first: tuple[int, float] | None = None
+        stored = 0
+        deadline = time.monotonic() + 120 + articles / 100
+        while stored < articles:
+            if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"writer stopped or stalled at {stored}/{articles}; see {log_path}"
+                )
+            await asyncio.sleep(0.1)
+            stored = int(await conn.fetchval("SELECT count(*) FROM articles"))
+            if stored and first is None:
+                first = (stored, time.perf_counter())
+        assert first is not None
+        return first[0], time.perf_counter() - first[1]
+    finally:
+        await conn.close()
+
+
+async def _links_stored(url: str) -> int:
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM article_entities"))
     finally:
         await conn.close()
 
 
 def run_service(
-    url: str, bootstrap: str, *, home: Path, articles: int, links: int, parts: int
+    url: str,
+    bootstrap: str,
+    *,
+    home: Path,
+    articles: int,
+    links: int,
+    parts: int,
+    batch: int = DEFAULT_BATCH,
+    workers: int = 1,
 ) -> dict[str, Any]:
-    """Produce *articles* records, then time one writer worker draining them."""
+    """Produce *articles* records, then time *workers* writer workers (one consumer group)
+    draining them."""
     import subprocess
     import uuid
 
@@ -291,44 +327,40 @@ def run_service(
             "NEWSFLOW_METRICS_PORT_BASE": "0",
             "NEWSFLOW_LOG_FORMAT": "text",
             "NEWSFLOW_WRITER_PARALLEL_TRANSACTIONS": str(parts),
+            "NEWSFLOW_WRITER_BATCH_SIZE": str(batch),
             "NEWSFLOW_WRITER_ARCHIVE_PAGES": "false",
         }
     )
     log_path = home / "writer-bench.log"
-    count_sql = "SELECT count(*) FROM articles"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "worker", "writer"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "shared.cli", "worker", "writer"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+            for _ in range(workers)
+        ]
         try:
-            first_at: float | None = None
-            stored = 0
-            deadline = time.monotonic() + 120 + articles / 100
-            while stored < articles:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"writer stopped or stalled at {stored}/{articles}; see {log_path}"
-                    )
-                time.sleep(0.05)
-                stored = asyncio.run(_count(url, count_sql))
-                if stored and first_at is None:
-                    first_at, first_count = time.perf_counter(), stored
-            assert first_at is not None
-            seconds = time.perf_counter() - first_at
+            first_count, seconds = asyncio.run(
+                _wait_stored(url, procs, articles=articles, log_path=log_path)
+            )
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-    links_stored = asyncio.run(_count(url, "SELECT count(*) FROM article_entities"))
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.wait(timeout=30)
+    links_stored = asyncio.run(_links_stored(url))
     measured = articles - first_count
     return {
         "mode": "service",
+        "workers": workers,
         "articles": articles,
         "links_per_article": links,
         "parallel_transactions": parts,
+        "batch": batch,
         "links_stored": links_stored,
         "seconds": round(seconds, 3),
         "articles_per_s": round(measured / seconds, 1),
@@ -376,6 +408,8 @@ def main(argv: list[str] | None = None) -> int:
                 articles=args.articles,
                 links=args.links,
                 parts=max(1, args.parallel),
+                batch=args.batch,
+                workers=args.workers,
             )
         else:
             result = asyncio.run(
