@@ -9,14 +9,16 @@ import asyncio
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import kafka, stack
 from shared.db.migrate import upgrade
+from shared.db.session import create_engine, session_factory
 
 TEMPLATE_DB = "newsflow_template"
 
@@ -90,6 +92,16 @@ def database_url(template_database: str, postgres_admin_url: str) -> Iterator[st
         yield _with_db(postgres_admin_url, name)
     finally:
         asyncio.run(_admin(postgres_admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+@pytest.fixture
+async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on the test's database (closed after the test)."""
+    engine = create_engine(database_url, pool_size=4)
+    try:
+        yield session_factory(engine)
+    finally:
+        await engine.dispose()
 
 
 @pytest.fixture

@@ -5,15 +5,12 @@ collected at the sink, the boundary where they would be produced)."""
 from __future__ import annotations
 
 import gzip
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import orjson
-import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.writer.store import write_batch, write_dead_letters
-from shared.db.session import create_engine, session_factory
 from shared.messages import Article, DeadLetter, Link
 from shared.ops.dlq import replay_dead_letters
 from shared.topics import ARTICLES, LINKS, PAGES
@@ -22,15 +19,6 @@ from tests.support.factories import T0, article, enriched
 
 PREFIX = "p1."
 PAGE_URL = "https://news.example.com/big-page"
-
-
-@pytest.fixture
-async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(database_url, pool_size=2)
-    try:
-        yield session_factory(engine)
-    finally:
-        await engine.dispose()
 
 
 def _letter(**fields: object) -> DeadLetter:

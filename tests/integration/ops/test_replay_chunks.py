@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.writer.store import write_batch
-from shared.db.session import create_engine, session_factory
 from shared.messages import Article
 from shared.ops.replay import replay_from
 from shared.topics import ARTICLES
 from tests.integration.writer.cli_helpers import ListSink, db_rows
 from tests.support.factories import T0, article, enriched
-
-
-@pytest.fixture
-async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(database_url, pool_size=2)
-    try:
-        yield session_factory(engine)
-    finally:
-        await engine.dispose()
 
 
 async def test_articles_replay_in_chunks_with_ties_on_stored_at(

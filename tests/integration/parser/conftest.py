@@ -1,15 +1,13 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.parser.pipeline import parse_page
-from shared.db.session import create_engine, session_factory
 from shared.messages import Article, Page
 from shared.settings import Settings
 
@@ -37,12 +35,3 @@ def parsed() -> Callable[..., Article]:
         return parse_page(page, settings=Settings(), now=NOW)
 
     return make
-
-
-@pytest.fixture
-async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(database_url, pool_size=2)
-    try:
-        yield session_factory(engine)
-    finally:
-        await engine.dispose()

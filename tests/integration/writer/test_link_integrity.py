@@ -8,7 +8,6 @@ aliases are skipped only once their transaction committed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from functools import partial
 
 import asyncpg
@@ -16,7 +15,6 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.writer.store import AliasMemory, store_enriched, write_batch
-from shared.db.session import create_engine, session_factory
 from shared.messages import EnrichedArticle
 from shared.retry import until_done
 from tests.integration.writer.cli_helpers import db_rows
@@ -24,15 +22,6 @@ from tests.support.factories import article, enriched, entity
 
 A = "https://news.example.com/2026/11/20/a"
 B = "https://news.example.com/2026/11/20/b"
-
-
-@pytest.fixture
-async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(database_url, pool_size=4)
-    try:
-        yield session_factory(engine)
-    finally:
-        await engine.dispose()
 
 
 async def _links(database_url: str) -> list[tuple[str, str]]:

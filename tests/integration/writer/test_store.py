@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.writer.store import write_batch, write_dead_letters, write_parallel
-from shared.db.session import create_engine, session_factory
 from shared.messages import DeadLetter, EnrichedArticle
 from tests.integration.writer.cli_helpers import db_rows
 from tests.support.factories import T0, article, enriched, entity
@@ -20,15 +17,6 @@ LINKS_SQL = (
     "JOIN articles a ON a.id = x.article_id JOIN entities e ON e.id = x.entity_id "
     "ORDER BY a.canonical_url, e.key"
 )
-
-
-@pytest.fixture
-async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(database_url, pool_size=4)
-    try:
-        yield session_factory(engine)
-    finally:
-        await engine.dispose()
 
 
 async def test_redelivery_is_a_no_op_and_stale_never_wins(
