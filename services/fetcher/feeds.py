@@ -93,6 +93,9 @@ class ParsedFeed:
     min_interval_hint_s: float | None = None
     #: Why the document was only partly parseable (feedparser's bozo), if it was.
     recovered_error: str | None = None
+    #: Why item links were refused and never fetched (``not an http(s) URL: 'file:///…'``),
+    #: one entry per refused item, so the poll can say so in the feed's status.
+    refused: list[str] = field(default_factory=list)
 
 
 def _text(value: Any, limit: int) -> str | None:
@@ -176,6 +179,7 @@ def _parse_sitemap(root: Element, *, url: str, now: datetime) -> ParsedFeed:
                 continue
         return ParsedFeed(kind="sitemapindex", sitemaps=sitemaps)
     items: list[FeedItem] = []
+    refused: list[str] = []
     is_news = False
     for entry in root:
         if _local(entry.tag) != "url":
@@ -186,7 +190,8 @@ def _parse_sitemap(root: Element, *, url: str, now: datetime) -> ParsedFeed:
             continue
         try:
             link = normalize_url(loc_raw, base=url)
-        except ValueError:
+        except ValueError as exc:
+            refused.append(str(exc))
             continue
         title = None
         published = None
@@ -201,12 +206,13 @@ def _parse_sitemap(root: Element, *, url: str, now: datetime) -> ParsedFeed:
             lastmod = _child(entry, "lastmod")
             published = _parse_iso(lastmod.text if lastmod is not None else None)
         items.append(FeedItem(url=link, title=title, published_at=_future_safe(published, now)))
-    return ParsedFeed(kind="news_sitemap" if is_news else "sitemap", items=items)
+    return ParsedFeed(kind="news_sitemap" if is_news else "sitemap", items=items, refused=refused)
 
 
 def _parse_json_feed(data: dict[str, Any], *, url: str, now: datetime) -> ParsedFeed:
     base = data.get("feed_url") or url
     items: list[FeedItem] = []
+    refused: list[str] = []
     for entry in data.get("items") or []:
         if not isinstance(entry, dict):
             continue
@@ -215,7 +221,8 @@ def _parse_json_feed(data: dict[str, Any], *, url: str, now: datetime) -> Parsed
             continue
         try:
             link = normalize_url(raw, base=base if isinstance(base, str) else url)
-        except ValueError:
+        except ValueError as exc:
+            refused.append(str(exc))
             continue
         authors = entry.get("authors") or ([entry["author"]] if entry.get("author") else [])
         names = tuple(str(a.get("name")) for a in authors if isinstance(a, dict) and a.get("name"))
@@ -238,6 +245,7 @@ def _parse_json_feed(data: dict[str, Any], *, url: str, now: datetime) -> Parsed
         title=_text(data.get("title"), MAX_TITLE_CHARS),
         site_url=home if isinstance(home, str) else None,
         items=items,
+        refused=refused,
     )
 
 
@@ -288,12 +296,14 @@ def _item(
     authors: tuple[str, ...],
     guid: str | None,
     now: datetime,
+    refused: list[str],
 ) -> FeedItem | None:
     if not raw_link:
         return None
     try:
         link = normalize_url(raw_link, base=base)
-    except ValueError:
+    except ValueError as exc:
+        refused.append(str(exc))
         return None
     return FeedItem(
         url=link,
@@ -306,7 +316,7 @@ def _item(
 
 
 def _rss_items(
-    channel_items: list[Element], *, base: str, ns: str, now: datetime
+    channel_items: list[Element], *, base: str, ns: str, now: datetime, refused: list[str]
 ) -> list[FeedItem]:
     items = []
     for it in channel_items:
@@ -339,6 +349,7 @@ def _rss_items(
             authors=authors,
             guid=guid or (it.get(f"{_RDF}about") if ns == _RSS1 else None),
             now=now,
+            refused=refused,
         )
         if item is not None:
             items.append(item)
@@ -364,6 +375,7 @@ def _atom_link(entry: Element, base: str) -> str | None:
 def _parse_tree(root: Element, *, url: str, now: datetime) -> ParsedFeed | None:
     """ParsedFeed from a well-formed tree, or None to let feedparser handle the document."""
     tag = root.tag
+    refused: list[str] = []
     if tag == "rss":
         kind = FAST_RSS_VERSIONS.get((root.get("version") or "").strip())
         channel = root.find("channel")
@@ -378,7 +390,8 @@ def _parse_tree(root: Element, *, url: str, now: datetime) -> ParsedFeed | None:
             kind=kind,
             title=_text(channel.findtext("title"), MAX_TITLE_CHARS),
             site_url=(channel.findtext("link") or "").strip() or None,
-            items=_rss_items(channel.findall("item"), base=url, ns="", now=now),
+            items=_rss_items(channel.findall("item"), base=url, ns="", now=now, refused=refused),
+            refused=refused,
             min_interval_hint_s=_interval_hint(feed_meta),
         )
     if tag == f"{_RDF}RDF":
@@ -393,7 +406,10 @@ def _parse_tree(root: Element, *, url: str, now: datetime) -> ParsedFeed | None:
             kind="rss10",
             title=_text(channel.findtext(f"{_RSS1}title"), MAX_TITLE_CHARS),
             site_url=(channel.findtext(f"{_RSS1}link") or "").strip() or None,
-            items=_rss_items(root.findall(f"{_RSS1}item"), base=url, ns=_RSS1, now=now),
+            items=_rss_items(
+                root.findall(f"{_RSS1}item"), base=url, ns=_RSS1, now=now, refused=refused
+            ),
+            refused=refused,
             min_interval_hint_s=_interval_hint(feed_meta),
         )
     if tag == f"{_ATOM}feed":
@@ -419,6 +435,7 @@ def _parse_tree(root: Element, *, url: str, now: datetime) -> ParsedFeed | None:
                 authors=authors,
                 guid=entry.findtext(f"{_ATOM}id"),
                 now=now,
+                refused=refused,
             )
             if item is not None:
                 items.append(item)
@@ -427,6 +444,7 @@ def _parse_tree(root: Element, *, url: str, now: datetime) -> ParsedFeed | None:
             title=_text(_all_text(root.find(f"{_ATOM}title")), MAX_TITLE_CHARS),
             site_url=_atom_link(root, feed_base),
             items=items,
+            refused=refused,
         )
     return None
 
@@ -501,6 +519,7 @@ def parse_feed(
             url, content_type, "a document that is not RSS, Atom, JSON Feed or a sitemap"
         )
     items: list[FeedItem] = []
+    refused: list[str] = []
     for entry in parsed.entries:
         raw = entry.get("link") or (
             entry.get("id") if str(entry.get("id", "")).startswith("http") else None
@@ -509,7 +528,8 @@ def parse_feed(
             continue
         try:
             link = normalize_url(raw, base=url)
-        except ValueError:
+        except ValueError as exc:
+            refused.append(str(exc))
             continue
         published = None
         stamp = entry.get("published_parsed") or entry.get("updated_parsed")
@@ -542,6 +562,7 @@ def parse_feed(
         items=items,
         min_interval_hint_s=_interval_hint(parsed.feed),
         recovered_error=recovered,
+        refused=refused,
     )
 
 

@@ -46,6 +46,8 @@ MAX_ITEMS_PER_FEED = 5000
 #: Rows per multi-row INSERT (asyncpg allows 32767 bind parameters; 3 per row).
 INSERT_CHUNK = 5000
 MAX_ERROR_CHARS = 1000
+#: Distinct reasons quoted in a feed's status when item links are refused.
+REFUSED_SHOWN = 3
 FEED_ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, application/json;q=0.9, "
     "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
@@ -475,13 +477,30 @@ def _feed_update(
         row["title"] = r.parsed.title or feed.title
         row["site_url"] = r.parsed.site_url or feed.site_url
         row["items_seen"] = len(r.parsed.items)
+        notes = []
         if r.parsed.recovered_error:
-            row["last_error"] = f"recovered: {r.parsed.recovered_error}"[:MAX_ERROR_CHARS]
+            notes.append(f"recovered: {r.parsed.recovered_error}")
+        if r.parsed.refused:
+            notes.append(refused_note(r.parsed.refused))
+        if notes:
+            row["last_error"] = "; ".join(notes)[:MAX_ERROR_CHARS]
     if r.new_links:
         # Cumulative links this feed contributed; the row is leased by us, so no race.
         row["items_new"] = feed.items_new + r.new_links
         row["last_new_item_at"] = now
     return row
+
+
+def refused_note(reasons: Sequence[str]) -> str:
+    """``refused 3 item links (never fetched): not an http(s) URL: 'file:///…'; …``."""
+    distinct = list(dict.fromkeys(reasons))
+    shown = "; ".join(distinct[:REFUSED_SHOWN])
+    more = len(distinct) - REFUSED_SHOWN
+    return (
+        f"refused {len(reasons)} item link{'s' if len(reasons) != 1 else ''} (never fetched): "
+        + shown
+        + (f"; and {more} more" if more > 0 else "")
+    )
 
 
 async def load_host_blocks(

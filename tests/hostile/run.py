@@ -36,10 +36,8 @@ HOSTILE_SETTINGS = {
 }
 RUN_TIMEOUT_S = 600.0
 #: cases that end safely but without a full record today; reported to the lead, shown as GAP
-KNOWN_GAPS = {
-    "bad_schemes": "services/fetcher/feeds.py _item() drops non-http(s) item links silently: "
-    "they are never fetched (safe), but no count, log line or feed note says so",
-}
+#: (bad_schemes was one until its refused links were reported in the feed status)
+KNOWN_GAPS: dict[str, str] = {}
 
 
 @dataclass
@@ -122,11 +120,15 @@ def describe(
         text = f"{n}x {key}" if n > 1 else key
         parts.append(f"{text}: {examples[key]}" if key in examples else text)
     if feed_items is not None and feed["items_seen"] < feed_items:
-        parts.append(
-            f"{feed_items - feed['items_seen']} of {feed_items} feed items dropped without "
-            "a record (not fetched)"
-        )
-        explained = False
+        missing = feed_items - feed["items_seen"]
+        note = feed["last_error"] or ""
+        if note.startswith(f"refused {missing} item link"):
+            parts.append(f"{missing} feed items refused, in the feed status: {_short(note, 60)!r}")
+        else:
+            parts.append(
+                f"{missing} of {feed_items} feed items dropped without a record (not fetched)"
+            )
+            explained = False
     unmarked = sum(1 for link in links if link["done_at"] is None)
     if unmarked:
         parts.append(f"({unmarked} seen_links left without done_at)")

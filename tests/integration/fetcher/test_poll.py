@@ -315,3 +315,23 @@ async def test_permanent_redirect_renames_the_feed(server: LoopbackServer, sessi
     urls = {f.url for f in await admin.list_feeds(sessions)}
     # 301 -> renamed; 302 -> kept (temporary); 308 to a URL that is already a feed -> kept
     assert urls == {server.url("/new.xml"), server.url("/temp.xml"), server.url("/dup.xml")}
+
+
+async def test_refused_item_links_are_reported_in_the_feed_status(
+    server: LoopbackServer, sessions
+) -> None:
+    # a hostile feed: local files and other schemes are never fetched, and the status says so
+    body = rss("file:///etc/passwd", "ftp://127.0.0.1/secret", server.url("/good"))
+    server.static("/mixed.xml", body, content_type="application/rss+xml")
+    await admin.add_feeds(sessions, [server.url("/mixed.xml")])
+    fetcher = await start_fetcher(sessions)
+    sink = Sink()
+    try:
+        await fetcher.poll_due_feeds(send_links=sink, now=datetime.now(UTC))
+    finally:
+        await fetcher.stop()
+    assert [link.url for link in sink.links] == [server.url("/good")]
+    row = await feed_row(sessions, server.url("/mixed.xml"))
+    assert (row.last_outcome, row.consecutive_failures, row.items_seen) == ("new", 0, 1)
+    assert (row.last_error or "").startswith("refused 2 item links (never fetched): ")
+    assert "file:///etc/passwd" in (row.last_error or "")

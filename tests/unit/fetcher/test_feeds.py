@@ -157,3 +157,48 @@ def test_json_feed_with_bom_and_rss_served_as_html() -> None:
     # Misconfigured servers send RSS as text/html: the document decides, not the header.
     rss = parse_feed(load("rss20.xml"), url="https://news.example/feed", content_type="text/html")
     assert rss.kind == "rss20" and len(rss.items) == 3
+
+
+BAD_SCHEME_LINKS = (
+    "file:///etc/passwd",
+    "ftp://127.0.0.1/pub/secret.txt",
+    "javascript:alert(document.cookie)",
+    "data:text/html,<script>alert(1)</script>",
+)
+
+
+def test_item_links_that_are_not_http_are_refused_with_a_reason() -> None:
+    items = "".join(
+        f"<item><title>t{n}</title><link>{link.replace('<', '&lt;')}</link></item>"
+        for n, link in enumerate((*BAD_SCHEME_LINKS, "/2026/11/22/good"))
+    )
+    rss = f'<rss version="2.0"><channel><title>x</title>{items}</channel></rss>'.encode()
+    feed = parse_feed(rss, url="https://news.example/feed", now=NOW)
+    assert [item.url for item in feed.items] == ["https://news.example/2026/11/22/good"]
+    assert len(feed.refused) == 4
+    assert all(reason.startswith("not an http(s) URL") for reason in feed.refused)
+    assert "file:///etc/passwd" in feed.refused[0]
+
+
+def test_refused_links_are_counted_in_atom_json_and_sitemaps() -> None:
+    atom = (
+        b'<feed xmlns="http://www.w3.org/2005/Atom"><title>x</title>'
+        b'<entry><title>a</title><link href="ftp://host/a"/></entry>'
+        b'<entry><title>b</title><link href="https://news.example/b"/></entry></feed>'
+    )
+    assert len(parse_feed(atom, url="https://news.example/atom", now=NOW).refused) == 1
+    json_feed = (
+        b'{"version": "https://jsonfeed.org/version/1.1", "title": "x", "items": ['
+        b'{"id": "1", "url": "file:///etc/passwd"}, {"id": "2", "url": "https://news.example/2"}]}'
+    )
+    parsed = parse_feed(json_feed, url="https://news.example/feed.json", now=NOW)
+    assert [item.url for item in parsed.items] == ["https://news.example/2"]
+    assert parsed.refused == ["not an http(s) URL: 'file:///etc/passwd'"]
+    sitemap = (
+        b'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        b"<url><loc>https://user:pw@news.example/x</loc></url>"
+        b"<url><loc>https://news.example/y</loc></url></urlset>"
+    )
+    parsed = parse_feed(sitemap, url="https://news.example/sitemap.xml", now=NOW)
+    assert [item.url for item in parsed.items] == ["https://news.example/y"]
+    assert parsed.refused == ["URL carries credentials: https://…@news.example"]
