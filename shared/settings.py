@@ -61,7 +61,8 @@ class Settings(BaseSettings):
     # --- fetcher -----------------------------------------------------------------------
     allow_private_networks: bool = Field(
         default=False,
-        description="Allow fetching loopback/private/link-local targets (SSRF guard off).",
+        description="Allow fetching loopback/private/link-local targets; cloud metadata "
+        "endpoints (169.254.169.254, fd00:ec2::254, ...) stay refused.",
     )
     user_agent: str = Field(default=DEFAULT_USER_AGENT)
     fetch_timeout_s: float = Field(default=20.0, gt=0)

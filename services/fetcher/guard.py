@@ -61,18 +61,43 @@ BLOCKED_NETWORKS = tuple(
 )
 
 
+#: Cloud instance-metadata endpoints (AWS/GCP/Azure/OpenStack, AWS ECS, AWS IPv6, Alibaba):
+#: they hand out credentials, so they stay refused even with private networks allowed.
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(ip)
+    for ip in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200")
+)
+
+
+def is_metadata_ip(ip: str | IPAddress) -> bool:
+    """True for a cloud metadata endpoint, also in its IPv4-mapped IPv6 spelling."""
+    try:
+        addr = ipaddress.ip_address(ip) if isinstance(ip, str) else ip
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return addr in METADATA_ADDRESSES
+
+
 class BlockedAddressError(Exception):
     """The target resolves only to addresses the guard refuses. Not an httpx error on
     purpose: httpx would re-wrap it as a generic ConnectError and a retry loop would
     treat it as transient."""
 
-    def __init__(self, host: str, addresses: Iterable[str]) -> None:
+    def __init__(
+        self, host: str, addresses: Iterable[str], *, private_allowed: bool = False
+    ) -> None:
         self.host = host
         self.addresses = list(addresses)
+        hint = (
+            "cloud metadata endpoints are refused even with private networks allowed"
+            if private_allowed
+            else "set NEWSFLOW_ALLOW_PRIVATE_NETWORKS=true to allow private targets"
+        )
         super().__init__(
             f"refusing to connect to {host!r}: resolves to blocked address(es) "
-            f"{', '.join(self.addresses) or '(none)'} (set NEWSFLOW_ALLOW_PRIVATE_NETWORKS=true "
-            "to allow private targets)"
+            f"{', '.join(self.addresses) or '(none)'} ({hint})"
         )
 
 
@@ -140,11 +165,13 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         except OSError as exc:
             raise httpcore.ConnectError(f"DNS lookup of {host!r} failed: {exc}") from exc
         allowed = (
-            addresses if self._allow_private else [a for a in addresses if not self._blocked(a)]
+            [a for a in addresses if not is_metadata_ip(a)]
+            if self._allow_private
+            else [a for a in addresses if not self._blocked(a)]
         )
         if not allowed:
             logger.warning("ssrf guard blocked host=%s addresses=%s", host, addresses)
-            raise BlockedAddressError(host, addresses)
+            raise BlockedAddressError(host, addresses, private_allowed=self._allow_private)
         last_exc: Exception | None = None
         for ip in allowed:
             try:

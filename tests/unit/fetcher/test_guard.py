@@ -137,3 +137,24 @@ async def test_obfuscated_loopback_spellings_are_refused(
         await fetcher.fetch(link(f"http://{host}:{server.port}/a"))
     assert err.value.kind == "ssrf_blocked", err.value.detail
     assert server.hits == []
+
+
+@pytest.mark.parametrize(
+    "address", ["169.254.169.254", "fd00:ec2::254", "::ffff:169.254.169.254", "169.254.170.2"]
+)
+async def test_metadata_endpoints_stay_refused_with_private_networks_allowed(address: str) -> None:
+    connected: list[str] = []
+
+    class Recorder:
+        async def connect_tcp(self, host: str, port: int, **kwargs: object) -> object:
+            connected.append(host)
+            return object()
+
+    async def resolver(host: str, port: int) -> list[str]:
+        return [address] if host == "metadata.internal" else ["10.0.0.7"]
+
+    backend = GuardedBackend(resolver=resolver, inner=Recorder(), allow_private=True)  # type: ignore[arg-type]
+    await backend.connect_tcp("intranet.example", 80)  # private is allowed by the flag
+    with pytest.raises(Exception, match="metadata endpoints are refused"):
+        await backend.connect_tcp("metadata.internal", 80)
+    assert connected == ["10.0.0.7"]
