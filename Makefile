@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
 .PHONY: help setup tools run demo test test-unit test-integration test-faults lint fmt up down logs ps \
-        migrate topics lag dlq replay replay-from bench hostile docs stack-up stack-down clean
+        migrate topics lag dlq dlq-prune replay replay-from bench hostile docs stack-up stack-down clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -80,6 +80,9 @@ lag: setup ## Consumer-group lag per topic and partition
 
 dlq: setup ## Dead letters grouped by stage and error kind
 	$(BIN)/newsflow dlq list
+
+dlq-prune: setup ## Delete replayed dead letters older than BEFORE (default 30d; PENDING=1: unreplayed too)
+	$(BIN)/newsflow dlq prune --before $(or $(BEFORE),30d) $(if $(PENDING),--include-pending)
 
 replay: setup ## Re-inject dead letters (STAGE=fetch|parse|enrich, SINCE=2026-01-01T00:00)
 	$(BIN)/newsflow dlq replay $(if $(STAGE),--stage $(STAGE)) $(if $(SINCE),--since $(SINCE))

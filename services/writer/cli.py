@@ -455,6 +455,51 @@ def register(app: typer.Typer) -> None:
         skipped = sum(r.status == "skipped" for r in results)
         typer.echo(f"replayed {sent}, skipped {skipped}", err=True)
 
+    @dlq_app.command("prune")
+    def dlq_prune(
+        before: Annotated[
+            str,
+            typer.Option(
+                help="Delete letters that failed before this: ISO date/time or an age (30d)."
+            ),
+        ],
+        stage: Annotated[str | None, typer.Option(help="Only this stage's letters.")] = None,
+        include_pending: Annotated[
+            bool,
+            typer.Option(
+                "--include-pending", help="Also delete letters never replayed (given up on)."
+            ),
+        ] = False,
+        dry_run: Annotated[
+            bool, typer.Option(help="Count what would be deleted; delete nothing.")
+        ] = False,
+        as_json: JsonFlag = False,
+    ) -> None:
+        """Delete old dead letters (replayed ones only, unless --include-pending)."""
+        from shared.ops.dlq import prune_dead_letters
+
+        cutoff = _since(before)
+        assert cutoff is not None
+        groups = _with_db(
+            lambda sessions: prune_dead_letters(
+                sessions,
+                before=cutoff,
+                stage=stage,
+                include_pending=include_pending,
+                dry_run=dry_run,
+            ),
+            sessions=True,
+        )
+        if as_json:
+            _emit([g.to_json() for g in groups])
+            return
+        table = _table("stage", "kind", "deleted" if not dry_run else "would delete", "pending")
+        for g in groups:
+            table.add_row(g.stage, g.error_kind, str(g.count), str(g.pending))
+        _print(table)
+        verb = "would delete" if dry_run else "deleted"
+        typer.echo(f"{verb} {sum(g.count for g in groups)} dead letters", err=True)
+
     @app.command("replay")
     def replay_cmd(
         source: Annotated[

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db import models
@@ -138,6 +138,88 @@ async def dlq_summary(
         for g in groups
     ]
     return sorted(out, key=lambda g: (-g.count, g.stage, g.error_kind))
+
+
+#: Dead letters deleted per transaction by :func:`prune_dead_letters` (payloads are up to
+#: 256 KB each; short transactions keep the writer's inserts flowing).
+PRUNE_CHUNK = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class PrunedGroup:
+    stage: str
+    error_kind: str
+    count: int
+    #: how many of them had not been replayed (only with ``include_pending``)
+    pending: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def prune_dead_letters(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    before: datetime,
+    stage: str | None = None,
+    include_pending: bool = False,
+    dry_run: bool = False,
+) -> list[PrunedGroup]:
+    """Delete dead letters that failed before *before*, grouped by (stage, kind) in the result.
+
+    Only letters already replayed are deleted, unless *include_pending*: a letter nobody has
+    replayed yet is a failure someone may still want to fix. Deletes go in chunks of
+    :data:`PRUNE_CHUNK`, each its own transaction, oldest first.
+    """
+    dl = models.DeadLetter
+    filters: list[Any] = [dl.failed_at < before]
+    if stage:
+        filters.append(dl.stage == stage)
+    if not include_pending:
+        filters.append(dl.replayed_at.is_not(None))
+    counts: dict[tuple[str, str], list[int]] = {}
+    while True:
+        async with sessions() as session, session.begin():
+            chosen = (
+                select(dl.id)
+                .where(*filters)
+                .order_by(dl.failed_at, dl.id)
+                .limit(PRUNE_CHUNK)
+                .with_for_update(skip_locked=True)
+            )
+            if dry_run:
+                rows = (
+                    await session.execute(
+                        select(dl.stage, dl.error_kind, dl.replayed_at).where(*filters)
+                    )
+                ).all()
+            else:
+                rows = (
+                    await session.execute(
+                        delete(dl)
+                        .where(dl.id.in_(chosen.scalar_subquery()))
+                        .returning(dl.stage, dl.error_kind, dl.replayed_at)
+                    )
+                ).all()
+        for r in rows:
+            total = counts.setdefault((r.stage, r.error_kind), [0, 0])
+            total[0] += 1
+            total[1] += r.replayed_at is None
+        if dry_run or len(rows) < PRUNE_CHUNK:
+            break
+    if counts:
+        logger.info(
+            "pruned dead letters before=%s count=%s",
+            before.isoformat(),
+            sum(c for c, _p in counts.values()),
+        )
+    return sorted(
+        (
+            PrunedGroup(stage, kind, count, pending)
+            for (stage, kind), (count, pending) in counts.items()
+        ),
+        key=lambda g: (-g.count, g.stage, g.error_kind),
+    )
 
 
 async def dead_letter(session: AsyncSession, letter_id: int) -> dict[str, Any] | None:
