@@ -66,21 +66,28 @@ async def test_hostname_resolving_to_private_address_refused(
     assert server.hits == []
 
 
+class Recorder:
+    """A network backend that records the address it was asked to connect to."""
+
+    def __init__(self) -> None:
+        self.connected: list[str] = []
+
+    async def connect_tcp(self, host: str, port: int, **kwargs: object) -> object:
+        self.connected.append(host)
+        return object()
+
+
 async def test_dns_answer_is_checked_at_connect_time() -> None:
     # A rebinding resolver: harmless on the first lookup, private on the second. The check
     # happens on the address actually connected to, so the second connection is refused.
     answers = iter([["93.184.216.34"], ["10.0.0.7"]])
-    connected: list[str] = []
-
-    class Recorder:
-        async def connect_tcp(self, host: str, port: int, **kwargs: object) -> object:
-            connected.append(host)
-            return object()
+    recorder = Recorder()
+    connected = recorder.connected
 
     async def resolver(host: str, port: int) -> list[str]:
         return next(answers)
 
-    backend = GuardedBackend(resolver=resolver, inner=Recorder())  # type: ignore[arg-type]
+    backend = GuardedBackend(resolver=resolver, inner=recorder)  # type: ignore[arg-type]
     await backend.connect_tcp("news.example", 80)
     with pytest.raises(Exception, match="blocked address"):
         await backend.connect_tcp("news.example", 80)
@@ -143,17 +150,13 @@ async def test_obfuscated_loopback_spellings_are_refused(
     "address", ["169.254.169.254", "fd00:ec2::254", "::ffff:169.254.169.254", "169.254.170.2"]
 )
 async def test_metadata_endpoints_stay_refused_with_private_networks_allowed(address: str) -> None:
-    connected: list[str] = []
-
-    class Recorder:
-        async def connect_tcp(self, host: str, port: int, **kwargs: object) -> object:
-            connected.append(host)
-            return object()
+    recorder = Recorder()
+    connected = recorder.connected
 
     async def resolver(host: str, port: int) -> list[str]:
         return [address] if host == "metadata.internal" else ["10.0.0.7"]
 
-    backend = GuardedBackend(resolver=resolver, inner=Recorder(), allow_private=True)  # type: ignore[arg-type]
+    backend = GuardedBackend(resolver=resolver, inner=recorder, allow_private=True)  # type: ignore[arg-type]
     await backend.connect_tcp("intranet.example", 80)  # private is allowed by the flag
     with pytest.raises(Exception, match="metadata endpoints are refused"):
         await backend.connect_tcp("metadata.internal", 80)
