@@ -188,10 +188,8 @@ def _parse_sitemap(root: Element, *, url: str, now: datetime) -> ParsedFeed:
         loc_raw = (loc.text or "").strip() if loc is not None else ""
         if not loc_raw:
             continue
-        try:
-            link = normalize_url(loc_raw, base=url)
-        except ValueError as exc:
-            refused.append(str(exc))
+        link = _item_link(loc_raw, base=url, refused=refused)
+        if link is None:
             continue
         title = None
         published = None
@@ -219,10 +217,8 @@ def _parse_json_feed(data: dict[str, Any], *, url: str, now: datetime) -> Parsed
         raw = entry.get("url") or entry.get("external_url")
         if not isinstance(raw, str):
             continue
-        try:
-            link = normalize_url(raw, base=base if isinstance(base, str) else url)
-        except ValueError as exc:
-            refused.append(str(exc))
+        link = _item_link(raw, base=base if isinstance(base, str) else url, refused=refused)
+        if link is None:
             continue
         authors = entry.get("authors") or ([entry["author"]] if entry.get("author") else [])
         names = tuple(str(a.get("name")) for a in authors if isinstance(a, dict) and a.get("name"))
@@ -286,6 +282,15 @@ def _all_text(el: Element | None) -> str | None:
     return "".join(el.itertext())
 
 
+def _item_link(raw: str, *, base: str, refused: list[str]) -> str | None:
+    """The normalised item URL, or None with the reason added to *refused* (never fetched)."""
+    try:
+        return normalize_url(raw, base=base)
+    except ValueError as exc:
+        refused.append(str(exc))
+        return None
+
+
 def _item(
     *,
     raw_link: str | None,
@@ -298,12 +303,8 @@ def _item(
     now: datetime,
     refused: list[str],
 ) -> FeedItem | None:
-    if not raw_link:
-        return None
-    try:
-        link = normalize_url(raw_link, base=base)
-    except ValueError as exc:
-        refused.append(str(exc))
+    link = _item_link(raw_link, base=base, refused=refused) if raw_link else None
+    if link is None:
         return None
     return FeedItem(
         url=link,
@@ -526,10 +527,8 @@ def parse_feed(
         )
         if not raw:
             continue
-        try:
-            link = normalize_url(raw, base=url)
-        except ValueError as exc:
-            refused.append(str(exc))
+        link = _item_link(raw, base=url, refused=refused)
+        if link is None:
             continue
         published = None
         stamp = entry.get("published_parsed") or entry.get("updated_parsed")
