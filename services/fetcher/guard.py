@@ -147,7 +147,8 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
     ) -> None:
         self._allow_private = allow_private
         self._resolve = resolver or system_resolve
-        self._blocked = blocked
+        # Allowing private networks narrows what is refused to the metadata endpoints.
+        self._refused = is_metadata_ip if allow_private else blocked
         self._inner = inner or httpcore.AnyIOBackend()
 
     async def connect_tcp(
@@ -164,11 +165,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
             raise httpcore.ConnectTimeout(f"DNS lookup of {host!r} timed out") from exc
         except OSError as exc:
             raise httpcore.ConnectError(f"DNS lookup of {host!r} failed: {exc}") from exc
-        allowed = (
-            [a for a in addresses if not is_metadata_ip(a)]
-            if self._allow_private
-            else [a for a in addresses if not self._blocked(a)]
-        )
+        allowed = [a for a in addresses if not self._refused(a)]
         if not allowed:
             logger.warning("ssrf guard blocked host=%s addresses=%s", host, addresses)
             raise BlockedAddressError(host, addresses, private_allowed=self._allow_private)
