@@ -257,16 +257,19 @@ async def _resolve_entities(conn: Any, rows: dict[str, tuple[str, str, str]]) ->
     therefore waits for this commit, and its cascade trigger then removes the new links.
     """
     keys = sorted(rows)
-    # A row deleted after the snapshot is skipped by the lock, so it counts as missing and is
-    # inserted anew below.
-    found: dict[str, tuple[int, int | None]] = {
-        r["key"]: (r["id"], r["merged_into"])
-        for r in await conn.fetch(
-            "SELECT id, key, merged_into FROM entities WHERE key = ANY($1::text[]) "
-            "ORDER BY id FOR KEY SHARE",
-            keys,
-        )
-    }
+
+    async def locked_by_key(wanted: list[str]) -> dict[str, tuple[int, int | None]]:
+        # A row deleted after the snapshot is skipped by the lock, so it counts as missing.
+        return {
+            r["key"]: (r["id"], r["merged_into"])
+            for r in await conn.fetch(
+                "SELECT id, key, merged_into FROM entities WHERE key = ANY($1::text[]) "
+                "ORDER BY id FOR KEY SHARE",
+                wanted,
+            )
+        }
+
+    found = await locked_by_key(keys)
     missing = [rows[k] for k in keys if k not in found]
     if missing:
         inserted = await conn.fetch(
@@ -280,16 +283,7 @@ async def _resolve_entities(conn: Any, rows: dict[str, tuple[str, str, str]]) ->
         found.update({r["key"]: (r["id"], r["merged_into"]) for r in inserted})
         racing = [m[0] for m in missing if m[0] not in found]
         if racing:  # inserted by another writer meanwhile: now committed and visible
-            found.update(
-                {
-                    r["key"]: (r["id"], r["merged_into"])
-                    for r in await conn.fetch(
-                        "SELECT id, key, merged_into FROM entities WHERE key = ANY($1::text[]) "
-                        "ORDER BY id FOR KEY SHARE",
-                        racing,
-                    )
-                }
-            )
+            found.update(await locked_by_key(racing))
             if len(found) != len(keys):
                 raise TransientError("an entity was deleted while this batch created it")
     redirect = {entity_id: target for entity_id, target in found.values() if target is not None}
