@@ -178,6 +178,20 @@ async def prune_dead_letters(
     if not include_pending:
         filters.append(dl.replayed_at.is_not(None))
     counts: dict[tuple[str, str], list[int]] = {}
+    if dry_run:
+        async with sessions() as session:
+            for group in await session.execute(
+                select(
+                    dl.stage,
+                    dl.error_kind,
+                    func.count(),
+                    func.count().filter(dl.replayed_at.is_(None)),
+                )
+                .where(*filters)
+                .group_by(dl.stage, dl.error_kind)
+            ):
+                counts[(group[0], group[1])] = [group[2], group[3]]
+        return _pruned_groups(counts)
     while True:
         async with sessions() as session, session.begin():
             chosen = (
@@ -187,25 +201,18 @@ async def prune_dead_letters(
                 .limit(PRUNE_CHUNK)
                 .with_for_update(skip_locked=True)
             )
-            if dry_run:
-                rows = (
-                    await session.execute(
-                        select(dl.stage, dl.error_kind, dl.replayed_at).where(*filters)
-                    )
-                ).all()
-            else:
-                rows = (
-                    await session.execute(
-                        delete(dl)
-                        .where(dl.id.in_(chosen.scalar_subquery()))
-                        .returning(dl.stage, dl.error_kind, dl.replayed_at)
-                    )
-                ).all()
+            rows = (
+                await session.execute(
+                    delete(dl)
+                    .where(dl.id.in_(chosen.scalar_subquery()))
+                    .returning(dl.stage, dl.error_kind, dl.replayed_at)
+                )
+            ).all()
         for r in rows:
             total = counts.setdefault((r.stage, r.error_kind), [0, 0])
             total[0] += 1
             total[1] += r.replayed_at is None
-        if dry_run or len(rows) < PRUNE_CHUNK:
+        if len(rows) < PRUNE_CHUNK:
             break
     if counts:
         logger.info(
@@ -213,6 +220,10 @@ async def prune_dead_letters(
             before.isoformat(),
             sum(c for c, _p in counts.values()),
         )
+    return _pruned_groups(counts)
+
+
+def _pruned_groups(counts: dict[tuple[str, str], list[int]]) -> list[PrunedGroup]:
     return sorted(
         (
             PrunedGroup(stage, kind, count, pending)
