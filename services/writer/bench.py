@@ -259,9 +259,9 @@ async def _produce(bootstrap: str, topic: str, items: list[EnrichedArticle]) -> 
 
 async def _wait_stored(
     url: str, procs: list[Any], *, articles: int, log_path: Path
-) -> tuple[int, float]:
-    """Poll (one connection) until *articles* rows are stored; returns (count at the first
-    stored row, seconds from then to the last)."""
+) -> tuple[int, float, int]:
+    """Poll (one connection) until *articles* rows are stored; returns the count at the first
+    stored row, the seconds from then to the last, and the links stored."""
     import asyncpg
 
     conn = await asyncpg.connect(url.replace("+asyncpg", ""))
@@ -279,17 +279,9 @@ async def _wait_stored(
             if stored and first is None:
                 first = (stored, time.perf_counter())
         assert first is not None
-        return first[0], time.perf_counter() - first[1]
-    finally:
-        await conn.close()
-
-
-async def _links_stored(url: str) -> int:
-    import asyncpg
-
-    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
-    try:
-        return int(await conn.fetchval("SELECT count(*) FROM article_entities"))
+        seconds = time.perf_counter() - first[1]
+        links = int(await conn.fetchval("SELECT count(*) FROM article_entities"))
+        return first[0], seconds, links
     finally:
         await conn.close()
 
@@ -344,7 +336,7 @@ def run_service(
             for _ in range(workers)
         ]
         try:
-            first_count, seconds = asyncio.run(
+            first_count, seconds, links_stored = asyncio.run(
                 _wait_stored(url, procs, articles=articles, log_path=log_path)
             )
         finally:
@@ -352,7 +344,6 @@ def run_service(
                 proc.terminate()
             for proc in procs:
                 proc.wait(timeout=30)
-    links_stored = asyncio.run(_links_stored(url))
     measured = articles - first_count
     return {
         "mode": "service",
