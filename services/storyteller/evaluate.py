@@ -112,6 +112,10 @@ def run(data: dict[str, Any], encoder: TextEncoder) -> dict[str, Any]:
         "traps": len(data["traps"]),
         "traps_merged": merged,
         "developing_stories": len(dev_stories),
+        # share of the developing incident's articles in its largest predicted story
+        "developing_share": round(max(dev_stories.values()) / sum(dev_stories.values()), 4)
+        if dev_stories
+        else None,
         "encode_cpu_ms_per_article": round(1000 * (encoded - started) / n, 3),
         "assign_cpu_ms_per_article": round(1000 * (assigned - encoded) / n, 3),
     }
