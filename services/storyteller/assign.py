@@ -145,7 +145,7 @@ class Story:
             self.first_seen = item.published_at
         if self.last_updated is None or item.published_at > self.last_updated:
             self.last_updated = item.published_at
-        for key, salience in item.entities.items():
+        for key in item.entities:
             self.counts[key] = self.counts.get(key, 0) + 1
         if copy_of is not None:
             return  # a wire copy says nothing new: it must not outweigh independent reports
@@ -196,9 +196,7 @@ def place_conflict(entities: dict[str, float], story: Story) -> bool:
     return mine not in story.places and theirs not in entities
 
 
-def entity_similarity(
-    entities: dict[str, float], story: Story, frequency: dict[str, int]
-) -> float:
+def entity_similarity(entities: dict[str, float], story: Story, frequency: dict[str, int]) -> float:
     """Weighted cosine of the article's salience vector and the story's mean salience,
     each key weighted by its rarity among active stories (``RARITY_SCALE``)."""
     dot = mine = theirs = 0.0
@@ -260,6 +258,9 @@ class Storyboard:
         self.by_day: dict[int, set[int]] = {}
         self.story_of_url: dict[str, int] = {}
         self.story_of_article: dict[int, int] = {}
+        #: live stories per key known from elsewhere (the database's index over the batch
+        #: window): a key counts as at least this common even if few of its stories are loaded
+        self.key_counts: dict[str, int] = {}
         self._new_id = new_id
         self._floor = text_floor
 
@@ -311,8 +312,8 @@ class Storyboard:
             if salience < MIN_SALIENCE:
                 continue
             active = {s for s in self.by_key.get(key, ()) if self._active(s, item.published_at)}
-            frequency[key] = len(active)
-            if len(active) <= MAX_KEY_STORIES:
+            frequency[key] = max(len(active), self.key_counts.get(key, 0))
+            if frequency[key] <= MAX_KEY_STORIES:
                 found |= active
         if not found and not any(n <= MAX_KEY_STORIES for n in frequency.values()):
             # nothing specific to retrieve by (no names, or only very common ones): the
@@ -337,9 +338,14 @@ class Storyboard:
             combined = text * JOIN_THRESHOLD / TEXT_ONLY_THRESHOLD
         else:
             combined = W_ENTITIES * entities + W_TEXT * text
-        gap = min(
-            abs(item.published_at - story.last_updated), abs(item.published_at - story.first_seen)
-        ) if story.first_seen else abs(item.published_at - story.last_updated)
+        gap = (
+            min(
+                abs(item.published_at - story.last_updated),
+                abs(item.published_at - story.first_seen),
+            )
+            if story.first_seen
+            else abs(item.published_at - story.last_updated)
+        )
         return Scored(story.id, combined * decay(gap), entities, text)
 
     # --- decisions ----------------------------------------------------------------------
@@ -435,9 +441,7 @@ def assign_roles(story: Story) -> None:
         elif first is None:
             member.role = "first_report"
             first = member
-        elif (
-            member.source in sources or member.published_at - first.published_at > UPDATE_AFTER
-        ):
+        elif member.source in sources or member.published_at - first.published_at > UPDATE_AFTER:
             member.role = "update"
         else:
             member.role = "independent"

@@ -25,7 +25,9 @@ from typing import Any
 from services.storyteller.assign import Item, Storyboard
 from services.storyteller.text import CharNgramEncoder, TextEncoder, article_text, make_encoder
 
-DEFAULT_SET = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "storyteller" / "eval.json"
+DEFAULT_SET = (
+    Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "storyteller" / "eval.json"
+)
 
 
 def load_set(path: Path | str = DEFAULT_SET) -> dict[str, Any]:
@@ -86,8 +88,9 @@ def run(data: dict[str, Any], encoder: TextEncoder) -> dict[str, Any]:
     for item in items:
         board.assign(item)
     assigned = time.process_time()
-    predicted = {item.article_id: board.resolve(board.story_of_article[item.article_id])
-                 for item in items}
+    predicted = {
+        item.article_id: board.resolve(board.story_of_article[item.article_id]) for item in items
+    }
     gold = {a["id"]: a["story"] for a in data["articles"]}
     p, r, f1 = bcubed(predicted, gold)
     incidents_of: dict[int, set[str]] = defaultdict(set)
