@@ -38,6 +38,7 @@ def upgrade() -> None:
     sa.Column('counts', postgresql.JSONB(astext_type=sa.Text()), server_default='{}', nullable=False),
     sa.Column('reports', sa.Integer(), server_default='0', nullable=False),
     sa.Column('merged_into', sa.BigInteger(), nullable=True),
+    sa.Column('vectors', sa.LargeBinary(), nullable=True, comment='float16 text vectors of up to 8 representative reports'),
     sa.Column('version', sa.Integer(), server_default='1', nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),

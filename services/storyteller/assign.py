@@ -13,7 +13,7 @@ For each stored article, in publication order:
    names in it) is compared with the stories of its time window by text alone.
 3. Each candidate is scored (:func:`score`): shared salient entities weighted by how rare
    they are among active stories, plus text similarity of title + lead to the story's
-   centroid, times a time decay over the gap to the story's latest article. A place conflict
+   nearest reports, times a time decay over the gap to the story's latest article. A place conflict
    (the article's main specific place is not among the story's places and the story's main
    place is not among the article's) rules a candidate out: same actors in Van and in Siirt
    are two incidents.
@@ -49,6 +49,8 @@ MAX_KEY_STORIES = 64
 #: a key's weight is log(1 + RARITY_SCALE / (1 + active stories filed under it)): a name
 #: few live stories share tells more than one most of them share
 RARITY_SCALE = 50.0
+#: report vectors a story keeps for text comparison
+REPRESENTATIVES = 8
 W_ENTITIES = 0.55
 W_TEXT = 0.45
 JOIN_THRESHOLD = 0.38
@@ -112,11 +114,13 @@ class Story:
     #: key -> summed salience over the story's own reports (copies add nothing)
     weights: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
-    centroid: np.ndarray | None = None
+    #: text vectors of up to ``REPRESENTATIVES`` reports (the first ones and the latest):
+    #: what a new article's text is compared with, without loading every member
+    vectors: list[np.ndarray] = field(default_factory=list)
     first_seen: datetime | None = None
     last_updated: datetime | None = None
     merged_into: int | None = None
-    #: reports (non-copies) folded into the weights and centroid
+    #: reports (non-copies) folded into the weights
     reports: int = 0
 
     @property
@@ -153,8 +157,9 @@ class Story:
         for key, salience in item.entities.items():
             if salience >= MIN_SALIENCE:
                 self.weights[key] = self.weights.get(key, 0.0) + salience
-        vector = item.vector.astype(np.float32)
-        self.centroid = vector.copy() if self.centroid is None else self.centroid + vector
+        self.vectors.append(item.vector.astype(np.float32))
+        if len(self.vectors) > REPRESENTATIVES:
+            del self.vectors[REPRESENTATIVES // 2]  # keep the first half, slide the rest
 
     def absorb_story(self, other: Story) -> None:
         for member in other.members:
@@ -163,10 +168,10 @@ class Story:
             self.weights[key] = self.weights.get(key, 0.0) + weight
         for key, count in other.counts.items():
             self.counts[key] = self.counts.get(key, 0) + count
-        if other.centroid is not None:
-            self.centroid = (
-                other.centroid.copy() if self.centroid is None else self.centroid + other.centroid
-            )
+        half = REPRESENTATIVES // 2
+        self.vectors = (self.vectors[:half] + other.vectors[:half] + self.vectors[half:])[
+            :REPRESENTATIVES
+        ]
         self.reports += other.reports
         for when in (other.first_seen, other.last_updated):
             if when is None:
@@ -252,7 +257,9 @@ class Storyboard:
     ``text_floor`` is the encoder's unrelated-text cosine (:mod:`.text`).
     """
 
-    def __init__(self, *, new_id: Callable[[], int], text_floor: float) -> None:
+    def __init__(
+        self, *, new_id: Callable[[], int], text_floor: float, full_members: bool = True
+    ) -> None:
         self.stories: dict[int, Story] = {}
         self.by_key: dict[str, set[int]] = {}
         self.by_day: dict[int, set[int]] = {}
@@ -261,6 +268,9 @@ class Storyboard:
         #: live stories per key known from elsewhere (the database's index over the batch
         #: window): a key counts as at least this common even if few of its stories are loaded
         self.key_counts: dict[str, int] = {}
+        #: False when stories hold only this batch's new members (the database path loads
+        #: the rest before writing): roles are then assigned at write time
+        self.full_members = full_members
         self._new_id = new_id
         self._floor = text_floor
 
@@ -327,7 +337,7 @@ class Storyboard:
 
     def score(self, item: Item, story: Story, frequency: dict[str, int]) -> Scored:
         """Combined score in [0, 1]; 0 when the place rule says these are two incidents."""
-        assert story.last_updated is not None and story.centroid is not None
+        assert story.last_updated is not None
         if place_conflict(item.entities, story):
             return Scored(story.id, 0.0, 0.0, 0.0)
         entities = entity_similarity(item.entities, story, frequency)
@@ -382,14 +392,14 @@ class Storyboard:
         return Decision(item.article_id, best.id, "join", scored[0].score, merged)
 
     def text_similarity(self, vector: np.ndarray, story: Story) -> float:
-        """Cosine to the nearest of the story's reports, rescaled above the encoder's floor.
+        """Cosine to the nearest of the story's representative reports, rescaled above the
+        encoder's floor.
 
-        The nearest member, not the centroid: a centroid of many languages and angles sits
+        The nearest report, not a centroid: a centroid of many languages and angles sits
         close to every news text and turned a big story into a sink for unrelated copy."""
-        reports = [m.vector for m in story.members if m.copy_of is None] or [
-            m.vector for m in story.members
-        ]
-        cosine = float(np.max(np.stack(reports) @ vector))
+        if not story.vectors:
+            return 0.0
+        cosine = float(np.max(np.stack(story.vectors) @ vector))
         return max(0.0, (cosine - self._floor) / (1 - self._floor))
 
     def _compatible(self, a: Story, b: Story) -> bool:
@@ -403,7 +413,8 @@ class Storyboard:
         if story.id in self.stories:
             self._unindex(story)
         story.absorb(item, copy_of=copy_of)
-        assign_roles(story)
+        if self.full_members:
+            assign_roles(story)
         self._reindex(story)
 
     def merge(self, source_id: int, target_id: int) -> tuple[int, int]:
@@ -415,7 +426,8 @@ class Storyboard:
         self._unindex(large)
         large.absorb_story(small)
         small.merged_into = large.id
-        assign_roles(large)
+        if self.full_members:
+            assign_roles(large)
         self._reindex(large)
         return small.id, large.id
 
@@ -449,9 +461,11 @@ def assign_roles(story: Story) -> None:
 
 
 def headline(story: Story) -> Member | None:
-    """The most central report: highest cosine to the story's centroid (ties: earliest)."""
+    """The most central report: highest cosine to the mean of the story's reports (ties:
+    earliest)."""
     reports = [m for m in story.members if m.role != "copy"] or story.members
-    if not reports or story.centroid is None:
-        return reports[0] if reports else None
-    centroid = story.centroid / (np.linalg.norm(story.centroid) or 1)
+    if not reports:
+        return None
+    total = np.sum([m.vector for m in reports], axis=0)
+    centroid = total / (np.linalg.norm(total) or 1)
     return max(reports, key=lambda m: (float(np.dot(m.vector, centroid)), -m.article_id))

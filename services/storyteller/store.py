@@ -41,6 +41,7 @@ from services.storyteller.assign import (
     Member,
     Story,
     Storyboard,
+    assign_roles,
     headline,
 )
 from services.storyteller.text import TextEncoder, article_text
@@ -79,13 +80,14 @@ _WINDOW_STORIES = text(
     " AND last_updated >= :start AND first_seen <= :end"
 )
 _ORIGINALS = text(
-    "SELECT story_id FROM story_articles WHERE canonical_url = ANY(CAST(:urls AS text[]))"
+    "SELECT canonical_url, story_id FROM story_articles"
+    " WHERE canonical_url = ANY(CAST(:urls AS text[]))"
 )
 _ASSIGNED = text(
     "SELECT article_id FROM story_articles WHERE article_id = ANY(CAST(:ids AS bigint[]))"
 )
 _STORIES = text(
-    "SELECT id, first_seen, last_updated, weights, counts, reports, merged_into"
+    "SELECT id, first_seen, last_updated, weights, counts, reports, merged_into, vectors"
     " FROM stories WHERE id = ANY(CAST(:ids AS bigint[]))"
 )
 _MEMBERS = text(
@@ -159,10 +161,26 @@ def _unpack(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype=VECTOR_DTYPE).astype(np.float32)
 
 
+def _pack_many(vectors: list[np.ndarray]) -> bytes:
+    """Rows back to back after a little-endian uint32 dimension (b"" for none)."""
+    if not vectors:
+        return b""
+    return len(vectors[0]).to_bytes(4, "little") + b"".join(_pack(v) for v in vectors)
+
+
+def _unpack_many(blob: bytes | None) -> list[np.ndarray]:
+    if not blob:
+        return []
+    dim = int.from_bytes(blob[:4], "little")
+    matrix = np.frombuffer(blob[4:], dtype=VECTOR_DTYPE).astype(np.float32).reshape(-1, dim)
+    return list(matrix)
+
+
 async def _candidate_ids(
     session: AsyncSession, items: list[Item]
-) -> tuple[set[int], dict[str, int]]:
-    """Candidate story ids for the batch, and live-story counts per key in its window."""
+) -> tuple[set[int], dict[str, int], dict[str, int]]:
+    """Candidate story ids for the batch, live-story counts per key in its window, and the
+    stories of the near-duplicates' originals (canonical URL -> story id)."""
     start = min(i.published_at for i in items) - WINDOW
     end = max(i.published_at for i in items) + WINDOW
     keys = sorted({k for i in items for k, s in i.entities.items() if s >= MIN_SALIENCE})
@@ -187,28 +205,39 @@ async def _candidate_ids(
     for item in nameless:
         window = {"start": item.published_at - WINDOW, "end": item.published_at + WINDOW}
         ids.update((await session.execute(_WINDOW_STORIES, window)).scalars())
-    originals = sorted({i.duplicate_of for i in items if i.duplicate_of})
-    if originals:
-        ids.update((await session.execute(_ORIGINALS, {"urls": originals})).scalars())
-    return ids, counts
+    originals: dict[str, int] = {}
+    wanted = sorted({i.duplicate_of for i in items if i.duplicate_of})
+    if wanted:
+        for row in await session.execute(_ORIGINALS, {"urls": wanted}):
+            originals[row.canonical_url] = row.story_id
+        ids.update(originals.values())
+    return ids, counts, originals
 
 
 async def _load_board(session: AsyncSession, ids: set[int], board: Storyboard) -> None:
+    """Candidate stories' assignment state (weights, representative vectors), no members."""
     if not ids:
         return
-    stories: dict[int, Story] = {}
     for row in await session.execute(_STORIES, {"ids": sorted(ids)}):
-        stories[row.id] = Story(
-            row.id,
-            weights=dict(row.weights),
-            counts=dict(row.counts),
-            first_seen=row.first_seen,
-            last_updated=row.last_updated,
-            merged_into=row.merged_into,
-            reports=row.reports,
+        board.add_story(
+            Story(
+                row.id,
+                weights=dict(row.weights),
+                counts=dict(row.counts),
+                first_seen=row.first_seen,
+                last_updated=row.last_updated,
+                merged_into=row.merged_into,
+                reports=row.reports,
+                vectors=_unpack_many(row.vectors),
+            )
         )
-    for row in await session.execute(_MEMBERS, {"ids": sorted(stories)}):
-        story = stories[row.story_id]
+
+
+async def _complete_members(session: AsyncSession, board: Storyboard, changed: set[int]) -> None:
+    """Put the stored members of changed stories (merged-away ones included) next to this
+    batch's new members in their live story, then assign roles over the whole story."""
+    for row in await session.execute(_MEMBERS, {"ids": sorted(changed)}):
+        story = board.stories[board.resolve(row.story_id)]
         story.members.append(
             Member(
                 row.article_id,
@@ -223,11 +252,10 @@ async def _load_board(session: AsyncSession, ids: set[int], board: Storyboard) -
                 row.role,
             )
         )
-    for story in stories.values():
-        story.members.sort(key=lambda m: (m.published_at, m.article_id))
-        vectors = [m.vector for m in story.members if m.copy_of is None]
-        story.centroid = np.sum(vectors, axis=0) if vectors else None
-        board.add_story(story)
+    for story_id in changed:
+        story = board.stories[story_id]
+        if story.merged_into is None:
+            assign_roles(story)
 
 
 def summary_row(story: Story) -> dict[str, Any]:
@@ -255,17 +283,18 @@ def summary_row(story: Story) -> dict[str, Any]:
         "counts": orjson.dumps(story.counts).decode(),
         "reports": story.reports,
         "merged_into": story.merged_into,
+        "vectors": _pack_many(story.vectors),
     }
 
 
 _UPSERT_STORY = text(
     "INSERT INTO stories (id, headline, headline_article_id, first_seen, last_updated,"
     " article_count, sources, languages, top_entities, first_report_article_id,"
-    " first_report_source, weights, counts, reports, merged_into)"
+    " first_report_source, weights, counts, reports, merged_into, vectors)"
     " VALUES (:id, :headline, :headline_article_id, :first_seen, :last_updated,"
     " :article_count, :sources, :languages, CAST(:top_entities AS jsonb),"
     " :first_report_article_id, :first_report_source, CAST(:weights AS jsonb),"
-    " CAST(:counts AS jsonb), :reports, :merged_into)"
+    " CAST(:counts AS jsonb), :reports, :merged_into, :vectors)"
     " ON CONFLICT (id) DO UPDATE SET headline = excluded.headline,"
     " headline_article_id = excluded.headline_article_id, first_seen = excluded.first_seen,"
     " last_updated = excluded.last_updated, article_count = excluded.article_count,"
@@ -274,6 +303,7 @@ _UPSERT_STORY = text(
     " first_report_article_id = excluded.first_report_article_id,"
     " first_report_source = excluded.first_report_source, weights = excluded.weights,"
     " counts = excluded.counts, reports = excluded.reports, merged_into = excluded.merged_into,"
+    " vectors = excluded.vectors,"
     " version = stories.version + 1, updated_at = now()"
 )
 _UPSERT_MEMBER = text(
@@ -313,9 +343,10 @@ async def assign_batch(
             return result
         reserved = list((await session.execute(_NEW_IDS, {"n": len(todo)})).scalars())
         reserved.reverse()
-        board = Storyboard(new_id=reserved.pop, text_floor=text_floor)
-        ids, board.key_counts = await _candidate_ids(session, todo)
+        board = Storyboard(new_id=reserved.pop, text_floor=text_floor, full_members=False)
+        ids, board.key_counts, originals = await _candidate_ids(session, todo)
         await _load_board(session, ids, board)
+        board.story_of_url.update(originals)
         for item in todo:
             decision = board.assign(item)
             result.decisions.append(decision)
@@ -323,6 +354,7 @@ async def assign_batch(
             if decision.merged:
                 result.merged.append(decision.merged)
                 result.changed.update(decision.merged)
+        await _complete_members(session, board, result.changed)
         await _write(session, board, result.changed)
     return result
 

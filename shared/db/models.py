@@ -264,6 +264,9 @@ class Story(Base):
     merged_into: Mapped[int | None] = mapped_column(
         ForeignKey("stories.id", ondelete="RESTRICT"), index=True
     )
+    vectors: Mapped[bytes | None] = mapped_column(
+        LargeBinary, comment="float16 text vectors of up to 8 representative reports"
+    )
     version: Mapped[int] = mapped_column(Integer, server_default="1")
     created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
