@@ -123,13 +123,22 @@ class Story:
     #: reports (non-copies) folded into the weights
     reports: int = 0
 
+    #: (places, main place) computed from the weights, dropped when they change
+    _place_cache: tuple[dict[str, float], str | None] | None = None
+
     @property
     def places(self) -> dict[str, float]:
-        return {k: w for k, w in self.weights.items() if _specific_place(k)}
+        return self._places()[0]
 
     def main_place(self) -> str | None:
-        places = self.places
-        return max(sorted(places), key=places.__getitem__) if places else None
+        return self._places()[1]
+
+    def _places(self) -> tuple[dict[str, float], str | None]:
+        if self._place_cache is None:
+            places = {k: w for k, w in self.weights.items() if _specific_place(k)}
+            top = max(sorted(places), key=places.__getitem__) if places else None
+            self._place_cache = (places, top)
+        return self._place_cache
 
     def absorb(self, item: Item, *, copy_of: str | None) -> None:
         self.members.append(
@@ -154,6 +163,7 @@ class Story:
         if copy_of is not None:
             return  # a wire copy says nothing new: it must not outweigh independent reports
         self.reports += 1
+        self._place_cache = None
         for key, salience in item.entities.items():
             if salience >= MIN_SALIENCE:
                 self.weights[key] = self.weights.get(key, 0.0) + salience
@@ -162,6 +172,7 @@ class Story:
             del self.vectors[REPRESENTATIVES // 2]  # keep the first half, slide the rest
 
     def absorb_story(self, other: Story) -> None:
+        self._place_cache = None
         for member in other.members:
             self.members.append(member)
         for key, weight in other.weights.items():
@@ -321,8 +332,12 @@ class Storyboard:
         for key, salience in item.entities.items():
             if salience < MIN_SALIENCE:
                 continue
+            known = self.key_counts.get(key, 0)
+            if known > MAX_KEY_STORIES:  # too common to retrieve: no need to list its stories
+                frequency[key] = known
+                continue
             active = {s for s in self.by_key.get(key, ()) if self._active(s, item.published_at)}
-            frequency[key] = max(len(active), self.key_counts.get(key, 0))
+            frequency[key] = max(len(active), known)
             if frequency[key] <= MAX_KEY_STORIES:
                 found |= active
         if not found and not any(n <= MAX_KEY_STORIES for n in frequency.values()):

@@ -87,7 +87,9 @@ _ASSIGNED = text(
     "SELECT article_id FROM story_articles WHERE article_id = ANY(CAST(:ids AS bigint[]))"
 )
 _STORIES = text(
-    "SELECT id, first_seen, last_updated, weights, counts, reports, merged_into, vectors"
+    # JSON as text, decoded with orjson: the driver's json.loads was a fifth of a batch
+    "SELECT id, first_seen, last_updated, weights::text AS weights, counts::text AS counts,"
+    " reports, merged_into, vectors"
     " FROM stories WHERE id = ANY(CAST(:ids AS bigint[]))"
 )
 _MEMBERS = text(
@@ -222,8 +224,8 @@ async def _load_board(session: AsyncSession, ids: set[int], board: Storyboard) -
         board.add_story(
             Story(
                 row.id,
-                weights=dict(row.weights),
-                counts=dict(row.counts),
+                weights=orjson.loads(row.weights),
+                counts=orjson.loads(row.counts),
                 first_seen=row.first_seen,
                 last_updated=row.last_updated,
                 merged_into=row.merged_into,
