@@ -61,7 +61,7 @@ fmt: setup ## Format and auto-fix
 	$(BIN)/ruff check --fix .
 
 docs: setup ## Regenerate docs/schemas, the README settings table and .env.example
-	$(BIN)/python -m shared.docs
+	$(BIN)/python -m services.cli.docs
 
 stack-up: setup ## Start the embedded broker and PostgreSQL in the background
 	$(BIN)/newsflow stack up

@@ -14,7 +14,7 @@ import faust
 from shared import stack
 from shared.messages import MAX_MESSAGE_BYTES, DeadLetter
 from shared.settings import Settings
-from shared.topics import DLQ
+from shared.topology import DLQ
 
 logger = logging.getLogger(__name__)
 

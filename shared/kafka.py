@@ -12,7 +12,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import TopicPartition
 
 from shared.messages import MAX_MESSAGE_BYTES
-from shared.topics import ALL_TOPICS, TopicSpec
+from shared.topology import ALL_TOPICS, TopicSpec
 
 logger = logging.getLogger(__name__)
 

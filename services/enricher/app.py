@@ -15,7 +15,7 @@ from shared.retry import until_done
 from shared.runtime import resolve_database_url
 from shared.settings import Settings
 from shared.stage import decode_events, run_batch
-from shared.topics import ARTICLES, ENRICHED
+from shared.topology import ARTICLES, ENRICHED
 
 logger = logging.getLogger(__name__)
 

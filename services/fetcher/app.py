@@ -23,7 +23,7 @@ from shared.metrics import FEED_POLLS, MESSAGES, STAGE_SECONDS
 from shared.runtime import resolve_database_url
 from shared.settings import Settings
 from shared.stage import InOrderAcks
-from shared.topics import LINKS, PAGES
+from shared.topology import LINKS, PAGES
 
 logger = logging.getLogger(__name__)
 

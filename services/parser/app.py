@@ -15,7 +15,7 @@ from shared.retry import until_done
 from shared.runtime import resolve_database_url
 from shared.settings import Settings
 from shared.stage import decode_events, run_each
-from shared.topics import ARTICLES, PAGES
+from shared.topology import ARTICLES, PAGES
 
 logger = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ from shared.retry import until_done
 from shared.runtime import resolve_database_url
 from shared.settings import Settings
 from shared.stage import Decoded, decode_events
-from shared.topics import DLQ, ENRICHED, PAGES
+from shared.topology import DLQ, ENRICHED, PAGES
 
 logger = logging.getLogger(__name__)
 

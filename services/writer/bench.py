@@ -303,7 +303,7 @@ def run_service(
     import uuid
 
     from shared.kafka import create_topics
-    from shared.topics import ENRICHED
+    from shared.topology import ENRICHED
 
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     asyncio.run(create_topics(bootstrap, partitions=8, prefix=prefix))
@@ -327,7 +327,7 @@ def run_service(
     with open(log_path, "wb") as log:
         procs = [
             subprocess.Popen(
-                [sys.executable, "-m", "shared.cli", "worker", "writer"],
+                [sys.executable, "-m", "services.cli", "worker", "writer"],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -22,7 +22,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from shared import stack
-from shared.topics import ALL_TOPICS
+from shared.topology import ALL_TOPICS
 from tests.bench import harness
 from tests.bench.corpus import Corpus
 from tests.bench.server import SiteNetwork, serving

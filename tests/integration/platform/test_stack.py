@@ -31,7 +31,7 @@ def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFLOW_")}
     env["NEWSFLOW_HOME"] = str(home)
     return subprocess.run(
-        [sys.executable, "-m", "shared.cli", *args],
+        [sys.executable, "-m", "services.cli", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -119,7 +119,7 @@ def test_missing_postgres_binaries_get_a_clear_message(monkeypatch: pytest.Monke
 def test_external_settings_skip_the_embedded_parts(home: Path) -> None:
     env_home = str(home)
     result = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "stack", "up", "--json"],
+        [sys.executable, "-m", "services.cli", "stack", "up", "--json"],
         capture_output=True,
         text=True,
         cwd=ROOT,

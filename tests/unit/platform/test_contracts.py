@@ -11,7 +11,7 @@ import pytest
 
 from shared.messages import SCHEMA_VERSION, ContractError, DeadLetter, EnrichedArticle, Link, Page
 from shared.schemas import SCHEMA_DIR, stale
-from shared.topics import ALL_TOPICS
+from shared.topology import ALL_TOPICS
 from tests.support.factories import enriched
 
 # A news.links.v1 record exactly as a v1 producer wrote it. It must keep decoding.

@@ -24,11 +24,11 @@ import orjson
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.cli.ops.replay import article_record, page_record
+from services.cli.ops.sink import Headers, Sink
 from shared.db import models
 from shared.dlq import ATTEMPT_HEADER
-from shared.ops.replay import article_record, page_record
-from shared.ops.sink import Headers, Sink
-from shared.topics import ALL_TOPICS, ARTICLES, DLQ, PAGES, TopicSpec
+from shared.topology import ALL_TOPICS, ARTICLES, DLQ, PAGES, TopicSpec
 
 logger = logging.getLogger(__name__)
 

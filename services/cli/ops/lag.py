@@ -23,7 +23,7 @@ from aiokafka.structs import TopicPartition
 from shared.errors import ConfigError
 from shared.kafka import committed_offsets
 from shared.messages import MAX_MESSAGE_BYTES
-from shared.topics import ARTICLES, DLQ, ENRICHED, LINKS, PAGES
+from shared.topology import ARTICLES, DLQ, ENRICHED, LINKS, PAGES
 
 logger = logging.getLogger(__name__)
 

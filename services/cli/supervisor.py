@@ -241,7 +241,7 @@ class Supervisor:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "shared.cli",
+                "services.cli",
                 "worker",
                 service,
                 env=env,
@@ -256,7 +256,7 @@ class Supervisor:
 
     async def _lag_loop(self, bootstrap: str) -> None:
         """Consumer lag per stage from committed and stored offsets (never end_offsets)."""
-        from shared.ops.lag import consumer_lag, totals
+        from services.cli.ops.lag import consumer_lag, totals
 
         while True:
             try:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.cli.common import JsonFlag, emit_json, settings
 from services.fetcher import admin
 from services.fetcher.service import Fetcher
 from shared.db.session import create_engine, session_factory
@@ -31,9 +30,6 @@ def _out() -> Console:
 
 def _err() -> Console:
     return Console(stderr=True)
-
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 
 
 @asynccontextmanager
@@ -58,16 +54,12 @@ async def _fetcher(
 
 
 def _run(work: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
-    return asyncio.run(work(Settings()))
-
-
-def _emit_json(data: object) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+    return asyncio.run(work(settings()))
 
 
 def _print_add_results(results: list[admin.AddResult], as_json: bool) -> bool:
     if as_json:
-        _emit_json(
+        emit_json(
             [
                 {"requested": r.requested, "feeds": r.feeds, "added": r.added, "error": r.error}
                 for r in results
@@ -86,8 +78,10 @@ def _print_add_results(results: list[admin.AddResult], as_json: bool) -> bool:
     return all(r.error is None for r in results)
 
 
-def register(app: typer.Typer) -> None:
-    """Add the feed commands to the ``feeds`` group."""
+def register(root: typer.Typer) -> None:
+    """Add the ``feeds`` group to the root app."""
+    app = typer.Typer(help="Feeds the fetcher monitors.", no_args_is_help=True)
+    root.add_typer(app, name="feeds")
 
     @app.command("add")
     def add(
@@ -136,7 +130,7 @@ def register(app: typer.Typer) -> None:
             _err().print(f"[red]✗[/red] {exc}")
             raise typer.Exit(2) from exc
         if as_json:
-            _emit_json(
+            emit_json(
                 {"added": report.added, "existing": report.existing, "invalid": report.invalid}
             )
         else:
@@ -152,7 +146,7 @@ def register(app: typer.Typer) -> None:
 
         feeds = _run(work)
         if as_json:
-            _emit_json([f.to_json() for f in feeds])
+            emit_json([f.to_json() for f in feeds])
             return
         # Few, foldable columns: a narrow terminal must still show whole URLs and errors.
         table = Table("id", "feed", "polled / next", "every", "status", "items", "last error")
@@ -206,7 +200,7 @@ def register(app: typer.Typer) -> None:
 
         found = _run(work)
         if as_json:
-            _emit_json(found)
+            emit_json(found)
         else:
             for feed in found:
                 _out().print(feed)

@@ -24,10 +24,10 @@ from typing import Any, Literal
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.cli.ops.sink import Headers, Sink
 from shared.db import models
 from shared.messages import Article
-from shared.ops.sink import Headers, Sink
-from shared.topics import ARTICLES, PAGES
+from shared.topology import ARTICLES, PAGES
 
 logger = logging.getLogger(__name__)
 
