@@ -39,7 +39,7 @@ async def create_topics(
         outcome: dict[str, str] = {}
         wanted = []
         for spec in specs:
-            name = prefix + spec.name
+            name = spec.full_name(prefix)
             if name in existing:
                 outcome[name] = "exists"
             else:

@@ -1,18 +1,23 @@
-"""Small helpers the agents share: decode a batch, run a function per record, time it.
+"""The one per-record outcome path every stage shares: decode, run, and end each record as
+output or as a dead letter, counted and logged the same way (``ok | dlq`` lines, metrics).
 
-Every record ends in exactly one of: a result, or a dead letter. An exception never escapes
-to faust (which would ack and lose the message).
+An exception never escapes to faust (which would ack and lose the message). The building
+blocks: :func:`record_ok` and :func:`record_failed` (the only places a record's outcome is
+counted), :func:`decode_events`, :func:`run_each` / :func:`run_batch` (sync work on a batch),
+:func:`process_one` (async work on one raw record) and :func:`run_concurrently` with
+:class:`InOrderAcks` (many records in flight, acked in offset order).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Generic, NamedTuple, TypeVar
 
-from shared.dlq import attempt_from_headers, dead_letter
-from shared.errors import PermanentError
+from shared.dlq import attempt_from_headers, build_dead_letter
+from shared.errors import NewsflowError
 from shared.messages import ContractError, DeadLetter, Stage
 from shared.metrics import MESSAGES, STAGE_SECONDS
 
@@ -38,6 +43,47 @@ def _key(event: Any) -> str | None:
     return key
 
 
+def record_ok(stage: Stage, url: str | None) -> None:
+    """Count one record of *stage* that produced its output (``ok`` line at DEBUG)."""
+    MESSAGES.labels(stage, "ok", "-").inc()
+    logger.debug("ok stage=%s url=%s", stage, url)
+
+
+def record_failed(
+    stage: Stage,
+    exc: BaseException,
+    *,
+    payload: bytes | None,
+    source_topic: str,
+    service: str,
+    key: str | None = None,
+    url: str | None = None,
+    attempt: int = 1,
+) -> DeadLetter:
+    """The dead letter for one record of *stage* that failed with *exc*, counted and logged.
+
+    An error the code did not map (not a ``NewsflowError`` nor a ``ContractError``) is a bug:
+    it is logged with its traceback, and still costs only this record.
+    """
+    if not isinstance(exc, NewsflowError | ContractError):
+        logger.error("unexpected error in stage %s for %s", stage, url, exc_info=exc)
+    letter = build_dead_letter(
+        stage,
+        exc,
+        payload=payload,
+        source_topic=source_topic,
+        key=key,
+        url=url,
+        attempt=attempt,
+        service=service,
+    )
+    MESSAGES.labels(stage, "dlq", letter.error_kind).inc()
+    logger.debug(
+        "dlq stage=%s kind=%s url=%s detail=%s", stage, letter.error_kind, url, letter.detail
+    )
+    return letter
+
+
 def decode_events(
     events: Sequence[Any], model: Any, *, stage: Stage, source_topic: str, service: str
 ) -> tuple[list[Decoded[Any]], list[DeadLetter]]:
@@ -51,7 +97,7 @@ def decode_events(
             decoded.append(Decoded(raw, model.from_bytes(raw), attempt))
         except ContractError as exc:
             letters.append(
-                dead_letter(
+                record_failed(
                     stage,
                     exc,
                     payload=raw,
@@ -61,8 +107,6 @@ def decode_events(
                     service=service,
                 )
             )
-            MESSAGES.labels(stage, "dlq", "invalid_message").inc()
-            logger.debug("dlq stage=%s kind=invalid_message key=%s", stage, _key(event))
     return decoded, letters
 
 
@@ -83,32 +127,21 @@ def run_each(
         started = time.perf_counter()
         try:
             results.append(fn(item))
-        except Exception as exc:
-            if not isinstance(exc, PermanentError):
-                # A bug in a stage must cost one record, not the worker; the DLQ keeps it.
-                logger.exception("unexpected error in stage %s for %s", stage, url_of(item))
-            letter = dead_letter(
-                stage,
-                exc,
-                payload=raw,
-                source_topic=source_topic,
-                key=key_of(item),
-                url=url_of(item),
-                attempt=attempt,
-                service=service,
-            )
-            letters.append(letter)
-            MESSAGES.labels(stage, "dlq", letter.error_kind).inc()
-            logger.debug(
-                "dlq stage=%s kind=%s url=%s detail=%s",
-                stage,
-                letter.error_kind,
-                url_of(item),
-                letter.detail,
+        except Exception as exc:  # a bug in a stage must cost one record, not the worker
+            letters.append(
+                record_failed(
+                    stage,
+                    exc,
+                    payload=raw,
+                    source_topic=source_topic,
+                    key=key_of(item),
+                    url=url_of(item),
+                    attempt=attempt,
+                    service=service,
+                )
             )
         else:
-            MESSAGES.labels(stage, "ok", "-").inc()
-            logger.debug("ok stage=%s url=%s", stage, url_of(item))
+            record_ok(stage, url_of(item))
         finally:
             STAGE_SECONDS.labels(stage).observe(time.perf_counter() - started)
     return results, letters
@@ -171,7 +204,92 @@ def run_batch(
         )
     per_item = (time.perf_counter() - started) / len(items)
     for record in items:
-        MESSAGES.labels(stage, "ok", "-").inc()
+        record_ok(stage, url_of(record.item))
         STAGE_SECONDS.labels(stage).observe(per_item)
-        logger.debug("ok stage=%s url=%s", stage, url_of(record.item))
     return results, []
+
+
+async def process_one(
+    raw: bytes,
+    model: Any,
+    fn: Callable[[M], Awaitable[R]],
+    *,
+    stage: Stage,
+    source_topic: str,
+    service: str,
+    url_of: Callable[[M], str | None],
+    key_of: Callable[[M], str | None],
+    attempt_of: Callable[[M], int] = lambda _item: 1,
+) -> tuple[R | None, DeadLetter | None]:
+    """Decode one raw record into *model* and await *fn* on it: ``(result, None)``, or
+    ``(None, letter)`` when decoding or *fn* failed (an undecodable record has no key or URL).
+    Cancellation propagates (the record is then not acked and is redelivered)."""
+    started = time.perf_counter()
+    item: M | None = None
+    try:
+        item = model.from_bytes(raw)
+        result = await fn(item)
+    except Exception as exc:
+        return None, record_failed(
+            stage,
+            exc,
+            payload=raw,
+            source_topic=source_topic,
+            key=None if item is None else key_of(item),
+            url=None if item is None else url_of(item),
+            attempt=1 if item is None else attempt_of(item),
+            service=service,
+        )
+    finally:
+        STAGE_SECONDS.labels(stage).observe(time.perf_counter() - started)
+    record_ok(stage, url_of(item))
+    return result, None
+
+
+async def run_concurrently(
+    stream: Any,
+    handle: Callable[[bytes], Awaitable[None]],
+    *,
+    limit: int,
+    shutdown_grace_s: float,
+) -> None:
+    """Run *handle* on every event of a faust *stream*, up to *limit* at once, acking each
+    partition's events in offset order (:class:`InOrderAcks`).
+
+    An event whose *handle* raised or was cancelled is not acked: it is redelivered
+    (at-least-once) and later offsets of its partition wait behind it. On shutdown, handlers
+    still running after *shutdown_grace_s* are cancelled.
+    """
+    noack = stream.noack()
+    acks = InOrderAcks(noack)
+    slots = asyncio.Semaphore(limit)
+    running: set[asyncio.Task[None]] = set()
+
+    def finished(task: asyncio.Task[None]) -> None:
+        running.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "a record failed before its outcome was recorded; it will be redelivered: %r",
+                task.exception(),
+            )
+
+    async def one(event: Any, token: list[Any]) -> None:
+        raw = event.value if isinstance(event.value, bytes) else str(event.value).encode()
+        try:
+            await handle(raw)
+        finally:
+            slots.release()
+        await acks.done(token)
+
+    try:
+        async for event in noack.events():
+            await slots.acquire()  # backpressure: a bounded number of records in flight
+            task = asyncio.create_task(one(event, acks.track(event)))
+            running.add(task)
+            task.add_done_callback(finished)
+    finally:
+        if running:
+            _done, late = await asyncio.wait(running, timeout=shutdown_grace_s)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)

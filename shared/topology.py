@@ -120,6 +120,8 @@ BY_STAGE = {spec.stage: spec for spec in STAGES}
 
 def group_id(service: str, *, prefix: str = "") -> str:
     """The consumer group of *service* (see :meth:`StageSpec.group`)."""
-    return BY_SERVICE[service].group(prefix) if service in BY_SERVICE else (
-        prefix + GROUP_PREFIX + service
+    return (
+        BY_SERVICE[service].group(prefix)
+        if service in BY_SERVICE
+        else (prefix + GROUP_PREFIX + service)
     )

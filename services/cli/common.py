@@ -72,7 +72,8 @@ def db_failure(exc: BaseException, url: str | None) -> NewsflowError | None:
     """*exc* as one actionable line when the database at *url* is unreachable or has no
     schema; None for anything else. ``url=None``: the database the settings name."""
     import asyncpg
-    from sqlalchemy.exc import DBAPIError
+
+    from shared.db.errors import is_unreachable
 
     shown = "the configured database" if url is None else url.split("@")[-1]  # no password
     state = getattr(getattr(exc, "orig", exc), "sqlstate", None)
@@ -81,9 +82,7 @@ def db_failure(exc: BaseException, url: str | None) -> NewsflowError | None:
             f"the database ({shown}) has no newsflow tables; run 'newsflow db upgrade'",
             kind="config",
         )
-    if isinstance(exc, OSError | asyncpg.exceptions.InterfaceError | ConnectionError) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    ):
+    if is_unreachable(exc):
         return NewsflowError(
             f"cannot reach the database ({shown}): {exc}. Start it with 'newsflow stack up' "
             "or check NEWSFLOW_DATABASE_URL.",

@@ -72,9 +72,9 @@ def register(app: typer.Typer) -> None:
         as_json: JsonFlag = False,
     ) -> None:
         """One dead letter: full detail, where it came from, and its payload."""
-        from services.cli.ops.dlq import dead_letter
+        from services.cli.ops.dlq import load_dead_letter
 
-        letter = with_db(lambda s: dead_letter(s, letter_id))
+        letter = with_db(lambda s: load_dead_letter(s, letter_id))
         if letter is None:
             raise NewsflowError(
                 f"no dead letter #{letter_id}; 'newsflow dlq list' shows the latest of each kind",
@@ -134,7 +134,7 @@ def register(app: typer.Typer) -> None:
             }
             if bootstrap is None:
                 return await replay_dead_letters(sessions, None, **kwargs)
-            topics = [prefix + spec.name for spec in ALL_TOPICS]
+            topics = [spec.full_name(prefix) for spec in ALL_TOPICS]
             with broker_errors(bootstrap):
                 async with KafkaSink(bootstrap, topics=topics) as sink:
                     return await replay_dead_letters(sessions, sink, **kwargs)

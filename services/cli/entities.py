@@ -54,6 +54,7 @@ def register(root: typer.Typer) -> None:
     """Add the ``entities`` group to the root app: read (list, show, find, explain) and
     curate (alias add, merge, split)."""
     from services.enricher import admin
+    from services.enricher.overrides import load_overrides
 
     app = typer.Typer(help="Canonical entities, aliases, merges.", no_args_is_help=True)
     root.add_typer(app, name="entities")
@@ -123,7 +124,7 @@ def register(root: typer.Typer) -> None:
         from shared.messages import Article
 
         body = sys.stdin.read() if text == "-" else text
-        overrides = _run(admin.load_overrides) if with_db else None
+        overrides = _run(load_overrides) if with_db else None
         now = datetime.now(UTC)
         article = Article(
             url="cli:explain",

@@ -23,12 +23,15 @@ def register(app: typer.Typer) -> None:
     @app.command("lag")
     def lag_cmd(as_json: JsonFlag = False) -> None:
         """Consumer-group lag per topic and partition (committed vs last stored offset)."""
-        from services.cli.ops.lag import consumer_lag, totals
+        from services.cli.ops.lag import consumer_lag, group_topics, totals
 
         bootstrap = broker_bootstrap()
-        prefix = settings().topic_prefix
+        s = settings()
+        prefix = s.topic_prefix
         with broker_errors(bootstrap):
-            rows = asyncio.run(consumer_lag(bootstrap, prefix=prefix, group_prefix=prefix))
+            rows = asyncio.run(
+                consumer_lag(bootstrap, prefix=prefix, group_prefix=prefix, groups=group_topics(s))
+            )
         if as_json:
             emit_json({"partitions": [r.to_json() for r in rows], "totals": totals(rows)})
             return

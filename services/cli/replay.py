@@ -51,7 +51,7 @@ def register(app: typer.Typer) -> None:
         assert start is not None
         prefix = settings().topic_prefix
         bootstrap = broker_bootstrap()
-        topic = prefix + (PAGES.name if source == "pages" else ARTICLES.name)
+        topic = (PAGES if source == "pages" else ARTICLES).full_name(prefix)
 
         async def action(sessions: Any) -> Any:
             with broker_errors(bootstrap):

@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from services.writer.store import AliasMemory, write_parallel
+from services.writer.articles import AliasMemory, write_parallel
 from shared.messages import Article, EnrichedArticle, Enrichment, EntityRef, Mention
 
 DEFAULT_ARTICLES = 20_000

@@ -23,8 +23,8 @@ from typing import Any
 import asyncpg
 import psutil
 
-from shared import kafka, stack
 from services.cli.supervisor import scrape
+from shared import kafka, stack
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("fetcher", "parser", "enricher", "writer")

@@ -233,7 +233,7 @@ def _pruned_groups(counts: dict[tuple[str, str], list[int]]) -> list[PrunedGroup
     )
 
 
-async def dead_letter(session: AsyncSession, letter_id: int) -> dict[str, Any] | None:
+async def load_dead_letter(session: AsyncSession, letter_id: int) -> dict[str, Any] | None:
     """One dead letter with its full detail and payload (what ``dlq replay`` would send)."""
     letter = await session.get(models.DeadLetter, letter_id)
     if letter is None:
@@ -335,7 +335,7 @@ async def _build(
         (ATTEMPT_HEADER, str(attempt).encode()),
         (LETTER_HEADER, str(letter.id).encode()),
     ]
-    return prefix + spec.name, key, payload, headers, attempt
+    return spec.full_name(prefix), key, payload, headers, attempt
 
 
 def _outcome(

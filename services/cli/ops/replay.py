@@ -111,7 +111,7 @@ async def replay_from(
         raise ValueError(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
     chunk = chunk or DEFAULT_CHUNK[source]
     spec = PAGES if source == "pages" else ARTICLES
-    topic = prefix + spec.name
+    topic = spec.full_name(prefix)
     table: Any = models.Page if source == "pages" else models.Article
     time_col = table.fetched_at if source == "pages" else table.stored_at
     tie_col = table.url if source == "pages" else table.id

@@ -13,8 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from typer.testing import CliRunner
 
-from services.enricher import admin
 from services.cli.entities import register
+from services.enricher import admin
 from services.enricher.pipeline import Enricher
 from shared.db.models import Entity, EntityAlias
 from shared.db.session import create_engine, session_factory

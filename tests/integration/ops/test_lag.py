@@ -7,8 +7,8 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
-from shared.kafka import make_producer
 from services.cli.ops.lag import consumer_lag
+from shared.kafka import make_producer
 from shared.topology import PAGES
 from tests.integration.writer.cli_helpers import cli_env, newsflow_json
 

@@ -19,7 +19,7 @@ from typing import Any
 import jsonschema
 from confluent_kafka import Consumer
 
-from services.writer.store import write_batch
+from services.writer.articles import write_batch
 from shared.db.session import create_engine, session_factory
 from shared.kafka import make_producer
 from shared.topology import ARTICLES, ENRICHED
