@@ -103,7 +103,7 @@ def tune_gc() -> None:
     Decoding a record builds ~150 objects that live until its batch is stored, so with
     CPython's defaults the collector ran ~100 times per writer batch and re-scanned the whole
     heap (faust, SQLAlchemy, buffered events) at each full pass: 55% of the writer's CPU
-    (perf), 850 articles/s instead of 1,700 (``services/writer/bench.py --service``). Objects
+    (perf), 850 articles/s instead of 1,700 (``tests/bench/writer.py --service``). Objects
     that exist once the worker has started (modules, the app) are frozen out of every scan,
     and collections run ~140x less often; refcounting still frees all acyclic garbage at once.
     """

@@ -120,7 +120,7 @@ class AliasMemory:
 
     Nearly every alias in a batch is already stored ("Türkiye", "PKK" are in most articles),
     and their ``ON CONFLICT DO NOTHING`` lookups, with encoding the pairs, cost about a fifth
-    of a batch (``services/writer/bench.py``). Pairs are remembered only after their
+    of a batch (``tests/bench/writer.py``). Pairs are remembered only after their
     transaction committed. The memory is dropped wholesale when full or older than
     *max_age_s*, which bounds both its size and how long a deleted alias stays missing.
     """

@@ -1,6 +1,6 @@
 """Writer throughput: articles/s and entity links/s through :func:`store.write_parallel`.
 
-Run ``.venv/bin/python -m services.writer.bench`` (``--help`` for options). It starts its own
+Run ``.venv/bin/python -m tests.bench.writer`` (``--help`` for options). It starts its own
 throwaway PostgreSQL with the same code as ``newsflow stack up`` (no broker), migrates it,
 and writes synthetic articles shaped like real ones (~2 KB body, ~30 entity links, mention
 spans, aliases) in writer-sized batches. Three passes:
