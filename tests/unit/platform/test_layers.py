@@ -113,3 +113,44 @@ def test_the_walk_sees_lazy_and_dynamic_imports(tmp_path: Path) -> None:
 
 def all_violations_of(found: set[str], importer: str) -> list[str]:
     return [imported for imported in found if violation(importer, imported)]
+
+
+def _docstring_nodes(tree: ast.AST) -> set[int]:
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                out.add(id(body[0].value))
+    return out
+
+
+def test_topic_and_group_names_are_spelled_only_in_the_topology() -> None:
+    """Code names a topic or a consumer group through shared.topology, never as a literal
+    (docstrings and Field descriptions may mention them)."""
+    from shared.topology import ALL_TOPICS, GROUP_PREFIX, SERVICES
+
+    names = {spec.name for spec in ALL_TOPICS} | {GROUP_PREFIX + s for s in SERVICES}
+    found = []
+    for folder in ("shared", "services"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            if path == ROOT / "shared" / "topology.py":
+                continue
+            tree = ast.parse(path.read_text())
+            docs = _docstring_nodes(tree)
+            described = {
+                id(keyword.value)
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Call)
+                for keyword in node.keywords
+                if keyword.arg in ("description", "comment")
+            }
+            for node in ast.walk(tree):
+                if (
+                    isinstance(node, ast.Constant)
+                    and isinstance(node.value, str)
+                    and id(node) not in docs | described
+                    and any(name in node.value for name in names)
+                ):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value!r}")
+    assert found == []
