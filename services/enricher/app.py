@@ -14,7 +14,7 @@ from shared.faust_app import create_app, send_all, send_dead_letters, stage_topi
 from shared.retry import until_done
 from shared.runtime import resolve_database_url
 from shared.settings import Settings
-from shared.stage import decode_events, run_batch
+from shared.stage import StageInput, decode_events, run_batch
 from shared.topology import ARTICLES, DLQ, ENRICHED
 
 SERVICE = "enricher"
@@ -26,7 +26,9 @@ def build(settings: Settings, *, bootstrap: str) -> faust.App:
     app = create_app(SERVICE, settings, bootstrap=bootstrap)
     topics = stage_topics(app, SERVICE, settings)
     articles, enriched, dlq = topics[ARTICLES], topics[ENRICHED], topics[DLQ]
-    articles_name = ARTICLES.full_name(settings.topic_prefix)
+    source = StageInput.of(
+        SERVICE, settings.topic_prefix, url_of=lambda a: a.url, key_of=lambda a: a.canonical_url
+    )
 
     @app.agent(articles)
     async def enrich_articles(stream: Any) -> None:  # faust.Stream; StreamT lacks take_events
@@ -46,23 +48,8 @@ def build(settings: Settings, *, bootstrap: str) -> faust.App:
             refresher = OverridesRefresher(sessions, enricher)  # curation without a restart
             async for events in stream.take_events(BATCH_SIZE, within=BATCH_SECONDS):
                 await refresher.maybe_refresh()
-                decoded, letters = decode_events(
-                    events,
-                    ARTICLES.model,
-                    stage="enrich",
-                    source_topic=articles_name,
-                    service=SERVICE,
-                )
-                done, failed = run_batch(
-                    decoded,
-                    enricher.enrich_many,
-                    enricher.enrich,
-                    stage="enrich",
-                    source_topic=articles_name,
-                    service=SERVICE,
-                    url_of=lambda a: a.url,
-                    key_of=lambda a: a.canonical_url,
-                )
+                decoded, letters = decode_events(events, ARTICLES.model, source)
+                done, failed = run_batch(decoded, enricher.enrich_many, enricher.enrich, source)
                 await send_all(
                     app, enriched, ((e.article.canonical_url, e.to_bytes()) for e in done)
                 )

@@ -19,7 +19,7 @@ from services.fetcher.service import open_fetcher, poll_forever
 from shared.faust_app import create_app, send_all, send_dead_letters, stage_topics
 from shared.messages import Link, Page
 from shared.settings import Settings
-from shared.stage import process_one, run_concurrently
+from shared.stage import StageInput, process_one, run_concurrently
 from shared.topology import DLQ, LINKS, PAGES
 
 SERVICE = "fetcher"
@@ -33,7 +33,9 @@ def build(settings: Settings, *, bootstrap: str) -> faust.App:
     app = create_app(SERVICE, settings, bootstrap=bootstrap)
     topics = stage_topics(app, SERVICE, settings)
     links, pages, dlq = topics[LINKS], topics[PAGES], topics[DLQ]
-    links_name = LINKS.full_name(settings.topic_prefix)
+    source = StageInput.of(
+        SERVICE, settings.topic_prefix, url_of=lambda link: link.url, key_of=lambda link: link.host
+    )
 
     async def send_links(batch: list[Link]) -> None:
         await send_all(app, links, ((link.host, link.to_bytes()) for link in batch))
@@ -49,15 +51,7 @@ def build(settings: Settings, *, bootstrap: str) -> faust.App:
 
             async def handle(raw: bytes) -> None:
                 page, letter = await process_one(
-                    raw,
-                    Link,
-                    fetch,
-                    stage="fetch",
-                    source_topic=links_name,
-                    service=SERVICE,
-                    url_of=lambda link: link.url,
-                    key_of=lambda link: link.host,
-                    attempt_of=lambda link: link.attempt,
+                    raw, Link, fetch, source, attempt_of=lambda link: link.attempt
                 )
                 if page is not None:
                     await send_all(app, pages, [(page.host, page.to_bytes())])

@@ -15,7 +15,7 @@ from shared.messages import Article, Page
 from shared.retry import until_done
 from shared.runtime import resolve_database_url
 from shared.settings import Settings
-from shared.stage import decode_events, run_each
+from shared.stage import StageInput, decode_events, run_each
 from shared.topology import ARTICLES, DLQ, PAGES
 
 SERVICE = "parser"
@@ -27,7 +27,9 @@ def build(settings: Settings, *, bootstrap: str) -> faust.App:
     app = create_app(SERVICE, settings, bootstrap=bootstrap)
     topics = stage_topics(app, SERVICE, settings)
     pages, articles, dlq = topics[PAGES], topics[ARTICLES], topics[DLQ]
-    pages_name = PAGES.full_name(settings.topic_prefix)
+    source = StageInput.of(
+        SERVICE, settings.topic_prefix, url_of=lambda p: p.url, key_of=lambda p: p.host
+    )
 
     def parse(page: Page) -> Article:
         return parse_page(page, settings=settings)
@@ -38,18 +40,8 @@ def build(settings: Settings, *, bootstrap: str) -> faust.App:
             dedup = DedupIndex(sessions, threshold=settings.near_duplicate_threshold)
             warm_up()  # the language model and trafilatura, outside the first page's time limit
             async for events in stream.take_events(BATCH_SIZE, within=BATCH_SECONDS):
-                decoded, letters = decode_events(
-                    events, PAGES.model, stage="parse", source_topic=pages_name, service=SERVICE
-                )
-                parsed, failed = run_each(
-                    decoded,
-                    parse,
-                    stage="parse",
-                    source_topic=pages_name,
-                    service=SERVICE,
-                    url_of=lambda p: p.url,
-                    key_of=lambda p: p.host,
-                )
+                decoded, letters = decode_events(events, PAGES.model, source)
+                parsed, failed = run_each(decoded, parse, source)
                 if parsed:
                     parsed = await until_done(partial(dedup.resolve, parsed), what="parser dedup")
                 await send_all(app, articles, ((a.canonical_url, a.to_bytes()) for a in parsed))

@@ -21,7 +21,7 @@ from shared.db.session import open_sessions
 from shared.faust_app import create_app, send_dead_letters, stage_topics
 from shared.runtime import resolve_database_url
 from shared.settings import Settings
-from shared.stage import decode_events
+from shared.stage import StageInput, decode_events
 from shared.topology import DLQ, ENRICHED, PAGES
 
 SERVICE = "writer"
@@ -30,7 +30,12 @@ SERVICE = "writer"
 def build(settings: Settings, *, bootstrap: str) -> faust.App:
     app = create_app(SERVICE, settings, bootstrap=bootstrap)
     topics = stage_topics(app, SERVICE, settings)
-    enriched_name = ENRICHED.full_name(settings.topic_prefix)
+    source = StageInput.of(
+        SERVICE,
+        settings.topic_prefix,
+        url_of=lambda e: e.article.url,
+        key_of=lambda e: e.article.canonical_url,
+    )
     url = resolve_database_url(settings)
     batch, within = settings.writer_batch_size, settings.writer_batch_seconds
 
@@ -39,18 +44,12 @@ def build(settings: Settings, *, bootstrap: str) -> faust.App:
         known_aliases = AliasMemory()
         async with open_sessions(url) as sessions:
             async for events in stream.take_events(batch, within=within):
-                decoded, letters = decode_events(
-                    events,
-                    ENRICHED.model,
-                    stage="store",
-                    source_topic=enriched_name,
-                    service=SERVICE,
-                )
+                decoded, letters = decode_events(events, ENRICHED.model, source)
                 started = time.perf_counter()
                 report, rejected = await store_isolating_poison(
                     sessions,
                     decoded,
-                    source_topic=enriched_name,
+                    source,
                     parts=settings.writer_parallel_transactions,
                     known_aliases=known_aliases,
                 )

@@ -80,10 +80,10 @@ async def store_letter_events(
     not a readable dead letter is kept as a dead letter about itself. Returns rows stored."""
     from services.writer.metrics import DEAD_LETTERS_STORED, ROWS_WRITTEN
     from shared.retry import until_done
-    from shared.stage import decode_events
+    from shared.stage import StageInput, decode_events
 
     decoded, undecodable = decode_events(
-        events, DeadLetter, stage="store", source_topic=source_topic, service="writer"
+        events, DeadLetter, StageInput("store", source_topic, "writer")
     )
     for letter in undecodable:  # a DLQ record we cannot read is kept verbatim
         logger.error("undecodable dead letter dropped into the table as-is: %s", letter.detail)

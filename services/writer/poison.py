@@ -28,21 +28,19 @@ from shared.db.errors import db_error_kind
 from shared.errors import PermanentError
 from shared.messages import DeadLetter, EnrichedArticle
 from shared.retry import until_done
-from shared.stage import Decoded, record_failed
+from shared.stage import Decoded, StageInput, record_failed
 
 logger = logging.getLogger(__name__)
-
-SERVICE = "writer"
 
 Write = Callable[[list[EnrichedArticle]], Awaitable[StoreReport]]
 
 
 async def isolate_poison(
     decoded: list[Decoded[EnrichedArticle]],
+    source: StageInput,
     *,
     write_all: Write,
     write_one: Write,
-    source_topic: str,
 ) -> tuple[StoreReport, list[DeadLetter]]:
     """``write_all(items)``; if it raises a non-transient error, ``write_one([item])`` per
     record. Returns the merged report and a dead letter per record the database rejected."""
@@ -51,7 +49,7 @@ async def isolate_poison(
         return await until_done(partial(write_all, items), what="writer batch"), []
     except Exception as exc:  # non-transient: find the record(s) at fault
         if len(decoded) == 1:
-            return StoreReport(article_ids={}), [rejected(decoded[0], exc, source_topic)]
+            return StoreReport(article_ids={}), [rejected(decoded[0], exc, source)]
         logger.warning(
             "batch of %s rejected (%s); retrying record by record", len(decoded), db_error_kind(exc)
         )
@@ -63,15 +61,15 @@ async def isolate_poison(
                 await until_done(partial(write_one, [record.item]), what="writer record")
             )
         except Exception as exc:
-            letters.append(rejected(record, exc, source_topic))
+            letters.append(rejected(record, exc, source))
     return merge_reports(reports), letters
 
 
 async def store_isolating_poison(
     sessions: Any,
     decoded: list[Decoded[EnrichedArticle]],
+    source: StageInput,
     *,
-    source_topic: str,
     parts: int = 1,
     known_aliases: AliasMemory | None = None,
 ) -> tuple[StoreReport, list[DeadLetter]]:
@@ -79,24 +77,17 @@ async def store_isolating_poison(
     then one transaction per record."""
     return await isolate_poison(
         decoded,
+        source,
         write_all=partial(write_parallel, sessions, parts=parts, known_aliases=known_aliases),
         write_one=partial(write_batch, sessions, known_aliases=known_aliases),
-        source_topic=source_topic,
     )
 
 
-def rejected(record: Decoded[EnrichedArticle], exc: Exception, source_topic: str) -> DeadLetter:
+def rejected(record: Decoded[EnrichedArticle], exc: Exception, source: StageInput) -> DeadLetter:
     """The dead letter of a record the database refused (kind ``db_<SQLSTATE>``)."""
-    item = record.item
     kind = db_error_kind(exc)
-    logger.error("dlq stage=store kind=%s url=%s detail=%s", kind, item.article.url, exc)
+    logger.error("dlq stage=store kind=%s url=%s detail=%s", kind, record.item.article.url, exc)
+    error = PermanentError(f"{type(exc).__name__}: {exc}", kind=kind)
     return record_failed(
-        "store",
-        PermanentError(f"{type(exc).__name__}: {exc}", kind=kind),
-        payload=record.raw,
-        source_topic=source_topic,
-        key=item.article.canonical_url,
-        url=item.article.url,
-        attempt=record.attempt,
-        service=SERVICE,
+        source, error, payload=record.raw, item=record.item, attempt=record.attempt
     )

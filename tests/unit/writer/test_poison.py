@@ -9,10 +9,17 @@ from services.writer.articles import StoreReport
 from services.writer.poison import isolate_poison
 from shared.errors import TransientError
 from shared.messages import EnrichedArticle
-from shared.stage import Decoded
+from shared.stage import Decoded, StageInput
 from tests.support.factories import article, enriched
 
 TOPIC = "news.enriched.v1"
+SOURCE = StageInput(
+    "store",
+    TOPIC,
+    "writer",
+    url_of=lambda e: e.article.url,
+    key_of=lambda e: e.article.canonical_url,
+)
 
 
 def records(*urls: str) -> list[Decoded[EnrichedArticle]]:
@@ -43,7 +50,7 @@ class FakeDb:
 
 
 async def run(db: FakeDb, batch: list[Decoded[EnrichedArticle]]) -> tuple[StoreReport, list]:
-    return await isolate_poison(batch, write_all=db.write, write_one=db.write, source_topic=TOPIC)
+    return await isolate_poison(batch, SOURCE, write_all=db.write, write_one=db.write)
 
 
 async def test_a_clean_batch_is_one_write_and_no_letters() -> None:
