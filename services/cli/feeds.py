@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.cli.common import JsonFlag, emit_json, settings
 from services.fetcher import admin
-from services.fetcher.service import Fetcher
-from shared.db.session import create_engine, session_factory
+from services.fetcher.service import running_fetcher
+from shared.db.session import open_sessions
 from shared.runtime import resolve_database_url
 from shared.settings import Settings
 
@@ -32,25 +32,8 @@ def _err() -> Console:
     return Console(stderr=True)
 
 
-@asynccontextmanager
-async def _sessions(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(resolve_database_url(settings), pool_size=2)
-    try:
-        yield session_factory(engine)
-    finally:
-        await engine.dispose()
-
-
-@asynccontextmanager
-async def _fetcher(
-    settings: Settings, sessions: async_sessionmaker[AsyncSession]
-) -> AsyncIterator[Fetcher]:
-    fetcher = Fetcher(settings, session_factory=sessions)
-    await fetcher.start()
-    try:
-        yield fetcher
-    finally:
-        await fetcher.stop()
+def _sessions(settings: Settings) -> AbstractAsyncContextManager[async_sessionmaker[AsyncSession]]:
+    return open_sessions(resolve_database_url(settings), pool_size=2)
 
 
 def _run(work: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
@@ -100,7 +83,7 @@ def register(root: typer.Typer) -> None:
                 if no_discover:
                     stored = await admin.add_feeds(sessions, urls)
                     return [admin.AddResult(u, (u,), (u,) if new else ()) for u, new in stored]
-                async with _fetcher(settings, sessions) as fetcher:
+                async with running_fetcher(settings, sessions) as fetcher:
                     return await admin.add_with_discovery(sessions, fetcher, urls)
 
         try:
@@ -195,7 +178,7 @@ def register(root: typer.Typer) -> None:
 
         async def work(settings: Settings) -> list[str]:
             # Discovery only fetches; an unbound session factory keeps the database out of it.
-            async with _fetcher(settings, async_sessionmaker()) as fetcher:
+            async with running_fetcher(settings, async_sessionmaker()) as fetcher:
                 return await admin.discover_feeds(fetcher, url)
 
         found = _run(work)

@@ -326,18 +326,29 @@ class Fetcher:
 
 
 @asynccontextmanager
+async def running_fetcher(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[Fetcher]:
+    """A started :class:`Fetcher` on *sessions*, stopped on exit."""
+    fetcher = Fetcher(settings, session_factory=sessions)
+    await fetcher.start()
+    try:
+        yield fetcher
+    finally:
+        await fetcher.stop()
+
+
+@asynccontextmanager
 async def open_fetcher(settings: Settings) -> AsyncIterator[Fetcher]:
     """A started :class:`Fetcher` on its own database engine, stopped and disposed on exit."""
     from shared.db.session import open_sessions
     from shared.runtime import resolve_database_url
 
-    async with open_sessions(resolve_database_url(settings)) as sessions:
-        fetcher = Fetcher(settings, session_factory=sessions)
-        await fetcher.start()
-        try:
-            yield fetcher
-        finally:
-            await fetcher.stop()
+    async with (
+        open_sessions(resolve_database_url(settings)) as sessions,
+        running_fetcher(settings, sessions) as fetcher,
+    ):
+        yield fetcher
 
 
 #: After a failed poll cycle (DB or broker away), wait this long before the next one.
