@@ -7,7 +7,7 @@ spelled anywhere else in ``shared/`` or ``services/``.
 Adding a stage is adding one :class:`StageSpec` to :data:`STAGES` (and its output topic, if
 new, to :data:`ALL_TOPICS`)::
 
-    StageSpec("alert", "alerter", inputs=(STORED,), outputs=(ALERTS,))
+    StageSpec("alert", "alerter", STORED, (ALERTS, DLQ))
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from shared.messages import (
     EnrichedArticle,
     Link,
     Page,
+    StoredArticle,
     _Record,
 )
 
@@ -59,9 +60,16 @@ ARTICLES = TopicSpec("news.articles.v1", Article, "canonical_url", 14 * DAY_MS, 
 ENRICHED = TopicSpec(
     "news.enriched.v1", EnrichedArticle, "canonical_url", 14 * DAY_MS, "articles with entities"
 )
+STORED = TopicSpec(
+    "news.stored.v1",
+    StoredArticle,
+    "canonical_url",
+    14 * DAY_MS,
+    "articles committed to PostgreSQL",
+)
 DLQ = TopicSpec("news.dlq.v1", DeadLetter, "stage", 30 * DAY_MS, "failures with stage and reason")
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (LINKS, PAGES, ARTICLES, ENRICHED, DLQ)
+ALL_TOPICS: tuple[TopicSpec, ...] = (LINKS, PAGES, ARTICLES, ENRICHED, STORED, DLQ)
 BY_NAME = {spec.name: spec for spec in ALL_TOPICS}
 
 
@@ -108,7 +116,7 @@ STAGES: tuple[StageSpec, ...] = (
         "store",
         "writer",
         ENRICHED,
-        (),
+        (STORED, DLQ),
         side_inputs=(DLQ,),
         optional_inputs={"writer_archive_pages": PAGES},
     ),

@@ -1,7 +1,9 @@
-"""Writer service: news.enriched.v1 (+ news.dlq.v1, news.pages.v1) -> PostgreSQL (faust wiring).
+"""Writer service: news.enriched.v1 (+ news.dlq.v1, news.pages.v1) -> PostgreSQL, and a
+news.stored.v1 confirmation per stored article (faust wiring).
 
-Offsets are acked only after the batch's transaction commits: ``take_events`` acks the
-events after the loop body returns, and faust commits acked offsets on its interval. A record
+Offsets are acked only after the batch's transaction commits and its confirmations are on the
+broker: ``take_events`` acks the events after the loop body returns, and faust commits acked
+offsets on its interval. A record
 the database rejects is isolated and dead-lettered (:mod:`services.writer.poison`).
 """
 
@@ -18,11 +20,11 @@ from services.writer.dead_letters import store_letter_events
 from services.writer.metrics import record_store_batch
 from services.writer.poison import store_isolating_poison
 from shared.db.session import open_sessions
-from shared.faust_app import create_app, send_dead_letters, stage_topics
+from shared.faust_app import create_app, send_all, send_dead_letters, stage_topics
 from shared.runtime import resolve_database_url
 from shared.settings import Settings
 from shared.stage import StageInput, decode_events
-from shared.topology import DLQ, ENRICHED, PAGES
+from shared.topology import DLQ, ENRICHED, PAGES, STORED
 
 SERVICE = "writer"
 
@@ -60,6 +62,10 @@ def build(settings: Settings, *, bootstrap: str) -> faust.App:
                     topic=ENRICHED.name,
                     records=len(events),
                     seconds=time.perf_counter() - started,
+                )
+                # committed: confirm before take_events acks the input (at-least-once)
+                await send_all(
+                    app, topics[STORED], ((s.canonical_url, s.to_bytes()) for s in report.stored)
                 )
                 await send_dead_letters(app, topics[DLQ], letters + rejected)
 

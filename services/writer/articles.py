@@ -47,7 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared.db import models
 from shared.db.session import driver_connection, in_transaction
 from shared.errors import TransientError
-from shared.messages import EnrichedArticle, Mention, RemovedSpan
+from shared.messages import EnrichedArticle, Mention, RemovedSpan, StoredArticle
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +113,8 @@ class StoreReport:
     article_ids: dict[str, int] | None = field(default=None)
     #: the alias rows this transaction inserted or found present, for :class:`AliasMemory`
     alias_pairs: list[tuple[int, str]] = field(default_factory=list, repr=False)
+    #: one ``news.stored.v1`` confirmation per stored (or already stored) article
+    stored: list[StoredArticle] = field(default_factory=list, repr=False)
 
 
 class AliasMemory:
@@ -338,12 +340,14 @@ async def store_enriched(
     ]
     written: dict[str, int] = {}
     updated: list[int] = []
+    rows: list[Any] = []
     if candidates:
         values = [_article_values(item, now) for item in candidates]
         columns = [list(column) for column in zip(*values, strict=True)]
         rows = await conn.fetch(_article_upsert_sql(), *columns)
         written = {r["canonical_url"]: r["id"] for r in rows}
         updated = sorted(r["id"] for r in rows if not r["inserted"])
+    report.stored = await _confirmations(conn, items, rows, now=now)
     report.articles = len(written)
     report.skipped_stale = len(items) - len(written)
     report.article_ids = written
@@ -462,6 +466,52 @@ async def write_batch(
     return report
 
 
+_UNCHANGED_SQL = (
+    "SELECT id, canonical_url, enriched_at, enrichment->>'model' AS model, "
+    "enrichment->>'rules_version' AS rules_version FROM articles "
+    "WHERE canonical_url = ANY($1::text[]) ORDER BY canonical_url"
+)
+
+
+async def _confirmations(
+    conn: Any, items: list[EnrichedArticle], rows: Sequence[Any], *, now: datetime
+) -> list[StoredArticle]:
+    """The ``news.stored.v1`` record of every article in *items* (one per canonical URL):
+    inserted/updated from the upsert's rows, and for the rest (the enriched_at guard skipped
+    them) the stored row as it is, ``unchanged``, so a confirmation lost to a crash between
+    commit and publish is sent again when the input is redelivered."""
+    by_url = {item.article.canonical_url: item for item in items}
+    out = []
+    for row in rows:
+        enrichment = by_url[row["canonical_url"]].enrichment
+        out.append(
+            StoredArticle(
+                article_id=row["id"],
+                canonical_url=row["canonical_url"],
+                action="inserted" if row["inserted"] else "updated",
+                enriched_at=enrichment.enriched_at,
+                enrichment_model=enrichment.model,
+                rules_version=enrichment.rules_version,
+                stored_at=now,
+            )
+        )
+    skipped = sorted(set(by_url) - {row["canonical_url"] for row in rows})
+    if skipped:
+        for row in await conn.fetch(_UNCHANGED_SQL, skipped):
+            out.append(
+                StoredArticle(
+                    article_id=row["id"],
+                    canonical_url=row["canonical_url"],
+                    action="unchanged",
+                    enriched_at=row["enriched_at"],
+                    enrichment_model=row["model"],
+                    rules_version=row["rules_version"],
+                    stored_at=now,
+                )
+            )
+    return out
+
+
 def merge_reports(reports: list[StoreReport]) -> StoreReport:
     total = StoreReport(article_ids={})
     for report in reports:
@@ -472,6 +522,7 @@ def merge_reports(reports: list[StoreReport]) -> StoreReport:
         total.links += report.links
         total.aliases += report.aliases
         total.article_ids = (total.article_ids or {}) | (report.article_ids or {})
+        total.stored += report.stored
     return total
 
 
