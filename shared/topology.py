@@ -22,6 +22,7 @@ from shared.messages import (
     Link,
     Page,
     StoredArticle,
+    StoryUpdate,
     _Record,
 )
 
@@ -67,9 +68,16 @@ STORED = TopicSpec(
     14 * DAY_MS,
     "articles committed to PostgreSQL",
 )
+STORIES = TopicSpec(
+    "news.stories.v1",
+    StoryUpdate,
+    "story_id",
+    30 * DAY_MS,
+    "stories (incidents) whenever they change; merges",
+)
 DLQ = TopicSpec("news.dlq.v1", DeadLetter, "stage", 30 * DAY_MS, "failures with stage and reason")
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (LINKS, PAGES, ARTICLES, ENRICHED, STORED, DLQ)
+ALL_TOPICS: tuple[TopicSpec, ...] = (LINKS, PAGES, ARTICLES, ENRICHED, STORED, STORIES, DLQ)
 BY_NAME = {spec.name: spec for spec in ALL_TOPICS}
 
 
@@ -120,6 +128,7 @@ STAGES: tuple[StageSpec, ...] = (
         side_inputs=(DLQ,),
         optional_inputs={"writer_archive_pages": PAGES},
     ),
+    StageSpec("tell", "storyteller", STORED, (STORIES, DLQ)),
 )
 SERVICES: tuple[str, ...] = tuple(spec.service for spec in STAGES)
 BY_SERVICE = {spec.service: spec for spec in STAGES}

@@ -45,6 +45,7 @@ from services.storyteller.assign import (
     headline,
 )
 from services.storyteller.text import TextEncoder, article_text
+from shared.messages import StoryArticle, StoryEntity, StoryUpdate
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ _MEMBERS = text(
     "SELECT article_id, story_id, canonical_url, url, source, language, title, published_at,"
     " role, copy_of, vector FROM story_articles WHERE story_id = ANY(CAST(:ids AS bigint[]))"
 )
+_VERSIONS = text("SELECT id, version FROM stories WHERE id = ANY(CAST(:ids AS bigint[]))")
 _NEW_IDS = text("SELECT nextval('stories_id_seq') FROM generate_series(1, :n)")
 
 
@@ -153,6 +155,8 @@ class BatchResult:
     decisions: list[Decision] = field(default_factory=list)
     changed: set[int] = field(default_factory=set)
     merged: list[tuple[int, int]] = field(default_factory=list)
+    #: the news.stories.v1 records of the changed stories (merged ones as kind=merged)
+    records: list[StoryUpdate] = field(default_factory=list)
 
 
 def _pack(vector: np.ndarray) -> bytes:
@@ -289,6 +293,50 @@ def summary_row(story: Story) -> dict[str, Any]:
     }
 
 
+def _member(m: Member) -> StoryArticle:
+    return StoryArticle(
+        article_id=m.article_id,
+        url=m.url,
+        canonical_url=m.canonical_url,
+        source=m.source,
+        language=m.language,
+        title=m.title,
+        published_at=m.published_at,
+        role=m.role,
+        copy_of=m.copy_of,
+    )
+
+
+def story_record(story: Story, version: int) -> StoryUpdate:
+    """The ``news.stories.v1`` record of *story* (complete members) at *version*."""
+    assert story.first_seen is not None and story.last_updated is not None
+    if story.merged_into is not None:
+        return StoryUpdate(
+            kind="merged",
+            story_id=story.id,
+            version=version,
+            merged_into=story.merged_into,
+            first_seen=story.first_seen,
+            last_updated=story.last_updated,
+            article_count=0,
+        )
+    row = summary_row(story)
+    first = next((m for m in story.members if m.role == "first_report"), None)
+    return StoryUpdate(
+        story_id=story.id,
+        version=version,
+        headline=row["headline"],
+        first_seen=story.first_seen,
+        last_updated=story.last_updated,
+        article_count=row["article_count"],
+        sources=row["sources"],
+        languages=row["languages"],
+        top_entities=[StoryEntity(**e) for e in orjson.loads(row["top_entities"])],
+        first_report=_member(first) if first else None,
+        articles=[_member(m) for m in story.members],
+    )
+
+
 _UPSERT_STORY = text(
     "INSERT INTO stories (id, headline, headline_article_id, first_seen, last_updated,"
     " article_count, sources, languages, top_entities, first_report_article_id,"
@@ -358,6 +406,12 @@ async def assign_batch(
                 result.changed.update(decision.merged)
         await _complete_members(session, board, result.changed)
         await _write(session, board, result.changed)
+        versions: dict[int, int] = dict(
+            (await session.execute(_VERSIONS, {"ids": sorted(result.changed)})).tuples().all()
+        )
+        result.records = [
+            story_record(board.stories[s], versions[s]) for s in sorted(result.changed)
+        ]
     return result
 
 
