@@ -72,6 +72,9 @@ class Progress:
     stored: int = 0
     duplicates: int = 0
     dead_letters: int = 0
+    #: live stories touched in this run, and stored articles of this run still without one
+    stories: int = 0
+    unstoried: int = 0
     dlq_by_stage: dict[str, int] = field(default_factory=dict)
     stage_ok: dict[str, float] = field(default_factory=dict)
     stage_dlq: dict[str, float] = field(default_factory=dict)
@@ -333,7 +336,10 @@ class Supervisor:
                     return 3
                 if self.once:
                     p = self.progress
-                    finished = p.feeds_polled >= p.feeds_total and p.pending == 0
+                    # done only when every stored article also has its story
+                    finished = (
+                        p.feeds_polled >= p.feeds_total and p.pending == 0 and p.unstoried == 0
+                    )
                     if finished:
                         idle_since = idle_since or time.monotonic()
                         if time.monotonic() - idle_since >= ONCE_SETTLE_S:
@@ -391,6 +397,20 @@ class Supervisor:
                     )
                 ).all()
                 p.dlq_by_stage = {stage: n for stage, n in dlq}
+                p.stories, p.unstoried = (
+                    await session.execute(
+                        text(
+                            "SELECT (SELECT count(*) FROM stories WHERE merged_into IS NULL"
+                            " AND updated_at >= :t),"
+                            " (SELECT count(*) FROM articles a WHERE a.stored_at >= :t AND NOT"
+                            " EXISTS (SELECT 1 FROM story_articles s WHERE s.article_id = a.id)"
+                            # one the storyteller dead-lettered will not get a story: not waited on
+                            " AND NOT EXISTS (SELECT 1 FROM dead_letters d WHERE d.stage = 'tell'"
+                            " AND d.key = a.canonical_url))"
+                        ),
+                        {"t": run_start},
+                    )
+                ).one()
                 p.dead_letters = sum(p.dlq_by_stage.values())
         except Exception as exc:  # the DB may restart under us; the panel says so
             logger.warning("status query failed: %s", exc)
@@ -416,7 +436,8 @@ class Supervisor:
         )
         return (
             f"feeds {p.feeds_polled}/{p.feeds_total} links {p.discovered} done {p.done} "
-            f"pending {p.pending} stored {p.stored} dlq {p.dead_letters} | {stages}"
+            f"pending {p.pending} stored {p.stored} stories {p.stories} dlq {p.dead_letters}"
+            f" | {stages}"
         )
 
     def _render(self) -> Table:
@@ -426,7 +447,8 @@ class Supervisor:
             caption=(
                 f"feeds polled {p.feeds_polled}/{p.feeds_total} (failing {p.feeds_failed}) · "
                 f"links {p.discovered} · pending {p.pending} · stored {p.stored} · "
-                f"duplicates {p.duplicates} · DLQ {p.dead_letters}"
+                f"duplicates {p.duplicates} · stories {p.stories}"
+                f" ({p.unstoried} article(s) waiting) · DLQ {p.dead_letters}"
             ),
         )
         for column in ("stage", "service", "ok", "rate/s", "lag", "dead-lettered", "ready in"):
@@ -460,6 +482,8 @@ class Supervisor:
             "links_discovered": p.discovered,
             "articles_stored": p.stored,
             "duplicates": p.duplicates,
+            "stories": p.stories,
+            "articles_without_story": p.unstoried,
             "dead_letters": p.dead_letters,
             "dead_letters_by_stage": p.dlq_by_stage,
             "pending": p.pending,
@@ -478,6 +502,8 @@ class Supervisor:
             "links_discovered",
             "articles_stored",
             "duplicates",
+            "stories",
+            "articles_without_story",
             "dead_letters",
             "pending",
         ):

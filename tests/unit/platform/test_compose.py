@@ -35,10 +35,11 @@ def test_compose_file_is_valid_and_wired() -> None:
         "parser",
         "enricher",
         "writer",
+        "storyteller",
         "prometheus",
         "grafana",
     } <= set(services)
-    for name in ("fetcher", "parser", "enricher", "writer"):
+    for name in ("fetcher", "parser", "enricher", "writer", "storyteller"):
         assert services[name]["command"] == ["newsflow", "worker", name]
         deps = services[name]["depends_on"]
         assert deps["migrate"]["condition"] == "service_completed_successfully"
