@@ -48,6 +48,8 @@ STAGE_INPUTS = {
     if spec.main_input is not None
 }
 STOP_GRACE_S = 20.0
+#: stories listed in the --once summary (the biggest of the run)
+SUMMARY_STORIES = 10
 #: --once finishes only after the pipeline has been idle (nothing pending) this long.
 ONCE_SETTLE_S = 2.0
 
@@ -75,6 +77,8 @@ class Progress:
     #: live stories touched in this run, and stored articles of this run still without one
     stories: int = 0
     unstoried: int = 0
+    #: the run's biggest stories (id, headline, articles, sources) for the summary
+    top_stories: list[dict[str, Any]] = field(default_factory=list)
     dlq_by_stage: dict[str, int] = field(default_factory=dict)
     stage_ok: dict[str, float] = field(default_factory=dict)
     stage_dlq: dict[str, float] = field(default_factory=dict)
@@ -411,6 +415,24 @@ class Supervisor:
                         {"t": run_start},
                     )
                 ).one()
+                if self.once:
+                    stories = await session.execute(
+                        text(
+                            "SELECT id, headline, article_count, sources FROM stories"
+                            " WHERE merged_into IS NULL AND updated_at >= :t"
+                            " ORDER BY article_count DESC, id LIMIT :n"
+                        ),
+                        {"t": run_start, "n": SUMMARY_STORIES},
+                    )
+                    p.top_stories = [
+                        {
+                            "id": r.id,
+                            "headline": r.headline,
+                            "articles": r.article_count,
+                            "sources": list(r.sources),
+                        }
+                        for r in stories
+                    ]
                 p.dead_letters = sum(p.dlq_by_stage.values())
         except Exception as exc:  # the DB may restart under us; the panel says so
             logger.warning("status query failed: %s", exc)
@@ -484,6 +506,7 @@ class Supervisor:
             "duplicates": p.duplicates,
             "stories": p.stories,
             "articles_without_story": p.unstoried,
+            "top_stories": p.top_stories,
             "dead_letters": p.dead_letters,
             "dead_letters_by_stage": p.dlq_by_stage,
             "pending": p.pending,
@@ -511,4 +534,16 @@ class Supervisor:
         for stage, n in sorted(p.dlq_by_stage.items()):
             table.add_row(f"  dead letters: {stage}", str(n))
         Console().print(table)
+        if p.top_stories:
+            stories = Table(title="stories (newsflow stories show ID)")
+            for column in ("id", "articles", "sources", "headline"):
+                stories.add_column(column)
+            for story in p.top_stories:
+                stories.add_row(
+                    str(story["id"]),
+                    str(story["articles"]),
+                    str(len(story["sources"])),
+                    story["headline"] or "",
+                )
+            Console().print(stories)
         self.console.print("start-up: " + ", ".join(f"{k} {v:.2f}s" for k, v in startup.items()))
