@@ -49,6 +49,7 @@ MAX_KEY_STORIES = 64
 #: a key's weight is log(1 + RARITY_SCALE / (1 + active stories filed under it)): a name
 #: few live stories share tells more than one most of them share
 RARITY_SCALE = 50.0
+WEIGHT_DIGITS = 4
 #: report vectors a story keeps for text comparison
 REPRESENTATIVES = 8
 W_ENTITIES = 0.55
@@ -122,6 +123,8 @@ class Story:
     merged_into: int | None = None
     #: reports (non-copies) folded into the weights
     reports: int = 0
+    #: articles in the story (members may be only partly loaded: the database path)
+    size: int = 0
 
     #: (places, main place) computed from the weights, dropped when they change
     _place_cache: tuple[dict[str, float], str | None] | None = None
@@ -154,6 +157,7 @@ class Story:
                 item.vector,
             )
         )
+        self.size += 1
         if self.first_seen is None or item.published_at < self.first_seen:
             self.first_seen = item.published_at
         if self.last_updated is None or item.published_at > self.last_updated:
@@ -166,7 +170,9 @@ class Story:
         self._place_cache = None
         for key, salience in item.entities.items():
             if salience >= MIN_SALIENCE:
-                self.weights[key] = self.weights.get(key, 0.0) + salience
+                # rounded as stored (4 places), so a story scores the same whether it was
+                # built in this batch or loaded from the database
+                self.weights[key] = round(self.weights.get(key, 0.0) + salience, WEIGHT_DIGITS)
         self.vectors.append(item.vector.astype(np.float32))
         if len(self.vectors) > REPRESENTATIVES:
             del self.vectors[REPRESENTATIVES // 2]  # keep the first half, slide the rest
@@ -176,7 +182,7 @@ class Story:
         for member in other.members:
             self.members.append(member)
         for key, weight in other.weights.items():
-            self.weights[key] = self.weights.get(key, 0.0) + weight
+            self.weights[key] = round(self.weights.get(key, 0.0) + weight, WEIGHT_DIGITS)
         for key, count in other.counts.items():
             self.counts[key] = self.counts.get(key, 0) + count
         half = REPRESENTATIVES // 2
@@ -184,6 +190,7 @@ class Story:
             :REPRESENTATIVES
         ]
         self.reports += other.reports
+        self.size += other.size
         for when in (other.first_seen, other.last_updated):
             if when is None:
                 continue
@@ -436,7 +443,7 @@ class Storyboard:
         """Merge two stories: the smaller redirects to the larger (ties: the older id wins).
         Returns ``(merged, survivor)``."""
         a, b = self.stories[source_id], self.stories[target_id]
-        small, large = sorted((a, b), key=lambda s: (len(s.members), -s.id))
+        small, large = sorted((a, b), key=lambda s: (s.size, -s.id))
         self._unindex(small)
         self._unindex(large)
         large.absorb_story(small)

@@ -54,6 +54,9 @@ TOP_ENTITIES = 12
 #: the advisory lock namespace: "nf-story" in ASCII; a day number is added to it
 LOCK_BASE = int.from_bytes(b"nf-story", "big") & 0x7FFF_FFFF_0000_0000
 VECTOR_DTYPE = "<f2"
+#: a key filing more live stories than this in the batch's window is not loaded at all (it
+#: is too common to retrieve for any article of the batch); its count is passed instead
+LOAD_CAP = MAX_KEY_STORIES * 4
 
 _LOAD_ARTICLES = text(
     "SELECT a.id, a.canonical_url, a.url, coalesce(a.site_name, a.host, '') AS host,"
@@ -90,7 +93,7 @@ _ASSIGNED = text(
 _STORIES = text(
     # JSON as text, decoded with orjson: the driver's json.loads was a fifth of a batch
     "SELECT id, first_seen, last_updated, weights::text AS weights, counts::text AS counts,"
-    " reports, merged_into, vectors"
+    " reports, article_count, merged_into, vectors"
     " FROM stories WHERE id = ANY(CAST(:ids AS bigint[]))"
 )
 _MEMBERS = text(
@@ -119,7 +122,12 @@ async def load_items(
     for row in await session.execute(_LOAD_ENTITIES, {"ids": ids}):
         entities.setdefault(row.article_id, {})[row.key] = float(row.salience)
     rows.sort(key=lambda r: (r.published_at, r.id))
-    vectors = encoder.encode([article_text(r.title, r.lead) for r in rows])
+    # float16 as stored: a vector compares the same in its own batch and after a reload
+    vectors = (
+        encoder.encode([article_text(r.title, r.lead) for r in rows])
+        .astype(VECTOR_DTYPE)
+        .astype(np.float32)
+    )
     return [
         Item(
             article_id=r.id,
@@ -195,9 +203,7 @@ async def _candidate_ids(
     if keys:
         params = {"keys": keys, "start": start, "end": end}
         counts = {r.key: r.n for r in await session.execute(_KEY_COUNTS, params)}
-        # a key filing more stories than the cap in the whole batch window may still be
-        # specific at one article's time; load up to the cap's worth per article window
-        narrow = [k for k in keys if counts.get(k, 0) <= MAX_KEY_STORIES * 4]
+        narrow = [k for k in keys if counts.get(k, 0) <= LOAD_CAP]
         if narrow:
             params["keys"] = narrow
             ids.update((await session.execute(_KEY_STORIES, params)).scalars())
@@ -217,7 +223,9 @@ async def _candidate_ids(
         for row in await session.execute(_ORIGINALS, {"urls": wanted}):
             originals[row.canonical_url] = row.story_id
         ids.update(originals.values())
-    return ids, counts, originals
+    # only keys whose stories were not loaded need the database's count: for the others the
+    # board counts the stories active at each article's own time, whatever the batch
+    return ids, {k: n for k, n in counts.items() if n > LOAD_CAP}, originals
 
 
 async def _load_board(session: AsyncSession, ids: set[int], board: Storyboard) -> None:
@@ -234,6 +242,7 @@ async def _load_board(session: AsyncSession, ids: set[int], board: Storyboard) -
                 last_updated=row.last_updated,
                 merged_into=row.merged_into,
                 reports=row.reports,
+                size=row.article_count,
                 vectors=_unpack_many(row.vectors),
             )
         )
@@ -285,7 +294,7 @@ def summary_row(story: Story) -> dict[str, Any]:
         ).decode(),
         "first_report_article_id": first.article_id if first else None,
         "first_report_source": first.source if first else None,
-        "weights": orjson.dumps({k: round(v, 4) for k, v in story.weights.items()}).decode(),
+        "weights": orjson.dumps(story.weights).decode(),
         "counts": orjson.dumps(story.counts).decode(),
         "reports": story.reports,
         "merged_into": story.merged_into,
