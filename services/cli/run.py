@@ -61,7 +61,7 @@ def run(
     ] = 900.0,
     as_json: JsonFlag = False,
 ) -> None:
-    """Run the whole pipeline: stack (if needed), migrations, topics and all four services."""
+    """Run the whole pipeline: stack (if needed), migrations, topics and every service (shared/topology.py)."""
     from services.cli.supervisor import Supervisor
 
     s = settings()

@@ -1,4 +1,4 @@
-"""``newsflow run``: the embedded stack, migrations, topics and the four services as children.
+"""``newsflow run``: the embedded stack, migrations, topics and every service of the topology as children.
 
 The supervisor owns only what it started: a stack brought up by ``newsflow stack up`` is
 reused and left running. Children run in their own sessions so a terminal Ctrl-C reaches

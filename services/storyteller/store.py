@@ -415,9 +415,10 @@ async def assign_batch(
                 result.changed.update(decision.merged)
         await _complete_members(session, board, result.changed)
         await _write(session, board, result.changed)
-        versions: dict[int, int] = dict(
-            (await session.execute(_VERSIONS, {"ids": sorted(result.changed)})).tuples().all()
-        )
+        versions: dict[int, int] = {
+            row.id: row.version
+            for row in await session.execute(_VERSIONS, {"ids": sorted(result.changed)})
+        }
         result.records = [
             story_record(board.stories[s], versions[s]) for s in sorted(result.changed)
         ]

@@ -20,7 +20,7 @@ from services.storyteller.evaluate import bcubed, load_set
 from services.writer.store import write_batch
 from shared import kafka
 from shared.messages import StoredArticle, StoryUpdate
-from shared.topology import STORED, STORIES
+from shared.topology import STORED, STORIES, group_id
 from tests.support.processes import logs, service_env, workers
 from tests.support.stories import enriched_from_eval
 
@@ -62,6 +62,20 @@ async def _wait_for(sessions, count: int, log_dir: Path, at_least: bool = False)
             return
         await asyncio.sleep(0.2)
     raise AssertionError(f"only {n} of {count} articles have a story\n{logs(log_dir)}")
+
+
+async def _wait_committed(bootstrap: str, prefix: str, offset: int, log_dir: Path) -> None:
+    from aiokafka import TopicPartition
+
+    partition = TopicPartition(STORED.full_name(prefix), 0)
+    group = group_id("storyteller", prefix=prefix)
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        committed = await kafka.committed_offsets(bootstrap, group, [partition])
+        if committed.get(partition, 0) >= offset:
+            return
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"offsets not committed up to {offset}\n{logs(log_dir)}")
 
 
 async def _story_records(bootstrap: str, prefix: str) -> list[StoryUpdate]:
@@ -124,7 +138,9 @@ async def test_redelivery_and_kill9_end_with_the_same_stories(
             versions = (await session.execute(text("SELECT id, version FROM stories"))).all()
         # 2. redelivery, twice: every confirmation again; nothing changes
         await _produce(kafka_bootstrap, prefix, confirmations + confirmations)
-        await asyncio.sleep(8)  # E5 alone would need ~8 s per pass if anything were redone
+        # every redelivered record consumed and its offset committed (so the next pass starts
+        # at its own first record, in publication order)
+        await _wait_committed(kafka_bootstrap, prefix, 3 * total, log_dir / "first")
     assert await _partition(sessions) == reference
     async with sessions() as session:
         assert (await session.execute(text("SELECT id, version FROM stories"))).all() == versions
