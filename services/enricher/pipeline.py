@@ -21,10 +21,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from services.enricher.canonical import AliasTable, Overrides, fold, load_curated
-from services.enricher.recognize import (
+from services.enricher.gazetteer import Gazetteer
+from services.enricher.recogniser import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MODEL,
-    Gazetteer,
     Recognizer,
     Span,
     load_nlp,

@@ -35,7 +35,7 @@ from services.enricher.canonical import (
     split_key,
     strip_articles,
 )
-from services.enricher.recognize import Span
+from services.enricher.recogniser import Span
 
 #: Kinds that win a tie when the model labels one name differently within an article.
 # fmt: off
