@@ -198,6 +198,16 @@ class Enrichment(BaseModel):
     rules_version: str
     note: str | None = None
     enriched_at: datetime
+    language: str | None = Field(
+        default=None,
+        description="Language the enricher identified (authoritative over article.language): "
+        "ISO 639-1, or 639-3 for ckb (Sorani) and kmr (Kurmanji); null when too short to tell.",
+    )
+    method: Literal["ner", "gazetteer"] | None = Field(
+        default=None,
+        description="ner: spaCy NER + rule layer (English); gazetteer: curated/user names over "
+        "folded text with suffix- and clitic-aware boundaries (other languages).",
+    )
 
 
 class EnrichedArticle(_Record):

@@ -78,9 +78,11 @@ class Gazetteer:
 
     def __init__(self, table: AliasTable, overrides: Overrides | None = None) -> None:
         index: dict[tuple[str, ...], _GazHit] = {}
-        for folded, entries in table.by_fold.items():
+        for folded, all_entries in table.by_fold.items():
             words = tuple(folded.split())
-            if words:
+            # native forms are for non-English text (services/enricher/multilingual.py)
+            entries = tuple(entry for entry in all_entries if not entry.native)
+            if words and entries:
                 weak = all(entry.weak for entry in entries)
                 index[words] = _GazHit(entries[0].entity.kind, weak, entries)
         if overrides is not None:

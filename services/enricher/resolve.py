@@ -194,10 +194,12 @@ def resolve_article(
     texts: Mapping[str, str],
     table: AliasTable,
     overrides: Overrides | None = None,
+    native: bool = False,
 ) -> list[Resolved]:
     """Canonical entity for every mention of one article (see the module docstring).
 
     ``texts`` maps a field ("title", "body") to its text; span offsets index into it.
+    ``native``: the article is not English, so native alias forms resolve too.
     Returns mentions in reading order (title first). Pure: same input, same output.
     """
     overrides = overrides or Overrides()
@@ -236,7 +238,7 @@ def resolve_article(
         if not words or (span.label != "PERSON" and len(words) != 1):
             return []
         if span.label != "PERSON":
-            entry = table.lookup(span.text)
+            entry = table.lookup(span.text, native=native)
             if entry is not None and entry.entity.kind != "PERSON":
                 return []
         size = len(words)
@@ -262,7 +264,9 @@ def resolve_article(
         if short_targets(span):
             deferred.append((span, "surname"))
             continue
-        entry = table.lookup(span.text, found_by_model=span.rule != "acronym_occurrence")
+        entry = table.lookup(
+            span.text, found_by_model=span.rule != "acronym_occurrence", native=native
+        )
         if entry is not None:
             resolved[id(span)] = Resolved(span, entry.entity.key, entry.entity.kind, "curated")
             continue
@@ -305,7 +309,7 @@ def resolve_article(
                 key = keys[0]
                 resolved[id(span)] = Resolved(span, key, split_key(key)[0], rule)
                 continue
-        entry = table.lookup(span.text)
+        entry = table.lookup(span.text, native=native)
         if entry is not None:
             resolved[id(span)] = Resolved(span, entry.entity.key, entry.entity.kind, "curated")
         else:

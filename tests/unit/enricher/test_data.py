@@ -14,6 +14,10 @@ PINNED_DIGESTS = {
         "aliases.json": "fdc2933bc5096d20a3e36a2362ad77bbfc023f5485ce4cacc4bb240a88b54a1f",
         "given_names.txt": "9b2e6670a141eade79d34f089990e3486553fcc11961843aa05371d98fa8849b",
     },
+    "2026.11.30-1": {
+        "aliases.json": "a85ece1eb42844a8531b5e9c39b694d628f4957379752e7cecb1f0f3de41a1ce",
+        "given_names.txt": "9b2e6670a141eade79d34f089990e3486553fcc11961843aa05371d98fa8849b",
+    },
 }
 
 
