@@ -20,10 +20,12 @@ DEFAULT_LIMIT = 20
 SNIPPET_OPTIONS = (
     "MaxFragments=2, MaxWords=24, MinWords=8, StartSel=«, StopSel=», FragmentDelimiter= … "
 )
-#: Search config for query parsing. The tsvector indexes titles with 'simple' (names are not
-#: stemmed) and bodies with 'english'; the query is parsed both ways and OR-ed, so "strikes"
-#: finds a title word "strikes" and a body stem "strike".
-SEARCH_CONFIGS = ("simple", "english")
+#: Search configs for query parsing. The tsvector indexes titles with 'simple' (names are not
+#: stemmed) and bodies in their language's configuration (shared.db.models
+#: SEARCH_CONFIG_BY_LANGUAGE); the query is parsed in each and OR-ed, so "strikes" finds a
+#: title word "strikes" and an English body stem "strike", "operasyon" a Turkish
+#: "operasyonunda" and "عملية" an Arabic "العملية".
+SEARCH_CONFIGS = ("simple", "english", "turkish", "arabic")
 
 # every entity with the entity its links count for (root of its merge chain)
 _ROOTS = """
