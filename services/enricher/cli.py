@@ -95,6 +95,10 @@ def register(app: typer.Typer) -> None:
         with_db: Annotated[
             bool, typer.Option(help="Apply user aliases and merges from the database.")
         ] = False,
+        language: Annotated[
+            str | None,
+            typer.Option(help="Language of a text too short to identify (tr, ar, ckb, kmr, fa)."),
+        ] = None,
     ) -> None:
         """Show each mention's entity key and the rules that produced it (no DB writes)."""
         import sys
@@ -114,6 +118,7 @@ def register(app: typer.Typer) -> None:
             title=title,
             body_text=body,
             content_hash="",
+            language=language,
             discovered_at=now,
             fetched_at=now,
             parsed_at=now,

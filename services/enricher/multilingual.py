@@ -294,6 +294,11 @@ class MultilingualRecognizer:
             self._gazetteers[key] = MultilingualGazetteer(self._table, self._overrides, key)
         return self._gazetteers[key]
 
+    def warm(self) -> None:
+        """Build every language's automaton now (~50 ms each), not on the first record."""
+        for language in (*sorted(NATIVE_LANGUAGES), None):
+            self.gazetteer(language)
+
     def recognize(self, title: str | None, body: str, language: str | None = None) -> list[Span]:
         """Spans of the title and the body, title first, each in text order."""
         gazetteer = self.gazetteer(LANGUAGE_ALIASES.get(language or "", language))

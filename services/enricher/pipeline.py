@@ -92,6 +92,7 @@ class Enricher:
         version = self._nlp.meta.get("version", "?")
         self._model_id = f"{self.model}=={version}"
         self._build_recognizer()
+        identify("newsflow " * 40)  # loads the bundled language model now, not on a record
         logger.info(
             "enricher loaded model=%s pipes=%s rules=%s aliases=%s overrides=%s",
             self._model_id,
@@ -124,6 +125,7 @@ class Enricher:
             batch_size=self.batch_size,
         )
         self._multilingual = MultilingualRecognizer(self._table, self._overrides)
+        self._multilingual.warm()
 
     # --- enrichment --------------------------------------------------------------------
 

@@ -217,9 +217,47 @@ def per_language_scores(enricher: Enricher) -> dict[str, dict[str, float]]:
     }
 
 
+def words_per_cpu_second(enricher: Enricher, paths: list[str], *, copies: int = 1) -> float:
+    """Words (title + body) enriched per CPU-second of this process, batches of 16."""
+    import time
+
+    from services.enricher.bench import gold_articles
+
+    articles = gold_articles(paths, copies=copies)
+    enricher.enrich_many(articles[:4])  # warm-up: caches, automata
+    words = sum(len(f"{a.title or ''} {a.body_text}".split()) for a in articles)
+    start = time.process_time()
+    for i in range(0, len(articles), 16):
+        enricher.enrich_many(articles[i : i + 16])
+    return words / max(time.process_time() - start, 1e-9)
+
+
+ENGLISH_SETS = [str(FIXTURES / n) for n in ("eval.json", "eval_holdout.json", "eval_blind2.json")]
+
+
+def test_non_english_is_at_least_as_fast_per_word_as_english(enricher: Enricher) -> None:
+    # measured ~59k vs ~11k words per CPU-second (no model for non-English text)
+    multilingual = words_per_cpu_second(enricher, [str(FIXTURES / "eval_multilingual.json")])
+    english = words_per_cpu_second(enricher, ENGLISH_SETS)
+    assert multilingual >= english, (multilingual, english)
+
+
 def test_per_language_precision_and_recall_on_curated_entities(enricher: Enricher) -> None:
     scores = per_language_scores(enricher)
     for language, (precision, recall) in GATES.items():
         assert scores[language]["precision"] >= precision, (language, scores[language])
         assert scores[language]["recall"] >= recall, (language, scores[language])
     assert {lang for lang, s in scores.items() if s["gold"] >= 80} >= {"tr", "ar", "ckb"}
+
+
+if __name__ == "__main__":  # .venv/bin/python tests/unit/enricher/test_multilingual.py
+    instance = Enricher()
+    instance.load()
+    for lang, score in per_language_scores(instance).items():
+        print(
+            f"{lang}: precision {score['precision']:.3f} recall {score['recall']:.3f} "
+            f"gold {score['gold']:.0f}"
+        )
+    ml = words_per_cpu_second(instance, [str(FIXTURES / "eval_multilingual.json")], copies=10)
+    en = words_per_cpu_second(instance, ENGLISH_SETS, copies=10)
+    print(f"words per CPU-second: non-English {ml:,.0f}, English {en:,.0f}")
