@@ -23,6 +23,7 @@ word equal to the surname of exactly one full name in the article is a back-refe
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 import unicodedata
@@ -63,6 +64,8 @@ ARABIC_SCRIPT_SUFFIXES: frozenset[str] = frozenset(fold(s) for s in (
     "کان", "ان", "یان", "یی", "ها", "های",
 ))
 MAX_SUFFIXES = 3
+#: Longest proclitic or ending run looked at (folded chars): a longer one is no affix.
+MAX_AFFIX_CHARS = 12
 #: Language codes that share native alias data ("ku" is fastText's Kurmanji).
 LANGUAGE_ALIASES: dict[str, str] = {"ku": "kmr"}
 #: Last words of a capitalised run that make it something other than a person.
@@ -109,7 +112,7 @@ class FoldedText:
     ``apostrophe_at`` holds folded positions right after a dropped apostrophe.
     """
 
-    __slots__ = ("apostrophe_at", "folded", "origin", "text")
+    __slots__ = ("apostrophe_at", "folded", "origin", "spaces", "text")
 
     def __init__(self, text: str) -> None:
         out: list[str] = []
@@ -136,6 +139,16 @@ class FoldedText:
         self.folded = "".join(out)
         self.origin = origin
         self.apostrophe_at = apostrophes
+        self.spaces = [i for i, ch in enumerate(self.folded) if ch == " "]
+
+    def word_bounds(self, start: int, end: int) -> tuple[int, int]:
+        """Folded [word start, word end) of the word(s) around [start, end): O(log n)."""
+        spaces = self.spaces
+        before = bisect.bisect_left(spaces, start)
+        word_start = spaces[before - 1] + 1 if before else 0
+        after = bisect.bisect_left(spaces, end)
+        word_end = spaces[after] if after < len(spaces) else len(self.folded)
+        return word_start, word_end
 
     def original_span(self, start: int, end: int) -> tuple[int, int]:
         """Original [start, end) of folded [start, end), marks after the last char included."""
@@ -235,10 +248,14 @@ class MultilingualGazetteer:
         self, ft: FoldedText, start: int, end: int, pattern: _Pattern
     ) -> tuple[int, str] | None:
         folded = ft.folded
-        word_start = folded.rfind(" ", 0, start) + 1
-        word_end = folded.find(" ", end)
-        word_end = len(folded) if word_end < 0 else word_end
-        prefix, rest = folded[word_start:start], folded[end:word_end]
+        word_start, word_end = ft.word_bounds(start, end)
+        if start - word_start > MAX_AFFIX_CHARS:
+            return None  # deep inside a long word: no proclitic is that long
+        apostrophe = end in ft.apostrophe_at
+        if word_end - end > MAX_AFFIX_CHARS and not apostrophe:
+            return None
+        prefix = folded[word_start:start]
+        rest = folded[end : min(word_end, end + MAX_AFFIX_CHARS + 1)]
         rule = "alias"
         span_start = start
         if pattern.arabic:
@@ -255,11 +272,7 @@ class MultilingualGazetteer:
         else:
             if prefix:
                 return None
-            if (
-                rest
-                and end not in ft.apostrophe_at
-                and not _split_suffixes(rest, LATIN_SUFFIXES, 2)
-            ):
+            if rest and not apostrophe and not _split_suffixes(rest, LATIN_SUFFIXES, 2):
                 return None
             a, b = ft.original_span(start, end)
             surface = ft.text[a:b]
@@ -324,13 +337,13 @@ class MultilingualRecognizer:
 
     def _given_name_people(self, field: str, text: str, known: list[Span]) -> list[Span]:
         """A listed given name + 1..N capitalised words, the last word's suffix cut off."""
-        taken = [(s.start, s.end) for s in known]
+        taken = _Coverage(len(text), known)
         words = list(_LATIN_WORD.finditer(text))
         out: list[Span] = []
         i = 0
         while i < len(words):
             word = words[i]
-            if fold(word.group()) not in self._given or _inside(taken, word.start(), word.end()):
+            if fold(word.group()) not in self._given or taken.overlaps(word.start(), word.end()):
                 i += 1
                 continue
             j = i
@@ -340,13 +353,13 @@ class MultilingualRecognizer:
                 and not _suffixed(text, words[j].end())
                 and _NAME_BREAK.fullmatch(text[words[j].end() : words[j + 1].start()] or "x")
                 and words[j + 1].group()[0].isupper()
-                and not _inside(taken, words[j + 1].start(), words[j + 1].end())
+                and not taken.overlaps(words[j + 1].start(), words[j + 1].end())
             ):
                 j += 1
             if j > i and fold(words[j].group()) not in NOT_PERSON_WORDS:
                 start, end = word.start(), words[j].end()
                 out.append(Span(field, start, end, text[start:end], "PERSON", "given_name_added"))
-                taken.append((start, end))
+                taken.add(start, end)
             i = j + 1
         return out
 
@@ -369,7 +382,7 @@ class MultilingualRecognizer:
         apostrophe): a PERSON mention that resolution links to that name."""
         if not full_names:
             return []
-        taken = [(s.start, s.end) for s in spans]
+        taken = _Coverage(len(text), spans)
         arabic = is_arabic_script(text)
         out: list[Span] = []
         for match in re.finditer(r"[^\W\d_][\w]*", text):
@@ -377,7 +390,7 @@ class MultilingualRecognizer:
             word = match.group()
             if not arabic and not word[0].isupper():
                 continue
-            if _inside(taken, start, end):
+            if taken.overlaps(start, end):
                 continue
             if len(full_names.get(fold(word), ())) != 1:
                 continue  # unknown, or two people share it: never guess
@@ -385,8 +398,21 @@ class MultilingualRecognizer:
         return out
 
 
-def _inside(taken: list[tuple[int, int]], start: int, end: int) -> bool:
-    return any(a < end and start < b for a, b in taken)
+class _Coverage:
+    """Which characters of a text some span covers: O(length) checks, never O(spans)."""
+
+    __slots__ = ("_mask",)
+
+    def __init__(self, size: int, spans: Iterable[Span] = ()) -> None:
+        self._mask = bytearray(size)
+        for span in spans:
+            self.add(span.start, span.end)
+
+    def add(self, start: int, end: int) -> None:
+        self._mask[start:end] = b"\x01" * (end - start)
+
+    def overlaps(self, start: int, end: int) -> bool:
+        return 1 in self._mask[start:end]
 
 
 def _suffixed(text: str, end: int) -> bool:

@@ -210,15 +210,18 @@ def resolve_article(
     # full person names: PERSON spans of 2+ name words that do not end a longer one
     person_words = {id(s): _name_tokens(s) for s in article.spans if s.label == "PERSON"}
     candidates = [s for s in article.spans if len(person_words.get(id(s), ())) >= 2]
-    full_names = [
-        s
-        for s in candidates
-        if not any(
-            len(person_words[id(o)]) > len(person_words[id(s)])
-            and person_words[id(o)][-len(person_words[id(s)]) :] == person_words[id(s)]
-            for o in candidates
-        )
-    ]
+    # proper word suffixes of every candidate, so each test is a set lookup (a long article
+    # with thousands of names must not be quadratic)
+    endings = {
+        person_words[id(o)][-k:] for o in candidates for k in range(1, len(person_words[id(o)]))
+    }
+    full_names = [s for s in candidates if person_words[id(s)] not in endings]
+    # shorter forms -> the full names they end, in reading order
+    by_ending: dict[tuple[str, ...], list[Span]] = defaultdict(list)
+    for f in full_names:
+        words_f = person_words[id(f)]
+        for k in range(1, len(words_f)):
+            by_ending[words_f[-k:]].append(f)
 
     full_ids = {id(f) for f in full_names}
     targets_cache: dict[int, list[Span]] = {}
@@ -241,12 +244,7 @@ def resolve_article(
             entry = table.lookup(span.text, native=native)
             if entry is not None and entry.entity.kind != "PERSON":
                 return []
-        size = len(words)
-        return [
-            f
-            for f in full_names
-            if len(person_words[id(f)]) > size and person_words[id(f)][-size:] == words
-        ]
+        return list(by_ending.get(words, ()))
 
     resolved: dict[int, Resolved] = {}
     deferred: list[tuple[Span, str]] = []
