@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.db.models import search_config_sql
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_LIMIT = 20
@@ -233,13 +235,14 @@ async def search(
     """Full text over ``articles.search`` (GIN), ranked by ``ts_rank_cd``; web-search syntax:
     ``"exact phrase"``, ``or``, ``-excluded``."""
     tsquery = " || ".join(f"websearch_to_tsquery('{c}', :q)" for c in SEARCH_CONFIGS)
+    config = search_config_sql("a.language")  # snippets highlight in the body's language
     rows = await session.execute(
         text(
             f"""
             WITH q AS (SELECT ({tsquery}) AS query)
             SELECT {_ARTICLE_SUMMARY},
                    ts_rank_cd(a.search, q.query) AS rank,
-                   ts_headline('english', a.body_text, q.query, :opts) AS snippet
+                   ts_headline({config}, a.body_text, q.query, :opts) AS snippet
             FROM articles a, q
             WHERE a.search @@ q.query
             ORDER BY rank DESC, coalesce(a.published_at, a.stored_at) DESC, a.id DESC

@@ -97,19 +97,22 @@ SEARCH_CONFIG_BY_LANGUAGE: dict[str, str] = {
     "es": "spanish",
     "ru": "russian",
 }
-_SEARCH_CONFIG_SQL = (
-    "CASE language "
-    + " ".join(
+
+
+def search_config_sql(column: str = "language") -> str:
+    """SQL for the regconfig of a body whose language is in ``column`` (immutable CASE)."""
+    whens = " ".join(
         f"WHEN '{code}' THEN '{config}'::regconfig"
         for code, config in SEARCH_CONFIG_BY_LANGUAGE.items()
     )
-    + " ELSE 'simple'::regconfig END"
-)
+    return f"CASE {column} {whens} ELSE 'simple'::regconfig END"
+
+
 #: Titles are indexed unstemmed ('simple': names), bodies in their language's configuration.
 #: A CASE over regconfig constants is immutable, as a generated column requires.
 SEARCH_VECTOR_SQL = (
     "setweight(to_tsvector('simple', coalesce(title, '')), 'A') || "
-    f"setweight(to_tsvector({_SEARCH_CONFIG_SQL}, coalesce(body_text, '')), 'B')"
+    f"setweight(to_tsvector({search_config_sql()}, coalesce(body_text, '')), 'B')"
 )
 
 

@@ -41,3 +41,6 @@ async def test_turkish_and_arabic_bodies_are_stemmed_in_their_language(
         arabic = await search(session, "عملية")
     assert [h["canonical_url"] for h in turkish] == ["https://haber.example/tr"]
     assert [h["canonical_url"] for h in arabic] == ["https://akhbar.example/ar"]
+    # the snippet highlights the stemmed word in the article's own language
+    assert "«operasyonunda»" in turkish[0]["snippet"]
+    assert "«العملية»" in arabic[0]["snippet"]
