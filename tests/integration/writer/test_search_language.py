@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.writer.read import search
-from services.writer.store import write_batch
+from services.cli.ops.read import search
+from services.writer.articles import write_batch
 from shared.messages import Enrichment
 from tests.integration.writer.cli_helpers import db_rows
 from tests.support.factories import T0, article, enriched

@@ -220,7 +220,7 @@ GATES = {"tr": (0.97, 0.97), "ar": (0.97, 0.97), "ckb": (0.97, 0.97), "kmr": (0.
 def per_language_scores(
     enricher: Enricher, name: str = "eval_multilingual.json"
 ) -> dict[str, dict[str, float]]:
-    from services.enricher.bench import gold_articles
+    from tests.support.enricher_eval import gold_articles
 
     path = FIXTURES / name
     data = json.loads(path.read_text(encoding="utf-8"))
@@ -244,7 +244,7 @@ def words_per_cpu_second(enricher: Enricher, paths: list[str], *, copies: int = 
     """Words (title + body) enriched per CPU-second of this process, batches of 16."""
     import time
 
-    from services.enricher.bench import gold_articles
+    from tests.support.enricher_eval import gold_articles
 
     articles = gold_articles(paths, copies=copies)
     enricher.enrich_many(articles[:4])  # warm-up: caches, automata
@@ -283,7 +283,7 @@ def test_blind_set_precision_and_recall(enricher: Enricher) -> None:
         assert scores[language]["recall"] >= 0.95, (language, scores[language])
 
 
-if __name__ == "__main__":  # .venv/bin/python tests/unit/enricher/test_multilingual.py
+if __name__ == "__main__":  # .venv/bin/python -m tests.unit.enricher.test_multilingual
     instance = Enricher()
     instance.load()
     for name in ("eval_multilingual.json", "eval_multilingual_blind.json"):
