@@ -265,9 +265,15 @@ class MultilingualGazetteer:
                 return None
             if prefix:
                 rule = "alias_clitic"
-                # the article belongs to the name as written ("العراق" in "والعراق")
+                # the article belongs to the name only where the name is written with it
+                # ("العراق" in "والعراق"); "البغدادي" is the nisba of "بغداد", and a span
+                # "البغداد" would resolve to no alias and make a key out of the clitic
                 article = fold("ال")
-                if prefix.endswith(article) and prefix != fold("لل"):
+                if (
+                    prefix.endswith(article)
+                    and prefix != fold("لل")
+                    and self._automaton.exists(article + folded[start:end])
+                ):
                     span_start = start - len(article)
         else:
             if prefix:
