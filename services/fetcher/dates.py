@@ -22,10 +22,21 @@ import calendar
 import logging
 import re
 from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 
 import dateparser
-from feedparser.datetimes import _parse_date as feedparser_parse_date
+from feedparser.datetimes import (
+    _parse_date_asctime,
+    _parse_date_greek,
+    _parse_date_hungarian,
+    _parse_date_iso8601,
+    _parse_date_nate,
+    _parse_date_onblog,
+    _parse_date_perforce,
+    _parse_date_rfc822,
+    _parse_date_w3dtf,
+)
 from feedparser.datetimes.rfc822 import timezone_names as FEEDPARSER_ZONES
 
 logger = logging.getLogger(__name__)
@@ -43,20 +54,39 @@ REGIONAL_ZONES: dict[str, str] = {
 DATE_LANGUAGES = ("en", "tr", "ar", "fa", "ckb", "de", "fr", "es", "it", "pt", "nl", "ru")
 _DATEPARSER_SETTINGS: dict[str, Any] = {
     "TIMEZONE": "UTC",
-    "TO_TIMEZONE": "UTC",
     "RETURN_AS_TIMEZONE_AWARE": True,
     # A feed date is a full date; "yesterday" or a bare "10:00" is not one.
     "REQUIRE_PARTS": ["day", "month", "year"],
     "PREFER_DAY_OF_MONTH": "first",
 }
+#: feedparser's own handlers, in its order but with its lenient ISO 8601 handler moved last:
+#: first it reads "2004-július-13T9:15-05:00" (Hungarian) as 1 November 2004, before the
+#: Hungarian handler gets its turn.
+FEEDPARSER_HANDLERS: tuple[Callable[[str], Any], ...] = (
+    _parse_date_w3dtf,
+    _parse_date_rfc822,
+    _parse_date_asctime,
+    _parse_date_perforce,
+    _parse_date_hungarian,
+    _parse_date_greek,
+    _parse_date_nate,
+    _parse_date_onblog,
+)
 #: Longest date string worth parsing (a feed element full of text is not a date).
 MAX_DATE_CHARS = 100
 
 _SPACE = re.compile(r"\s+")
+#: ISO 8601 / W3C-DTF shapes ("2013-01-28T09:xx", "22013"): feedparser's ISO handlers are
+#: the authority; when they refuse one, dateparser only guesses (it read "2013-xx-27" as
+#: 1 November 2013).
+_ISO_SHAPED = re.compile(r"^\d{4,}(?:[-T:]|$)")
+_NUMBER = re.compile(r"\d+")
+#: What feedparser's lenient ISO 8601 handler would still turn into a date: letters other
+#: than the T and Z separators ("2013-xx-27", "09:xx") and out-of-range clock fields
+#: ("25:14", "10:61"), which it rolls over into the next hour or day.
+_ISO_GARBLED = re.compile(r"[^\W\dTZ_]|(?<!\d)(2[4-9]|[3-9]\d):\d\d|:[6-9]\d")
 #: A zone name after a time of day: "10:00:00 EEST", "10:00 GMT+3", "10:00:00 UTC+03:00".
-_TRAILING_ZONE = re.compile(
-    r"(?<=\d)(\s*)([A-Za-z]{1,6})(\s*[+-]\d{1,2}(?::?\d{2})?)?\s*$"
-)
+_TRAILING_ZONE = re.compile(r"(?<=\d)(\s*)([A-Za-z]{1,6})(\s*[+-]\d{1,2}(?::?\d{2})?)?\s*$")
 
 
 def _regional(value: str) -> str:
@@ -82,6 +112,24 @@ def _feedparser_trusted(value: str) -> bool:
     return name in FEEDPARSER_ZONES or name == "utc"
 
 
+def _feedparser_stamp(text: str) -> Any:
+    """feedparser's ``_parse_date`` with the handler order above (a UTC 9-tuple or None)."""
+    for handler in FEEDPARSER_HANDLERS:
+        try:
+            stamp = handler(text)
+        except (KeyError, OverflowError, ValueError, AttributeError):
+            continue
+        if stamp and len(stamp) == 9:
+            return stamp
+    if _ISO_GARBLED.search(text):
+        return None
+    try:
+        stamp = _parse_date_iso8601(text)
+    except (KeyError, OverflowError, ValueError, AttributeError):
+        return None
+    return stamp if stamp and len(stamp) == 9 else None
+
+
 def parse_feed_date(value: Any) -> datetime | None:
     """An aware UTC datetime from a feed's date text, or None when it is not a date.
 
@@ -94,19 +142,26 @@ def parse_feed_date(value: Any) -> datetime | None:
         return None
     text = _regional(text)
     if _feedparser_trusted(text):
-        stamp = feedparser_parse_date(text)
+        stamp = _feedparser_stamp(text)
         if stamp is not None:
             try:
                 return datetime.fromtimestamp(calendar.timegm(stamp), UTC)
             except (OverflowError, ValueError, OSError):
                 return None
+    if _ISO_SHAPED.match(text):
+        return None
     try:
-        when = dateparser.parse(
-            text, languages=list(DATE_LANGUAGES), settings=_DATEPARSER_SETTINGS
-        )
+        when = dateparser.parse(text, languages=list(DATE_LANGUAGES), settings=_DATEPARSER_SETTINGS)
     except Exception:  # dateparser raises assorted errors on odd input; it is not a date
         logger.debug("date not parsed value=%r", text, exc_info=True)
         return None
-    if when is None:
+    if when is None or not _plausible(when, text):
         return None
     return when.astimezone(UTC)
+
+
+def _plausible(when: datetime, text: str) -> bool:
+    """dateparser fills what it could not read; a day or year the text never wrote means
+    it guessed (it read a Korean date as 1 November), and a guessed date is worse than none."""
+    numbers = {int(n) for n in _NUMBER.findall(text)}
+    return when.day in numbers and (when.year in numbers or when.year % 100 in numbers)

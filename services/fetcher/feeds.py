@@ -292,6 +292,36 @@ def _entry_authors(entry: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def run_feedparser(body: bytes, *, url: str, content_type: str | None) -> Any:
+    """feedparser's result for a document already checked by :func:`check_xml_safety`.
+
+    The document URL goes in as Content-Location, so relative links resolve against
+    xml:base on the feed, channel and item elements first, then the document's URL.
+    """
+    return feedparser.parse(
+        body,
+        response_headers={
+            "content-location": url,
+            "content-type": content_type or "application/xml",
+        },
+        sanitize_html=False,
+        resolve_relative_uris=False,
+    )
+
+
+def entry_item(entry: Any, *, url: str, now: datetime) -> FeedItem:
+    """A feedparser entry's fields as newsflow keeps them (text, one UTC date, names)."""
+    guid = entry.get("id")
+    return FeedItem(
+        url=url,
+        title=_text(entry.get("title"), MAX_TITLE_CHARS),
+        published_at=_future_safe(_entry_date(entry), now),
+        summary=_text(_entry_summary(entry), MAX_SUMMARY_CHARS),
+        authors=_entry_authors(entry),
+        guid=(guid.strip() or None) if isinstance(guid, str) else None,
+    )
+
+
 def _interval_hint(feed: Any) -> float | None:
     hints: list[float] = []
     ttl = feed.get("ttl")
@@ -343,15 +373,7 @@ def parse_feed(
             return _parse_sitemap(root, url=url, now=now)
         if tag == "html":
             raise _not_a_feed(url, content_type, "an XHTML page")
-    parsed = feedparser.parse(
-        body,
-        response_headers={
-            "content-location": url,
-            "content-type": content_type or "application/xml",
-        },
-        sanitize_html=False,
-        resolve_relative_uris=False,
-    )
+    parsed = run_feedparser(body, url=url, content_type=content_type)
     if not parsed.version and not parsed.entries:
         if ctype in ("text/html", "application/xhtml+xml"):
             raise _not_a_feed(url, content_type, "an HTML page")
@@ -367,17 +389,7 @@ def parse_feed(
         link = _item_link(raw, base=url, refused=refused)
         if link is None:
             continue
-        guid = entry.get("id")
-        items.append(
-            FeedItem(
-                url=link,
-                title=_text(entry.get("title"), MAX_TITLE_CHARS),
-                published_at=_future_safe(_entry_date(entry), now),
-                summary=_text(_entry_summary(entry), MAX_SUMMARY_CHARS),
-                authors=_entry_authors(entry),
-                guid=guid.strip() or None if isinstance(guid, str) else None,
-            )
-        )
+        items.append(entry_item(entry, url=link, now=now))
     recovered = None
     if parsed.bozo:
         problem = parsed.get("bozo_exception")
