@@ -21,8 +21,8 @@ from __future__ import annotations
 import calendar
 import logging
 import re
-from datetime import UTC, datetime
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import dateparser

@@ -11,7 +11,7 @@ import html
 import json
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from xml.etree.ElementTree import Element, ParseError
@@ -23,6 +23,7 @@ from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidd
 from services.fetcher.dates import parse_feed_date
 from services.fetcher.urls import normalize_url
 from shared.errors import PermanentError
+from shared.messages import clean_text
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,9 @@ class ParsedFeed:
     #: Why item links were refused and never fetched (``not an http(s) URL: 'file:///…'``),
     #: one entry per refused item, so the poll can say so in the feed's status.
     refused: list[str] = field(default_factory=list)
+    #: Text cleaned on the way in (NUL, C0 controls, lone surrogates: PostgreSQL and the
+    #: topics cannot carry them), as ``item 3 title: 1 NUL``; shown in the feed's status.
+    cleaned: list[str] = field(default_factory=list)
 
 
 def _text(value: Any, limit: int) -> str | None:
@@ -350,8 +354,49 @@ def parse_feed(
 
     Item URLs are resolved against the feed and normalised. Raises PermanentError with kind
     ``not_a_feed`` (HTML or unrecognised document), ``xml_bomb`` or ``xxe``. A malformed feed
-    whose items can still be recovered returns them, with ``recovered_error`` set.
+    whose items can still be recovered returns them, with ``recovered_error`` set. Text that
+    PostgreSQL or the topics cannot carry is cleaned here, where it enters, and listed in
+    ``cleaned``.
     """
+    return _clean_parsed(_parse_document(body, url=url, content_type=content_type, now=now))
+
+
+def _clean_field(value: str | None, where: str, notes: list[str]) -> str | None:
+    if value is None:
+        return None
+    cleaned, note = clean_text(value)
+    if note:
+        notes.append(f"{where}: {note}")
+    return cleaned
+
+
+def _clean_parsed(parsed: ParsedFeed) -> ParsedFeed:
+    notes: list[str] = []
+    parsed.title = _clean_field(parsed.title, "feed title", notes)
+    parsed.site_url = _clean_field(parsed.site_url, "feed link", notes)
+    items = []
+    for n, item in enumerate(parsed.items):
+        where = f"item {n + 1}"
+        items.append(
+            replace(
+                item,
+                title=_clean_field(item.title, f"{where} title", notes),
+                summary=_clean_field(item.summary, f"{where} summary", notes),
+                guid=_clean_field(item.guid, f"{where} guid", notes),
+                authors=tuple(
+                    _clean_field(a, f"{where} author", notes) or "" for a in item.authors
+                ),
+            )
+        )
+    parsed.items = items
+    parsed.refused = [clean_text(r)[0] for r in parsed.refused]
+    parsed.cleaned.extend(notes)
+    return parsed
+
+
+def _parse_document(
+    body: bytes, *, url: str, content_type: str | None, now: datetime | None
+) -> ParsedFeed:
     now = now or datetime.now(UTC)
     head = body[:1024].removeprefix(b"\xef\xbb\xbf").lstrip()
     ctype = (content_type or "").split(";", 1)[0].strip().lower()

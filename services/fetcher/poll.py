@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.fetcher import schedule
@@ -35,7 +35,7 @@ from services.fetcher.fetch import HttpResult
 from services.fetcher.urls import host_of, normalize_url
 from shared.db.models import Feed, HostState, SeenLink
 from shared.errors import NewsflowError, PermanentError, TransientError
-from shared.messages import FeedEntry, Link
+from shared.messages import FeedEntry, Link, clean_optional
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -335,13 +335,18 @@ async def record_poll(
             for u in sorted(candidates)
         ]
         for start in range(0, len(rows), INSERT_CHUNK):
-            stmt = (
-                pg_insert(SeenLink)
-                .values(rows[start : start + INSERT_CHUNK])
-                .on_conflict_do_nothing(index_elements=[SeenLink.url])
-                .returning(SeenLink.url)
-            )
-            new_urls.update((await session.execute(stmt)).scalars())
+            chunk = rows[start : start + INSERT_CHUNK]
+            try:
+                new_urls.update(await _insert_seen(session, chunk))
+            except DBAPIError:
+                # One bad URL must not cost its neighbours: retry one by one, and record the
+                # failure against that item's feed alone.
+                for row in chunk:
+                    try:
+                        new_urls.update(await _insert_seen(session, [row]))
+                    except DBAPIError as exc:
+                        item, r = candidates[str(row["url"])]
+                        _refuse(r, item, exc)
         links: list[Link] = []
         new_times: dict[int, list[datetime]] = {}
         for url in new_urls:
@@ -358,11 +363,20 @@ async def record_poll(
             for r in results
         ]
         if updates:
-            await session.execute(update(Feed), updates)
+            await _update_feeds(session, results, updates, settings=settings, now=now, rng=rng)
         for r in results:
             if r.moved_to:
                 await _move_feed(session, r.feed, r.moved_to)
         if host_blocks:
+            await _save_host_blocks(session, host_blocks)
+
+
+async def _save_host_blocks(
+    session: AsyncSession, host_blocks: dict[str, tuple[datetime, str]]
+) -> None:
+    """Upsert Retry-After blocks (a hint for other workers: a failure is logged, not raised)."""
+    try:
+        async with session.begin_nested():
             stmt2 = pg_insert(HostState).values(
                 [
                     {"host": h, "blocked_until": until, "last_reason": why}
@@ -378,6 +392,66 @@ async def record_poll(
                     },
                 )
             )
+    except DBAPIError as exc:
+        logger.warning("host blocks not saved hosts=%s error=%s", len(host_blocks), exc)
+
+
+async def _insert_seen(session: AsyncSession, rows: list[dict[str, Any]]) -> list[str]:
+    """Insert seen links in a savepoint; the new ones' URLs (conflicts are not new)."""
+    async with session.begin_nested():
+        stmt = (
+            pg_insert(SeenLink)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=[SeenLink.url])
+            .returning(SeenLink.url)
+        )
+        return list((await session.execute(stmt)).scalars())
+
+
+def _refuse(r: FeedResult, item: FeedItem, exc: DBAPIError) -> None:
+    reason = clean_optional(f"not stored ({type(exc.orig).__name__}): {item.url}")
+    logger.warning("seen link refused feed_id=%s url=%r error=%s", r.feed.id, item.url, exc.orig)
+    if r.parsed is not None:
+        r.parsed.refused.append(reason or "not stored")
+
+
+async def _update_feeds(
+    session: AsyncSession,
+    results: Sequence[FeedResult],
+    updates: list[dict[str, Any]],
+    *,
+    settings: Settings,
+    now: datetime,
+    rng: random.Random | None,
+) -> None:
+    """Write every feed's status; a row the database refuses is retried alone, then replaced
+    by an error status for that feed only (its neighbours keep theirs)."""
+    try:
+        async with session.begin_nested():
+            await session.execute(update(Feed), updates)
+        return
+    except DBAPIError:
+        pass
+    for r, row in zip(results, updates, strict=True):
+        try:
+            async with session.begin_nested():
+                await session.execute(update(Feed), [row])
+        except DBAPIError as exc:
+            logger.warning("feed status refused feed_id=%s error=%s", r.feed.id, exc.orig)
+            err = PermanentError(
+                f"the feed's status could not be stored: {type(exc.orig).__name__}: {exc.orig}",
+                kind="status_refused",
+            )
+            fallback = _feed_update(
+                FeedResult(r.feed, "error", r.status, error=err),
+                settings=settings,
+                now=now,
+                new_times=[],
+                rng=rng,
+            )
+            fallback["last_error"] = clean_optional(fallback["last_error"])
+            async with session.begin_nested():
+                await session.execute(update(Feed), [fallback])
 
 
 async def _move_feed(session: AsyncSession, feed: FeedState, target: str) -> None:
@@ -390,7 +464,7 @@ async def _move_feed(session: AsyncSession, feed: FeedState, target: str) -> Non
                 .where(Feed.id == feed.id, ~select(Feed.id).where(Feed.url == target).exists())
                 .values(url=target)
             )
-    except IntegrityError:
+    except DBAPIError:  # IntegrityError (target is a feed) or a URL the database refuses
         logger.info("feed move skipped feed_id=%s target=%s (already a feed)", feed.id, target)
         return
     if moved.rowcount:  # type: ignore[attr-defined]
@@ -482,6 +556,8 @@ def _feed_update(
             notes.append(f"recovered: {r.parsed.recovered_error}")
         if r.parsed.refused:
             notes.append(refused_note(r.parsed.refused))
+        if r.parsed.cleaned:
+            notes.append("cleaned text: " + "; ".join(r.parsed.cleaned[:REFUSED_SHOWN]))
         if notes:
             row["last_error"] = "; ".join(notes)[:MAX_ERROR_CHARS]
     if r.new_links:
