@@ -17,12 +17,12 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.fetcher import poll
+from services.fetcher.charset import decode_html
 from services.fetcher.fetch import (
     ACCEPT_ENCODING,
     HTML_ACCEPT,
     HttpResult,
     check_html_type,
-    decode_html,
     fetch_url,
     with_retries,
 )
