@@ -29,6 +29,7 @@ from services.fetcher.fetch import (
 from services.fetcher.guard import Resolver, guarded_transport
 from services.fetcher.politeness import Politeness
 from services.fetcher.robots import RobotsCache
+from services.fetcher.stubs import find_stub_target
 from services.fetcher.transport import PerOriginTransport
 from services.fetcher.urls import host_of
 from shared.errors import PermanentError, TransientError
@@ -196,30 +197,47 @@ class Fetcher:
         robots = self._check_robots if s.respect_robots else None
         headers = {"Accept": HTML_ACCEPT}
 
-        async def attempt() -> HttpResult:
-            return await fetch_url(
-                client,
-                link.url,
-                slot=self.politeness.slot,
-                headers=headers,
-                max_bytes=s.max_page_bytes,
-                max_redirects=s.max_redirects,
-                timeout_s=s.fetch_timeout_s,
-                robots=robots,
-            )
-
         started = time.perf_counter()
-        result = await with_retries(
-            attempt,
-            attempts=s.fetch_attempts,
-            backoff_base_s=s.fetch_backoff_base_s,
-            backoff_max_s=s.fetch_backoff_max_s,
-            max_retry_after_s=s.fetch_max_retry_after_s,
-            on_retry_after=lambda sec: self._note_retry_after(host, sec, "page Retry-After"),
-            rng=self._rng,
-        )
-        check_html_type(result.content_type, result.body, result.final_url)
-        html, charset, source = decode_html(result.body, result.headers.get("content-type"))
+        url = link.url
+        visited = {url}
+        chain: list[str] = []
+        while True:
+            hops_left = s.max_redirects - len(chain)
+
+            async def attempt(url: str = url, hops_left: int = hops_left) -> HttpResult:
+                return await fetch_url(
+                    client,
+                    url,
+                    slot=self.politeness.slot,
+                    headers=headers,
+                    max_bytes=s.max_page_bytes,
+                    max_redirects=hops_left,
+                    timeout_s=s.fetch_timeout_s,
+                    robots=robots,
+                )
+
+            result = await with_retries(
+                attempt,
+                attempts=s.fetch_attempts,
+                backoff_base_s=s.fetch_backoff_base_s,
+                backoff_max_s=s.fetch_backoff_max_s,
+                max_retry_after_s=s.fetch_max_retry_after_s,
+                on_retry_after=lambda sec: self._note_retry_after(host, sec, "page Retry-After"),
+                rng=self._rng,
+            )
+            chain.extend(result.redirects)
+            visited.update(result.redirects)
+            check_html_type(result.content_type, result.body, result.final_url)
+            html, charset, source = decode_html(result.body, result.headers.get("content-type"))
+            stub = find_stub_target(html)
+            if stub is None:
+                break
+            # A redirect stub (meta refresh / location.replace, no text): one more hop, under
+            # the same limit and loop check as HTTP redirects, through the same guard.
+            target = self._stub_hop(result.final_url, stub, visited=visited, chain=chain)
+            chain.append(result.final_url)
+            visited.add(target)
+            url = target
         if len(html) > MAX_HTML_CHARS:
             raise PermanentError(
                 f"{len(html)} characters exceed {MAX_HTML_CHARS}", kind="too_large"
@@ -235,7 +253,7 @@ class Fetcher:
             html=html,
             etag=result.headers.get("etag"),
             last_modified=result.headers.get("last-modified"),
-            redirects=result.redirects,
+            redirects=chain,
             feed_id=link.feed_id,
             feed_url=link.feed_url,
             entry=link.entry,
@@ -243,6 +261,25 @@ class Fetcher:
             fetched_at=datetime.now(UTC),
             elapsed_ms=(time.perf_counter() - started) * 1000.0,
         )
+
+    def _stub_hop(self, page_url: str, stub: str, *, visited: set[str], chain: list[str]) -> str:
+        try:
+            target = str(httpx.URL(page_url).join(stub).copy_with(fragment=None))
+        except httpx.InvalidURL as exc:
+            raise PermanentError(
+                f"bad refresh target on {page_url}: {exc}", kind="bad_url"
+            ) from exc
+        if target in visited or target == page_url:
+            raise PermanentError(
+                f"redirect loop: {' -> '.join([*chain, page_url, target])}", kind="redirect_loop"
+            )
+        if len(chain) >= self._settings.max_redirects:
+            raise PermanentError(
+                f"more than {self._settings.max_redirects} redirects (refresh stub at {page_url})",
+                kind="too_many_redirects",
+            )
+        logger.debug("following redirect stub from=%s to=%s", page_url, target)
+        return target
 
     # --- feeds -----------------------------------------------------------------------------
 
