@@ -7,6 +7,7 @@ Safety first: XML goes through defusedxml before feedparser sees it, so entity e
 
 from __future__ import annotations
 
+import email.utils
 import html
 import json
 import logging
@@ -283,16 +284,27 @@ def _entry_summary(entry: Any) -> str | None:
 
 
 def _entry_authors(entry: Any) -> tuple[str, ...]:
-    """Author names; feedparser already split ``email (Name)`` and ``Name <email>``."""
+    """Author names. feedparser splits ``email (Name)`` and ``Name <email>``, but its e-mail
+    pattern allows only 2-4 letter top-level domains: ``desk@rudaw.online (Desk)`` becomes
+    the name ``ne (Desk`` and the e-mail ``desk@rudaw.onli``. So the raw RSS author string
+    is split again with :func:`email.utils.parseaddr` and overrides what it truncated; an
+    author that is only an e-mail address has no name to keep."""
+    fixed_name, fixed_addr = "", ""
+    raw = entry.get("author")
+    if isinstance(raw, str) and "@" in raw:
+        fixed_name, fixed_addr = email.utils.parseaddr(raw)
     names: list[str] = []
     for author in entry.get("authors") or ():
-        name = author.get("name") if isinstance(author, dict) else None
-        if name and str(name).strip():
-            names.append(str(name).strip())
-    if not names:
-        author = entry.get("author")
-        if isinstance(author, str) and author.strip():
-            names.append(author.strip())
+        if not isinstance(author, dict):
+            continue
+        name = str(author.get("name") or "").strip()
+        mail = str(author.get("email") or "")
+        if fixed_addr and mail and fixed_addr.startswith(mail):
+            name = fixed_name.strip()
+        if name and "@" not in name:
+            names.append(name)
+    if not names and isinstance(raw, str) and raw.strip() and "@" not in raw:
+        names.append(raw.strip())
     return tuple(dict.fromkeys(names))
 
 
