@@ -175,3 +175,33 @@ async def test_feeds_whose_headers_lie_about_encoding_are_read(
     rows = await feed_rows(sessions)
     for url in urls:
         assert rows[url].last_outcome == "new", (url, rows[url].last_error)
+
+
+async def test_discovery_reads_sitemap_lines_in_robots_txt(
+    server: LoopbackServer, sessions
+) -> None:
+    server.static(
+        "/", "<!doctype html><html><head><title>Home</title></head><body>Hi</body></html>"
+    )
+    server.static(
+        "/robots.txt",
+        "User-agent: *\nDisallow: /private\n"
+        f"Sitemap: {server.url('/sitemaps/all.xml')}\nSitemap: /sitemaps/news.xml.gz\n",
+        content_type="text/plain",
+    )
+    news = (
+        '<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" '
+        'xmlns:news="http://www.google.com/schemas/sitemap-news/0.9">'
+        f"<url><loc>{server.url('/n1')}</loc><news:news><news:title>T</news:title>"
+        "<news:publication_date>2026-11-30T10:00:00+03:00</news:publication_date>"
+        "</news:news></url></urlset>"
+    ).encode()
+    server.static("/sitemaps/news.xml.gz", gzip.compress(news), content_type="application/x-gzip")
+    server.static("/sitemaps/all.xml", b"not a sitemap", content_type="text/plain")
+    fetcher = Fetcher(make_settings(), session_factory=sessions)
+    await fetcher.start()
+    try:
+        results = await admin.add_with_discovery(sessions, fetcher, [server.url("/")])
+    finally:
+        await fetcher.stop()
+    assert results[0].added == (server.url("/sitemaps/news.xml.gz"),)
