@@ -471,7 +471,27 @@ async def _move_feed(session: AsyncSession, feed: FeedState, target: str) -> Non
         logger.info("feed moved permanently feed_id=%s from=%s to=%s", feed.id, feed.url, target)
 
 
+#: Status columns holding text from outside (documents, headers, error messages).
+_TEXT_COLUMNS = ("last_error", "title", "site_url", "etag", "last_modified")
+
+
 def _feed_update(
+    r: FeedResult,
+    *,
+    settings: Settings,
+    now: datetime,
+    new_times: list[datetime],
+    rng: random.Random | None,
+) -> dict[str, Any]:
+    """The feed's status row, its text cleaned of what PostgreSQL cannot store."""
+    row = _status_row(r, settings=settings, now=now, new_times=new_times, rng=rng)
+    for column in _TEXT_COLUMNS:
+        if isinstance(row.get(column), str):
+            row[column] = clean_optional(row[column])
+    return row
+
+
+def _status_row(
     r: FeedResult,
     *,
     settings: Settings,

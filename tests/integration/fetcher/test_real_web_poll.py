@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.fetcher import admin, feeds
+from services.fetcher import admin, feeds, poll
 from services.fetcher.service import Fetcher
 from shared.db.models import Feed, SeenLink
 from shared.messages import Link
@@ -125,6 +125,7 @@ async def test_a_row_the_database_refuses_is_isolated_to_its_feed(
     # Take the cleaning away, so the NUL reaches PostgreSQL: the batch must still commit,
     # with the refusal recorded against the poisoned feed alone.
     monkeypatch.setattr(feeds, "clean_text", lambda value: (value, None))
+    monkeypatch.setattr(poll, "clean_optional", lambda value: value)
     urls = serve_batch(server)
     await admin.add_feeds(sessions, urls)
     now = due()
