@@ -21,6 +21,7 @@ import defusedxml.ElementTree as safe_et
 import feedparser
 from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
 
+from services.fetcher.charset import detect_charset
 from services.fetcher.dates import parse_feed_date
 from services.fetcher.urls import normalize_url
 from shared.errors import PermanentError
@@ -69,6 +70,9 @@ MAX_CHILD_SITEMAPS = 3
 _ENTITY_DECL = re.compile(rb"<!ENTITY\s+(%\s*)?[^\s>]+\s+(SYSTEM|PUBLIC)?", re.IGNORECASE)
 _TAG = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
+_XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
+_XML_ENCODING_BYTES = re.compile(rb"""(^\s*<\?xml[^>]*?)encoding\s*=\s*["'][A-Za-z0-9._:-]+["']""")
+_HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?([^"';\s]+)""", re.IGNORECASE)
 _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)\b", re.I | re.S)
 
 
@@ -308,6 +312,34 @@ def _entry_authors(entry: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def _readable_encoding(body: bytes, content_type: str | None) -> tuple[bytes, str | None]:
+    """``(body, content_type)`` that feedparser will decode right.
+
+    A feed whose bytes do not decode in the charset it declares (or in UTF-8 when it
+    declares none) is a server that lies: feedparser then falls back to windows-1252, and
+    a windows-1254 Turkish feed comes out as "Þýrnak". Such a body is sniffed (the same
+    detector as pages, which prefers the corpus's regional charsets) and re-encoded as UTF-8.
+    """
+    if body.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+        return body, content_type  # a BOM is the strongest declaration there is
+    head = body[:512]
+    decl = _XML_ENCODING.search(head)
+    header = _HEADER_CHARSET.search(content_type or "")
+    declared = decl.group(1).decode("ascii") if decl else (header.group(1) if header else None)
+    try:
+        body.decode(declared or "utf-8")
+        return body, content_type
+    except (UnicodeDecodeError, LookupError):
+        pass
+    # The false declaration goes first: charset_normalizer would take it as a hint.
+    undeclared = _XML_ENCODING_BYTES.sub(rb'\1encoding="utf-8"', body, count=1)
+    codec, _source = detect_charset(_XML_ENCODING_BYTES.sub(rb"\1", body, count=1), None)
+    text = undeclared.decode(codec, errors="replace")
+    logger.info("feed bytes are not in their declared charset %s; read as %s", declared, codec)
+    ctype = (content_type or "application/xml").split(";", 1)[0]
+    return text.encode("utf-8"), ctype
+
+
 def run_feedparser(body: bytes, *, url: str, content_type: str | None) -> Any:
     """feedparser's result for a document already checked by :func:`check_xml_safety`.
 
@@ -430,6 +462,7 @@ def _parse_document(
             return _parse_sitemap(root, url=url, now=now)
         if tag == "html":
             raise _not_a_feed(url, content_type, "an XHTML page")
+    body, content_type = _readable_encoding(body, content_type)
     parsed = run_feedparser(body, url=url, content_type=content_type)
     if not parsed.version and not parsed.entries:
         if ctype in ("text/html", "application/xhtml+xml"):

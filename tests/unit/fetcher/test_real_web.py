@@ -155,6 +155,21 @@ def test_authors_split_from_email_and_base64_content_decoded() -> None:
     assert item.summary == "Erbil airport reopened"
 
 
+@pytest.mark.parametrize("declaration", ["", ' encoding="utf-8"', ' encoding="windows-1254"'])
+@pytest.mark.parametrize("content_type", [None, "text/xml", "application/rss+xml; charset=utf-8"])
+def test_turkish_feed_in_windows_1254_whatever_it_declares(
+    declaration: str, content_type: str | None
+) -> None:
+    # feedparser falls back to windows-1252 for bytes that are not in their declared charset
+    title = "Şırnak'ta operasyon: güvenlik güçleri ve kaynakları Irak'ın kuzeyinde"
+    body = (
+        f'<?xml version="1.0"{declaration}?><rss version="2.0"><channel><title>{title}</title>'
+        f"<item><title>{title}</title><link>https://n.example/a</link></item></channel></rss>"
+    ).encode("cp1254")
+    feed = parse_feed(body, url="https://n.example/f", content_type=content_type, now=NOW)
+    assert feed.title == title and feed.items[0].title == title
+
+
 # --- 2a. text PostgreSQL and the topics cannot carry ------------------------------------
 
 
