@@ -48,6 +48,23 @@ REGIONAL_ZONES: dict[str, str] = {
     "AST": "+0300",  # Arabia Standard Time (Baghdad, Riyadh)
     "TRT": "+0300",  # Türkiye Time (since 2016; dateparser knows it, feedparser does not)
 }
+#: Month names of Iraq, Syria, Lebanon and Jordan (Syriac-derived), which dateparser's
+#: Arabic does not know; rewritten to the Egyptian/Gulf names it knows. Longest names first, so
+#: "تشرين الثاني" is not read as "تشرين".
+LEVANTINE_MONTHS: tuple[tuple[str, str], ...] = (
+    ("كانون الثاني", "يناير"),  # January
+    ("كانون الأول", "ديسمبر"),  # December
+    ("تشرين الثاني", "نوفمبر"),  # November
+    ("تشرين الأول", "أكتوبر"),  # October
+    ("شباط", "فبراير"),  # February
+    ("آذار", "مارس"),  # March
+    ("نيسان", "أبريل"),  # April
+    ("أيار", "مايو"),  # May
+    ("حزيران", "يونيو"),  # June
+    ("تموز", "يوليو"),  # July
+    ("آب", "أغسطس"),  # August
+    ("أيلول", "سبتمبر"),  # September
+)
 #: Languages dateparser may try for month and weekday names: the corpus languages first
 #: (Turkish, Arabic, Persian, Sorani Kurdish), then the European ones feeds commonly use.
 #: Limiting them keeps a failing string at milliseconds instead of seconds.
@@ -150,6 +167,10 @@ def parse_feed_date(value: Any) -> datetime | None:
                 return None
     if _ISO_SHAPED.match(text):
         return None
+    for levantine, month in LEVANTINE_MONTHS:
+        if levantine in text:
+            text = text.replace(levantine, month)  # same script: dateparser reads one language
+            break
     try:
         when = dateparser.parse(text, languages=list(DATE_LANGUAGES), settings=_DATEPARSER_SETTINGS)
     except Exception:  # dateparser raises assorted errors on odd input; it is not a date

@@ -219,7 +219,11 @@ def _parse_json_feed(data: dict[str, Any], *, url: str, now: datetime) -> Parsed
             FeedItem(
                 url=link,
                 title=_text(entry.get("title"), MAX_TITLE_CHARS),
-                published_at=_future_safe(parse_feed_date(entry.get("date_published")), now),
+                published_at=_future_safe(
+                    parse_feed_date(entry.get("date_published"))
+                    or parse_feed_date(entry.get("date_modified")),
+                    now,
+                ),
                 summary=_text(
                     entry.get("summary") or entry.get("content_text") or entry.get("content_html"),
                     MAX_SUMMARY_CHARS,

@@ -49,6 +49,9 @@ SEVEN_UTC = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
         "30 Kasım 2026 10:00:00 +0300",
         "Montag, 30. November 2026 08:00:00 +0100",  # German
         "Lun, 30 Nov 2026 08:00:00 +0100",  # French/Spanish weekday
+        "الاثنين 30 نوفمبر 2026 - 10:00 +0300",  # Arabic (Egyptian/Gulf month name)
+        "الإثنين، 30 تشرين الثاني 2026 10:00 +0300",  # Arabic (Iraqi/Levantine month name)
+        "٣٠ نوفمبر ٢٠٢٦ ١٠:٠٠ +0300",  # Eastern Arabic digits
     ],
 )
 def test_feed_date_formats_mean_0700_utc(text: str) -> None:
@@ -168,6 +171,15 @@ def test_turkish_feed_in_windows_1254_whatever_it_declares(
     ).encode("cp1254")
     feed = parse_feed(body, url="https://n.example/f", content_type=content_type, now=NOW)
     assert feed.title == title and feed.items[0].title == title
+
+
+def test_json_feed_falls_back_to_date_modified() -> None:
+    body = (
+        b'{"version": "https://jsonfeed.org/version/1", "items": [{"id": "1",'
+        b' "url": "https://n.example/a", "date_modified": "2026-11-30T10:00:00+03:00"}]}'
+    )
+    feed = parse_feed(body, url="https://n.example/feed.json", now=NOW)
+    assert feed.items[0].published_at == SEVEN_UTC
 
 
 # --- 2a. text PostgreSQL and the topics cannot carry ------------------------------------
