@@ -316,6 +316,16 @@ def _entry_authors(entry: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def _strip_leading_space(body: bytes) -> bytes:
+    """Blank lines before ``<?xml`` (PHP templates and WordPress plugins print them) make the
+    document not well-formed: expat refuses it, and a sitemap was lost whole. Feed readers
+    skip them; so do we (a UTF-8 BOM goes too: UTF-8 is XML's default)."""
+    if body.startswith(b"\xef\xbb\xbf"):
+        body = body[3:]
+    stripped = body.lstrip(b" \t\r\n")
+    return stripped if stripped.startswith(b"<") else body
+
+
 def _readable_encoding(body: bytes, content_type: str | None) -> tuple[bytes, str | None]:
     """``(body, content_type)`` that feedparser will decode right.
 
@@ -446,6 +456,7 @@ def _parse_document(
     body: bytes, *, url: str, content_type: str | None, now: datetime | None
 ) -> ParsedFeed:
     now = now or datetime.now(UTC)
+    body = _strip_leading_space(body)
     head = body[:1024].removeprefix(b"\xef\xbb\xbf").lstrip()
     ctype = (content_type or "").split(";", 1)[0].strip().lower()
     if head.startswith(b"{") or ctype in ("application/feed+json", "application/json"):

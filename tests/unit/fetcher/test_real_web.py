@@ -182,6 +182,21 @@ def test_json_feed_falls_back_to_date_modified() -> None:
     assert feed.items[0].published_at == SEVEN_UTC
 
 
+@pytest.mark.parametrize("prefix", [b"\n\n  ", b"\xef\xbb\xbf\r\n", b"\t"])
+def test_blank_lines_before_the_xml_declaration_lose_nothing(prefix: bytes) -> None:
+    sitemap = (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<urlset '
+        b'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        b"<url><loc>https://n.example/a</loc></url></urlset>"
+    )
+    parsed = parse_feed(prefix + sitemap, url="https://n.example/sitemap.xml", now=NOW)
+    assert (parsed.kind, [i.url for i in parsed.items]) == ("sitemap", ["https://n.example/a"])
+    rss = prefix + rss_item("<link>https://n.example/b</link>")
+    parsed = parse_feed(rss, url="https://n.example/feed", now=NOW)
+    assert [i.url for i in parsed.items] == ["https://n.example/b"]
+    assert parsed.recovered_error is None
+
+
 # --- 2a. text PostgreSQL and the topics cannot carry ------------------------------------
 
 
