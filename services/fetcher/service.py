@@ -29,7 +29,7 @@ from services.fetcher.fetch import (
 from services.fetcher.guard import Resolver, guarded_transport
 from services.fetcher.politeness import Politeness
 from services.fetcher.robots import RobotsCache
-from services.fetcher.stubs import find_stub_target
+from services.fetcher.stubs import MAX_STUB_BYTES, find_stub_target
 from services.fetcher.transport import PerOriginTransport
 from services.fetcher.urls import host_of
 from shared.errors import PermanentError, TransientError
@@ -262,6 +262,36 @@ class Fetcher:
             elapsed_ms=(time.perf_counter() - started) * 1000.0,
         )
 
+    async def _follow_stubs(self, result: HttpResult) -> HttpResult:
+        """A feed URL that answers a redirect stub (a moved feed behind a meta refresh) is
+        followed like a redirect: same limit, loop check and guard; never conditional."""
+        chain = list(result.redirects)
+        visited = {result.url, *chain}
+        while result.status_code == 200 and len(result.body) <= MAX_STUB_BYTES:
+            lowered = result.body.lower()
+            if b"refresh" not in lowered and b"location" not in lowered:
+                break  # not even a candidate (feeds and sitemaps stop here)
+            html, _charset, _source = decode_html(result.body, result.headers.get("content-type"))
+            stub = find_stub_target(html)
+            if stub is None:
+                break
+            target = self._stub_hop(result.final_url, stub, visited=visited, chain=chain)
+            chain.append(result.final_url)
+            visited.add(target)
+            nxt = await self.get(target, headers={"Accept": poll.FEED_ACCEPT})
+            chain.extend(nxt.redirects)
+            result = HttpResult(
+                url=result.url,
+                final_url=nxt.final_url,
+                status_code=nxt.status_code,
+                headers=nxt.headers,
+                body=nxt.body,
+                redirects=chain,
+                elapsed_ms=result.elapsed_ms + nxt.elapsed_ms,
+                moved_permanently=False,
+            )
+        return result
+
     def _stub_hop(self, page_url: str, stub: str, *, visited: set[str], chain: list[str]) -> str:
         try:
             target = str(httpx.URL(page_url).join(stub).copy_with(fragment=None))
@@ -352,7 +382,7 @@ class Fetcher:
             return poll.FeedResult(feed, "host_blocked", retry_after_s=blocked)
 
         async def get(url: str, headers: dict[str, str]) -> HttpResult:
-            return await self.get(url, headers=headers)
+            return await self._follow_stubs(await self.get(url, headers=headers))
 
         result = await poll.fetch_feed(get, feed, now=now)
         if result.error is not None and result.retry_after_s:

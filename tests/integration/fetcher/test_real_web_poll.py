@@ -206,3 +206,23 @@ async def test_discovery_reads_sitemap_lines_in_robots_txt(
     finally:
         await fetcher.stop()
     assert results[0].added == (server.url("/sitemaps/news.xml.gz"),)
+
+
+async def test_feed_url_answering_a_redirect_stub_is_followed(
+    server: LoopbackServer, sessions
+) -> None:
+    server.static(
+        "/old-feed",
+        f'<html><head><meta http-equiv="refresh" content="0; url={server.url("/new/feed.xml")}">'
+        "</head><body></body></html>",
+    )
+    server.static(
+        "/new/feed.xml",
+        rss(("story-1", "Mon, 30 Nov 2026 09:00:00 GMT")),  # relative to the final URL
+        content_type="application/rss+xml",
+    )
+    await admin.add_feeds(sessions, [server.url("/old-feed")])
+    sink = await poll_once(sessions, due())
+    assert [link.url for link in sink.links] == [server.url("/new/story-1")]
+    row = (await feed_rows(sessions))[server.url("/old-feed")]
+    assert (row.last_outcome, row.url) == ("new", server.url("/old-feed"))  # not renamed
