@@ -15,11 +15,13 @@ Three phases per batch, so no database transaction is open while we wait on the 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -46,6 +48,8 @@ MAX_ITEMS_PER_FEED = 5000
 #: Rows per multi-row INSERT (asyncpg allows 32767 bind parameters; 3 per row).
 INSERT_CHUNK = 5000
 MAX_ERROR_CHARS = 1000
+#: Feed documents at least this big are parsed off the event loop (see parse_off_loop).
+PARSE_OFFLOAD_BYTES = 128 * 1024
 #: Distinct reasons quoted in a feed's status when item links are refused.
 REFUSED_SHOWN = 3
 FEED_ACCEPT = (
@@ -185,7 +189,28 @@ def _status_of(exc: NewsflowError) -> int | None:
     return int(kind[5:]) if kind.startswith("http_") and kind[5:].isdigit() else None
 
 
-async def fetch_feed(get: Getter, feed: FeedState, *, now: datetime) -> FeedResult:
+async def parse_off_loop(
+    body: bytes,
+    *,
+    url: str,
+    content_type: str | None,
+    now: datetime,
+    executor: Executor | None = None,
+) -> ParsedFeed:
+    """:func:`parse_feed`, on *executor* for big documents: feedparser takes ~0.2 ms CPU per
+    item (1.9 s for 10,000 items), which must not freeze the fetcher's event loop (page
+    fetches, politeness timers, broker heartbeats). Small feeds parse inline (no thread hop)."""
+    if executor is None or len(body) < PARSE_OFFLOAD_BYTES:
+        return parse_feed(body, url=url, content_type=content_type, now=now)
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(
+        executor, functools.partial(parse_feed, body, url=url, content_type=content_type, now=now)
+    )
+
+
+async def fetch_feed(
+    get: Getter, feed: FeedState, *, now: datetime, executor: Executor | None = None
+) -> FeedResult:
     """Conditional GET and parse of one feed. Never raises for the feed's own failures."""
     headers = {"Accept": FEED_ACCEPT}
     if feed.etag:
@@ -222,14 +247,15 @@ async def fetch_feed(get: Getter, feed: FeedState, *, now: datetime) -> FeedResu
                 cache_s=cache_s,
                 moved_to=moved_to,
             )
-        parsed = parse_feed(
+        parsed = await parse_off_loop(
             result.body,
             url=result.final_url,
             content_type=result.headers.get("content-type"),
             now=now,
+            executor=executor,
         )
         if parsed.kind == "sitemapindex":
-            parsed = await _expand_sitemap_index(get, parsed, now=now)
+            parsed = await _expand_sitemap_index(get, parsed, now=now, executor=executor)
         return FeedResult(
             feed,
             "no_new",
@@ -260,13 +286,17 @@ def _moved_to(result: HttpResult, feed: FeedState) -> str | None:
     return target if target != feed.url else None
 
 
-async def _expand_sitemap_index(get: Getter, index: ParsedFeed, *, now: datetime) -> ParsedFeed:
+async def _expand_sitemap_index(
+    get: Getter, index: ParsedFeed, *, now: datetime, executor: Executor | None = None
+) -> ParsedFeed:
     items: list[FeedItem] = []
     problems: list[str] = []
     for child in index.sitemaps[:MAX_CHILD_SITEMAPS]:
         try:
             result = await get(child, {"Accept": FEED_ACCEPT})
-            sub = parse_feed(result.body, url=result.final_url, content_type=None, now=now)
+            sub = await parse_off_loop(
+                result.body, url=result.final_url, content_type=None, now=now, executor=executor
+            )
         except NewsflowError as exc:
             problems.append(f"{child}: {exc.kind}")
             continue

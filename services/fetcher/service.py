@@ -11,6 +11,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -94,6 +95,9 @@ class Fetcher:
         # by the next poll so other workers slow down too.
         self._host_blocks: dict[str, tuple[datetime, str]] = {}
         self._rng = random.Random()
+        #: One thread for big feed documents: off the event loop, one parse at a time
+        #: (dateparser's caches are not documented as thread-safe).
+        self._parse_executor: ThreadPoolExecutor | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -115,8 +119,12 @@ class Fetcher:
             host_interval_s=s.host_interval_s,
         )
         self._robots = RobotsCache(self._get_robots, user_agent=s.user_agent)
+        self._parse_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feed-parse")
 
     async def stop(self) -> None:
+        if self._parse_executor is not None:
+            self._parse_executor.shutdown(wait=False, cancel_futures=True)
+            self._parse_executor = None
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -384,7 +392,7 @@ class Fetcher:
         async def get(url: str, headers: dict[str, str]) -> HttpResult:
             return await self._follow_stubs(await self.get(url, headers=headers))
 
-        result = await poll.fetch_feed(get, feed, now=now)
+        result = await poll.fetch_feed(get, feed, now=now, executor=self._parse_executor)
         if result.error is not None and result.retry_after_s:
             self._note_retry_after(host, result.retry_after_s, f"feed {result.error.kind}")
         return result

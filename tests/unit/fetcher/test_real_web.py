@@ -371,3 +371,33 @@ def test_future_tolerance_still_applies() -> None:
     later = (NOW + timedelta(days=3)).strftime("%a, %d %b %Y %H:%M:%S +0300")
     body = rss_item(f"<link>https://n.example/a</link><pubDate>{later}</pubDate>")
     assert parse_feed(body, url="https://n.example/f", now=NOW).items[0].published_at is None
+
+
+async def test_big_feeds_parse_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from services.fetcher import poll
+
+    threads: list[str] = []
+    real = poll.parse_feed
+
+    def spy(*args: object, **kwargs: object) -> object:
+        threads.append(threading.current_thread().name)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(poll, "parse_feed", spy)
+    items = "".join(f"<item><link>https://n.example/{i}</link></item>" for i in range(4000))
+    big = rss_item("<link>https://n.example/x</link>").replace(
+        b"<item >", items.encode() + b"<item >"
+    )
+    small = rss_item("<link>https://n.example/y</link>")
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="feed-parse") as pool:
+        parsed = await poll.parse_off_loop(
+            big, url="https://n.example/f", content_type=None, now=NOW, executor=pool
+        )
+        await poll.parse_off_loop(
+            small, url="https://n.example/f", content_type=None, now=NOW, executor=pool
+        )
+    assert len(big) >= poll.PARSE_OFFLOAD_BYTES and len(parsed.items) == 4001
+    assert threads[0].startswith("feed-parse") and threads[1] == threading.main_thread().name
