@@ -259,6 +259,9 @@ def _entry_link(entry: Any) -> str | None:
     """The item's article URL: its alternate link, else an http(s) id (Atom entries and RSS
     guids that are URLs but carry no <link>). feedparser already resolved both against
     xml:base (item, channel, feed) and then the document URL."""
+    original = entry.get("feedburner_origlink")  # the article behind a feedproxy link
+    if _is_web_url(original):
+        return str(original).strip()
     link = entry.get("link")
     if isinstance(link, str) and link.strip():
         return link.strip()

@@ -197,6 +197,17 @@ def test_blank_lines_before_the_xml_declaration_lose_nothing(prefix: bytes) -> N
     assert parsed.recovered_error is None
 
 
+def test_feedburner_orig_link_is_the_article() -> None:
+    body = (
+        b'<rss version="2.0" xmlns:feedburner="http://rssnamespace.org/feedburner/ext/1.0">'
+        b"<channel><title>x</title><item><link>http://feedproxy.google.com/~r/x/~3/abc/</link>"
+        b"<feedburner:origLink>https://n.example/real-story</feedburner:origLink>"
+        b"</item></channel></rss>"
+    )
+    feed = parse_feed(body, url="https://feeds.example/x", now=NOW)
+    assert [i.url for i in feed.items] == ["https://n.example/real-story"]
+
+
 # --- 2a. text PostgreSQL and the topics cannot carry ------------------------------------
 
 
