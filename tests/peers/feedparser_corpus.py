@@ -31,6 +31,21 @@ newsflow drops entries without an article URL (a link or an http(s) id): it has 
 fetch. Their other fields are still scored, read by the same code (``feeds.entry_item``) from
 newsflow's own feedparser run, so the extraction is measured on every entry. Every other assertion
 (tags, enclosures, rights, bozo flags...) is outside newsflow's extraction and is skipped.
+
+Measured 2026-11-30 (feedparser checkout at a22c5521): documents 178/182 for newsflow and
+179/182 for feedparser itself, dates 63/64 against feedparser's 50/64; together 241/246 (98.0 %).
+The misses, each on purpose or shared with feedparser:
+
+- ``rss/entity_in_doctype.xml``: newsflow refuses every document that declares XML entities
+  (billion laughs, XXE), so it reads nothing from this feed; feedparser expands the entity.
+- ``rss/item_description_not_a_doctype.xml``: the description ``<!' <a href="foo">`` is, as
+  HTML, a bogus comment; newsflow keeps the text a browser shows (none).
+- ``atom10/entry_id_no_normalization_4.xml`` and ``entry_id_with_attributes.xml``: feedparser
+  resolves an ``<id>`` against the document URL like a link (``HTTP://`` becomes ``http://``,
+  ``right`` becomes a URL); feedparser fails them too once it is given the document's URL, as
+  newsflow always does. newsflow keeps ids only as the entry's ``guid``, never as a key.
+- dates ``22013``: feedparser's table expects None from its W3C-DTF handler, and 2022-01-13 from
+  the same five-digit shape (``03335``) from its ISO 8601 handler; one dispatcher cannot do both.
 """
 
 from __future__ import annotations
@@ -366,7 +381,13 @@ def main(argv: list[str]) -> int:
                 f"  FAIL {f['file']} [{f['field']}] expected {f['expected']} "
                 f"got {f['newsflow']} (feedparser passes: {f['feedparser_passes']})"
             )
-    print(f"({time.perf_counter() - started:.1f}s)")
+    ok = sum(r["newsflow"] for r in report.values())
+    fp_ok = sum(r["feedparser"] for r in report.values())
+    total = sum(r["applicable"] for r in report.values())
+    print(
+        f"total: newsflow {ok}/{total} ({ok / total:.1%}), feedparser {fp_ok}/{total} "
+        f"({fp_ok / total:.1%}) in {time.perf_counter() - started:.1f}s"
+    )
     return 0
 
 

@@ -23,13 +23,23 @@ pytestmark = pytest.mark.skipif(
 #: Failures explained in the module docstring of feedparser_corpus (entity declarations
 #: refused on purpose, ids that feedparser resolves as URIs, a bogus-comment description).
 MIN_DOCUMENT_RATE = 0.97
-MIN_DATE_RATE = 0.96
+MIN_DATE_RATE = 0.98
 
 
-def test_documents_at_least_as_feedparser_minus_explained() -> None:
+#: The documents newsflow misses on purpose or together with feedparser (see the module).
+EXPLAINED = {
+    "wellformed/rss/entity_in_doctype.xml",
+    "wellformed/rss/item_description_not_a_doctype.xml",
+    "wellformed/atom10/entry_id_no_normalization_4.xml",
+    "wellformed/atom10/entry_id_with_attributes.xml",
+}
+
+
+def test_documents_fail_only_where_explained() -> None:
     score = feedparser_corpus.score_documents(Path(CORPUS or ""))
     assert score.applicable > 150
     assert score.newsflow / score.applicable >= MIN_DOCUMENT_RATE, score.failures
+    assert {f["file"] for f in score.failures} <= EXPLAINED, score.failures
 
 
 def test_date_strings() -> None:
