@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from shared.demo import load_articles
+from services.cli.demo import load_articles
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -162,7 +162,7 @@ def test_run_once_finishes_with_a_poisoned_feed_and_stores_every_article_right(
             [
                 sys.executable,
                 "-m",
-                "shared.cli",
+                "services.cli",
                 "run",
                 "--once",
                 "--feeds",
