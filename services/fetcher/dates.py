@@ -102,9 +102,7 @@ _NUMBER = re.compile(r"\d+")
 #: than the T and Z separators ("2013-xx-27", "09:xx") and out-of-range clock fields
 #: ("25:14", "10:61"), which it rolls over into the next hour or day, and a full date with
 #: more after it ("2013-01-27-01"), which it cuts.
-_ISO_GARBLED = re.compile(
-    r"[^\W\dTZ_]|(?<!\d)(2[4-9]|[3-9]\d):\d\d|:[6-9]\d|^\d{4}-\d\d-\d\d-"
-)
+_ISO_GARBLED = re.compile(r"[^\W\dTZ_]|(?<!\d)(2[4-9]|[3-9]\d):\d\d|:[6-9]\d|^\d{4}-\d\d-\d\d-")
 #: A zone name after a time of day: "10:00:00 EEST", "10:00 GMT+3", "10:00:00 UTC+03:00".
 _TRAILING_ZONE = re.compile(r"(?<=\d)(\s*)([A-Za-z]{1,6})(\s*[+-]\d{1,2}(?::?\d{2})?)?\s*$")
 
