@@ -35,6 +35,7 @@ from services.fetcher import schedule
 from services.fetcher.feeds import MAX_CHILD_SITEMAPS, FeedItem, ParsedFeed, parse_feed
 from services.fetcher.fetch import HttpResult
 from services.fetcher.urls import host_of, normalize_url
+from shared.db.errors import is_transient_db_error
 from shared.db.models import Feed, HostState, SeenLink
 from shared.errors import NewsflowError, PermanentError, TransientError
 from shared.messages import FeedEntry, Link, clean_optional
@@ -368,13 +369,17 @@ async def record_poll(
             chunk = rows[start : start + INSERT_CHUNK]
             try:
                 new_urls.update(await _insert_seen(session, chunk))
-            except DBAPIError:
+            except DBAPIError as exc:
+                if is_transient_db_error(exc):
+                    raise  # an outage: the whole batch is polled again after its lease
                 # One bad URL must not cost its neighbours: retry one by one, and record the
                 # failure against that item's feed alone.
                 for row in chunk:
                     try:
                         new_urls.update(await _insert_seen(session, [row]))
                     except DBAPIError as exc:
+                        if is_transient_db_error(exc):
+                            raise
                         item, r = candidates[str(row["url"])]
                         _refuse(r, item, exc)
         links: list[Link] = []
@@ -423,6 +428,8 @@ async def _save_host_blocks(
                 )
             )
     except DBAPIError as exc:
+        if is_transient_db_error(exc):
+            raise
         logger.warning("host blocks not saved hosts=%s error=%s", len(host_blocks), exc)
 
 
@@ -460,13 +467,16 @@ async def _update_feeds(
         async with session.begin_nested():
             await session.execute(update(Feed), updates)
         return
-    except DBAPIError:
-        pass
+    except DBAPIError as exc:
+        if is_transient_db_error(exc):
+            raise
     for r, row in zip(results, updates, strict=True):
         try:
             async with session.begin_nested():
                 await session.execute(update(Feed), [row])
         except DBAPIError as exc:
+            if is_transient_db_error(exc):
+                raise
             logger.warning("feed status refused feed_id=%s error=%s", r.feed.id, exc.orig)
             err = PermanentError(
                 f"the feed's status could not be stored: {type(exc.orig).__name__}: {exc.orig}",
@@ -494,7 +504,9 @@ async def _move_feed(session: AsyncSession, feed: FeedState, target: str) -> Non
                 .where(Feed.id == feed.id, ~select(Feed.id).where(Feed.url == target).exists())
                 .values(url=target)
             )
-    except DBAPIError:  # IntegrityError (target is a feed) or a URL the database refuses
+    except DBAPIError as exc:  # IntegrityError (target is a feed) or a URL it refuses
+        if is_transient_db_error(exc):
+            raise
         logger.info("feed move skipped feed_id=%s target=%s (already a feed)", feed.id, target)
         return
     if moved.rowcount:  # type: ignore[attr-defined]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from services.writer.articles import (
     AliasMemory,
@@ -33,6 +33,40 @@ from shared.stage import Decoded, StageInput, record_failed
 logger = logging.getLogger(__name__)
 
 Write = Callable[[list[EnrichedArticle]], Awaitable[StoreReport]]
+T = TypeVar("T")
+
+
+async def isolate_rows(
+    items: list[T],
+    *,
+    write_all: Callable[[list[T]], Awaitable[int]],
+    write_one: Callable[[list[T]], Awaitable[int]] | None = None,
+    what: str,
+) -> tuple[int, list[tuple[T, Exception]]]:
+    """The same policy as :func:`isolate_poison` for the writer's other batched writes (page
+    archive, dead letters): ``write_all(items)``; if the database rejects the batch for a
+    reason other than an outage, ``write_one([item])`` per item. Returns rows written and
+    ``(item, error)`` per item rejected alone; outages are retried forever."""
+    one = write_one or write_all
+    try:
+        return await until_done(partial(write_all, items), what=what), []
+    except Exception as exc:
+        if len(items) <= 1:
+            return 0, [(item, exc) for item in items]
+        logger.warning(
+            "%s: batch of %s rejected (%s); retrying item by item",
+            what,
+            len(items),
+            db_error_kind(exc),
+        )
+    written = 0
+    refused: list[tuple[T, Exception]] = []
+    for item in items:
+        try:
+            written += await until_done(partial(one, [item]), what=what)
+        except Exception as exc:
+            refused.append((item, exc))
+    return written, refused
 
 
 async def isolate_poison(
