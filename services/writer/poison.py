@@ -27,7 +27,7 @@ from services.writer.articles import (
 from shared.db.errors import db_error_kind
 from shared.errors import PermanentError
 from shared.messages import DeadLetter, EnrichedArticle
-from shared.retry import until_done
+from shared.retry import isolate_batch, until_done
 from shared.stage import Decoded, StageInput, record_failed
 
 logger = logging.getLogger(__name__)
@@ -37,36 +37,13 @@ T = TypeVar("T")
 
 
 async def isolate_rows(
-    items: list[T],
-    *,
-    write_all: Callable[[list[T]], Awaitable[int]],
-    write_one: Callable[[list[T]], Awaitable[int]] | None = None,
-    what: str,
+    items: list[T], *, write_all: Callable[[list[T]], Awaitable[int]], what: str
 ) -> tuple[int, list[tuple[T, Exception]]]:
     """The same policy as :func:`isolate_poison` for the writer's other batched writes (page
-    archive, dead letters): ``write_all(items)``; if the database rejects the batch for a
-    reason other than an outage, ``write_one([item])`` per item. Returns rows written and
-    ``(item, error)`` per item rejected alone; outages are retried forever."""
-    one = write_one or write_all
-    try:
-        return await until_done(partial(write_all, items), what=what), []
-    except Exception as exc:
-        if len(items) <= 1:
-            return 0, [(item, exc) for item in items]
-        logger.warning(
-            "%s: batch of %s rejected (%s); retrying item by item",
-            what,
-            len(items),
-            db_error_kind(exc),
-        )
-    written = 0
-    refused: list[tuple[T, Exception]] = []
-    for item in items:
-        try:
-            written += await until_done(partial(one, [item]), what=what)
-        except Exception as exc:
-            refused.append((item, exc))
-    return written, refused
+    archive, dead letters), via :func:`shared.retry.isolate_batch`: rows written, and
+    ``(item, error)`` per item the database refused alone."""
+    counts, refused = await isolate_batch(items, write_all, what=what)
+    return sum(counts), refused
 
 
 async def isolate_poison(
