@@ -112,7 +112,7 @@ async def discover_feeds(fetcher: Fetcher, url: str) -> list[str]:
     """Feed URLs for ``url``: itself if it is a feed, else what its page advertises
     (``<link rel="alternate">``), else common feed paths that answer with a feed."""
     url = normalize_url(url)
-    result = await fetcher.get(url)
+    result = await fetcher.follow_stubs(await fetcher.get(url))  # a home page behind a refresh
     content_type = result.headers.get("content-type")
     try:
         parse_feed(result.body, url=result.final_url, content_type=content_type)

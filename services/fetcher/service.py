@@ -272,9 +272,10 @@ class Fetcher:
             elapsed_ms=(time.perf_counter() - started) * 1000.0,
         )
 
-    async def _follow_stubs(self, result: HttpResult) -> HttpResult:
-        """A feed URL that answers a redirect stub (a moved feed behind a meta refresh) is
-        followed like a redirect: same limit, loop check and guard; never conditional."""
+    async def follow_stubs(self, result: HttpResult) -> HttpResult:
+        """*result*, or where its redirect stub leads: a feed URL or home page that answers a
+        meta refresh / one-line ``location.replace`` with no text is followed like a redirect
+        (same limit, loop check and guard; the next hops are never conditional)."""
         chain = list(result.redirects)
         visited = {result.url, *chain}
         while result.status_code == 200 and len(result.body) <= MAX_STUB_BYTES:
@@ -392,7 +393,7 @@ class Fetcher:
             return poll.FeedResult(feed, "host_blocked", retry_after_s=blocked)
 
         async def get(url: str, headers: dict[str, str]) -> HttpResult:
-            return await self._follow_stubs(await self.get(url, headers=headers))
+            return await self.follow_stubs(await self.get(url, headers=headers))
 
         result = await poll.fetch_feed(get, feed, now=now, executor=self._parse_executor)
         if result.error is not None and result.retry_after_s:

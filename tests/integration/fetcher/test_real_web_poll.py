@@ -226,3 +226,26 @@ async def test_feed_url_answering_a_redirect_stub_is_followed(
     assert [link.url for link in sink.links] == [server.url("/new/story-1")]
     row = (await feed_rows(sessions))[server.url("/old-feed")]
     assert (row.last_outcome, row.url) == ("new", server.url("/old-feed"))  # not renamed
+
+
+async def test_discovery_follows_a_home_page_redirect_stub(
+    server: LoopbackServer, sessions
+) -> None:
+    server.static("/", '<html><head><script>location.replace("/en/")</script></head></html>')
+    server.static(
+        "/en/",
+        '<html><head><link rel="alternate" type="application/rss+xml" href="feed.xml">'
+        "</head><body>Home</body></html>",
+    )
+    server.static(
+        "/en/feed.xml",
+        rss((server.url("/en/a"), "Mon, 30 Nov 2026 09:00:00 GMT")),
+        content_type="application/rss+xml",
+    )
+    fetcher = Fetcher(make_settings(), session_factory=sessions)
+    await fetcher.start()
+    try:
+        results = await admin.add_with_discovery(sessions, fetcher, [server.url("/")])
+    finally:
+        await fetcher.stop()
+    assert results[0].added == (server.url("/en/feed.xml"),)
