@@ -75,6 +75,9 @@ _DATEPARSER_SETTINGS: dict[str, Any] = {
     # A feed date is a full date; "yesterday" or a bare "10:00" is not one.
     "REQUIRE_PARTS": ["day", "month", "year"],
     "PREFER_DAY_OF_MONTH": "first",
+    # "05/11/2026" is 5 November in Türkiye, Iraq, Syria and Iran (dateparser's default reads
+    # it the US way); an impossible day-month order ("11/30/2026") still falls back.
+    "DATE_ORDER": "DMY",
 }
 #: feedparser's own handlers, in its order but with its lenient ISO 8601 handler moved last:
 #: first it reads "2004-július-13T9:15-05:00" (Hungarian) as 1 November 2004, before the
@@ -101,8 +104,9 @@ _NUMBER = re.compile(r"\d+")
 #: What feedparser's lenient ISO 8601 handler would still turn into a date: letters other
 #: than the T and Z separators ("2013-xx-27", "09:xx") and out-of-range clock fields
 #: ("25:14", "10:61"), which it rolls over into the next hour or day, and a full date with
-#: more after it ("2013-01-27-01"), which it cuts.
-_ISO_GARBLED = re.compile(r"[^\W\dTZ_]|(?<!\d)(2[4-9]|[3-9]\d):\d\d|:[6-9]\d|^\d{4}-\d\d-\d\d-")
+#: more after it ("2013-01-27-01"), which it cuts, and slashes ("2026/11/30" became
+#: 1 November), which ISO 8601 never uses.
+_ISO_GARBLED = re.compile(r"[^\W\dTZ_]|(?<!\d)(2[4-9]|[3-9]\d):\d\d|:[6-9]\d|^\d{4}-\d\d-\d\d-|/")
 #: A zone name after a time of day: "10:00:00 EEST", "10:00 GMT+3", "10:00:00 UTC+03:00".
 _TRAILING_ZONE = re.compile(r"(?<=\d)(\s*)([A-Za-z]{1,6})(\s*[+-]\d{1,2}(?::?\d{2})?)?\s*$")
 

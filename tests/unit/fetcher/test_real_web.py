@@ -45,6 +45,10 @@ SEVEN_UTC = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
         "2026-11-30T10:00+03:00",  # W3C-DTF without seconds
         "2026-11-30T10:00:00.250+03:00",
         "2026-11-30 07:00:00",  # no zone: UTC
+        "2026/11/30 07:00:00",  # slashes (feedparser's ISO handler read 1 November)
+        "Mon, 30 Nov 2026 10:00:00 +0300 (EEST)",  # zone comment
+        "Mon, 30 Nov 2026 10:00:00 GMT+0300",
+        "2026-11-30T10:00:00+0300",  # ISO offset without colon
         "Pzt, 30 Kas 2026 10:00:00 +0300",  # Turkish
         "30 Kasım 2026 10:00:00 +0300",
         "Montag, 30. November 2026 08:00:00 +0100",  # German
@@ -68,6 +72,8 @@ def test_what_is_not_a_date_is_none(text: str | None) -> None:
 
 def test_dates_only_a_date_are_midnight_utc() -> None:
     assert parse_feed_date("2026-11-30") == datetime(2026, 11, 30, tzinfo=UTC)
+    assert parse_feed_date("05/11/2026 10:00") == datetime(2026, 11, 5, 10, tzinfo=UTC)  # DMY
+    assert parse_feed_date("11/30/2026 10:00 AM") == datetime(2026, 11, 30, 10, tzinfo=UTC)
     assert parse_feed_date("30.11.2026 10:00") == datetime(2026, 11, 30, 10, tzinfo=UTC)
 
 
