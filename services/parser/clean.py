@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from lxml.html import HtmlElement
 
-from services.parser.extract import Caption
+from services.parser.extract import PHOTO_CREDIT, Caption
 from shared.messages import RemovedSpan
 
 _MONTH = (
@@ -112,6 +112,13 @@ LINE_RULES: tuple[tuple[str, str, int], ...] = (
         14,
     ),
     (
+        # a line ending in a photo credit is a caption, whatever precedes it
+        "caption",
+        r".{1,400}?\s[(\[](?:photos?|photograph|image|picture|foto(?:ğraf)?|credit)\s*[:/]\s*"
+        r"[^()\[\]]{1,80}[)\]]\W*",
+        60,
+    ),
+    (
         "byline",
         # names must be capitalised ((?-i:...)), so "By late Tuesday, troops..." is not a byline
         rf"(?:by|written by|reporting by)\s+{_NAME}(?:\s*(?:,|&|\band\b)?\s*{_NAME})*"
@@ -130,11 +137,31 @@ _COMPILED = tuple(
     (reason, re.compile(pattern, re.IGNORECASE | re.DOTALL), max_words)
     for reason, pattern, max_words in LINE_RULES
 )
+#: promotional lines cut only at the start or the end of the body, where they are furniture:
+#: a brand next to "Advertisement" (or a misspelling), "Sponsored", "Ad". Inside the text,
+#: "Daquq Motors ad" could be a sentence fragment worth keeping.
+_BRAND = r"(?:[\w&'’.,+-]+\s+){1,5}"
+_AD_WORD = r"(?:adv[ae]r?t\w*|ads?|reklam\w*|anzeige|annonce|publicit[eé]|إعلان)"
+_SPONSOR_WORD = r"(?:sponsor(?:ed|lu)?|promoted|promo|paid (?:post|content|partnership)|partner content)"
+EDGE_RULES: tuple[tuple[str, str, int], ...] = (
+    ("advertisement", rf"[\W_]*{_BRAND}{_AD_WORD}[\W_]*|[\W_]*{_AD_WORD}\s*[:|–—-]?\s*{_BRAND}?\S+[\W_]*", 7),
+    ("sponsor", rf"[\W_]*{_BRAND}{_SPONSOR_WORD}[\W_]*|[\W_]*{_SPONSOR_WORD}\s*[:|–—-]?\s*{_BRAND}?\S+[\W_]*", 7),
+)
+_EDGE_COMPILED = tuple(
+    (reason, re.compile(pattern, re.IGNORECASE), max_words) for reason, pattern, max_words in EDGE_RULES
+)
 #: rules that only apply near the top of the body (they would cut real text further down)
 TOP_ONLY_REASONS = frozenset({"byline", "dateline"})
 TOP_LINES = 4
 #: a paragraph must be this long to count as a repeat (short labels legitimately recur)
 MIN_DUPLICATE_CHARS = 30
+#: a paragraph this long found inside another (a standfirst, then the lead that starts with
+#: it) is a repeat wherever the two are
+MIN_CONTAINED_CHARS = 60
+#: paragraphs of at least this many words sharing this share of their words are one
+#: paragraph rendered twice (a standfirst with "on Tuesday" dropped)
+MIN_NEAR_DUPLICATE_WORDS = 12
+NEAR_DUPLICATE_OVERLAP = 0.9
 #: after a "Related stories" heading, headline-like lines up to this length are list items
 MAX_RELATED_ITEM_WORDS = 20
 _LIST_MARKER = re.compile(r"^[-•*·▪►»]\s+")
@@ -177,14 +204,33 @@ def _caption_keys(captions: Sequence[Caption]) -> dict[str, str]:
     """Key -> caption text to store, for the caption, its credit, and the caption sans credit."""
     keys: dict[str, str] = {}
     for caption in captions:
-        keys.setdefault(normalise_key(caption.text), caption.text)
-        if caption.credit:
-            keys.setdefault(normalise_key(caption.credit), caption.text)
-            bare = caption.text.replace(caption.credit, "").strip()
-            if bare:
-                keys.setdefault(normalise_key(bare), caption.text)
+        for variant in (caption.text, caption.bare, caption.credit):
+            if variant:
+                keys.setdefault(normalise_key(variant), caption.text)
     keys.pop("", None)
     return keys
+
+
+def _edge_rule(text: str) -> str | None:
+    words = len(text.split())
+    for reason, pattern, max_words in _EDGE_COMPILED:
+        if words <= max_words and pattern.fullmatch(text):
+            return reason
+    return None
+
+
+def _near_duplicate(key: str, kept: Sequence[str]) -> bool:
+    words = set(key.split())
+    if len(words) < MIN_NEAR_DUPLICATE_WORDS:
+        return False
+    for other in kept:
+        other_words = set(other.split())
+        if len(other_words) < MIN_NEAR_DUPLICATE_WORDS:
+            continue
+        shared = len(words & other_words)
+        if shared >= NEAR_DUPLICATE_OVERLAP * max(len(words), len(other_words)):
+            return True
+    return False
 
 
 #: (reason, pattern over one class or id token) for boxes inside the article container
@@ -272,7 +318,7 @@ def clean_paragraphs(
     caption elements: a body paragraph equal to one of them
     (or to its credit, or to the caption without its credit) is moved to ``Cleaned.captions``.
     """
-    out = Cleaned(paragraphs=[], captions=[c.text for c in captions])
+    out = Cleaned(paragraphs=[], captions=[c.text for c in captions if c.shown])
     title_keys = {normalise_key(t) for t in titles if t} - {""}
     caption_keys = _caption_keys(captions)
     kept_keys: set[str] = set()
@@ -281,6 +327,10 @@ def clean_paragraphs(
 
     def cut(text: str, reason: str) -> None:
         out.removed.append(RemovedSpan(text=text, reason=reason))
+
+    def to_captions(text: str) -> None:
+        if text not in out.captions:
+            out.captions.append(text)
 
     for position, raw in enumerate(paragraphs):
         text = normalise_paragraph(raw)
@@ -295,10 +345,13 @@ def clean_paragraphs(
             continue
         if key in caption_keys:
             cut(text, "caption")
-            if caption_keys[key] not in out.captions:
-                out.captions.append(caption_keys[key])
+            to_captions(caption_keys[key])
             continue
-        if key in kept_keys and len(key) >= MIN_DUPLICATE_CHARS:
+        if len(key) >= MIN_DUPLICATE_CHARS and (
+            key in kept_keys
+            or (len(key) >= MIN_CONTAINED_CHARS and any(key in k for k in kept_order))
+            or _near_duplicate(key, kept_order)
+        ):
             cut(text, "duplicate_paragraph")
             continue
         if in_related and (
@@ -309,22 +362,28 @@ def clean_paragraphs(
             continue
         in_related = False
         reason = _match_rule(text, position=position)
+        if reason is None and not out.paragraphs:
+            reason = _edge_rule(text)
         if reason is not None:
             cut(text, reason)
-            if reason in ("credit",) and text not in out.captions:
-                out.captions.append(text)
+            if reason in ("credit", "caption"):
+                to_captions(text)
             out.paywall_prompt = out.paywall_prompt or reason == "paywall_prompt"
             in_related = reason == "related"
             continue
-        if out.paragraphs:
-            previous_key = kept_order[-1]
-            # a standfirst followed by the full lead paragraph that starts with it
-            if len(previous_key) >= MIN_DUPLICATE_CHARS and key.startswith(previous_key):
-                cut(out.paragraphs.pop(), "duplicate_paragraph")
-                kept_keys.discard(kept_order.pop())
+        # a standfirst followed (anywhere) by the full paragraph that contains it
+        for index in reversed(range(len(kept_order))):
+            shorter = kept_order[index]
+            if len(shorter) >= MIN_CONTAINED_CHARS and shorter in key:
+                cut(out.paragraphs.pop(index), "duplicate_paragraph")
+                kept_keys.discard(kept_order.pop(index))
         out.paragraphs.append(text)
         kept_keys.add(key)
         kept_order.append(key)
+    # promotional furniture closing the text ("Northgate Advertisment", "Sponsored")
+    while out.paragraphs and (reason := _edge_rule(out.paragraphs[-1])) is not None:
+        cut(out.paragraphs.pop(), reason)
+        kept_order.pop()
     return out
 
 

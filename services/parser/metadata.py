@@ -15,8 +15,12 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from services.parser.clean import normalise_key
 
-#: separators between a headline and the site name in <title>/og:title
-TITLE_SEPARATORS = (" | ", " - ", " – ", " — ", " :: ", " · ", " » ", " / ")
+#: separators between a headline and the site name in <title>/og:title. Bars, double colons,
+#: middots and guillemets separate even without spaces; dashes and slashes only with spaces
+#: around them ("Erbil-Baghdad talks", "24/7").
+TITLE_SEPARATORS = ("|", "::", "·", "•", "»", "«", " - ", " – ", " — ", " / ", " ~ ")
+#: the part cut from a title must look like a name, not a second headline
+MAX_SITE_NAME_WORDS = 6
 #: author strings that are roles or placeholders, not people (compared by normalise_key)
 AUTHOR_JUNK = frozenset(
     {
@@ -69,11 +73,19 @@ TRACKING_PARAMS = re.compile(
 AMP_SUFFIXES = frozenset({"amp", "amp.html", "amp/"})
 #: two-letter ccTLDs with a public second level (com.tr, co.uk, gov.iq ...)
 SECOND_LEVELS = frozenset({"com", "co", "org", "net", "gov", "ac", "edu", "gen", "bel", "web"})
+#: dates in article URLs. The day must be a whole path segment in "/2019/03/12/": in
+#: "/2019/03/12-killed-in-raid" the 12 starts the slug and is not a day.
 _URL_DATE = (
-    re.compile(r"/((?:19|20)\d{2})[/-](\d{1,2})[/-](\d{1,2})(?:[/-]|$)"),
+    re.compile(r"/((?:19|20)\d{2})/(\d{1,2})/(\d{1,2})(?:/|\.html?|$)"),
+    re.compile(r"/((?:19|20)\d{2})-(\d{2})-(\d{2})(?:[/_.-]|$)"),
     re.compile(r"/((?:19|20)\d{2})(\d{2})(\d{2})(?:/|[-_]|$)"),
 )
 
+#: date sources the publisher states for this article (JSON-LD, meta/<time> markup, its own
+#: feed). Kept whatever their age: archives and backfills are full of old articles. Only
+#: the weak sources (URL patterns, htmldate's guesses) get the plausibility checks, and they
+#: come after the strong ones, so a heuristic never overrules what the page states.
+STRONG_DATE_SOURCES = frozenset({"jsonld", "meta", "feed"})
 #: a clock skew allowance: a date this far ahead of "now" is still accepted
 FUTURE_SKEW = timedelta(hours=1)
 #: published dates further than this before the URL was first seen are rejected
@@ -91,34 +103,89 @@ LANGUAGE_FIXES = {"sdh": "ckb"}
 # --- title -------------------------------------------------------------------------------------
 
 
-def strip_site_suffix(title: str, *, site_names: Iterable[str]) -> str:
-    """``"Headline | Site"`` -> ``"Headline"`` when the cut-off part is a known site name."""
+def _site_keys(site_names: Iterable[str]) -> set[str]:
     keys = {normalise_key(name) for name in site_names if name}
     keys |= {key.replace(" ", "") for key in keys}
     keys.discard("")
+    return keys
+
+
+def _is_site(part: str, keys: set[str]) -> bool:
+    key = normalise_key(part)
+    return bool(key) and (key in keys or key.replace(" ", "") in keys)
+
+
+def _splits(title: str) -> Iterable[tuple[str, str]]:
+    """(head, tail) pairs at each separator, the last separator first."""
     for separator in TITLE_SEPARATORS:
-        if separator not in title:
-            continue
-        head, _, tail = title.rpartition(separator)
-        tail_key = normalise_key(tail)
-        if head and (tail_key in keys or tail_key.replace(" ", "") in keys):
-            return strip_site_suffix(head.strip(), site_names=site_names)
-        first, _, rest = title.partition(separator)
-        first_key = normalise_key(first)
-        if rest and (first_key in keys or first_key.replace(" ", "") in keys):
-            return strip_site_suffix(rest.strip(), site_names=site_names)
+        index = title.rfind(separator)
+        while index > 0:
+            head, tail = title[:index].strip(), title[index + len(separator) :].strip()
+            if head and tail:
+                yield head, tail
+            index = title.rfind(separator, 0, index)
+
+
+def strip_site_suffix(title: str, *, site_names: Iterable[str]) -> str:
+    """``"Headline | Site"`` / ``"Site - Headline"`` -> ``"Headline"`` for a known site name."""
+    keys = _site_keys(site_names)
+    for head, tail in _splits(title):
+        if _is_site(tail, keys):
+            return strip_site_suffix(head, site_names=keys)
+        if _is_site(head, keys):
+            return strip_site_suffix(tail, site_names=keys)
     return title
 
 
-def choose_title(candidates: Iterable[str | None], *, site_names: Iterable[str]) -> str | None:
-    """The first non-empty candidate, without the site-name suffix."""
+def split_by_agreement(title: str, references: Iterable[str]) -> tuple[str, str | None]:
+    """``("Headline | Site", ["Headline"])`` -> ``("Headline", "Site")``.
+
+    A title that is another of the page's headlines (the <h1>, og:title) plus a short
+    affix at a separator is that headline; the affix is the site's name. Unchanged (with
+    ``None``) when no reference agrees.
+    """
+    # a reference equal to the title itself (og:title repeating <title>) agrees with nothing
+    keys = {normalise_key(r) for r in references if r} - {"", normalise_key(title)}
+    if not keys:
+        return title, None
+    for head, tail in _splits(title):
+        for kept, affix in ((head, tail), (tail, head)):
+            if normalise_key(kept) in keys and len(affix.split()) <= MAX_SITE_NAME_WORDS:
+                return kept, affix
+    return title, None
+
+
+@dataclass(frozen=True, slots=True)
+class Title:
+    text: str | None
+    #: the site's name as the page's own title showed it ("Headline | Site"), if any
+    site_name: str | None = None
+
+
+def choose_title(
+    candidates: Iterable[str | None],
+    *,
+    site_names: Iterable[str],
+    references: Iterable[str | None] = (),
+) -> Title:
+    """The first non-empty candidate, without the site's name.
+
+    The name is cut when it is a known one (``site_names``: og:site_name, publisher, host) or
+    when the rest agrees with one of ``references`` (the <h1>, og:title), in every separator
+    style; a JSON-LD headline cut at ~110 characters yields to a full version.
+    """
     names = list(site_names)
-    titles = [
-        strip_site_suffix(" ".join(c.split()), site_names=names)
-        for c in candidates
-        if c and c.strip()
-    ]
-    titles = [t for t in titles if t]
+    agreed = [" ".join(r.split()) for r in references if r and r.strip()]
+    titles: list[str] = []
+    affix: str | None = None
+    for candidate in candidates:
+        if not candidate or not candidate.strip():
+            continue
+        title = strip_site_suffix(" ".join(candidate.split()), site_names=names)
+        title, cut = split_by_agreement(title, agreed)
+        affix = affix or cut
+        if title:
+            titles.append(title)
     for title in titles:
         stem = title.removesuffix("…").removesuffix("...").rstrip()
         if stem != title:
@@ -126,9 +193,9 @@ def choose_title(candidates: Iterable[str | None], *, site_names: Iterable[str])
             full = (t for t in titles if t.startswith(stem) and not t.endswith(("…", "...")))
             longer = next((t for t in full if len(t) > len(stem)), None)
             if longer:
-                return longer
-        return title
-    return None
+                return Title(longer, affix)
+        return Title(title, affix)
+    return Title(None, affix)
 
 
 # --- authors -----------------------------------------------------------------------------------
@@ -136,10 +203,15 @@ def choose_title(candidates: Iterable[str | None], *, site_names: Iterable[str])
 _DATEISH = re.compile(r"\d|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d")
 
 
-def clean_authors(raw: Iterable[str], *, site_names: Iterable[str]) -> list[str]:
-    """People's names from author strings: no "By", dates, site names, roles, URLs or e-mails."""
-    site_keys = {normalise_key(name) for name in site_names if name}
-    site_keys |= {key.replace(" ", "") for key in site_keys}
+def clean_authors(
+    raw: Iterable[str], *, site_names: Iterable[str], keep_sites: bool = False
+) -> list[str]:
+    """People's names from author strings: no "By", dates, site names, roles, URLs or e-mails.
+
+    ``keep_sites``: keep the site's own name (used for organisation authors, when no person is
+    named anywhere).
+    """
+    site_keys = set() if keep_sites else _site_keys(site_names)
     names: list[str] = []
     seen: set[str] = set()
     for value in raw:
@@ -167,6 +239,38 @@ def clean_authors(raw: Iterable[str], *, site_names: Iterable[str]) -> list[str]
             seen.add(key)
             names.append(name)
     return names
+
+
+@dataclass(frozen=True, slots=True)
+class Authors:
+    names: list[str]
+    #: "person", or "organization" when no person is named and an organisation stands in
+    kind: str | None
+
+
+def choose_authors(
+    people: Iterable[Iterable[str]],
+    organisations: Iterable[Iterable[str]],
+    *,
+    site_names: Iterable[str],
+) -> Authors:
+    """People from the first source that names any; else the first organisation named.
+
+    ``people``: sources in priority order (JSON-LD persons, meta tags, visible bylines, the
+    feed); a source's site or agency names are not people. ``organisations``: JSON-LD authors
+    typed as organisations, then the people sources again with site names allowed.
+    """
+    names = list(site_names)
+    people_sources = [list(source) for source in people]
+    for source in people_sources:
+        found = clean_authors(source, site_names=names)
+        if found:
+            return Authors(found, "person")
+    for source in [*organisations, *people_sources]:
+        found = clean_authors(source, site_names=names, keep_sites=True)
+        if found:
+            return Authors(found, "organization")
+    return Authors([], None)
 
 
 # --- dates -------------------------------------------------------------------------------------
@@ -235,8 +339,9 @@ def choose_dates(
 
     A candidate value may be a zero-argument callable, evaluated only when reached (htmldate is
     comparatively slow and only needed when nothing better exists). Rejected: unparseable,
-    after ``now`` (+1 h skew), more than ``max_lag`` before ``first_seen``, more than ~1.5 days
-    away from the date in the URL; a modified date before the published date.
+    after ``now`` (+1 h skew); a modified date before the published date; and for weak sources
+    only (not in :data:`STRONG_DATE_SOURCES`), more than ``max_lag`` before ``first_seen`` or
+    more than ~1.5 days away from the date in the URL.
     """
     rejected: list[tuple[str, str, str]] = []
 
@@ -249,13 +354,14 @@ def choose_dates(
                 rejected.append((source, str(value), "unparseable"))
             return None
         why = None
+        weak = source not in STRONG_DATE_SOURCES
         if parsed > now + FUTURE_SKEW:
             why = "future"
-        elif first_seen is not None and parsed < first_seen - max_lag:
+        elif weak and first_seen is not None and parsed < first_seen - max_lag:
             why = "before_first_seen"
         elif after is not None and parsed < after:
             why = "before_published"
-        elif after is None and in_url is not None and source != "url":
+        elif weak and after is None and in_url is not None and source != "url":
             # only the published date must agree with the URL; updates come days later
             midday = datetime(in_url.year, in_url.month, in_url.day, 12, tzinfo=UTC)
             if abs(parsed - midday) > URL_DATE_TOLERANCE:
@@ -268,7 +374,18 @@ def choose_dates(
     def first(
         candidates: Iterable[DateCandidate], *, after: datetime | None = None
     ) -> tuple[datetime | None, str | None]:
-        for source, value in candidates:
+        pending = list(candidates)
+        strong: list[tuple[str, datetime]] = []
+        for source, value in pending:
+            if source in STRONG_DATE_SOURCES and not callable(value):
+                parsed = valid(source, value, after=after)
+                if parsed is not None:
+                    strong.append((source, parsed))
+        if strong:
+            return _agreed(strong, in_url=in_url if after is None else None, rejected=rejected)
+        for source, value in pending:
+            if source in STRONG_DATE_SOURCES:
+                continue
             if callable(value):
                 value = value()
             parsed = valid(source, value, after=after)
@@ -279,6 +396,29 @@ def choose_dates(
     published_at, published_source = first(published)
     modified_at, modified_source = first(modified, after=published_at)
     return Dates(published_at, published_source, modified_at, modified_source, tuple(rejected))
+
+
+def _agreed(
+    strong: list[tuple[str, datetime]],
+    *,
+    in_url: date | None,
+    rejected: list[tuple[str, str, str]],
+) -> tuple[datetime, str]:
+    """The strong date most other sources agree with (within a day and a half; the URL's date
+    only breaks ties), in priority order among equals; the others are recorded as outvoted."""
+
+    def support(when: datetime) -> float:
+        votes = sum(1.0 for _, other in strong if abs(other - when) <= URL_DATE_TOLERANCE)
+        if in_url is not None:
+            midday = datetime(in_url.year, in_url.month, in_url.day, 12, tzinfo=UTC)
+            votes += 0.5 if abs(when - midday) <= URL_DATE_TOLERANCE else 0.0
+        return votes
+
+    best_source, best = max(strong, key=lambda item: support(item[1]))  # first of equals
+    for source, when in strong:
+        if abs(when - best) > URL_DATE_TOLERANCE:
+            rejected.append((source, when.isoformat(), "outvoted"))
+    return best, best_source
 
 
 # --- language ----------------------------------------------------------------------------------
@@ -365,3 +505,11 @@ def absolute_http_url(value: str | None, *, base: str) -> str | None:
 
 def host_site_name(host: str) -> str:
     return host.lower().removeprefix("www.")
+
+
+def host_label(host: str) -> str:
+    """The name part of a host: ``www.northgatemedia.co.uk`` -> ``northgatemedia``.
+
+    Compared without spaces, it recognises the site's name in titles ("Northgate Media").
+    """
+    return site_of(host).split(".", 1)[0]

@@ -178,12 +178,19 @@ def _parse(page: Page, *, settings: Settings, now: datetime, limit: TimeLimit) -
     limit.check()
     st = read_structured(tree)
     host_name = metadata.host_site_name(page.host)
-    site_name = st.first_meta(SITE_NAME_META) or st.publisher or host_name
-    site_names = [n for n in (site_name, st.publisher, host_name, page.host) if n]
-    title = metadata.choose_title(
+    declared_site = st.first_meta(SITE_NAME_META) or st.publisher
+    known_sites = [
+        n for n in (declared_site, st.publisher, host_name, page.host, metadata.host_label(page.host)) if n
+    ]
+    chosen = metadata.choose_title(
         (st.headline, st.first_meta(TITLE_META), st.title_tag, st.h1, page.entry.title),
-        site_names=site_names,
+        site_names=known_sites,
+        references=(st.h1, st.first_meta(TITLE_META), st.headline),
     )
+    title = chosen.text
+    # no declared name: the one the page's own <title> shows beats the bare host name
+    site_name = declared_site or chosen.site_name or host_name
+    site_names = [n for n in (site_name, *known_sites) if n]
     has_markup = _has_article_markup(st, tree)
     if st.listing and not st.article_types:
         raise PermanentError(
@@ -236,11 +243,11 @@ def _parse(page: Page, *, settings: Settings, now: datetime, limit: TimeLimit) -
         logger.debug("rejected dates url=%s %s", page.final_url, dates.rejected)
 
     bylines = [span.text for span in cleaned.removed if span.reason == "byline"]
-    authors: list[str] = []
-    for source in (st.jsonld_authors, st.meta_authors, bylines, page.entry.authors):
-        authors = metadata.clean_authors(source, site_names=site_names)
-        if authors:
-            break
+    authors = metadata.choose_authors(
+        (st.jsonld_authors, st.meta_authors, bylines, st.dom_authors, page.entry.authors),
+        (st.jsonld_organisations,),
+        site_names=site_names,
+    )
 
     status: Literal["ok", "paywalled", "teaser"]
     if paywalled and (cleaned.paywall_prompt or word_count < TEASER_MAX_WORDS):
@@ -262,7 +269,8 @@ def _parse(page: Page, *, settings: Settings, now: datetime, limit: TimeLimit) -
         host=page.host,
         status=status,
         title=title,
-        authors=authors,
+        authors=authors.names,
+        author_kind=authors.kind,
         published_at=dates.published_at,
         published_source=dates.published_source,
         modified_at=dates.modified_at,

@@ -6,8 +6,10 @@ as the page wrote them); :mod:`services.parser.metadata` validates and chooses b
 
 from __future__ import annotations
 
+import html
 import json
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,6 +72,35 @@ IMAGE_META = (
 )
 TITLE_META = ("og:title", "twitter:title")
 
+#: JSON-LD ``@type`` values of organisations (authors that are not people).
+ORGANISATION_TYPES = frozenset(
+    {
+        "Organization",
+        "NewsMediaOrganization",
+        "Corporation",
+        "GovernmentOrganization",
+        "NGO",
+        "EducationalOrganization",
+        "LocalBusiness",
+        "Brand",
+        "WebSite",
+    }
+)
+#: visible bylines: author links and elements whose class names an author or byline
+DOM_AUTHOR_XPATH = (
+    ".//*[@rel='author' or @itemprop='author' or contains(@class, 'author')"
+    " or contains(@class, 'byline')]"
+)
+#: longer elements are bios or author boxes, not a name
+MAX_DOM_AUTHOR_CHARS = 60
+#: bylines beyond this many are lists of other stories' authors
+MAX_DOM_AUTHORS = 4
+#: a value double-encoded by its CMS ("&amp;#8217;") needs this many decoding rounds
+MAX_UNESCAPE_ROUNDS = 3
+#: tags that end a line of text: replaced by a space when markup is stripped from a value
+_BLOCK_TAG = re.compile(r"<(?:br|/?p|/?div|/?li|/?h[1-6]|/?tr|/?td)\b[^>]*>", re.IGNORECASE)
+_ANY_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
+
 #: JSON-LD blocks above this size are skipped: they are data dumps, not page metadata.
 MAX_JSONLD_CHARS = 500_000
 
@@ -81,7 +112,9 @@ class Structured:
     article_types: list[str] = field(default_factory=list)
     listing: bool = False
     headline: str | None = None
+    #: people named as authors; ``jsonld_organisations``: authors typed as an organisation
     jsonld_authors: list[str] = field(default_factory=list)
+    jsonld_organisations: list[str] = field(default_factory=list)
     jsonld_published: str | None = None
     jsonld_modified: str | None = None
     article_body: str | None = None
@@ -90,6 +123,8 @@ class Structured:
     jsonld_image: str | None = None
     meta: dict[str, str] = field(default_factory=dict)
     meta_authors: list[str] = field(default_factory=list)
+    #: names in visible byline elements, in page order (inside <article> when there is one)
+    dom_authors: list[str] = field(default_factory=list)
     time_published: str | None = None
     canonical: str | None = None
     html_lang: str | None = None
@@ -113,14 +148,30 @@ def read_structured(tree: HtmlElement) -> Structured:
     return found
 
 
+def clean_value(value: str) -> str:
+    """Text of a value the page declares (JSON-LD, OpenGraph, meta, <title>): entities decoded
+    (also when double-encoded), markup stripped, whitespace squashed. The one place this is done.
+    """
+    for _ in range(MAX_UNESCAPE_ROUNDS):
+        if "&" not in value:
+            break
+        decoded = html.unescape(value)
+        if decoded == value:
+            break
+        value = decoded
+    if "<" in value and ">" in value:
+        value = _ANY_TAG.sub("", _BLOCK_TAG.sub(" ", value))
+    return " ".join(value.replace("\u00a0", " ").split())
+
+
 def _text(element: HtmlElement) -> str:
-    return " ".join(element.text_content().split())
+    return clean_value(element.text_content())
 
 
 def _read_meta(tree: HtmlElement, found: Structured) -> None:
     for meta in tree.iter("meta"):
         key = (meta.get("property") or meta.get("name") or meta.get("itemprop") or "").strip()
-        content = (meta.get("content") or "").strip()
+        content = clean_value(meta.get("content") or "")
         if not key or not content:
             continue
         key = key.lower()
@@ -144,6 +195,22 @@ def _read_meta(tree: HtmlElement, found: Structured) -> None:
     h1 = tree.find(".//h1")
     if h1 is not None:
         found.h1 = _text(h1) or None
+    found.dom_authors = _dom_authors(tree)
+
+
+def _dom_authors(tree: HtmlElement) -> list[str]:
+    scope = tree.find(".//article")
+    names: list[str] = []
+    for element in (scope if scope is not None else tree).xpath(DOM_AUTHOR_XPATH):
+        if not isinstance(element, HtmlElement) or element.tag in ("meta", "link"):
+            continue
+        named = element.xpath(".//*[@itemprop='name']")
+        text = _text(named[0]) if named and isinstance(named[0], HtmlElement) else _text(element)
+        if text and len(text) <= MAX_DOM_AUTHOR_CHARS and text not in names:
+            names.append(text)
+        if len(names) >= MAX_DOM_AUTHORS:
+            break
+    return names
 
 
 def _jsonld_nodes(tree: HtmlElement) -> Iterator[dict[str, Any]]:
@@ -188,7 +255,7 @@ def _types(node: dict[str, Any]) -> list[str]:
 
 def _string(value: Any) -> str | None:
     if isinstance(value, str):
-        return value.strip() or None
+        return clean_value(value) or None
     if isinstance(value, list) and value:
         return _string(value[0])
     if isinstance(value, dict):
@@ -198,14 +265,22 @@ def _string(value: Any) -> str | None:
     return None
 
 
-def _names(value: Any) -> list[str]:
+def _names(value: Any, *, organisations: bool = False) -> list[str]:
+    """Names of the people (or, with ``organisations``, of the organisations) in ``value``.
+
+    A bare string counts as a person: schema.org says nothing, and bylines name people.
+    """
     if isinstance(value, str):
-        return [value]
+        name = clean_value(value)
+        return [name] if name and not organisations else []
     if isinstance(value, dict):
+        is_organisation = any(t in ORGANISATION_TYPES for t in _types(value))
+        if is_organisation != organisations:
+            return []
         name = _string(value.get("name"))
         return [name] if name else []
     if isinstance(value, list):
-        return [name for item in value for name in _names(item)]
+        return [name for item in value for name in _names(item, organisations=organisations)]
     return []
 
 
@@ -235,6 +310,7 @@ def _read_jsonld_node(node: dict[str, Any], found: Structured) -> None:
         return
     found.headline = _string(node.get("headline")) or _string(node.get("name"))
     found.jsonld_authors = _names(node.get("author"))
+    found.jsonld_organisations = _names(node.get("author"), organisations=True)
     found.jsonld_published = _string(node.get("datePublished")) or _string(node.get("dateCreated"))
     found.jsonld_modified = _string(node.get("dateModified"))
     body = node.get("articleBody")
