@@ -54,6 +54,12 @@ AUTHOR_JUNK = frozenset(
         "wire services",
         "haber merkezi",
         "by",
+        "von",
+        "par",
+        "por",
+        "av",
+        "door",
+        "yazan",
     }
 )
 #: prefixes stripped from author strings
@@ -61,7 +67,17 @@ AUTHOR_PREFIXES = re.compile(
     r"^(?:by|written by|reporting by|words by|author|authors|yazar|von|par|por)\s*[:\-]?\s+",
     re.IGNORECASE,
 )
-AUTHOR_SPLIT = re.compile(r"\s*(?:,|;|\band\b|\bwith\b|&|\bve\b|\||\s[-–—]\s)\s*")
+#: "and"/"with" in the languages of the pages we read (en, de, fr, es/pt/it, nl, nordic, tr)
+AUTHOR_SPLIT = re.compile(
+    r"\s*(?:,|;|&|\||\s[-–—]\s|\b(?:and|with|und|mit|et|avec|y|e|con|en|og|och|ve|ile)\b)\s*",
+    re.IGNORECASE,
+)
+#: author values that credit a photo or a source, not a writer ("Foto: X", "Quelle: dpa")
+AUTHOR_CREDIT = re.compile(
+    r"^(?:photo|foto|image|bild|picture|quelle|source|kaynak|credit)s?\s*:", re.IGNORECASE
+)
+#: a trailing "(abc)" is the author's initials or desk code: "Elena Oberholzer (obe)"
+AUTHOR_TRAILING_CODE = re.compile(r"\s*\([^()]{0,12}\)?$")
 MAX_AUTHOR_WORDS = 5
 #: query parameters that only track campaigns or clicks: never part of an article's identity
 TRACKING_PARAMS = re.compile(
@@ -216,10 +232,11 @@ def clean_authors(
     seen: set[str] = set()
     for value in raw:
         value = unicodedata.normalize("NFC", " ".join(value.split()))
-        if not value or "://" in value or value.startswith("www."):
+        if not value or "://" in value or value.startswith("www.") or AUTHOR_CREDIT.match(value):
             continue
         for part in AUTHOR_SPLIT.split(AUTHOR_PREFIXES.sub("", value)):
-            name = AUTHOR_PREFIXES.sub("", part.strip(" \t.:,;-–—|()[]\"'"))
+            name = AUTHOR_TRAILING_CODE.sub("", part.strip())
+            name = AUTHOR_PREFIXES.sub("", name.strip(" \t.:,;-–—|()[]\"'"))
             key = normalise_key(name)
             if (
                 not key

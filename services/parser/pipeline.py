@@ -58,6 +58,12 @@ MAX_LONG_TOKEN_RATIO = 0.05
 LONG_TOKEN_CHARS = 40
 #: garbage is judged on the first tokens: enough to tell, and bounded on long texts
 GARBAGE_SAMPLE_TOKENS = 400
+#: scripts written without spaces between words (CJK ideographs, kana, Thai): text mostly in
+#: them is judged and counted by characters, at this many characters per word
+_UNSPACED = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+UNSPACED_SCRIPT_SHARE = 0.3
+UNSPACED_CHARS_PER_WORD = 2
+GARBAGE_SAMPLE_CHARS = 2000
 #: titles of error pages served with status 200 ("soft 404s")
 ERROR_TITLE = re.compile(
     r"\b(?:404|410|500|503|page not found|not found|access denied|forbidden"
@@ -141,7 +147,17 @@ def _link_text_ratio(tree: HtmlElement) -> float:
     return linked / total if total else 0.0
 
 
+def _unspaced_share(text: str) -> float:
+    sample = "".join(text[:GARBAGE_SAMPLE_CHARS].split())
+    return len(_UNSPACED.findall(sample)) / len(sample) if sample else 0.0
+
+
 def _is_garbage(text: str) -> bool:
+    if _unspaced_share(text) >= UNSPACED_SCRIPT_SHARE:
+        # Chinese, Japanese, Thai: no spaces between words, so tokens say nothing; judge the
+        # characters instead
+        sample = "".join(text[:GARBAGE_SAMPLE_CHARS].split())
+        return sum(c.isalnum() for c in sample) / len(sample) < MIN_WORDLIKE_RATIO
     tokens = text.split()[:GARBAGE_SAMPLE_TOKENS]
     if not tokens:
         return False
@@ -151,6 +167,13 @@ def _is_garbage(text: str) -> bool:
         wordlike / len(tokens) < MIN_WORDLIKE_RATIO
         or long_tokens / len(tokens) > MAX_LONG_TOKEN_RATIO
     )
+
+
+def _word_count(text: str) -> int:
+    """Words; in text mostly in an unspaced script, its characters / UNSPACED_CHARS_PER_WORD."""
+    if _unspaced_share(text) >= UNSPACED_SCRIPT_SHARE:
+        return max(len(text.split()), len(_UNSPACED.findall(text)) // UNSPACED_CHARS_PER_WORD)
+    return len(text.split())
 
 
 def _htmldate(tree: HtmlElement, *, url: str, now: datetime) -> str | None:
@@ -185,7 +208,7 @@ def _parse(page: Page, *, settings: Settings, now: datetime, limit: TimeLimit) -
     chosen = metadata.choose_title(
         (st.headline, st.first_meta(TITLE_META), st.title_tag, st.h1, page.entry.title),
         site_names=known_sites,
-        references=(st.h1, st.first_meta(TITLE_META), st.headline),
+        references=(st.headline_shown, st.h1, st.first_meta(TITLE_META), st.headline),
     )
     title = chosen.text
     # no declared name: the one the page's own <title> shows beats the bare host name
@@ -214,7 +237,7 @@ def _parse(page: Page, *, settings: Settings, now: datetime, limit: TimeLimit) -
     record_extractor_duplicates(tree, cleaned)
     body_text = "\n\n".join(cleaned.paragraphs)
     check_replacement_chars(f"{title or ''} {body_text}", charset=page.charset)
-    word_count = len(body_text.split())
+    word_count = _word_count(body_text)
     paywalled = st.is_free is False or cleaned.paywall_prompt
     if title and ERROR_TITLE.search(title) and word_count < TEASER_MAX_WORDS and not has_markup:
         raise PermanentError(f"error page titled {title!r}", kind="not_article")

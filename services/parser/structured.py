@@ -86,6 +86,18 @@ ORGANISATION_TYPES = frozenset(
         "WebSite",
     }
 )
+#: where the headline a reader sees is, best first; a page-wide <h1> only when it is the only
+#: one (several: one of them is a logo or a teaser)
+SHOWN_HEADLINE_XPATHS = (
+    "//article//h1",
+    "//main//h1",
+    "//*[@itemprop='headline' and not(self::meta)]",
+    "//h1",
+)
+#: one word is a logo or a section label, not a headline
+MIN_SHOWN_HEADLINE_WORDS = 2
+#: an empty kicker leaves ": Headline" behind
+TITLE_EDGE_PUNCTUATION = " :|-–—·•"
 #: visible bylines: author links and elements whose class names an author or byline
 DOM_AUTHOR_XPATH = (
     ".//*[@rel='author' or @itemprop='author' or contains(@class, 'author')"
@@ -99,6 +111,9 @@ MAX_DOM_AUTHORS = 4
 MAX_UNESCAPE_ROUNDS = 3
 #: tags that end a line of text: replaced by a space when markup is stripped from a value
 _BLOCK_TAG = re.compile(r"<(?:br|/?p|/?div|/?li|/?h[1-6]|/?tr|/?td)\b[^>]*>", re.IGNORECASE)
+#: invisible characters CMSes leave in headlines (soft hyphen, ZWSP, word joiner, BOM); not
+#: ZWNJ/ZWJ, which Persian and Kurdish spelling needs
+_INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u2060\ufeff"))
 _ANY_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
 
 #: JSON-LD blocks above this size are skipped: they are data dumps, not page metadata.
@@ -130,6 +145,8 @@ class Structured:
     html_lang: str | None = None
     title_tag: str | None = None
     h1: str | None = None
+    #: the headline a reader sees: the <h1> of the article (or the page's only <h1>)
+    headline_shown: str | None = None
 
     def first_meta(self, names: tuple[str, ...]) -> str | None:
         for name in names:
@@ -161,7 +178,8 @@ def clean_value(value: str) -> str:
         value = decoded
     if "<" in value and ">" in value:
         value = _ANY_TAG.sub("", _BLOCK_TAG.sub(" ", value))
-    return " ".join(value.replace("\u00a0", " ").split())
+    value = value.replace("\u00a0", " ").translate(_INVISIBLE)
+    return " ".join(value.split())
 
 
 def _text(element: HtmlElement) -> str:
@@ -195,7 +213,18 @@ def _read_meta(tree: HtmlElement, found: Structured) -> None:
     h1 = tree.find(".//h1")
     if h1 is not None:
         found.h1 = _text(h1) or None
+    found.headline_shown = _shown_headline(tree)
     found.dom_authors = _dom_authors(tree)
+
+
+def _shown_headline(tree: HtmlElement) -> str | None:
+    for xpath in SHOWN_HEADLINE_XPATHS:
+        found = [e for e in tree.xpath(xpath) if isinstance(e, HtmlElement)]
+        if found and (xpath != SHOWN_HEADLINE_XPATHS[-1] or len(found) == 1):
+            text = _text(found[0]).strip(TITLE_EDGE_PUNCTUATION)
+            if len(text.split()) >= MIN_SHOWN_HEADLINE_WORDS:
+                return text
+    return None
 
 
 def _dom_authors(tree: HtmlElement) -> list[str]:

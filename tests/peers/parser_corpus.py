@@ -15,7 +15,8 @@ Both systems see the same HTML: newsflow's :func:`parse_page` and plain
 ``trafilatura.bare_extraction`` with default settings and metadata. A page newsflow refuses
 (not an article, empty ...) scores as empty output, which is what a user would get.
 
-Fair normalisation: titles compared after NFKC and whitespace squashing; authors as sets of
+Fair normalisation: titles compared after NFKC, whitespace squashing, invisible characters
+dropped and typographic quotes straightened; authors as sets of
 NFKC, case-folded, whitespace-squashed names (order ignored); dates as instants (an expected
 value without a zone matches an instant whose UTC offset would explain it, i.e. a whole number
 of quarter-hours within +-14 h; an expected value at midnight or a bare date compares days).
@@ -250,8 +251,12 @@ def body_scores(expected: str, got: str) -> tuple[float, float, float]:
     return precision, recall, f1
 
 
+#: invisible characters (soft hyphen, zero-width space, word joiner, BOM) are not text
+_INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u2060\ufeff"))
+
+
 def _squash(text: str) -> str:
-    return " ".join(unicodedata.normalize("NFKC", text).split())
+    return " ".join(unicodedata.normalize("NFKC", text).translate(_INVISIBLE).split())
 
 
 def segment_counts(case: Case, got: str) -> tuple[int, int, int, int]:
@@ -262,8 +267,14 @@ def segment_counts(case: Case, got: str) -> tuple[int, int, int, int]:
     return tp, len(case.with_segments) - tp, fp, len(case.without_segments) - fp
 
 
+#: typographic quotes compare equal to straight ones (corpora mix them within one title)
+_QUOTES = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "„": '"'})
+
+
 def title_match(expected: str, got: str | None) -> bool:
-    return got is not None and _squash(expected) == _squash(got)
+    return got is not None and _squash(expected).translate(_QUOTES) == _squash(got).translate(
+        _QUOTES
+    )
 
 
 def _author_key(name: str) -> str:
@@ -327,6 +338,9 @@ class PageResult:
     got_title: str | None = None
     got_authors: list[str] | None = None
     got_date: str | None = None
+    want_title: str | None = None
+    want_authors: list[str] | None = None
+    want_date: str | None = None
 
 
 def score(case: Case, system: str, out: Output) -> PageResult:
@@ -342,6 +356,11 @@ def score(case: Case, system: str, out: Output) -> PageResult:
     if case.published:
         result.date = date_match(case.published, out.published)
     result.got_title, result.got_authors, result.got_date = out.title, out.authors, out.published
+    result.want_title, result.want_authors, result.want_date = (
+        case.title,
+        case.authors,
+        case.published,
+    )
     return result
 
 
