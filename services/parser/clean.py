@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from lxml.html import HtmlElement
 
-from services.parser.extract import PHOTO_CREDIT, Caption
+from services.parser.extract import Caption
 from shared.messages import RemovedSpan
 
 _MONTH = (
@@ -142,13 +142,24 @@ _COMPILED = tuple(
 #: "Daquq Motors ad" could be a sentence fragment worth keeping.
 _BRAND = r"(?:[\w&'’.,+-]+\s+){1,5}"
 _AD_WORD = r"(?:adv[ae]r?t\w*|ads?|reklam\w*|anzeige|annonce|publicit[eé]|إعلان)"
-_SPONSOR_WORD = r"(?:sponsor(?:ed|lu)?|promoted|promo|paid (?:post|content|partnership)|partner content)"
+_SPONSOR_WORD = (
+    r"(?:sponsor(?:ed|lu)?|promoted|promo|paid (?:post|content|partnership)|partner content)"
+)
 EDGE_RULES: tuple[tuple[str, str, int], ...] = (
-    ("advertisement", rf"[\W_]*{_BRAND}{_AD_WORD}[\W_]*|[\W_]*{_AD_WORD}\s*[:|–—-]?\s*{_BRAND}?\S+[\W_]*", 7),
-    ("sponsor", rf"[\W_]*{_BRAND}{_SPONSOR_WORD}[\W_]*|[\W_]*{_SPONSOR_WORD}\s*[:|–—-]?\s*{_BRAND}?\S+[\W_]*", 7),
+    (
+        "advertisement",
+        rf"[\W_]*{_BRAND}{_AD_WORD}[\W_]*|[\W_]*{_AD_WORD}\s*[:|–—-]?\s*{_BRAND}?\S+[\W_]*",
+        7,
+    ),
+    (
+        "sponsor",
+        rf"[\W_]*{_BRAND}{_SPONSOR_WORD}[\W_]*|[\W_]*{_SPONSOR_WORD}\s*[:|–—-]?\s*{_BRAND}?\S+[\W_]*",
+        7,
+    ),
 )
 _EDGE_COMPILED = tuple(
-    (reason, re.compile(pattern, re.IGNORECASE), max_words) for reason, pattern, max_words in EDGE_RULES
+    (reason, re.compile(pattern, re.IGNORECASE), max_words)
+    for reason, pattern, max_words in EDGE_RULES
 )
 #: rules that only apply near the top of the body (they would cut real text further down)
 TOP_ONLY_REASONS = frozenset({"byline", "dateline"})

@@ -9,6 +9,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Literal
 from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
@@ -258,11 +259,14 @@ def clean_authors(
     return names
 
 
+AuthorKind = Literal["person", "organization"]
+
+
 @dataclass(frozen=True, slots=True)
 class Authors:
     names: list[str]
     #: "person", or "organization" when no person is named and an organisation stands in
-    kind: str | None
+    kind: AuthorKind | None
 
 
 def choose_authors(
@@ -283,8 +287,8 @@ def choose_authors(
         found = clean_authors(source, site_names=names)
         if found:
             return Authors(found, "person")
-    for source in [*organisations, *people_sources]:
-        found = clean_authors(source, site_names=names, keep_sites=True)
+    for fallback in [*organisations, *people_sources]:
+        found = clean_authors(fallback, site_names=names, keep_sites=True)
         if found:
             return Authors(found, "organization")
     return Authors([], None)

@@ -203,7 +203,9 @@ def _parse(page: Page, *, settings: Settings, now: datetime, limit: TimeLimit) -
     host_name = metadata.host_site_name(page.host)
     declared_site = st.first_meta(SITE_NAME_META) or st.publisher
     known_sites = [
-        n for n in (declared_site, st.publisher, host_name, page.host, metadata.host_label(page.host)) if n
+        n
+        for n in (declared_site, st.publisher, host_name, page.host, metadata.host_label(page.host))
+        if n
     ]
     chosen = metadata.choose_title(
         (st.headline, st.first_meta(TITLE_META), st.title_tag, st.h1, page.entry.title),

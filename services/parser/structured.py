@@ -306,8 +306,8 @@ def _names(value: Any, *, organisations: bool = False) -> list[str]:
         is_organisation = any(t in ORGANISATION_TYPES for t in _types(value))
         if is_organisation != organisations:
             return []
-        name = _string(value.get("name"))
-        return [name] if name else []
+        named = _string(value.get("name"))
+        return [named] if named else []
     if isinstance(value, list):
         return [name for item in value for name in _names(item, organisations=organisations)]
     return []

@@ -373,7 +373,9 @@ def summarise(results: list[PageResult]) -> dict[str, Any]:
     f1s = [r.f1 for r in results if r.f1 is not None]
     if f1s:
         summary["body"] = {
-            "precision": round(sum(r.precision or 0 for r in results if r.f1 is not None) / len(f1s), 4),
+            "precision": round(
+                sum(r.precision or 0 for r in results if r.f1 is not None) / len(f1s), 4
+            ),
             "recall": round(sum(r.recall or 0 for r in results if r.f1 is not None) / len(f1s), 4),
             "f1": round(sum(f1s) / len(f1s), 4),
             "n": len(f1s),
@@ -386,7 +388,9 @@ def summarise(results: list[PageResult]) -> dict[str, Any]:
         summary["segments"] = {
             "precision": round(precision, 4),
             "recall": round(recall, 4),
-            "f1": round(2 * precision * recall / (precision + recall), 4) if precision + recall else 0.0,
+            "f1": round(2 * precision * recall / (precision + recall), 4)
+            if precision + recall
+            else 0.0,
             "accuracy": round((tp + tn) / (tp + tn + fp + fn), 4),
             "n": len(segments),
         }

@@ -1,0 +1,75 @@
+"""Issue 17 through a real parser worker (``newsflow worker parser``) on the broker: the stored
+article of each failing shape carries the exact body and fields a reader would expect."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from shared.kafka import make_producer
+from shared.messages import RemovedSpan
+from shared.topics import PAGES
+from tests.integration.parser.test_parser_service import _collect, _page
+from tests.support.processes import service_env, workers
+from tests.unit.parser.test_reader_view import (
+    KHABUR_CAPTION,
+    KIRKUK_BODY,
+    KIRKUK_LEAD,
+    KIRKUK_TITLE,
+    KIRKUK_URL,
+    NORTHGATE_BODY,
+    NORTHGATE_URL,
+)
+
+
+async def test_reader_view_through_the_parser_worker(
+    kafka_bootstrap: str, database_url: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    env = service_env(
+        bootstrap=kafka_bootstrap, database_url=database_url, prefix=topic_prefix, home=tmp_path
+    )
+    log_dir = tmp_path / "logs"
+    producer = make_producer(kafka_bootstrap)
+    await producer.start()
+    try:
+        with workers(["parser"], env, log_dir):
+            for partition, (name, url) in enumerate(
+                [
+                    ("northgate_zakho_water_plan.html", NORTHGATE_URL),
+                    ("kirkuk_post_checkpoint.html", KIRKUK_URL),
+                ]
+            ):
+                page = _page(name, url)
+                page = page.model_copy(
+                    update={"entry": page.entry.model_copy(update={"published_at": None})}
+                )
+                await producer.send_and_wait(
+                    topic_prefix + PAGES.name,
+                    page.to_bytes(),
+                    key=page.host.encode(),
+                    partition=partition,
+                )
+            got, _ = await _collect(
+                kafka_bootstrap, topic_prefix, articles=2, letters=0, log_dir=log_dir
+            )
+    finally:
+        await producer.stop()
+
+    by_url = {a.canonical_url: a for a in got}
+    northgate, kirkuk = by_url[NORTHGATE_URL], by_url[KIRKUK_URL]
+    # 1: strong old date kept with its source; 2-4: body; 5: decoded title; 6: a person
+    assert (northgate.published_at, northgate.published_source) == (
+        datetime(2019, 3, 12, 5, 30, tzinfo=UTC),
+        "jsonld",
+    )
+    assert northgate.body_text == NORTHGATE_BODY
+    assert northgate.captions[0] == KHABUR_CAPTION
+    assert RemovedSpan(text="Northgate Advertisment", reason="advertisement") in northgate.removed
+    assert (
+        northgate.title == "Zakho council’s water plan leaves villages dry as Duhok & Erbil argue"
+    )
+    assert (northgate.authors, northgate.author_kind) == (["Rebin Hassan"], "person")
+    # 2, 3, 4, 7 on the second shape
+    assert kirkuk.body_text == KIRKUK_BODY
+    assert RemovedSpan(text=KIRKUK_LEAD, reason="duplicate_paragraph") in kirkuk.removed
+    assert (kirkuk.title, kirkuk.site_name) == (KIRKUK_TITLE, "The Kirkuk Post")
