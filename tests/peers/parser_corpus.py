@@ -51,6 +51,8 @@ ZONE_STEP_S = 15 * 60
 #: instants closer than this are the same published time (seconds are often dropped)
 SAME_INSTANT = timedelta(minutes=1)
 _WORD = re.compile(r"\w+")
+#: max_date_lag_days for pages without a crawl date: a century, i.e. no first-seen check
+UNKNOWN_FIRST_SEEN_LAG_DAYS = 36_500.0
 
 
 @dataclass(slots=True)
@@ -182,7 +184,10 @@ def run_newsflow(case: Case) -> Output:
     from shared.messages import Page
     from shared.settings import Settings
 
+    # without a crawl date (trafilatura's set) nobody knows when the URL was first seen, so the
+    # first-seen lag check on weak dates (which needs that instant) is off for those pages
     seen = case.crawled_at or datetime(2026, 1, 1, tzinfo=UTC)
+    lag_days = 365.0 if case.crawled_at else UNKNOWN_FIRST_SEEN_LAG_DAYS
     page = Page(
         url=case.url,
         final_url=case.url,
@@ -197,7 +202,9 @@ def run_newsflow(case: Case) -> Output:
     try:
         article = parse_page(
             page,
-            settings=Settings(database_url=None, kafka_bootstrap=None),
+            settings=Settings(
+                database_url=None, kafka_bootstrap=None, max_date_lag_days=lag_days
+            ),
             now=seen + timedelta(days=1),
         )
     except PermanentError as exc:
