@@ -164,6 +164,12 @@ _EDGE_COMPILED = tuple(
 #: rules that only apply near the top of the body (they would cut real text further down)
 TOP_ONLY_REASONS = frozenset({"byline", "dateline"})
 TOP_LINES = 4
+#: a run of at least NAV_RUN lines of at most NAV_MAX_WORDS words and NAV_MAX_CHARS
+#: characters (scripts without spaces), none ending a sentence, opening the text is a menu or
+#: breadcrumb trail the extractor took in ("- News", "- World")
+NAV_RUN = 3
+NAV_MAX_WORDS = 5
+NAV_MAX_CHARS = 40
 #: a paragraph must be this long to count as a repeat (short labels legitimately recur)
 MIN_DUPLICATE_CHARS = 30
 #: a paragraph this long found inside another (a standfirst, then the lead that starts with
@@ -176,7 +182,7 @@ NEAR_DUPLICATE_OVERLAP = 0.9
 #: after a "Related stories" heading, headline-like lines up to this length are list items
 MAX_RELATED_ITEM_WORDS = 20
 _LIST_MARKER = re.compile(r"^[-•*·▪►»]\s+")
-_SENTENCE_END = re.compile(r"[.!?…\"'”’]$")
+_SENTENCE_END = re.compile(r"[.!?…\"'”’。！？」؟]$")
 
 
 @dataclass(slots=True)
@@ -220,6 +226,20 @@ def _caption_keys(captions: Sequence[Caption]) -> dict[str, str]:
                 keys.setdefault(normalise_key(variant), caption.text)
     keys.pop("", None)
     return keys
+
+
+def _leading_navigation(texts: Sequence[str]) -> int:
+    """How many of the first lines are a menu or breadcrumb trail (0: none, see NAV_RUN)."""
+    run = 0
+    for text in texts:
+        if (
+            len(text.split()) > NAV_MAX_WORDS
+            or len(text) > NAV_MAX_CHARS
+            or _SENTENCE_END.search(text)
+        ):
+            break
+        run += 1
+    return run if run >= NAV_RUN else 0
 
 
 def _edge_rule(text: str) -> str | None:
@@ -343,9 +363,15 @@ def clean_paragraphs(
         if text not in out.captions:
             out.captions.append(text)
 
-    for position, raw in enumerate(paragraphs):
-        text = normalise_paragraph(raw)
+    texts = [normalise_paragraph(raw) for raw in paragraphs]
+    navigation = _leading_navigation([t for t in texts if t])
+    for position, text in enumerate(texts):
         if not text:
+            continue
+        if navigation:
+            navigation -= 1
+            # a byline or dateline inside the run keeps its own reason (authors come from it)
+            cut(text, _match_rule(text, position=position) or "navigation")
             continue
         key = normalise_key(text)
         if not key:

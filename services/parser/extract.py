@@ -13,6 +13,7 @@ the chain continues:
 
 from __future__ import annotations
 
+import html
 import logging
 import re
 from dataclasses import dataclass
@@ -30,6 +31,15 @@ logger = logging.getLogger(__name__)
 MIN_BODY_WORDS = 40
 #: the primary extraction counts as truncated below this share of JSON-LD articleBody words
 TRUNCATED_RATIO = 0.6
+#: a primary text shorter than this, or with less than PROSE_SHARE of its words in prose
+#: paragraphs (a menu, a teaser list), is checked against trafilatura's full mode, which wins
+#: when it has RECHECK_GAIN times the prose words: fast mode sometimes stops after the first
+#: block of a long article, or takes the navigation for it
+RECHECK_WORDS = 250
+PROSE_SHARE = 0.5
+RECHECK_GAIN = 1.5
+#: paragraphs of at least this many words are prose (not a menu item, label or headline)
+MIN_PROSE_WORDS = 10
 #: a <p> shorter than this does not count towards paragraph density (bylines, labels)
 MIN_DENSITY_PARAGRAPH_CHARS = 40
 
@@ -226,6 +236,11 @@ def _words(paragraphs: list[str]) -> int:
     return sum(len(p.split()) for p in paragraphs)
 
 
+def _prose_words(paragraphs: list[str]) -> int:
+    counts = (len(p.split()) for p in paragraphs)
+    return sum(n for n in counts if n >= MIN_PROSE_WORDS)
+
+
 def _trafilatura(tree: HtmlElement, *, url: str, fast: bool) -> list[str]:
     document = trafilatura.bare_extraction(
         tree,
@@ -242,6 +257,8 @@ def _trafilatura(tree: HtmlElement, *, url: str, fast: bool) -> list[str]:
 
 
 def _jsonld_paragraphs(article_body: str) -> list[str]:
+    if "&" in article_body and not ("<" in article_body and ">" in article_body):
+        article_body = html.unescape(article_body)  # "&nbsp;" in a plain-text articleBody
     if "<" in article_body and ">" in article_body:
         try:
             fragment = lxml.html.fragment_fromstring(article_body, create_parent="div")
@@ -284,6 +301,10 @@ def extract_body(tree: HtmlElement, *, url: str, article_body: str | None) -> Ex
             logger.debug("trafilatura text truncated (%s words), using JSON-LD articleBody", words)
             return Extraction(from_jsonld, "jsonld")
     if words >= MIN_BODY_WORDS:
+        if words < RECHECK_WORDS or _prose_words(primary) < PROSE_SHARE * words:
+            full = _trafilatura(tree, url=url, fast=False)
+            if _prose_words(full) >= RECHECK_GAIN * max(_prose_words(primary), 1):
+                return Extraction(full, "trafilatura_recall")
         return Extraction(primary, "trafilatura")
     best = Extraction(primary, "trafilatura")
     for method in ("trafilatura_recall", "density"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import logging
 import re
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -147,6 +148,10 @@ def _link_text_ratio(tree: HtmlElement) -> float:
     return linked / total if total else 0.0
 
 
+def _strip_marks(token: str) -> str:
+    return "".join(ch for ch in token if not unicodedata.category(ch).startswith("M"))
+
+
 def _unspaced_share(text: str) -> float:
     sample = "".join(text[:GARBAGE_SAMPLE_CHARS].split())
     return len(_UNSPACED.findall(sample)) / len(sample) if sample else 0.0
@@ -158,7 +163,8 @@ def _is_garbage(text: str) -> bool:
         # characters instead
         sample = "".join(text[:GARBAGE_SAMPLE_CHARS].split())
         return sum(c.isalnum() for c in sample) / len(sample) < MIN_WORDLIKE_RATIO
-    tokens = text.split()[:GARBAGE_SAMPLE_TOKENS]
+    # vowel signs and other combining marks (Devanagari, Arabic harakat) are parts of words
+    tokens = [_strip_marks(t) for t in text.split()[:GARBAGE_SAMPLE_TOKENS]]
     if not tokens:
         return False
     wordlike = sum(1 for t in tokens if _WORDLIKE.match(t))

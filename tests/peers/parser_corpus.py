@@ -245,7 +245,11 @@ SYSTEMS: dict[str, Callable[[Case], Output]] = {
 
 
 def words(text: str) -> Counter[str]:
-    return Counter(_WORD.findall(unicodedata.normalize("NFKC", text).casefold()))
+    """Word multiset; combining marks dropped first, so a Devanagari or Arabic word with vowel
+    signs stays one word (\\w does not match the marks)."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = "".join(ch for ch in text if not unicodedata.category(ch).startswith("M"))
+    return Counter(_WORD.findall(text))
 
 
 def body_scores(expected: str, got: str) -> tuple[float, float, float]:
