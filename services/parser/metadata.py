@@ -10,7 +10,7 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -297,6 +297,16 @@ def choose_authors(
 # --- dates -------------------------------------------------------------------------------------
 
 
+#: UTC offsets (hours) of zone abbreviations pages write into dates; unknown ones count as UTC
+ZONE_ABBREVIATIONS = {
+    "UTC": 0.0, "GMT": 0.0, "Z": 0.0, "WET": 0.0, "BST": 1.0, "WEST": 1.0, "CET": 1.0,
+    "CEST": 2.0, "MEZ": 1.0, "MESZ": 2.0, "EET": 2.0, "EEST": 3.0, "TRT": 3.0, "MSK": 3.0,
+    "AST": 3.0, "IRST": 3.5, "GST": 4.0, "IST": 5.5, "EST": -5.0, "EDT": -4.0, "CST": -6.0,
+    "CDT": -5.0, "MST": -7.0, "MDT": -6.0, "PST": -8.0, "PDT": -7.0, "JST": 9.0, "KST": 9.0,
+}  # fmt: skip
+_ZONE_NAME = re.compile(r"\b([A-Z]{1,4}T|Z|MEZ|MESZ)\b")
+
+
 def parse_datetime(value: str | datetime | None) -> datetime | None:
     """ISO 8601 or RFC 2822 -> aware UTC datetime; naive values are taken as UTC."""
     if value is None:
@@ -318,7 +328,11 @@ def parse_datetime(value: str | datetime | None) -> datetime | None:
     if parsed is None:
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
+        # "Fri Apr 28 19:20:36 CEST 2023" (Java's Date.toString): the RFC 2822 parser reads it
+        # but knows only US zone names; a zone named in the text is the page's own statement
+        zone = _ZONE_NAME.search(value) if isinstance(value, str) else None
+        offset = ZONE_ABBREVIATIONS.get(zone[1], 0.0) if zone else 0.0
+        parsed = parsed.replace(tzinfo=timezone(timedelta(hours=offset)))
     return parsed.astimezone(UTC)
 
 

@@ -42,6 +42,7 @@ LISTING_TYPES = frozenset({"CollectionPage", "ItemList", "SearchResultsPage"})
 #: meta tags holding a publication date, best first (property= or name= or itemprop=).
 PUBLISHED_META = (
     "article:published_time",
+    "article:published:time",
     "og:published_time",
     "datepublished",
     "pubdate",
@@ -56,6 +57,7 @@ PUBLISHED_META = (
 )
 MODIFIED_META = (
     "article:modified_time",
+    "article:modified:time",
     "og:updated_time",
     "datemodified",
     "dcterms.modified",
@@ -116,6 +118,8 @@ _BLOCK_TAG = re.compile(r"<(?:br|/?p|/?div|/?li|/?h[1-6]|/?tr|/?td)\b[^>]*>", re
 _INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u2060\ufeff"))
 _ANY_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
 
+#: JSON-LD keys whose values are further nodes describing the page
+NESTED_NODE_KEYS = ("mainEntity", "@graph")
 #: JSON-LD blocks above this size are skipped: they are data dumps, not page metadata.
 MAX_JSONLD_CHARS = 500_000
 
@@ -202,7 +206,10 @@ def _read_meta(tree: HtmlElement, found: Structured) -> None:
         if "canonical" in rels and found.canonical is None and link.get("href"):
             found.canonical = link.get("href", "").strip()
     for time_el in tree.iter("time"):
-        if (time_el.get("itemprop") or "").lower() == "datepublished" and time_el.get("datetime"):
+        marked = (time_el.get("itemprop") or "").lower() == "datepublished"
+        marked = marked or time_el.get("pubdate") is not None
+        marked = marked or "published" in (time_el.get("class") or "").lower().split()
+        if marked and time_el.get("datetime"):
             found.time_published = time_el.get("datetime")
             break
     root = tree.getroottree().getroot()
@@ -260,7 +267,8 @@ def _jsonld_nodes(tree: HtmlElement) -> Iterator[dict[str, Any]]:
 
 
 def _walk(data: Any) -> Iterator[dict[str, Any]]:
-    """Top-level nodes and ``@graph`` members, depth-first, without recursion."""
+    """Top-level nodes, ``@graph`` members and a WebPage's ``mainEntity`` (where some CMSes
+    put the article), depth-first, without recursion."""
     stack = [data]
     while stack:
         item = stack.pop()
@@ -268,9 +276,10 @@ def _walk(data: Any) -> Iterator[dict[str, Any]]:
             stack.extend(reversed(item))
         elif isinstance(item, dict):
             yield item
-            graph = item.get("@graph")
-            if graph is not None:
-                stack.append(graph)
+            for key in NESTED_NODE_KEYS:
+                nested = item.get(key)
+                if isinstance(nested, (dict, list)):
+                    stack.append(nested)
 
 
 def _types(node: dict[str, Any]) -> list[str]:
