@@ -20,6 +20,8 @@ from services.parser.clean import normalise_key
 #: middots and guillemets separate even without spaces; dashes and slashes only with spaces
 #: around them ("Erbil-Baghdad talks", "24/7").
 TITLE_SEPARATORS = ("|", "::", "·", "•", "»", "«", " - ", " – ", " — ", " / ", " ~ ")
+#: what an empty kicker leaves at a title's edges
+TITLE_EDGE_PUNCTUATION = " :|·•/"  # not dashes: "- Quote" opens a quotation in Nordic copy
 #: the part cut from a title must look like a name, not a second headline
 MAX_SITE_NAME_WORDS = 6
 #: author strings that are roles or placeholders, not people (compared by normalise_key)
@@ -154,20 +156,49 @@ def strip_site_suffix(title: str, *, site_names: Iterable[str]) -> str:
     return title
 
 
-def split_by_agreement(title: str, references: Iterable[str]) -> tuple[str, str | None]:
+def _related_to_site(affix: str, declared: Iterable[str], host_label: str | None) -> bool:
+    """An affix is the site's name unless the page declares a name it has nothing in common
+    with (then it is a kicker: "Nationale Demo / Headline")."""
+    names = [n for n in declared if n]
+    if not names:
+        return True
+    key = normalise_key(affix)
+    compact = key.replace(" ", "")
+    if host_label and len(host_label) >= 3 and (host_label in compact or compact in host_label):
+        return True
+    words = set(key.split())
+    return any(words & set(normalise_key(name).split()) for name in names) or any(
+        compact in normalise_key(name).replace(" ", "") for name in names
+    )
+
+
+def split_by_agreement(
+    title: str,
+    references: Iterable[str],
+    *,
+    declared: Iterable[str] = (),
+    host_label: str | None = None,
+) -> tuple[str, str | None]:
     """``("Headline | Site", ["Headline"])`` -> ``("Headline", "Site")``.
 
-    A title that is another of the page's headlines (the <h1>, og:title) plus a short
-    affix at a separator is that headline; the affix is the site's name. Unchanged (with
-    ``None``) when no reference agrees.
+    A title that is another of the page's headlines (the <h1>, og:title) plus a short affix at
+    a separator is that headline. A suffix is furniture (the site's name, a section); a prefix
+    is the site's name unless the page ``declared`` a name it has nothing in common with, when
+    it is a kicker and stays (see _related_to_site).
+    Unchanged (with ``None``) when no reference agrees.
     """
     # a reference equal to the title itself (og:title repeating <title>) agrees with nothing
     keys = {normalise_key(r) for r in references if r} - {"", normalise_key(title)}
     if not keys:
         return title, None
+    declared = list(declared)
     for head, tail in _splits(title):
-        for kept, affix in ((head, tail), (tail, head)):
-            if normalise_key(kept) in keys and len(affix.split()) <= MAX_SITE_NAME_WORDS:
+        for kept, affix, is_prefix in ((head, tail, False), (tail, head, True)):
+            if (
+                normalise_key(kept) in keys
+                and len(affix.split()) <= MAX_SITE_NAME_WORDS
+                and (not is_prefix or _related_to_site(affix, declared, host_label))
+            ):
                 return kept, affix
     return title, None
 
@@ -184,6 +215,8 @@ def choose_title(
     *,
     site_names: Iterable[str],
     references: Iterable[str | None] = (),
+    declared: Iterable[str | None] = (),
+    host_label: str | None = None,
 ) -> Title:
     """The first non-empty candidate, without the site's name.
 
@@ -199,7 +232,11 @@ def choose_title(
         if not candidate or not candidate.strip():
             continue
         title = strip_site_suffix(" ".join(candidate.split()), site_names=names)
-        title, cut = split_by_agreement(title, agreed)
+        title, cut = split_by_agreement(
+            title, agreed, declared=[d for d in declared if d], host_label=host_label
+        )
+        # an empty kicker or label leaves ": Headline" behind
+        title = title.strip(TITLE_EDGE_PUNCTUATION)
         affix = affix or cut
         if title:
             titles.append(title)

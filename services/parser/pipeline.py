@@ -217,6 +217,8 @@ def _parse(page: Page, *, settings: Settings, now: datetime, limit: TimeLimit) -
         (st.headline, st.first_meta(TITLE_META), st.title_tag, st.h1, page.entry.title),
         site_names=known_sites,
         references=(st.headline_shown, st.h1, st.first_meta(TITLE_META), st.headline),
+        declared=(declared_site, st.publisher),
+        host_label=metadata.host_label(page.host),
     )
     title = chosen.text
     # no declared name: the one the page's own <title> shows beats the bare host name
