@@ -170,6 +170,11 @@ TOP_LINES = 4
 NAV_RUN = 3
 NAV_MAX_WORDS = 5
 NAV_MAX_CHARS = 40
+#: a last line of 2-3 capitalised words and nothing else is the reporter's sign-off
+#: ("Lê Phương"), recorded as a byline so the author is kept
+_CAP_WORD = r"(?-i:[^\W\d_a-zçğıöşü][^\W\d_]*(?:[-'’][^\W\d_]+)*\.?)"
+#: (a late "By Name" line stays: the byline rule only applies near the top, see TOP_LINES)
+_SIGN_OFF = re.compile(rf"(?!(?i:by|von|par|por)\s){_CAP_WORD}(?:\s+{_CAP_WORD}){{1,2}}")
 #: a paragraph must be this long to count as a repeat (short labels legitimately recur)
 MIN_DUPLICATE_CHARS = 30
 #: a paragraph this long found inside another (a standfirst, then the lead that starts with
@@ -420,6 +425,10 @@ def clean_paragraphs(
     # promotional furniture closing the text ("Northgate Advertisment", "Sponsored")
     while out.paragraphs and (reason := _edge_rule(out.paragraphs[-1])) is not None:
         cut(out.paragraphs.pop(), reason)
+        kept_order.pop()
+    # the reporter's name signing off the text ("Lê Phương")
+    if len(out.paragraphs) > 1 and _SIGN_OFF.fullmatch(out.paragraphs[-1]):
+        cut(out.paragraphs.pop(), "byline")
         kept_order.pop()
     return out
 

@@ -82,6 +82,9 @@ AUTHOR_CREDIT = re.compile(
 #: a trailing "(abc)" is the author's initials or desk code: "Elena Oberholzer (obe)"
 AUTHOR_TRAILING_CODE = re.compile(r"\s*\([^()]{0,12}\)?$")
 MAX_AUTHOR_WORDS = 5
+#: CJK names are 2-4 characters; longer runs are labels ("この記事の筆者 ... フォロー")
+MAX_UNSPACED_NAME_CHARS = 10
+_UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 #: query parameters that only track campaigns or clicks: never part of an article's identity
 TRACKING_PARAMS = re.compile(
     r"^(?:utm_\w+|fbclid|gclid|dclid|msclkid|mc_cid|mc_eid|igshid|yclid|_ga|_gl|ocid|cmpid"
@@ -270,7 +273,12 @@ def clean_authors(
     seen: set[str] = set()
     for value in raw:
         value = unicodedata.normalize("NFC", " ".join(value.split()))
-        if not value or "://" in value or value.startswith("www.") or AUTHOR_CREDIT.match(value):
+        if (
+            not value
+            or "://" in value
+            or value.startswith("www.")
+            or AUTHOR_CREDIT.match(value.lstrip("([ "))
+        ):
             continue
         for part in AUTHOR_SPLIT.split(AUTHOR_PREFIXES.sub("", value)):
             name = AUTHOR_TRAILING_CODE.sub("", part.strip())
@@ -285,6 +293,9 @@ def clean_authors(
                 or "@" in name
                 or _DATEISH.search(name.lower())
                 or len(key.split()) > MAX_AUTHOR_WORDS
+                or AUTHOR_CREDIT.match(name)
+                # a name in an unspaced script is a few characters, not a sentence
+                or (_UNSPACED.search(name) and len(key) > MAX_UNSPACED_NAME_CHARS)
                 # one lowercase word is a handle or a role ("admin2", "haber"), not a name
                 or (len(key.split()) == 1 and name.islower())
             ):

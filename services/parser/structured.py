@@ -240,6 +240,8 @@ def _dom_authors(tree: HtmlElement) -> list[str]:
     for element in (scope if scope is not None else tree).xpath(DOM_AUTHOR_XPATH):
         if not isinstance(element, HtmlElement) or element.tag in ("meta", "link"):
             continue
+        if element.xpath("ancestor::figure or ancestor::figcaption"):
+            continue  # a photographer's credit, not the article's author
         named = element.xpath(".//*[@itemprop='name']")
         text = _text(named[0]) if named and isinstance(named[0], HtmlElement) else _text(element)
         if text and len(text) <= MAX_DOM_AUTHOR_CHARS and text not in names:
