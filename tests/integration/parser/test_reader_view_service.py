@@ -1,15 +1,21 @@
-"""Issue 17 through a real parser worker (``newsflow worker parser``) on the broker: the stored
-article of each failing shape carries the exact body and fields a reader would expect."""
+"""Issue 17 through real workers (``newsflow worker parser`` and ``enricher``) on the broker:
+the article of each failing shape carries the exact body and fields a reader would expect, and
+the enriched record never has the publisher's own name among its entities."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from services.enricher.canonical import fold
 from shared.kafka import make_producer
-from shared.messages import RemovedSpan
-from shared.topics import PAGES
-from tests.integration.parser.test_parser_service import _collect, _page
+from shared.messages import EnrichedArticle, RemovedSpan
+from shared.topics import ENRICHED, PAGES
+from tests.integration.parser.test_parser_service import PARTITIONS, WAIT_S, _collect, _page
+from tests.support.processes import logs
 from tests.support.processes import service_env, workers
 from tests.unit.parser.test_reader_view import (
     KHABUR_CAPTION,
@@ -22,6 +28,29 @@ from tests.unit.parser.test_reader_view import (
 )
 
 
+CREDIT = "Kirkuk Post reporters saw the burnt-out vehicles at the scene."
+
+
+async def _enriched(
+    bootstrap: str, prefix: str, *, count: int, log_dir: Path
+) -> list[EnrichedArticle]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        topic = prefix + ENRICHED.name
+        consumer.assign([TopicPartition(topic, p) for p in range(PARTITIONS)])
+        await consumer.seek_to_beginning()
+        got: list[EnrichedArticle] = []
+        deadline = time.monotonic() + WAIT_S
+        while time.monotonic() < deadline and len(got) < count:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                got.extend(EnrichedArticle.from_bytes(r.value) for r in records)
+        assert len(got) >= count, f"timed out with {len(got)} enriched\n{logs(log_dir)}"
+        return got
+    finally:
+        await consumer.stop()
+
+
 async def test_reader_view_through_the_parser_worker(
     kafka_bootstrap: str, database_url: str, topic_prefix: str, tmp_path: Path
 ) -> None:
@@ -32,14 +61,17 @@ async def test_reader_view_through_the_parser_worker(
     producer = make_producer(kafka_bootstrap)
     await producer.start()
     try:
-        with workers(["parser"], env, log_dir):
+        with workers(["parser", "enricher"], env, log_dir):
             for partition, (name, url) in enumerate(
                 [
                     ("northgate_zakho_water_plan.html", NORTHGATE_URL),
                     ("kirkuk_post_checkpoint.html", KIRKUK_URL),
                 ]
             ):
-                page = _page(name, url)
+                # the publisher named in its own copy: the enricher must not make it an entity
+                page = _page(
+                    name, url, replace={"<p>No group claimed": f"<p>{CREDIT} No group claimed"}
+                )
                 page = page.model_copy(
                     update={"entry": page.entry.model_copy(update={"published_at": None})}
                 )
@@ -52,6 +84,7 @@ async def test_reader_view_through_the_parser_worker(
             got, _ = await _collect(
                 kafka_bootstrap, topic_prefix, articles=2, letters=0, log_dir=log_dir
             )
+            enriched = await _enriched(kafka_bootstrap, topic_prefix, count=2, log_dir=log_dir)
     finally:
         await producer.stop()
 
@@ -70,6 +103,12 @@ async def test_reader_view_through_the_parser_worker(
     )
     assert (northgate.authors, northgate.author_kind) == (["Rebin Hassan"], "person")
     # 2, 3, 4, 7 on the second shape
-    assert kirkuk.body_text == KIRKUK_BODY
+    assert kirkuk.body_text == KIRKUK_BODY.replace("No group claimed", f"{CREDIT} No group claimed")
     assert RemovedSpan(text=KIRKUK_LEAD, reason="duplicate_paragraph") in kirkuk.removed
     assert (kirkuk.title, kirkuk.site_name) == (KIRKUK_TITLE, "The Kirkuk Post")
+    # 7, enricher side: the site's name is no entity of its own articles
+    for record in enriched:
+        site = fold(record.article.site_name or "").removeprefix("the ")
+        assert site
+        assert not [e.name for e in record.entities if site in fold(e.name)], record.entities
+        assert not [m.text for m in record.mentions if site in fold(m.text)]
