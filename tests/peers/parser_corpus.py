@@ -202,9 +202,7 @@ def run_newsflow(case: Case) -> Output:
     try:
         article = parse_page(
             page,
-            settings=Settings(
-                database_url=None, kafka_bootstrap=None, max_date_lag_days=lag_days
-            ),
+            settings=Settings(database_url=None, kafka_bootstrap=None, max_date_lag_days=lag_days),
             now=seen + timedelta(days=1),
         )
     except PermanentError as exc:

@@ -15,8 +15,7 @@ from shared.kafka import make_producer
 from shared.messages import EnrichedArticle, RemovedSpan
 from shared.topics import ENRICHED, PAGES
 from tests.integration.parser.test_parser_service import PARTITIONS, WAIT_S, _collect, _page
-from tests.support.processes import logs
-from tests.support.processes import service_env, workers
+from tests.support.processes import logs, service_env, workers
 from tests.unit.parser.test_reader_view import (
     KHABUR_CAPTION,
     KIRKUK_BODY,
@@ -26,7 +25,6 @@ from tests.unit.parser.test_reader_view import (
     NORTHGATE_BODY,
     NORTHGATE_URL,
 )
-
 
 CREDIT = "Kirkuk Post reporters saw the burnt-out vehicles at the scene."
 
