@@ -67,7 +67,9 @@ AUTHOR_JUNK = frozenset(
 )
 #: prefixes stripped from author strings
 AUTHOR_PREFIXES = re.compile(
-    r"^(?:by|written by|reporting by|words by|author|authors|yazar|von|par|por)\s*[:\-]?\s+",
+    r"^(?:by|written by|reporting by|words by|posted by|published by|post author(?: by)?"
+    r"|authors?|autor(?:in)?|geschrieben von|veröffentlicht von|vom|yazar|muhabir|von|par|por"
+    r"|~)\s*[:\-]?\s+",
     re.IGNORECASE,
 )
 #: "and"/"with" in the languages of the pages we read (en, de, fr, es/pt/it, nl, nordic, tr)

@@ -105,6 +105,13 @@ DOM_AUTHOR_XPATH = (
     ".//*[@rel='author' or @itemprop='author' or contains(@class, 'author')"
     " or contains(@class, 'byline')]"
 )
+#: byline-like elements that credit someone else: photographers (figures), commenters
+#: (comment sections), form labels ("Name *")
+NOT_A_BYLINE_XPATH = (
+    "ancestor-or-self::figure or ancestor-or-self::figcaption or ancestor-or-self::form"
+    " or ancestor-or-self::label or ancestor-or-self::*[contains(@class, 'comment')"
+    " or contains(@id, 'comment') or contains(@class, 'respond')]"
+)
 #: longer elements are bios or author boxes, not a name
 MAX_DOM_AUTHOR_CHARS = 60
 #: bylines beyond this many are lists of other stories' authors
@@ -240,10 +247,11 @@ def _dom_authors(tree: HtmlElement) -> list[str]:
     for element in (scope if scope is not None else tree).xpath(DOM_AUTHOR_XPATH):
         if not isinstance(element, HtmlElement) or element.tag in ("meta", "link"):
             continue
-        if element.xpath("ancestor::figure or ancestor::figcaption"):
-            continue  # a photographer's credit, not the article's author
+        if element.xpath(NOT_A_BYLINE_XPATH):
+            continue  # a photographer's credit, a commenter, a form label
         named = element.xpath(".//*[@itemprop='name']")
-        text = _text(named[0]) if named and isinstance(named[0], HtmlElement) else _text(element)
+        # text nodes joined with spaces: "<span>Author</span>Andreas Kalt" is two words
+        text = clean_value(" ".join((named[0] if named else element).itertext()))
         if text and len(text) <= MAX_DOM_AUTHOR_CHARS and text not in names:
             names.append(text)
         if len(names) >= MAX_DOM_AUTHORS:

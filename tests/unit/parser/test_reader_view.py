@@ -215,3 +215,39 @@ def test_case7_site_name_is_cut_from_the_title_in_every_style(
 def test_case7_kirkuk_title_and_site(kirkuk: Article) -> None:
     assert (kirkuk.title, kirkuk.site_name) == (KIRKUK_TITLE, "The Kirkuk Post")
     assert (kirkuk.authors, kirkuk.author_kind) == (["Sara Jamal"], "person")
+
+
+def test_case3_a_body_line_repeating_an_image_description_is_a_caption(
+    build: Callable[..., Page],
+) -> None:
+    description = "Peshmerga fighters at a checkpoint outside Makhmour, 18 November 2026"
+    paragraphs = KIRKUK_BODY.split("\n\n")
+    html = (
+        "<html><head><meta property='og:type' content='article'><title>T</title></head><body>"
+        f"<article><p>{paragraphs[0]}</p><img src='a.jpg' alt='{description}'>"
+        f"<p>{paragraphs[1]}</p><p>{description}</p>"
+        + "".join(f"<p>{p}</p>" for p in paragraphs[2:])
+        + "</article></body></html>"
+    )
+    article = parse(build(html, KIRKUK_URL))
+    assert article.body_text == KIRKUK_BODY
+    assert article.captions == [description]
+    assert RemovedSpan(text=description, reason="caption") in article.removed
+
+
+def test_case5_every_declared_value_is_decoded(build: Callable[..., Page]) -> None:
+    html = (
+        "<html><head><meta property='og:type' content='article'>"
+        "<meta property='og:site_name' content='Duhok &amp;amp; Erbil Times'>"
+        "<meta property='og:title' content='Council&amp;#8217;s &lt;b&gt;plan&lt;/b&gt;'>"
+        '<script type="application/ld+json">{"@type": "NewsArticle", "author": '
+        '{"@type": "Person", "name": "Rebin Hass&#97;n"}}</script></head><body><article>'
+        + "".join(f"<p>{p}</p>" for p in KIRKUK_BODY.split("\n\n"))
+        + "</article></body></html>"
+    )
+    article = parse(build(html, KIRKUK_URL))
+    assert (article.title, article.site_name, article.authors) == (
+        "Council’s plan",
+        "Duhok & Erbil Times",
+        ["Rebin Hassan"],
+    )
