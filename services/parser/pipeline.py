@@ -65,6 +65,8 @@ _UNSPACED = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\u
 UNSPACED_SCRIPT_SHARE = 0.3
 UNSPACED_CHARS_PER_WORD = 2
 GARBAGE_SAMPLE_CHARS = 2000
+#: what htmldate's extensive search answers when all it found is a copyright year
+COPYRIGHT_YEAR_DAY = "-01-01"
 #: titles of error pages served with status 200 ("soft 404s")
 ERROR_TITLE = re.compile(
     r"\b(?:404|410|500|503|page not found|not found|access denied|forbidden"
@@ -183,17 +185,22 @@ def _word_count(text: str) -> int:
 
 
 def _htmldate(tree: HtmlElement, *, url: str, now: datetime) -> str | None:
+    """htmldate's guess: its quick search, then its extensive one (dates in the text), whose
+    Jan 1st answers are dropped: that is its fallback to the copyright year ("© 2026")."""
     from htmldate import find_date
 
-    return find_date(
-        tree,
-        original_date=True,  # else htmldate prefers the last-modified date
-        # the extensive search falls back to the copyright year ("© 2026" -> 2026-01-01)
-        extensive_search=False,
-        url=url,
-        max_date=now.strftime("%Y-%m-%d"),
-        outputformat="%Y-%m-%d",
-    )
+    for extensive in (False, True):
+        found = find_date(
+            tree,
+            original_date=True,  # else htmldate prefers the last-modified date
+            extensive_search=extensive,
+            url=url,
+            max_date=now.strftime("%Y-%m-%d"),
+            outputformat="%Y-%m-%d",
+        )
+        if found and not (extensive and found.endswith(COPYRIGHT_YEAR_DAY)):
+            return str(found)
+    return None
 
 
 def _parse(page: Page, *, settings: Settings, now: datetime, limit: TimeLimit) -> Article:
