@@ -184,6 +184,10 @@ MIN_CONTAINED_CHARS = 60
 #: paragraph rendered twice (a standfirst with "on Tuesday" dropped)
 MIN_NEAR_DUPLICATE_WORDS = 12
 NEAR_DUPLICATE_OVERLAP = 0.9
+#: repeats are looked for among kept paragraphs sharing this share of the smaller one's words,
+#: counting only words in at most MAX_WORD_POSTINGS kept paragraphs ("the" says nothing)
+CANDIDATE_SHARE = 0.3
+MAX_WORD_POSTINGS = 50
 #: after a "Related stories" heading, headline-like lines up to this length are list items
 MAX_RELATED_ITEM_WORDS = 20
 _LIST_MARKER = re.compile(r"^[-•*·▪►»]\s+")
@@ -255,18 +259,57 @@ def _edge_rule(text: str) -> str | None:
     return None
 
 
-def _near_duplicate(key: str, kept: Sequence[str]) -> bool:
-    words = set(key.split())
-    if len(words) < MIN_NEAR_DUPLICATE_WORDS:
+class _Kept:
+    """The paragraphs kept so far, indexed by their rarer words, so repeats anywhere are found
+    without comparing every pair (a 3,000-line live blog would otherwise take seconds)."""
+
+    def __init__(self) -> None:
+        self.texts: list[str | None] = []  # None: removed later
+        self.keys: list[str] = []
+        self.words: list[frozenset[str]] = []
+        self.exact: dict[str, int] = {}
+        self.postings: dict[str, list[int]] = {}
+        self.alive = 0
+
+    def add(self, text: str, key: str, words: frozenset[str]) -> None:
+        index = len(self.texts)
+        self.texts.append(text)
+        self.keys.append(key)
+        self.words.append(words)
+        self.exact.setdefault(key, index)
+        for word in words:
+            self.postings.setdefault(word, []).append(index)
+        self.alive += 1
+
+    def remove(self, index: int) -> str:
+        text = self.texts[index]
+        assert text is not None
+        self.texts[index] = None
+        if self.exact.get(self.keys[index]) == index:
+            del self.exact[self.keys[index]]
+        self.alive -= 1
+        return text
+
+    def similar(self, words: frozenset[str]) -> list[int]:
+        """Kept paragraphs sharing a good part of these words' rarer ones, oldest first."""
+        counts: dict[int, int] = {}
+        for word in words:
+            posting = self.postings.get(word)
+            if posting and len(posting) <= MAX_WORD_POSTINGS:
+                for index in posting:
+                    counts[index] = counts.get(index, 0) + 1
+        return sorted(
+            index
+            for index, shared in counts.items()
+            if self.texts[index] is not None
+            and shared >= CANDIDATE_SHARE * min(len(words), len(self.words[index]))
+        )
+
+
+def _near_duplicate(words: frozenset[str], other: frozenset[str]) -> bool:
+    if min(len(words), len(other)) < MIN_NEAR_DUPLICATE_WORDS:
         return False
-    for other in kept:
-        other_words = set(other.split())
-        if len(other_words) < MIN_NEAR_DUPLICATE_WORDS:
-            continue
-        shared = len(words & other_words)
-        if shared >= NEAR_DUPLICATE_OVERLAP * max(len(words), len(other_words)):
-            return True
-    return False
+    return len(words & other) >= NEAR_DUPLICATE_OVERLAP * max(len(words), len(other))
 
 
 #: (reason, pattern over one class or id token) for boxes inside the article container
@@ -357,8 +400,7 @@ def clean_paragraphs(
     out = Cleaned(paragraphs=[], captions=[c.text for c in captions if c.shown])
     title_keys = {normalise_key(t) for t in titles if t} - {""}
     caption_keys = _caption_keys(captions)
-    kept_keys: set[str] = set()
-    kept_order: list[str] = []  # keys of out.paragraphs, in step with it
+    kept = _Kept()
     in_related = False
 
     def cut(text: str, reason: str) -> None:
@@ -367,6 +409,16 @@ def clean_paragraphs(
     def to_captions(text: str) -> None:
         if text not in out.captions:
             out.captions.append(text)
+
+    def repeats(key: str, similar: list[int]) -> bool:
+        """An exact copy, a part of a kept paragraph, or nearly the same words."""
+        if key in kept.exact:
+            return True
+        return any(
+            (len(key) >= MIN_CONTAINED_CHARS and key in kept.keys[index])
+            or _near_duplicate(words, kept.words[index])
+            for index in similar
+        )
 
     texts = [normalise_paragraph(raw) for raw in paragraphs]
     navigation = _leading_navigation([t for t in texts if t])
@@ -382,18 +434,16 @@ def clean_paragraphs(
         if not key:
             cut(text, "punctuation")
             continue
-        if key in title_keys and not out.paragraphs:
+        if key in title_keys and not kept.alive:
             cut(text, "title")
             continue
         if key in caption_keys:
             cut(text, "caption")
             to_captions(caption_keys[key])
             continue
-        if len(key) >= MIN_DUPLICATE_CHARS and (
-            key in kept_keys
-            or (len(key) >= MIN_CONTAINED_CHARS and any(key in k for k in kept_order))
-            or _near_duplicate(key, kept_order)
-        ):
+        words = frozenset(key.split())
+        similar = kept.similar(words) if len(key) >= MIN_DUPLICATE_CHARS else []
+        if len(key) >= MIN_DUPLICATE_CHARS and repeats(key, similar):
             cut(text, "duplicate_paragraph")
             continue
         if in_related and (
@@ -404,7 +454,7 @@ def clean_paragraphs(
             continue
         in_related = False
         reason = _match_rule(text, position=position)
-        if reason is None and not out.paragraphs:
+        if reason is None and not kept.alive:
             reason = _edge_rule(text)
         if reason is not None:
             cut(text, reason)
@@ -414,22 +464,18 @@ def clean_paragraphs(
             in_related = reason == "related"
             continue
         # a standfirst followed (anywhere) by the full paragraph that contains it
-        for index in reversed(range(len(kept_order))):
-            shorter = kept_order[index]
+        for index in similar:
+            shorter = kept.keys[index]
             if len(shorter) >= MIN_CONTAINED_CHARS and shorter in key:
-                cut(out.paragraphs.pop(index), "duplicate_paragraph")
-                kept_keys.discard(kept_order.pop(index))
-        out.paragraphs.append(text)
-        kept_keys.add(key)
-        kept_order.append(key)
+                cut(kept.remove(index), "duplicate_paragraph")
+        kept.add(text, key, words)
+    out.paragraphs = [text for text in kept.texts if text is not None]
     # promotional furniture closing the text ("Northgate Advertisment", "Sponsored")
     while out.paragraphs and (reason := _edge_rule(out.paragraphs[-1])) is not None:
         cut(out.paragraphs.pop(), reason)
-        kept_order.pop()
     # the reporter's name signing off the text ("Lê Phương")
     if len(out.paragraphs) > 1 and _SIGN_OFF.fullmatch(out.paragraphs[-1]):
         cut(out.paragraphs.pop(), "byline")
-        kept_order.pop()
     return out
 
 
