@@ -171,7 +171,9 @@ def _neighbour(image: HtmlElement) -> HtmlElement | None:
         if following is not None:
             return following if isinstance(following, HtmlElement) else None
         parent = element.getparent()
-        if parent is None or _squash(parent.text_content()) or parent.tag in ("body", "article"):
+        # any() stops at the first text: a big container is not read whole for every image
+        has_text = any(text.strip() for text in parent.itertext()) if parent is not None else True
+        if parent is None or has_text or parent.tag in ("body", "article"):
             return None
         element = parent
     return None
