@@ -127,6 +127,9 @@ _ANY_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
 
 #: JSON-LD keys whose values are further nodes describing the page
 NESTED_NODE_KEYS = ("mainEntity", "@graph")
+#: markers around a JSON-LD block that are not JSON: CDATA sections (with "//" before them)
+#: and HTML comments, at the start or the end only
+_JSONLD_WRAPPER = re.compile(r"^\s*(?://\s*)?(?:<!\[CDATA\[|<!--)|(?://\s*)?(?:\]\]>|-->)\s*$")
 #: JSON-LD blocks above this size are skipped: they are data dumps, not page metadata.
 MAX_JSONLD_CHARS = 500_000
 
@@ -266,6 +269,8 @@ def _jsonld_nodes(tree: HtmlElement) -> Iterator[dict[str, Any]]:
         raw = script.text or ""
         if not raw.strip() or len(raw) > MAX_JSONLD_CHARS:
             continue
+        # Rails and older CMSes wrap the block in "//<![CDATA[ ... //]]>" or "<!-- ... -->"
+        raw = _JSONLD_WRAPPER.sub("", raw)
         try:
             data = json.loads(raw)
         except (ValueError, RecursionError):  # RecursionError: absurdly nested arrays

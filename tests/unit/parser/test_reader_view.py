@@ -268,3 +268,17 @@ def test_repeats_are_found_without_comparing_every_pair() -> None:
     assert time.perf_counter() - started < 8  # generous: shared CI cores
     assert cleaned.paragraphs == lines
     assert cleaned.removed == [RemovedSpan(text=lines[10], reason="duplicate_paragraph")]
+
+
+def test_jsonld_inside_cdata_or_comment_markers_is_read() -> None:
+    import lxml.html
+
+    from services.parser.structured import read_structured
+
+    for wrapped in (
+        '//<![CDATA[\n{"@type": "NewsArticle", "datePublished": "2024-08-22T12:00:00+02:00"}\n//]]>',
+        '<!--\n{"@type": "NewsArticle", "datePublished": "2024-08-22T12:00:00+02:00"}\n-->',
+    ):
+        html = f'<html><head><script type="application/ld+json">{wrapped}</script></head></html>'
+        found = read_structured(lxml.html.document_fromstring(html))
+        assert found.jsonld_published == "2024-08-22T12:00:00+02:00"
