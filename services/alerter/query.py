@@ -184,9 +184,9 @@ class _Builder:
             return self.build(item.expr, field)
         if isinstance(item, tree.AndOperation | tree.UnknownOperation):
             # implicit operator: AND, what an analyst means by "PKK Duhok"
-            return And(tuple(self.build(child, field) for child in item.children))
+            return And(_flat(And, [self.build(child, field) for child in item.children]))
         if isinstance(item, tree.OrOperation):
-            return Or(tuple(self.build(child, field) for child in item.children))
+            return Or(_flat(Or, [self.build(child, field) for child in item.children]))
         if isinstance(item, tree.Not | tree.Prohibit):
             return Not(self.build(item.a, field))
         if isinstance(item, tree.Plus):
@@ -298,6 +298,14 @@ class _Builder:
         if not upper and not inclusive:
             return moment + timedelta(microseconds=1)
         return moment
+
+
+def _flat(kind: type[And] | type[Or], children: list[Node]) -> tuple[Node, ...]:
+    """``(a AND b) AND c`` is ``a AND b AND c``: one level, so the saved form stays flat."""
+    out: list[Node] = []
+    for child in children:
+        out.extend(child.children if isinstance(child, kind) else (child,))
+    return tuple(out)
 
 
 def _unquote(value: str) -> str:
