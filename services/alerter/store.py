@@ -239,6 +239,7 @@ async def edit_watch(
     A new query applies to articles stored from now on (``watch test`` shows the past).
     """
     row = await _row(session, ref)
+    watch_id = row.id
     values: dict[str, Any] = {"updated_at": func.now()}
     if query is not None:
         values["query"] = await prepare_query(session, query)
@@ -251,10 +252,14 @@ async def edit_watch(
         values["webhook_secret"] = webhook_secret
     if paused is not None:
         values["paused"] = paused
-    await session.execute(update(Watch).where(Watch.id == row.id).values(**values))
-    await session.flush()
-    session.expire_all()
-    return await get_watch(session, str(row.id))
+    await session.execute(
+        update(Watch)
+        .where(Watch.id == watch_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    session.expire_all()  # the ORM row is stale: reload it
+    return await get_watch(session, str(watch_id))
 
 
 async def remove_watch(session: AsyncSession, ref: str) -> WatchInfo:
