@@ -101,7 +101,7 @@ async def test_one_alert_per_watch_and_article_whatever_is_redelivered_or_re_enr
         await add_watch(session, "iraq words", "northern Iraq")
         await add_watch(session, "later", 'entity:"ORG:kurdistan workers party"')
         await session.commit()
-        watches, hooks = await active_watches(session)
+        watches, _hooks = await active_watches(session)
     matcher = Matcher(watches)
 
     async def match_and_insert() -> list[int]:
