@@ -4,6 +4,11 @@ are normalised by the same function the enricher uses for entity names.
 ``Şırnak``, ``SIRNAK`` and ``Sirnak`` all fold to ``sirnak``; ``al-Sudani`` folds to the two
 tokens ``al sudani``. The enricher's :func:`fold` is imported behind a function boundary so the
 alerter's import graph does not pull in the enricher at module import.
+
+Speed: folding a 5 KB body in one call costs ~0.7 ms (a Python loop over every character);
+news text repeats its words, so :func:`tokens` folds each distinct whitespace-separated chunk
+once and caches it: the result is the same token list (``tests/unit/alerter/test_text.py``
+checks ``tokens(t) == fold(t).split()``) at a fraction of the cost.
 """
 
 from __future__ import annotations
@@ -11,13 +16,15 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+#: Distinct chunks remembered (~100 bytes each): a day of news has a few hundred thousand.
+CHUNK_CACHE_SIZE = 200_000
+
 
 @functools.cache
 def _folder() -> Callable[[str], str]:
     from services.enricher.canonical import fold
 
-    # fold() is lru-cached for short surface forms; article bodies are unique and large, so
-    # they bypass the cache (65,536 cached bodies would hold hundreds of MB).
+    # the enricher's fold() keeps its own cache for surface forms; ours is separate and larger
     return getattr(fold, "__wrapped__", fold)
 
 
@@ -26,8 +33,16 @@ def fold_text(text: str) -> str:
     return _folder()(text)
 
 
+@functools.lru_cache(maxsize=CHUNK_CACHE_SIZE)
+def _chunk_tokens(chunk: str) -> tuple[str, ...]:
+    return tuple(_folder()(chunk).split())
+
+
 def tokens(text: str | None) -> list[str]:
-    """The folded words of *text* in order (empty for None)."""
+    """The folded words of *text* in order (empty for None); equals ``fold(text).split()``."""
     if not text:
         return []
-    return fold_text(text).split()
+    out: list[str] = []
+    for chunk in text.split():
+        out.extend(_chunk_tokens(chunk))
+    return out
