@@ -235,8 +235,9 @@ def _describe(leaf: Term | Value) -> str:
 
 @dataclass
 class Matcher:
-    """Active watches compiled and indexed. Build a new one when watches change (cheap:
-    ~10 µs per watch); a Matcher is immutable in use, so a running stage swaps it atomically.
+    """Active watches compiled and indexed. Build a new one when watches change (indexing is
+    ~2 µs per watch; parsing a query ~0.2 ms, so unchanged watches are reused compiled); a
+    Matcher is immutable in use, so a running stage swaps it atomically.
     """
 
     watches: Sequence[CompiledWatch]

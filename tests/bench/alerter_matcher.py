@@ -23,7 +23,7 @@ from services.alerter.matcher import ArticleDoc, Matcher, _evaluate, _Prepared, 
 
 SEED = 20261130
 # fmt: off
-WORDS = (
+_WORD_TEXT = (
     "the of and to in a on for with said by at from that was were has have after its as "
     "security forces strike drone attack border ceasefire talks ministry defence official "
     "killed wounded militants operation province district village city region government "
@@ -32,8 +32,9 @@ WORDS = (
     "prosecutor arrest detained protest rally agreement deal sanctions aid water dam "
     "Sinjar Duhok Erbil Mosul Kirkuk Sulaymaniyah Baghdad Ankara Istanbul Diyarbakır Şırnak "
     "Hakkari Qamishli Kobani Raqqa Idlib Aleppo Damascus Tehran Qandil Zakho Halabja Afrin"
-).split()
+)
 # fmt: on
+WORDS = _WORD_TEXT.split()
 KINDS = ("PERSON", "ORG", "GPE", "LOC", "NORP", "FAC", "EVENT")
 LANGS = ("en", "tr", "ar", "ckb", "kmr", "fa")
 HOSTS = tuple(f"news{i}.example.org" for i in range(60))
