@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from shared.messages import (
     MAX_MESSAGE_BYTES,
+    Alert,
     Article,
     DeadLetter,
     EnrichedArticle,
@@ -42,5 +43,9 @@ ENRICHED = TopicSpec(
 )
 DLQ = TopicSpec("news.dlq.v1", DeadLetter, "stage", 30 * DAY_MS, "failures with stage and reason")
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (LINKS, PAGES, ARTICLES, ENRICHED, DLQ)
+ALERTS = TopicSpec(
+    "news.alerts.v1", Alert, "watch_id", 30 * DAY_MS, "watch matches on stored articles"
+)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (LINKS, PAGES, ARTICLES, ENRICHED, DLQ, ALERTS)
 BY_NAME = {spec.name: spec for spec in ALL_TOPICS}
