@@ -289,6 +289,19 @@ class Destination:
     secret: str | None
 
 
+async def active_watch_rows(session: AsyncSession) -> list[Any]:
+    """(id, name, query, webhook_url, webhook_secret) of every active watch, by id."""
+    return list(
+        (
+            await session.execute(
+                select(Watch.id, Watch.name, Watch.query, Watch.webhook_url, Watch.webhook_secret)
+                .where(Watch.paused.is_(False))
+                .order_by(Watch.id)
+            )
+        ).all()
+    )
+
+
 async def active_watches(
     session: AsyncSession,
 ) -> tuple[list[CompiledWatch], dict[int, Destination]]:
@@ -297,16 +310,9 @@ async def active_watches(
     A saved query that no longer parses (a grammar change) is logged and skipped, never
     allowed to stop the stage.
     """
-    rows = (
-        await session.execute(
-            select(Watch.id, Watch.name, Watch.query, Watch.webhook_url, Watch.webhook_secret)
-            .where(Watch.paused.is_(False))
-            .order_by(Watch.id)
-        )
-    ).all()
     compiled: list[CompiledWatch] = []
     hooks: dict[int, Destination] = {}
-    for watch_id, name, query, url, secret in rows:
+    for watch_id, name, query, url, secret in await active_watch_rows(session):
         try:
             compiled.append(compile_watch(watch_id, name, query))
         except QueryError as exc:

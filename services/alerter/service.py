@@ -1,0 +1,251 @@
+"""The alerter's work as plain functions, called by the thin faust agent (and by tests).
+
+Per batch of stored-article confirmations:
+
+1. :meth:`WatchSet.refresh` reloads the active watches if any changed (one cheap query; only
+   added or edited queries are parsed again), so new, edited and paused watches apply within
+   ``WATCH_REFRESH_S`` without a restart;
+2. :func:`match_batch`: in one transaction, load the articles and their entity keys, match,
+   insert the alerts (``ON CONFLICT DO NOTHING`` on (watch, article)) and record the scans,
+   commit. Only alerts created by this transaction come back, so a redelivered batch or a
+   restarted alerter creates nothing twice;
+3. the caller produces them to ``news.alerts.v1``, then :func:`mark_alerts_published`;
+4. :func:`deliver` sends each alert of a watch with a webhook (:class:`Deliverer`: signed,
+   retried per destination) and records the outcome on the alert and the watch.
+
+Alerts created but not yet produced or delivered when a worker dies are picked up by
+:func:`unfinished` when the next worker starts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.alerter import store
+from services.alerter.matcher import CompiledWatch, Matcher, compile_watch
+from services.alerter.query import QueryError
+from services.alerter.webhooks import Attempt, Deliverer, Outcome
+from shared.db.models import Alert as AlertRow
+from shared.db.models import Article as ArticleRow
+from shared.db.models import Watch
+from shared.messages import Alert
+from shared.retry import until_done
+
+logger = logging.getLogger(__name__)
+
+#: How often a running alerter checks for added, edited, paused or removed watches.
+WATCH_REFRESH_S = 2.0
+#: Standard Webhooks payload type of an alert.
+WEBHOOK_EVENT_TYPE = "newsflow.alert"
+
+
+class WatchSet:
+    """The active watches as a :class:`Matcher`, reloaded when they change."""
+
+    def __init__(self) -> None:
+        self.matcher = Matcher([])
+        self.hooks: dict[int, store.Destination] = {}
+        self.version: str | None = None
+        self._compiled: dict[tuple[int, str, str], CompiledWatch] = {}
+
+    async def refresh(self, session: AsyncSession) -> bool:
+        """Reload if any watch changed since the last call; True if it did."""
+        version = await store.watches_version(session)
+        if version == self.version:
+            return False
+        rows = await store.active_watch_rows(session)
+        compiled: dict[tuple[int, str, str], CompiledWatch] = {}
+        hooks: dict[int, store.Destination] = {}
+        for watch_id, name, query, url, secret in rows:
+            key = (watch_id, name, query)
+            watch = self._compiled.get(key)
+            if watch is None:
+                try:
+                    watch = compile_watch(watch_id, name, query)
+                except QueryError as exc:  # a saved query the grammar no longer accepts
+                    logger.error("watch %s (%s) skipped: %s", watch_id, name, exc)
+                    continue
+            compiled[key] = watch
+            if url:
+                hooks[watch_id] = store.Destination(url, secret)
+        self._compiled = compiled
+        self.matcher = Matcher(list(compiled.values()))
+        self.hooks = hooks
+        self.version = version
+        logger.info("watches loaded active=%s webhooks=%s", len(compiled), len(hooks))
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    alerts: list[Alert]
+    scanned: int
+    missing: list[int]  # ids not found (article deleted since it was stored)
+
+
+async def _alerts_by_id(session: AsyncSession, ids: Sequence[int]) -> list[Alert]:
+    if not ids:
+        return []
+    rows = (
+        await session.execute(
+            select(AlertRow, Watch.name, Watch.query, ArticleRow)
+            .join(Watch, Watch.id == AlertRow.watch_id)
+            .join(ArticleRow, ArticleRow.id == AlertRow.article_id)
+            .where(AlertRow.id.in_(list(ids)))
+            .order_by(AlertRow.id)
+        )
+    ).all()
+    return [
+        Alert(
+            alert_id=alert.id,
+            watch_id=alert.watch_id,
+            watch_name=name,
+            query=query,
+            article_id=article.id,
+            url=article.url,
+            canonical_url=article.canonical_url,
+            title=article.title,
+            source=article.host,
+            language=article.language,
+            published_at=article.published_at,
+            matched_terms=list(alert.matched_terms),
+            matched_entities=list(alert.matched_entities),
+            reason=alert.reason,
+            alerted_at=alert.created_at,
+        )
+        for alert, name, query, article in rows
+    ]
+
+
+async def match_batch(
+    sessions: async_sessionmaker[AsyncSession], watches: WatchSet, article_ids: Sequence[int]
+) -> BatchResult:
+    """Match stored articles against the active watches and create their alerts.
+
+    One transaction; outages are retried (``until_done``). Returns only the alerts this call
+    created (a redelivered batch returns none).
+    """
+    ids = sorted(set(article_ids))
+
+    async def work() -> BatchResult:
+        async with sessions() as session:
+            await watches.refresh(session)
+            loaded = await store.load_articles(session, ids)
+            matches = [m for art in loaded for m in watches.matcher.match(art.doc)]
+            created = await store.insert_alerts(session, matches, webhooks=watches.hooks)
+            await store.record_scans(session, [(a.doc.article_id, a.enriched_at) for a in loaded])
+            await session.commit()
+            alerts = await _alerts_by_id(session, [a.id for a in created])
+        found = {a.doc.article_id for a in loaded}
+        return BatchResult(alerts, len(loaded), [i for i in ids if i not in found])
+
+    return await until_done(work, what="alerter batch")
+
+
+async def mark_alerts_published(
+    sessions: async_sessionmaker[AsyncSession], alerts: Sequence[Alert]
+) -> None:
+    async def work() -> None:
+        async with sessions() as session:
+            await store.mark_published(session, [a.alert_id for a in alerts])
+            await session.commit()
+
+    await until_done(work, what="mark alerts published")
+
+
+async def unfinished(sessions: async_sessionmaker[AsyncSession]) -> list[Alert]:
+    """Alerts a previous worker created but did not finish producing or delivering."""
+
+    async def work() -> list[Alert]:
+        async with sessions() as session:
+            return await _alerts_by_id(session, await store.unfinished_alerts(session))
+
+    return await until_done(work, what="unfinished alerts")
+
+
+def webhook_body(alert: Alert) -> str:
+    """The webhook body: a Standard Webhooks envelope around the ``news.alerts.v1`` record."""
+    return orjson.dumps(
+        {
+            "type": WEBHOOK_EVENT_TYPE,
+            "timestamp": alert.alerted_at.astimezone(UTC).isoformat(),
+            "data": alert.model_dump(mode="json"),
+        }
+    ).decode()
+
+
+async def deliver(
+    sessions: async_sessionmaker[AsyncSession],
+    deliverer: Deliverer,
+    alert: Alert,
+    destination: store.Destination,
+) -> Outcome:
+    """Deliver one alert to its watch's webhook and record every attempt and the outcome.
+
+    Never raises for HTTP failures; the caller dead-letters a ``failed`` outcome.
+    """
+
+    async def on_attempt(attempt: Attempt, failures: int, delay: float | None) -> None:
+        async def work() -> None:
+            async with sessions() as session:
+                await store.record_attempt(
+                    session,
+                    alert.watch_id,
+                    ok=attempt.verdict == "delivered",
+                    status=attempt.status,
+                    error=attempt.error,
+                    failures=failures,
+                    next_delay_s=delay,
+                )
+                await session.commit()
+
+        await until_done(work, what="watch delivery status")
+
+    outcome = await deliverer.deliver(
+        destination.url,
+        webhook_body(alert),
+        secret=destination.secret,
+        msg_id=f"alert_{alert.alert_id}",
+        on_attempt=on_attempt,
+    )
+
+    async def record() -> None:
+        async with sessions() as session:
+            await store.record_delivery(
+                session,
+                alert.alert_id,
+                state=outcome.state,
+                attempts=outcome.attempts,
+                status=outcome.status,
+                error=outcome.error,
+            )
+            await session.commit()
+
+    await until_done(record, what="alert delivery")
+    if outcome.state != "delivered":
+        logger.warning(
+            "webhook %s alert=%s watch=%s status=%s error=%s",
+            outcome.state,
+            alert.alert_id,
+            alert.watch_id,
+            outcome.status,
+            outcome.error,
+        )
+    return outcome
+
+
+def delivery_dead_letter_payload(alert: Alert, outcome: Outcome) -> dict[str, Any]:
+    """What the dead letter of a failed delivery carries (the alert and why it failed)."""
+    return {
+        "alert": alert.model_dump(mode="json"),
+        "status": outcome.status,
+        "error": outcome.error,
+    }
