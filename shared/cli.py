@@ -333,6 +333,7 @@ def _register_plugins() -> None:
         ("services.fetcher.cli", feeds_app),
         ("services.enricher.cli", entities_app),
         ("services.writer.cli", app),
+        ("services.alerter.cli", app),
     ):
         try:
             module = importlib.import_module(module_name)
