@@ -19,8 +19,9 @@ Alerts created but not yet produced or delivered when a worker dies are picked u
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
@@ -249,3 +250,71 @@ def delivery_dead_letter_payload(alert: Alert, outcome: Outcome) -> dict[str, An
         "status": outcome.status,
         "error": outcome.error,
     }
+
+
+#: Webhook deliveries in flight at once, all destinations (one at a time per destination).
+DEFAULT_DELIVERY_CONCURRENCY = 16
+FailedHook = Callable[[Alert, Outcome], Awaitable[None]]
+
+
+class Dispatcher:
+    """Runs webhook deliveries in the background so matching never waits on a slow receiver.
+
+    Safe to ack the input before a delivery ends: the alert stays ``pending`` in PostgreSQL
+    until its outcome is recorded, and :func:`unfinished` hands it to the next worker after a
+    crash. ``on_failed`` is awaited for each delivery that ends ``failed`` (the agent
+    dead-letters it with ``stage=alert``); ``gone`` (410) is recorded, not dead-lettered.
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        deliverer: Deliverer,
+        *,
+        on_failed: FailedHook,
+        concurrency: int = DEFAULT_DELIVERY_CONCURRENCY,
+    ) -> None:
+        self._sessions = sessions
+        self._deliverer = deliverer
+        self._on_failed = on_failed
+        self._slots = asyncio.Semaphore(concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._submitted: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def submit(self, alert: Alert, destination: store.Destination) -> bool:
+        """Start delivering *alert* unless it is already in flight here; True if started."""
+        if alert.alert_id in self._submitted:
+            return False
+        self._submitted.add(alert.alert_id)
+        task = asyncio.create_task(self._run(alert, destination), name=f"alert-{alert.alert_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def _run(self, alert: Alert, destination: store.Destination) -> None:
+        try:
+            async with self._slots:
+                outcome = await deliver(self._sessions, self._deliverer, alert, destination)
+            if outcome.state == "failed":
+                await self._on_failed(alert, outcome)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # the alert stays pending in the DB; the next worker start retries it
+            logger.exception("delivery of alert %s crashed; left pending", alert.alert_id)
+        finally:
+            self._submitted.discard(alert.alert_id)
+
+    async def drain(self) -> None:
+        """Wait for every delivery in flight (tests, ``run --once``)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Cancel deliveries in flight; their alerts stay pending for the next worker."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)

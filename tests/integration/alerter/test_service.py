@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks import Webhook
 
 from services.alerter.service import (
+    Dispatcher,
     WatchSet,
     deliver,
     mark_alerts_published,
@@ -40,6 +41,7 @@ class Receiver:
     """A loopback webhook receiver answering a scripted sequence of statuses."""
 
     statuses: list[int] = field(default_factory=list)
+    failing_ids: set[str] = field(default_factory=set)  # always 500 for these webhook-ids
     requests: list[tuple[dict[str, str], str]] = field(default_factory=list)
     port: int = 0
 
@@ -49,6 +51,8 @@ class Receiver:
 
     async def handle(self, request: web.Request) -> web.Response:
         self.requests.append((dict(request.headers), await request.text()))
+        if request.headers.get("webhook-id") in self.failing_ids:
+            return web.Response(status=500)
         status = self.statuses.pop(0) if self.statuses else 200
         headers = {"Retry-After": "1"} if status == 503 else {}
         return web.Response(status=status, headers=headers)
@@ -185,3 +189,32 @@ async def test_added_edited_and_paused_watches_apply_without_restart(
     again = await match_batch(sessions, watches, ids)
     # ids[1] already alerted for this watch; ids[0] and ids[2] alert now
     assert sorted(a.article_id for a in again.alerts) == [ids[0], ids[2]]
+
+
+async def test_dispatcher_delivers_in_background_and_reports_failures(
+    sessions: async_sessionmaker[AsyncSession], database_url: str, receiver: Receiver
+) -> None:
+    ids = await store_articles(sessions, 3)
+    async with sessions() as session:
+        await add_watch(session, "bg", "Story", webhook_url=receiver.url)
+        await session.commit()
+    watches = WatchSet()
+    alerts = (await match_batch(sessions, watches, ids)).alerts
+    receiver.failing_ids = {f"alert_{alerts[0].alert_id}"}  # exhausts a 2-attempt budget
+    failed: list[tuple[int, str | None]] = []
+
+    async def on_failed(alert, outcome) -> None:  # type: ignore[no-untyped-def]
+        failed.append((alert.alert_id, outcome.error))
+
+    async with guarded_client(allow_private=True) as client:
+        deliverer = Deliverer(client, policy=RetryPolicy(attempts=2, base_s=0.01, max_s=0.02))
+        dispatcher = Dispatcher(sessions, deliverer, on_failed=on_failed)
+        for alert in alerts:
+            assert dispatcher.submit(alert, watches.hooks[alert.watch_id])
+        assert not dispatcher.submit(alerts[0], watches.hooks[alerts[0].watch_id])  # in flight
+        await dispatcher.drain()
+    assert len(dispatcher) == 0
+    assert [a for a, _e in failed] == [alerts[0].alert_id]
+    assert "gave up after 2 attempts" in (failed[0][1] or "")
+    rows = await db_rows(database_url, "SELECT delivery FROM alerts ORDER BY id")
+    assert [r["delivery"] for r in rows] == ["failed", "delivered", "delivered"]
