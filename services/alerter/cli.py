@@ -1,7 +1,7 @@
 """``newsflow watch ...``: saved queries that alert on matching stored articles.
 
-Running alerters pick up added, edited, paused, resumed and removed watches within
-``WATCH_REFRESH_S`` seconds; no restart is needed.
+Running alerters pick up added, edited, paused, resumed and removed watches at their next
+batch; no restart is needed.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 Per batch of stored-article confirmations:
 
-1. :meth:`WatchSet.refresh` reloads the active watches if any changed (one cheap query; only
-   added or edited queries are parsed again), so new, edited and paused watches apply within
-   ``WATCH_REFRESH_S`` without a restart;
+1. :meth:`WatchSet.refresh` reloads the active watches if any changed (one cheap query per
+   batch; only added or edited queries are parsed again), so new, edited and paused watches
+   apply from the next batch without a restart;
 2. :func:`match_batch`: in one transaction, load the articles and their entity keys, match,
    insert the alerts (``ON CONFLICT DO NOTHING`` on (watch, article)) and record the scans,
    commit. Only alerts created by this transaction come back, so a redelivered batch or a
@@ -42,8 +42,6 @@ from shared.retry import until_done
 
 logger = logging.getLogger(__name__)
 
-#: How often a running alerter checks for added, edited, paused or removed watches.
-WATCH_REFRESH_S = 2.0
 #: Standard Webhooks payload type of an alert.
 WEBHOOK_EVENT_TYPE = "newsflow.alert"
 
