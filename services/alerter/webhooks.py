@@ -250,10 +250,8 @@ async def send_once(
         response = await client.post(url, content=body.encode(), headers=headers)
     except httpx.HTTPError as exc:
         return Attempt("retry", None, f"{type(exc).__name__}: {exc}"[:500])
-    except Exception as exc:
-        if type(exc).__name__ == "BlockedAddressError":  # the guard refused at connect time
-            return Attempt("rejected", None, str(exc)[:500])
-        raise
+    except _guard().BlockedAddressError as exc:  # refused at connect time: retrying cannot help
+        return Attempt("rejected", None, str(exc)[:500])
     return classify(response.status_code, response.headers)
 
 
