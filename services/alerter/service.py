@@ -160,12 +160,43 @@ async def mark_alerts_published(
     await until_done(work, what="mark alerts published")
 
 
-async def unfinished(sessions: async_sessionmaker[AsyncSession]) -> list[Alert]:
-    """Alerts a previous worker created but did not finish producing or delivering."""
+@dataclass(frozen=True, slots=True)
+class Unfinished:
+    """What a previous worker left: alerts to produce, and deliveries to run."""
 
-    async def work() -> list[Alert]:
+    to_publish: list[Alert]
+    to_deliver: list[tuple[Alert, store.Destination]]
+
+
+async def unfinished(sessions: async_sessionmaker[AsyncSession]) -> Unfinished:
+    """Alerts a previous worker created but did not finish producing or delivering.
+
+    A pending delivery whose watch no longer has a webhook is closed as ``none``.
+    """
+
+    async def work() -> Unfinished:
         async with sessions() as session:
-            return await _alerts_by_id(session, await store.unfinished_alerts(session))
+            rows = await store.unfinished_alerts(session)
+            for row in rows:
+                if row.pending_delivery and row.destination is None:
+                    await store.record_delivery(
+                        session,
+                        row.id,
+                        state="none",
+                        attempts=0,
+                        status=None,
+                        error="the watch's webhook was removed before delivery",
+                    )
+            await session.commit()
+            alerts = {a.alert_id: a for a in await _alerts_by_id(session, [r.id for r in rows])}
+        return Unfinished(
+            to_publish=[alerts[r.id] for r in rows if r.unpublished and r.id in alerts],
+            to_deliver=[
+                (alerts[r.id], r.destination)
+                for r in rows
+                if r.pending_delivery and r.destination is not None and r.id in alerts
+            ],
+        )
 
     return await until_done(work, what="unfinished alerts")
 

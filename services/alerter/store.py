@@ -537,19 +537,35 @@ async def record_attempt(
     await session.execute(update(Watch).where(Watch.id == watch_id).values(**values))
 
 
-async def unfinished_alerts(session: AsyncSession, *, limit: int = 500) -> list[int]:
+@dataclass(frozen=True, slots=True)
+class UnfinishedAlert:
+    id: int
+    unpublished: bool
+    pending_delivery: bool
+    destination: Destination | None  # the watch's webhook now (None: removed since)
+
+
+async def unfinished_alerts(session: AsyncSession) -> list[UnfinishedAlert]:
     """Alerts not yet produced to the topic or still pending delivery (a restart resumes
-    them), oldest first."""
-    return list(
-        (
-            await session.execute(
-                select(Alert.id)
-                .where((Alert.published_at.is_(None)) | (Alert.delivery == "pending"))
-                .order_by(Alert.id)
-                .limit(limit)
+    them), oldest first, with their watch's current webhook."""
+    rows = (
+        await session.execute(
+            select(
+                Alert.id,
+                Alert.published_at.is_(None),
+                Alert.delivery == "pending",
+                Watch.webhook_url,
+                Watch.webhook_secret,
             )
-        ).scalars()
-    )
+            .join(Watch, Watch.id == Alert.watch_id)
+            .where((Alert.published_at.is_(None)) | (Alert.delivery == "pending"))
+            .order_by(Alert.id)
+        )
+    ).all()
+    return [
+        UnfinishedAlert(alert_id, unpublished, pending, Destination(url, secret) if url else None)
+        for alert_id, unpublished, pending, url, secret in rows
+    ]
 
 
 async def unscanned_count(session: AsyncSession) -> int:

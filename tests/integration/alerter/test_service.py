@@ -16,6 +16,7 @@ from standardwebhooks import Webhook
 
 from services.alerter.service import (
     Dispatcher,
+    Unfinished,
     WatchSet,
     deliver,
     mark_alerts_published,
@@ -108,7 +109,10 @@ async def test_alerts_once_signed_and_retried(
     assert first.matched_terms == ["sirnak"]
     assert first.url.startswith("https://news.example.com/")
     # not yet produced or delivered: a restarted alerter would resume them
-    assert {a.alert_id for a in await unfinished(sessions)} == {a.alert_id for a in batch.alerts}
+    left = await unfinished(sessions)
+    assert {a.alert_id for a in left.to_publish} == {a.alert_id for a in batch.alerts}
+    assert {a.alert_id for a, _d in left.to_deliver} == {a.alert_id for a in batch.alerts}
+    assert left.to_deliver[0][1].url == receiver.url
     await mark_alerts_published(sessions, batch.alerts)
 
     receiver.statuses = [503, 200]  # the first alert: 503 (Retry-After: 1) then 200
@@ -131,7 +135,7 @@ async def test_alerts_once_signed_and_retried(
         {"delivery": "delivered", "attempts": 2},
         {"delivery": "delivered", "attempts": 1},
     ]
-    assert await unfinished(sessions) == []
+    assert await unfinished(sessions) == Unfinished([], [])
     async with sessions() as session:
         assert await unscanned_count(session) == 0
         watch = await get_watch(session, "sirnak")
@@ -218,3 +222,20 @@ async def test_dispatcher_delivers_in_background_and_reports_failures(
     assert "gave up after 2 attempts" in (failed[0][1] or "")
     rows = await db_rows(database_url, "SELECT delivery FROM alerts ORDER BY id")
     assert [r["delivery"] for r in rows] == ["failed", "delivered", "delivered"]
+
+
+async def test_pending_delivery_of_a_removed_webhook_is_closed(
+    sessions: async_sessionmaker[AsyncSession], database_url: str, receiver: Receiver
+) -> None:
+    ids = await store_articles(sessions, 1)
+    async with sessions() as session:
+        await add_watch(session, "w", "Story", webhook_url=receiver.url)
+        await session.commit()
+    [alert] = (await match_batch(sessions, WatchSet(), ids)).alerts
+    await mark_alerts_published(sessions, [alert])
+    async with sessions() as session:
+        await edit_watch(session, "w", webhook_url=None)
+        await session.commit()
+    assert await unfinished(sessions) == Unfinished([], [])
+    rows = await db_rows(database_url, "SELECT delivery, last_error FROM alerts")
+    assert rows[0]["delivery"] == "none" and "removed" in rows[0]["last_error"]
