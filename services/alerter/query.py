@@ -31,6 +31,7 @@ from luqum.exceptions import IllegalCharacterError, ParseError
 from luqum.thread import parse as luqum_parse
 
 from services.alerter.text import tokens
+from shared.entity_keys import KINDS, make_key
 
 # --- the tree --------------------------------------------------------------------------------
 
@@ -315,8 +316,6 @@ def _unquote(value: str) -> str:
 
 
 def _kinds() -> frozenset[str]:
-    from services.enricher.canonical import KINDS
-
     return KINDS
 
 
@@ -351,8 +350,6 @@ def with_keys(node: Node, keys: dict[str, str]) -> Node:
 def as_key(value: str) -> str | None:
     """``value`` as a canonical key (``org:Kurdistan Workers' Party`` -> ``ORG:kurdistan
     workers party``) when it is written as ``KIND:name``; None otherwise."""
-    from services.enricher.canonical import make_key
-
     kind, sep, name = value.partition(":")
     if sep and kind.strip().upper() in _kinds() and name.strip():
         return make_key(kind.strip().upper(), name)

@@ -23,7 +23,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -32,12 +32,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alerter import store
 from services.alerter.matcher import CompiledWatch, Matcher, compile_watch
+from services.alerter.metrics import STORED_TO_ALERT_SECONDS
 from services.alerter.query import QueryError
 from services.alerter.webhooks import Attempt, Deliverer, Outcome
 from shared.db.models import Alert as AlertRow
 from shared.db.models import Article as ArticleRow
 from shared.db.models import Watch
-from shared.messages import Alert
+from shared.dlq import build_dead_letter
+from shared.errors import PermanentError
+from shared.messages import Alert, DeadLetter
+from shared.metrics import MESSAGES
 from shared.retry import until_done
 
 logger = logging.getLogger(__name__)
@@ -347,3 +351,74 @@ class Dispatcher:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def failed_delivery_letter(alert: Alert, outcome: Outcome, *, service: str) -> DeadLetter:
+    """The ``stage=alert`` dead letter of a delivery that ended ``failed``: the alert record
+    as payload, the last status as the error kind (``webhook_503``, ``webhook_error``).
+
+    No source topic: replaying it onto a topic would not redeliver the webhook (the alert and
+    its failure stay in the ``alerts`` table and the watch's status).
+    """
+    kind = f"webhook_{outcome.status}" if outcome.status else "webhook_error"
+    MESSAGES.labels("alert", "dlq", kind).inc()
+    return build_dead_letter(
+        "alert",
+        PermanentError(outcome.error or "webhook delivery failed", kind=kind),
+        payload=alert.to_bytes(),
+        source_topic=None,
+        key=str(alert.watch_id),
+        url=alert.url,
+        service=service,
+    )
+
+
+Publish = Callable[[list[Alert]], Awaitable[None]]
+
+
+class Alerter:
+    """One worker's loop body: match a batch, publish its alerts, start their deliveries.
+
+    *publish* produces alerts to ``news.alerts.v1`` and returns once the broker has them;
+    they are then marked published. Used by the faust agent and by tests.
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        dispatcher: Dispatcher,
+        publish: Publish,
+        watches: WatchSet | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.dispatcher = dispatcher
+        self.watches = watches or WatchSet()
+        self._publish = publish
+
+    async def publish(self, alerts: list[Alert]) -> None:
+        # produced, then marked: a crash in between re-produces them (same alert_id)
+        if alerts:
+            await self._publish(alerts)
+            await mark_alerts_published(self.sessions, alerts)
+
+    async def resume(self) -> int:
+        """Finish what a previous worker left (alerts to produce, deliveries to run)."""
+        left = await unfinished(self.sessions)
+        await self.publish(left.to_publish)
+        for alert, destination in left.to_deliver:
+            self.dispatcher.submit(alert, destination)
+        return len(left.to_publish) + len(left.to_deliver)
+
+    async def handle(self, stored: dict[int, datetime]) -> BatchResult:
+        """Match the stored articles (id -> stored_at), publish and deliver new alerts."""
+        batch = await match_batch(self.sessions, self.watches, list(stored))
+        await self.publish(batch.alerts)
+        now = datetime.now(UTC)
+        for alert in batch.alerts:
+            STORED_TO_ALERT_SECONDS.observe(
+                max(0.0, (now - stored[alert.article_id]).total_seconds())
+            )
+            destination = self.watches.hooks.get(alert.watch_id)
+            if destination is not None:
+                self.dispatcher.submit(alert, destination)
+        return batch

@@ -10,7 +10,7 @@ the caller owns the transaction.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +23,7 @@ from sqlalchemy.orm import aliased
 from services.alerter.matcher import ArticleDoc, CompiledWatch, Match, compile_watch
 from services.alerter.query import QueryError, Value, entity_values, parse, render, with_keys
 from shared.db.models import Alert, AlertScan, Article, ArticleEntity, Entity, EntityAlias, Watch
+from shared.entity_keys import fold, strip_articles
 
 logger = logging.getLogger(__name__)
 
@@ -56,22 +57,27 @@ async def _follow_merges(session: AsyncSession, key: str) -> str:
     return key
 
 
-async def resolve_entity(session: AsyncSession, value: Value, query: str) -> str:
+#: surface form -> canonical key from curated data (the enricher's alias table), or None.
+#: Passed in by the caller (the CLI): a stage imports no other stage.
+CuratedLookup = Callable[[str], str | None]
+
+
+async def resolve_entity(
+    session: AsyncSession, value: Value, query: str, *, curated: CuratedLookup | None = None
+) -> str:
     """The canonical key a user means by ``entity:<value>``.
 
     In order: a key (``ORG:kurdistan workers party``, kept even when no article mentions it
-    yet), the enricher's curated aliases, the ``entity_aliases`` table (surface forms seen in
-    articles or added by ``entities alias add``), entity display names. Merged entities resolve
-    to the entity they were merged into. Raises :class:`QueryError` at the value's position
-    when nothing or several entities match.
+    yet), the *curated* aliases (so ``entity:PKK`` works before any article mentions it), the
+    ``entity_aliases`` table (surface forms seen in articles or added by ``entities alias
+    add``), entity display names. Merged entities resolve to the entity they were merged into.
+    Raises :class:`QueryError` at the value's position when nothing or several entities match.
     """
     if value.value != value.raw or ":" in value.value:  # the parser normalised a key
         return await _follow_merges(session, value.value)
-    from services.enricher.canonical import fold, load_curated, strip_articles
-
-    curated = load_curated().lookup(value.raw)
-    if curated is not None:
-        return await _follow_merges(session, curated.entity.key)
+    curated_key = curated(value.raw) if curated is not None else None
+    if curated_key is not None:
+        return await _follow_merges(session, curated_key)
     folded = strip_articles(fold(value.raw))
     rows = (
         await session.execute(
@@ -105,13 +111,17 @@ async def resolve_entity(session: AsyncSession, value: Value, query: str) -> str
     )
 
 
-async def prepare_query(session: AsyncSession, query: str) -> str:
+async def prepare_query(
+    session: AsyncSession, query: str, *, curated: CuratedLookup | None = None
+) -> str:
     """Parse *query*, resolve its entity values to keys, return the saved form.
 
     Raises :class:`QueryError` (with the position) for a bad query or unknown entity.
     """
     node = parse(query)
-    keys = {v.raw: await resolve_entity(session, v, query) for v in entity_values(node)}
+    keys = {
+        v.raw: await resolve_entity(session, v, query, curated=curated) for v in entity_values(node)
+    }
     return render(with_keys(node, keys))
 
 
@@ -169,13 +179,14 @@ async def add_watch(
     *,
     webhook_url: str | None = None,
     webhook_secret: str | None = None,
+    curated: CuratedLookup | None = None,
 ) -> WatchInfo:
     """Save a new watch (query resolved); raises :class:`WatchError` if the name is taken and
     :class:`QueryError` for a bad query. Caller commits."""
     name = name.strip()
     if not name:
         raise WatchError("a watch needs a name")
-    saved = await prepare_query(session, query)
+    saved = await prepare_query(session, query, curated=curated)
     inserted = (
         await session.execute(
             insert(Watch)
@@ -233,6 +244,7 @@ async def edit_watch(
     webhook_url: str | None = _UNSET,
     webhook_secret: str | None = _UNSET,
     paused: bool | None = None,
+    curated: CuratedLookup | None = None,
 ) -> WatchInfo:
     """Change a watch; ``updated_at`` moves so running alerters reload it. Caller commits.
 
@@ -242,7 +254,7 @@ async def edit_watch(
     watch_id = row.id
     values: dict[str, Any] = {"updated_at": func.now()}
     if query is not None:
-        values["query"] = await prepare_query(session, query)
+        values["query"] = await prepare_query(session, query, curated=curated)
         values["query_input"] = query
     if webhook_url is not _UNSET:
         values["webhook_url"] = webhook_url
@@ -591,7 +603,12 @@ async def unscanned_count(session: AsyncSession) -> int:
 
 
 async def try_query(
-    session: AsyncSession, query: str, *, since: datetime, limit: int | None = None
+    session: AsyncSession,
+    query: str,
+    *,
+    since: datetime,
+    limit: int | None = None,
+    curated: CuratedLookup | None = None,
 ) -> tuple[str, list[tuple[StoredArticle, Match]]]:
     """What *query* would have matched among articles stored since *since*, without saving.
 
@@ -601,7 +618,7 @@ async def try_query(
     """
     from services.alerter.matcher import Matcher
 
-    saved = await prepare_query(session, query)
+    saved = await prepare_query(session, query, curated=curated)
     matcher = Matcher([compile_watch(0, "test", saved)])
     found: list[tuple[StoredArticle, Match]] = []
     after = 0

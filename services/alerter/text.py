@@ -1,9 +1,9 @@
 """Text folding shared by queries and articles, so a query term and the text it should match
-are normalised by the same function the enricher uses for entity names.
+are normalised by the same function the enricher uses for entity names
+(:func:`shared.entity_keys.fold`).
 
 ``Şırnak``, ``SIRNAK`` and ``Sirnak`` all fold to ``sirnak``; ``al-Sudani`` folds to the two
-tokens ``al sudani``. The enricher's :func:`fold` is imported behind a function boundary so the
-alerter's import graph does not pull in the enricher at module import.
+tokens ``al sudani``.
 
 Speed: folding a 5 KB body in one call costs ~0.7 ms (a Python loop over every character);
 news text repeats its words, so :func:`tokens` folds each distinct whitespace-separated chunk
@@ -16,26 +16,24 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+from shared.entity_keys import fold
+
 #: Distinct chunks remembered (~100 bytes each): a day of news has a few hundred thousand.
 CHUNK_CACHE_SIZE = 200_000
 
 
-@functools.cache
-def _folder() -> Callable[[str], str]:
-    from services.enricher.canonical import fold
-
-    # the enricher's fold() keeps its own cache for surface forms; ours is separate and larger
-    return getattr(fold, "__wrapped__", fold)
+# fold() keeps its own small cache for surface forms; ours is separate and larger
+_fold: Callable[[str], str] = getattr(fold, "__wrapped__", fold)
 
 
 def fold_text(text: str) -> str:
     """Casefolded, diacritic-free, punctuation-free text: words separated by single spaces."""
-    return _folder()(text)
+    return _fold(text)
 
 
 @functools.lru_cache(maxsize=CHUNK_CACHE_SIZE)
 def _chunk_tokens(chunk: str) -> tuple[str, ...]:
-    return tuple(_folder()(chunk).split())
+    return tuple(_fold(chunk).split())
 
 
 def tokens(text: str | None) -> list[str]:

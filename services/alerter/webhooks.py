@@ -34,6 +34,8 @@ from urllib.parse import urlsplit
 import httpx
 from standardwebhooks import Webhook
 
+from shared import guard
+
 logger = logging.getLogger(__name__)
 
 SECRET_PREFIX = "whsec_"
@@ -48,7 +50,7 @@ DEFAULT_BACKOFF_MAX_S = 300.0
 #: A Retry-After longer than this is capped (a receiver cannot park the alerter for a day).
 DEFAULT_MAX_RETRY_AFTER_S = 3600.0
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
-USER_AGENT = "newsflow-alerter/0.1 (Standard Webhooks)"
+USER_AGENT = "newsflow/0.1 alerter (Standard Webhooks)"
 
 
 class WebhookError(ValueError):
@@ -94,13 +96,6 @@ def signed_headers(secret: str, msg_id: str, body: str, *, at: datetime) -> dict
 # --- URLs and the SSRF guard ------------------------------------------------------------------
 
 
-def _guard() -> Any:
-    # The fetcher's guard is the one SSRF policy; imported at call time (function boundary).
-    from services.fetcher import guard
-
-    return guard
-
-
 def check_url_syntax(url: str) -> str:
     """Reject what no resolver needs to see: scheme, credentials, missing host."""
     parts = urlsplit(url.strip())
@@ -125,7 +120,6 @@ async def check_url(
     Raises :class:`WebhookError` with the reason. Delivery checks again at connect time
     (the transport is guarded), so a DNS answer that changes later is still refused.
     """
-    guard = _guard()
     url = check_url_syntax(url)
     parts = urlsplit(url)
     host = parts.hostname or ""
@@ -148,11 +142,11 @@ async def check_url(
 def guarded_client(
     *, allow_private: bool, timeout_s: float = DEFAULT_TIMEOUT_S
 ) -> httpx.AsyncClient:
-    """An HTTP client whose every connection goes through the fetcher's SSRF guard.
+    """An HTTP client whose every connection goes through the SSRF guard the fetcher uses (shared/guard.py).
 
     Redirects are not followed (spec: a 3xx is a failure; the URL should be updated).
     """
-    transport = _guard().guarded_transport(
+    transport = guard.guarded_transport(
         allow_private=allow_private, limits=httpx.Limits(max_connections=32), http2=False
     )
     return httpx.AsyncClient(
@@ -250,7 +244,7 @@ async def send_once(
         response = await client.post(url, content=body.encode(), headers=headers)
     except httpx.HTTPError as exc:
         return Attempt("retry", None, f"{type(exc).__name__}: {exc}"[:500])
-    except _guard().BlockedAddressError as exc:  # refused at connect time: retrying cannot help
+    except guard.BlockedAddressError as exc:  # refused at connect time: retrying cannot help
         return Attempt("rejected", None, str(exc)[:500])
     return classify(response.status_code, response.headers)
 

@@ -26,7 +26,7 @@ import brotli
 import charset_normalizer
 import httpx
 
-from services.fetcher.guard import BlockedAddressError
+from shared.guard import BlockedAddressError
 from services.fetcher.urls import ALLOWED_SCHEMES, host_of
 from shared.errors import PermanentError, TransientError
 

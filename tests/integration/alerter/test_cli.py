@@ -7,7 +7,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alerter.service import WatchSet, match_batch
-from services.writer.store import write_batch
+from services.writer.articles import write_batch
 from tests.integration.writer.cli_helpers import cli_env, newsflow, newsflow_json
 from tests.support.factories import article, enriched
 

@@ -32,7 +32,7 @@ from services.alerter.webhooks import (
     guarded_client,
     new_secret,
 )
-from services.writer.store import write_batch
+from services.writer.articles import write_batch
 from tests.integration.writer.cli_helpers import db_rows
 from tests.support.factories import article, enriched
 

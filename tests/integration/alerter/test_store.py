@@ -27,7 +27,8 @@ from services.alerter.store import (
     unscanned_count,
     watches_version,
 )
-from services.writer.store import write_batch
+from services.cli.watch import curated_key
+from services.writer.articles import write_batch
 from tests.integration.writer.cli_helpers import db_rows
 from tests.support.factories import T0, article, enriched, entity
 
@@ -55,7 +56,7 @@ async def test_entity_aliases_resolve_to_keys_when_a_watch_is_saved(
         ),
     )
     async with sessions() as session:
-        curated = await add_watch(session, "pkk", "entity:PKK AND Duhok")
+        curated = await add_watch(session, "pkk", "entity:PKK AND Duhok", curated=curated_key)
         assert curated.query == f'entity:"{PKK}" AND Duhok'
         assert curated.query_input == "entity:PKK AND Duhok"
         observed = await add_watch(session, "sudani", "entity:sudani")

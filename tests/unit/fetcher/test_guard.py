@@ -6,7 +6,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from services.fetcher.guard import GuardedBackend, guarded_transport, is_blocked_ip
+from shared.guard import GuardedBackend, guarded_transport, is_blocked_ip
 from services.fetcher.service import Fetcher
 from shared.errors import PermanentError
 from tests.unit.fetcher.conftest import LoopbackServer, link, make_settings

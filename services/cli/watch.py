@@ -1,4 +1,5 @@
-"""``newsflow watch ...``: saved queries that alert on matching stored articles.
+"""``newsflow watch ...``: saved queries that alert on matching stored articles
+(:mod:`services.alerter.store`; entity aliases resolved with the enricher's curated table).
 
 Running alerters pick up added, edited, paused, resumed and removed watches at their next
 batch; no restart is needed.
@@ -7,7 +8,6 @@ batch; no restart is needed.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -15,19 +15,22 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from services.cli.common import JsonFlag, emit_json, settings, with_db
 from shared.errors import NewsflowError
 
 T = TypeVar("T")
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 DEFAULT_TEST_SINCE = "7d"
 DEFAULT_TEST_LIMIT = 50
 
 
-def _settings() -> Any:
-    from shared.settings import get_settings
+def curated_key(surface: str) -> str | None:
+    """The enricher's curated key for *surface* (``PKK`` -> ``ORG:kurdistan workers party``),
+    so ``entity:PKK`` resolves before any stored article mentions it."""
+    from services.enricher.canonical import load_curated
 
-    return get_settings()
+    entry = load_curated().lookup(surface)
+    return entry.entity.key if entry is not None else None
 
 
 def _usage(exc: Exception) -> NewsflowError:
@@ -45,19 +48,13 @@ def _run(action: Callable[[Any], Awaitable[T]]) -> T:
     from services.alerter.query import QueryError
     from services.alerter.store import WatchError
     from services.alerter.webhooks import WebhookError
-    from shared.db.session import create_engine, session_factory
-    from shared.runtime import resolve_database_url
 
-    async def main() -> T:
-        engine = create_engine(resolve_database_url(_settings()), pool_size=1)
-        try:
-            async with session_factory(engine)() as session, session.begin():
-                return await action(session)
-        finally:
-            await engine.dispose()
+    async def in_transaction(session: Any) -> T:
+        async with session.begin():
+            return await action(session)
 
     try:
-        return asyncio.run(main())
+        return with_db(in_transaction)
     except (QueryError, WatchError, WebhookError) as exc:
         raise _usage(exc) from exc
 
@@ -68,7 +65,7 @@ def _webhook(url: str | None) -> str | None:
     if url is None:
         return None
     try:
-        return asyncio.run(check_url(url, allow_private=_settings().allow_private_networks))
+        return asyncio.run(check_url(url, allow_private=settings().allow_private_networks))
     except WebhookError as exc:
         raise _usage(exc) from exc
 
@@ -84,10 +81,6 @@ def _secret(path: Path | None) -> str | None:
         raise NewsflowError(f"cannot read --secret-file {path}: {exc}", kind="usage") from exc
     except WebhookError as exc:
         raise _usage(exc) from exc
-
-
-def _emit(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
 
 
 def _describe(info: Any) -> str:
@@ -116,14 +109,14 @@ def _as_json(info: Any) -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in data.items()}
 
 
-def register(app: typer.Typer) -> None:
-    """Add the ``watch`` command group to the ``newsflow`` app."""
+def register(root: typer.Typer) -> None:
+    """Add the ``watch`` group to the root app."""
     from services.alerter import store
 
     watch_app = typer.Typer(
         help="Watchlists: saved queries that alert on matching articles.", no_args_is_help=True
     )
-    app.add_typer(watch_app, name="watch")
+    root.add_typer(watch_app, name="watch")
 
     @watch_app.command("add")
     def add(
@@ -147,10 +140,12 @@ def register(app: typer.Typer) -> None:
         if generated:
             secret = new_secret()
         info = _run(
-            lambda s: store.add_watch(s, name, query, webhook_url=url, webhook_secret=secret)
+            lambda s: store.add_watch(
+                s, name, query, webhook_url=url, webhook_secret=secret, curated=curated_key
+            )
         )
         if as_json:
-            _emit({**_as_json(info), **({"secret": secret} if generated else {})})
+            emit_json({**_as_json(info), **({"secret": secret} if generated else {})})
             return
         typer.echo(_describe(info))
         if generated:
@@ -161,7 +156,7 @@ def register(app: typer.Typer) -> None:
         """Every watch: state, alerts, webhook health."""
         watches = _run(store.list_watches)
         if as_json:
-            _emit([_as_json(w) for w in watches])
+            emit_json([_as_json(w) for w in watches])
             return
         if not watches:
             typer.echo("no watches yet: newsflow watch add NAME --query '...'")
@@ -179,7 +174,7 @@ def register(app: typer.Typer) -> None:
         """One watch: saved query, alert count, webhook status (last error, next attempt)."""
         info = _run(lambda s: store.get_watch(s, name))
         if as_json:
-            _emit(_as_json(info))
+            emit_json(_as_json(info))
         else:
             typer.echo(_describe(info))
 
@@ -204,12 +199,12 @@ def register(app: typer.Typer) -> None:
             changes["webhook_secret"] = _secret(secret_file)
         if not changes:
             raise NewsflowError("nothing to change: give --query, --webhook or --secret-file")
-        info = _run(lambda s: store.edit_watch(s, name, **changes))
-        _emit(_as_json(info)) if as_json else typer.echo(_describe(info))
+        info = _run(lambda s: store.edit_watch(s, name, curated=curated_key, **changes))
+        emit_json(_as_json(info)) if as_json else typer.echo(_describe(info))
 
     def _pause(name: str, paused: bool, as_json: bool) -> None:
         info = _run(lambda s: store.edit_watch(s, name, paused=paused))
-        _emit(_as_json(info)) if as_json else typer.echo(_describe(info))
+        emit_json(_as_json(info)) if as_json else typer.echo(_describe(info))
 
     @watch_app.command("pause")
     def pause(
@@ -232,7 +227,7 @@ def register(app: typer.Typer) -> None:
         """Delete a watch and its alerts."""
         info = _run(lambda s: store.remove_watch(s, name))
         if as_json:
-            _emit(_as_json(info))
+            emit_json(_as_json(info))
         else:
             typer.echo(f"removed watch {info.name} ({info.alerts} alerts)")
 
@@ -252,13 +247,15 @@ def register(app: typer.Typer) -> None:
         Uses the stream's matcher on the same stored data, so a watch with this query alerts
         on the same articles.
         """
-        from shared.ops.when import parse_since
+        from services.cli.ops.when import parse_since
 
         try:
             start = parse_since(since)
         except ValueError as exc:
             raise NewsflowError(str(exc), kind="usage") from exc
-        saved, found = _run(lambda s: store.try_query(s, query, since=start, limit=limit))
+        saved, found = _run(
+            lambda s: store.try_query(s, query, since=start, limit=limit, curated=curated_key)
+        )
         rows = [
             {
                 "article_id": art.doc.article_id,
@@ -272,7 +269,7 @@ def register(app: typer.Typer) -> None:
             for art, match in found
         ]
         if as_json:
-            _emit({"query": saved, "since": start.isoformat(), "matches": rows})
+            emit_json({"query": saved, "since": start.isoformat(), "matches": rows})
             return
         typer.echo(f"query: {saved}\n{len(rows)} match(es) since {start:%Y-%m-%d %H:%M} UTC")
         for row in rows:
