@@ -26,9 +26,9 @@ import brotli
 import charset_normalizer
 import httpx
 
-from shared.guard import BlockedAddressError
 from services.fetcher.urls import ALLOWED_SCHEMES, host_of
 from shared.errors import PermanentError, TransientError
+from shared.guard import BlockedAddressError
 
 logger = logging.getLogger(__name__)
 
