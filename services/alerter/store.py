@@ -580,26 +580,56 @@ async def unfinished_alerts(session: AsyncSession) -> list[UnfinishedAlert]:
     ]
 
 
-async def unscanned_count(session: AsyncSession) -> int:
-    """Stored articles whose current enrichment the alerter has not matched yet, plus alerts
-    not yet published or delivered: ``run --once`` is done when this is 0."""
-    pending_articles = (
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+async def unscanned_count(session: AsyncSession, *, since: datetime | None = None) -> int:
+    """Articles stored or updated since *since* whose current enrichment the alerter has not
+    matched yet, plus alerts (created since) not yet published or delivered: ``run --once``
+    is done when this is 0."""
+    row = (
         await session.execute(
             text(
-                "SELECT count(*) FROM articles a LEFT JOIN alert_scans s ON s.article_id = a.id "
-                "WHERE s.article_id IS NULL OR (a.enriched_at IS NOT NULL AND "
-                "(s.enriched_at IS NULL OR s.enriched_at < a.enriched_at))"
-            )
+                "SELECT (SELECT count(*) FROM articles a "
+                "        LEFT JOIN alert_scans s ON s.article_id = a.id "
+                "        WHERE a.updated_at >= :t AND (s.article_id IS NULL OR "
+                "          (a.enriched_at IS NOT NULL AND "
+                "           (s.enriched_at IS NULL OR s.enriched_at < a.enriched_at)))),"
+                "       (SELECT count(*) FROM alerts WHERE created_at >= :t "
+                "        AND (published_at IS NULL OR delivery = 'pending'))"
+            ),
+            {"t": since or _EPOCH},
         )
-    ).scalar_one()
-    pending_alerts = (
-        await session.execute(
-            select(func.count()).where(
-                (Alert.published_at.is_(None)) | (Alert.delivery == "pending")
+    ).one()
+    return int(row[0]) + int(row[1])
+
+
+@dataclass(frozen=True, slots=True)
+class AlertProgress:
+    """What ``newsflow run`` shows about alerts created since a time."""
+
+    alerts: int
+    delivered: int
+    failed: int  # failed or gone
+    pending: int  # :func:`unscanned_count`
+
+
+async def alert_progress(session: AsyncSession, since: datetime) -> AlertProgress:
+    counts = dict(
+        (
+            await session.execute(
+                select(Alert.delivery, func.count())
+                .where(Alert.created_at >= since)
+                .group_by(Alert.delivery)
             )
-        )
-    ).scalar_one()
-    return int(pending_articles) + int(pending_alerts)
+        ).all()
+    )
+    return AlertProgress(
+        alerts=sum(counts.values()),
+        delivered=counts.get("delivered", 0),
+        failed=counts.get("failed", 0) + counts.get("gone", 0),
+        pending=await unscanned_count(session, since=since),
+    )
 
 
 async def try_query(
@@ -633,3 +663,20 @@ async def try_query(
                     return saved, found
         after = ids[-1]
     return saved, found
+
+
+async def recent_alerts(
+    session: AsyncSession, since: datetime, *, limit: int = 5
+) -> list[tuple[str, str, str]]:
+    """(watch name, article title or URL, reason) of the latest alerts created since *since*."""
+    rows = (
+        await session.execute(
+            select(Watch.name, func.coalesce(Article.title, Article.url), Alert.reason)
+            .join(Watch, Watch.id == Alert.watch_id)
+            .join(Article, Article.id == Alert.article_id)
+            .where(Alert.created_at >= since)
+            .order_by(Alert.id.desc())
+            .limit(limit)
+        )
+    ).all()
+    return [(name, title, reason) for name, title, reason in rows]
