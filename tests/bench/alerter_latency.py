@@ -91,6 +91,16 @@ async def main(articles: int, watches: int, rate: float) -> None:
                 await asyncio.sleep(1 / rate)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(all_received.wait(), timeout=120)
+            # the receiver answers before the alerter records the delivery: wait for the rows
+            conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+            for _ in range(40):
+                done = await conn.fetchval(
+                    "SELECT count(*) FROM alerts WHERE delivery = 'delivered'"
+                )
+                if done >= expected:
+                    break
+                await asyncio.sleep(0.25)
+            await conn.close()
         await producer.stop()
         await runner.cleanup()
         conn = await asyncpg.connect(url.replace("+asyncpg", ""))
@@ -98,8 +108,15 @@ async def main(articles: int, watches: int, rate: float) -> None:
             "SELECT extract(epoch FROM a.delivered_at - ar.updated_at) AS s FROM alerts a "
             "JOIN articles ar ON ar.id = a.article_id WHERE a.delivery = 'delivered'"
         )
-        await conn.close()
+        states = await conn.fetch(
+            "SELECT (SELECT count(*) FROM articles) AS articles, "
+            "(SELECT count(*) FROM alert_scans) AS scanned, "
+            "(SELECT count(*) FROM alerts) AS alerts, "
+            "(SELECT count(*) FROM alerts WHERE delivery <> 'delivered') AS undelivered"
+        )
+        print(dict(states[0]))
         latencies = sorted(float(r["s"]) for r in rows)
+        await conn.close()
         p95 = latencies[int(0.95 * (len(latencies) - 1))]
         print(
             f"watches {watches}, articles {articles} at {rate}/s, alerts delivered "

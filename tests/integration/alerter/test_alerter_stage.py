@@ -10,6 +10,7 @@ import signal
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
 from aiohttp import web
@@ -17,13 +18,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks import Webhook
 
-from services.alerter.store import add_watch
+from services.alerter.store import add_watch, try_query
 from services.alerter.webhooks import new_secret
 from shared.kafka import make_producer
 from shared.messages import Alert, EnrichedArticle
 from shared.topology import ALERTS, ENRICHED
 from tests.integration.writer.cli_helpers import db_rows
-from tests.support.factories import article, enriched
+from tests.support.factories import T0, article, enriched
 from tests.support.processes import logs, service_env, workers
 
 WAIT_S = 90
@@ -172,6 +173,11 @@ async def test_alerts_once_through_redelivery_and_kill9(
                 got.extend(Alert.from_bytes(record.value) for record in records)
         assert {a.alert_id for a in got} == set(ids)
         assert {a.watch_name for a in got} == {"sirnak"}
+
+        # watch test on the stored articles returns exactly what the stream alerted on
+        async with sessions() as session:
+            _saved, found = await try_query(session, "Şırnak", since=T0 - timedelta(days=3650))
+        assert {a.doc.article_id for a, _m in found} == {r["article_id"] for r in rows}
 
         latencies = [(r["delivered_at"] - r["updated_at"]).total_seconds() for r in rows[1:]]
         print(f"stored -> delivered (s): {sorted(round(x, 3) for x in latencies)}")
