@@ -6,7 +6,8 @@ Create Date: 2026-11-30 15:20:00
 
 ``uq_alerts_watch_article`` is the idempotency key of alerts: a redelivered, re-enriched or
 restarted article never alerts twice for one watch. ``ix_alerts_pending`` indexes only the
-alerts still to publish or deliver, so the alerter's restart sweep stays cheap.
+alerts still to publish or deliver, so the alerter's restart sweep stays cheap;
+``ix_entities_merged_into`` finds the entities merged into one (few are).
 """
 from collections.abc import Sequence
 
@@ -76,9 +77,14 @@ def upgrade() -> None:
         sa.Column('scanned_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
         sa.PrimaryKeyConstraint('article_id', name=op.f('pk_alert_scans')),
     )
+    # entities merged into a given one (a watch saved before a merge keeps matching)
+    op.create_index('ix_entities_merged_into', 'entities', ['merged_into'], unique=False,
+                    postgresql_where=sa.text('merged_into IS NOT NULL'))
 
 
 def downgrade() -> None:
+    op.drop_index('ix_entities_merged_into', table_name='entities',
+                  postgresql_where=sa.text('merged_into IS NOT NULL'))
     op.drop_table('alert_scans')
     op.drop_index('ix_alerts_pending', table_name='alerts',
                   postgresql_where=sa.text("delivery = 'pending' OR published_at IS NULL"))

@@ -22,7 +22,7 @@ from sqlalchemy.orm import aliased
 
 from services.alerter.matcher import ArticleDoc, CompiledWatch, Match, compile_watch
 from services.alerter.query import QueryError, Value, entity_values, parse, render, with_keys
-from shared.db.models import Alert, AlertScan, Article, ArticleEntity, Entity, EntityAlias, Watch
+from shared.db.models import Alert, AlertScan, Article, Entity, EntityAlias, Watch
 from shared.entity_keys import fold, strip_articles
 
 logger = logging.getLogger(__name__)
@@ -354,6 +354,27 @@ _ARTICLE_COLUMNS = (
 )
 
 
+# An article's entity keys: the linked entities' keys, the keys they were merged into (links
+# written before a merge), and the keys of every entity merged into them, followed through
+# chains (a watch saved on A before "merge A into B" still matches articles linked to B).
+_ENTITY_KEYS_SQL = """
+WITH RECURSIVE merged_in(article_id, id, key, depth) AS (
+    SELECT x.article_id, e.id, e.key, 0
+    FROM article_entities x JOIN entities e ON e.id = x.entity_id
+    WHERE x.article_id = ANY(:ids)
+  UNION
+    SELECT m.article_id, e.id, e.key, m.depth + 1
+    FROM merged_in m JOIN entities e ON e.merged_into = m.id
+    WHERE m.depth < :depth
+)
+SELECT article_id, key FROM merged_in
+UNION
+SELECT x.article_id, t.key
+FROM article_entities x JOIN entities e ON e.id = x.entity_id JOIN entities t ON t.id = e.merged_into
+WHERE x.article_id = ANY(:ids)
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class StoredArticle:
     doc: ArticleDoc
@@ -364,8 +385,9 @@ class StoredArticle:
 async def load_articles(session: AsyncSession, ids: Sequence[int]) -> list[StoredArticle]:
     """The stored articles *ids* (missing ones omitted) with their entity keys, in id order.
 
-    Two queries per call whatever its size. An entity merged into another contributes both
-    keys, so a watch on the surviving key matches articles linked before the merge.
+    Two queries per call whatever its size. Merges count both ways: an article linked to an
+    entity merged since into B also has B's key, and one linked to B also has the keys of
+    every entity merged into B (so a watch saved before a merge keeps matching).
     """
     if not ids:
         return []
@@ -374,21 +396,14 @@ async def load_articles(session: AsyncSession, ids: Sequence[int]) -> list[Store
             select(*_ARTICLE_COLUMNS).where(Article.id.in_(list(ids))).order_by(Article.id)
         )
     ).all()
-    target = aliased(Entity)
     links = (
         await session.execute(
-            select(ArticleEntity.article_id, Entity.key, target.key)
-            .join(Entity, Entity.id == ArticleEntity.entity_id)
-            .outerjoin(target, Entity.merged_into == target.id)
-            .where(ArticleEntity.article_id.in_([row.id for row in rows]))
+            text(_ENTITY_KEYS_SQL), {"ids": [row.id for row in rows], "depth": MAX_MERGE_DEPTH}
         )
     ).all()
     keys: dict[int, set[str]] = {}
-    for article_id, key, merged_key in links:
-        bucket = keys.setdefault(article_id, set())
-        bucket.add(key)
-        if merged_key:
-            bucket.add(merged_key)
+    for article_id, key in links:
+        keys.setdefault(article_id, set()).add(key)
     return [
         StoredArticle(
             doc=ArticleDoc(

@@ -171,6 +171,15 @@ class Entity(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
 
+    # the alerter finds the entities merged into one (migration 0004); few rows are merged
+    __table_args__ = (
+        Index(
+            "ix_entities_merged_into",
+            "merged_into",
+            postgresql_where=text("merged_into IS NOT NULL"),
+        ),
+    )
+
 
 class EntityAlias(Base):
     __tablename__ = "entity_aliases"

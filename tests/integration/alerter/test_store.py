@@ -232,3 +232,39 @@ async def test_watch_test_returns_what_matching_stored_articles_produces(
     stream = {m.article_id for d in docs for m in Matcher(watches).match(d.doc)}
     assert {a.doc.article_id for a, _m in found} == stream
     assert stream == {ids["https://news.example.com/0"], ids["https://news.example.com/1"]}
+
+
+async def test_a_watch_saved_before_a_merge_keeps_matching(
+    sessions: async_sessionmaker[AsyncSession], database_url: str
+) -> None:
+    old = enriched(
+        article("https://news.example.com/old"),
+        entities=[entity("ORG:kck", "ORG", "KCK", "KCK")],
+    )
+    ids = await stored(sessions, old)
+    async with sessions() as session:
+        await add_watch(session, "kck", 'entity:"ORG:kck"')
+        await session.commit()
+    # a curator merges KCK into the PKK key; the enricher links new articles to the survivor
+    ids |= await stored(
+        sessions,
+        enriched(article("https://news.example.com/pkk"), entities=[entity(PKK, "ORG", "PKK")]),
+    )
+    await db_rows(
+        database_url,
+        "UPDATE entities SET merged_into = (SELECT id FROM entities WHERE key = $1) "
+        "WHERE key = 'ORG:kck'",
+        PKK,
+    )
+    new = enriched(
+        article("https://news.example.com/new"), entities=[entity(PKK, "ORG", "PKK", "PKK")]
+    )
+    ids |= await stored(sessions, new)
+    async with sessions() as session:
+        watches, _hooks = await active_watches(session)
+        every = await load_articles(session, sorted(ids.values()))
+    by_url = {d.doc.url: d.doc for d in every}
+    # merged-in keys count for the survivor
+    assert {"ORG:kck", PKK} <= by_url["https://news.example.com/new"].entity_keys
+    matched = {m.article_id for d in every for m in Matcher(watches).match(d.doc)}
+    assert len(matched) == 3  # the old article (linked to KCK) and both PKK articles
