@@ -53,6 +53,22 @@ _POSSESSIVE = re.compile(r"'s\b")
 _NON_WORD = re.compile(r"[^\w]+")
 # Python lowercases "İ" to "i" + combining dot and keeps "ı"; fold both to plain "i" first.
 _TURKISH_I = str.maketrans({"İ": "i", "ı": "i"})
+# Arabic script as written in Arabic, Persian and Sorani copy: one letter per sound whatever the
+# writer's keyboard (Arabic/Farsi yeh and kaf; teh marbuta, Sorani ae and heh doachashmee as heh),
+# no tatweel, no zero-width (non-)joiners. Hamza seats and harakat go with NFKD below.
+_ARABIC_SCRIPT = str.maketrans(
+    {
+        "ي": "ی",  # ي -> ی
+        "ى": "ی",  # ى -> ی
+        "ك": "ک",  # ك -> ک
+        "ة": "ه",  # ة -> ه
+        "ە": "ه",  # ە -> ه
+        "ھ": "ه",  # ھ -> ه
+        "ـ": None,  # tatweel
+        "‌": None,  # zero-width non-joiner (Persian compounds)
+        "‍": None,  # zero-width joiner
+    }
+)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -66,7 +82,7 @@ def fold(text: str) -> str:
     """
     value = unicodedata.normalize("NFKC", text).translate(_TURKISH_I).casefold()
     value = unicodedata.normalize("NFKD", value)
-    value = "".join(ch for ch in value if not unicodedata.combining(ch))
+    value = "".join(ch for ch in value if not unicodedata.combining(ch)).translate(_ARABIC_SCRIPT)
     value = _APOSTROPHES.sub("'", value)
     value = _POSSESSIVE.sub("", value)
     # "U.S." -> "us", "Workers'" -> "workers", "Ba'ath" -> "baath"

@@ -1,7 +1,7 @@
 """watches and alerts: saved queries, one alert per (watch, article), scanned articles
 
 Revision ID: 0004_watches_alerts
-Revises: 0002
+Revises: 0003_search_language
 Create Date: 2026-11-30 15:20:00
 
 ``uq_alerts_watch_article`` is the idempotency key of alerts: a redelivered, re-enriched or
@@ -16,7 +16,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = '0004_watches_alerts'
-down_revision: str | None = '0002'
+down_revision: str | None = '0003_search_language'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
