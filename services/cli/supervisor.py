@@ -501,8 +501,8 @@ class Supervisor:
             "dead_letters_by_stage": p.dlq_by_stage,
             "pending": p.pending,
             "alerts": p.alerts,
-            "alerts_delivered": p.alerts_delivered,
-            "alerts_failed": p.alerts_failed,
+            "webhooks_delivered": p.alerts_delivered,
+            "webhooks_failed": p.alerts_failed,
             "alerts_pending": p.alerts_pending,
             "recent_alerts": [{"watch": w, "title": t, "reason": r} for w, t, r in p.recent_alerts],
             "startup_s": startup,
@@ -523,8 +523,8 @@ class Supervisor:
             "dead_letters",
             "pending",
             "alerts",
-            "alerts_delivered",
-            "alerts_failed",
+            "webhooks_delivered",
+            "webhooks_failed",
             "alerts_pending",
         ):
             table.add_row(key.replace("_", " "), str(summary[key]))
