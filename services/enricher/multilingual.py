@@ -61,7 +61,7 @@ ARABIC_PROCLITICS: frozenset[str] = frozenset(fold(p) for p in (
 #: Sorani ezafe/case/definite endings, Persian ezafe and plural; up to three in a row.
 ARABIC_SCRIPT_SUFFIXES: frozenset[str] = frozenset(fold(s) for s in (
     "ي", "ية", "يين", "يون", "ی", "ە", "دا", "وە", "ەوە", "یش", "ش", "ەکە", "ەکان", "یەکان",
-    "کان", "ان", "یان", "یی", "ها", "های",
+    "کان", "ان", "یان", "یی", "ها", "های", "ای",
 ))
 MAX_SUFFIXES = 3
 #: Longest proclitic or ending run looked at (folded chars): a longer one is no affix.
@@ -151,13 +151,13 @@ class FoldedText:
         return word_start, word_end
 
     def original_span(self, start: int, end: int) -> tuple[int, int]:
-        """Original [start, end) of folded [start, end), marks after the last char included."""
+        """Original [start, end) of folded [start, end), combining marks (harakat) after the
+        last char included; format characters (ZWNJ before a Persian plural, RTL marks) and
+        tatweel are not part of the name."""
         a = self.origin[start]
         b = self.origin[end - 1] + 1
         text = self.text
-        while b < len(text) and text[b] not in APOSTROPHES and _fold_char(text[b]) == "":
-            if text[b] == "." or text[b].isspace():
-                break
+        while b < len(text) and unicodedata.combining(text[b]):
             b += 1
         return a, b
 

@@ -30,3 +30,27 @@ def test_article_clitic_joins_the_name_only_when_the_name_takes_it(
     result = enricher.enrich(make_article(text, language="ar"))
     assert [(m.text, m.entity_key) for m in result.mentions] == [(surface, key)]
     assert {e.key for e in result.entities} == {key}
+
+
+@pytest.mark.parametrize(
+    ("text", "surface"),
+    [
+        ("اردوغان\u200cها", "اردوغان"),  # ZWNJ before the Persian plural
+        ("در تهران\u200c و", "تهران"),
+        ("\u200fأردوغان\u200f قال", "أردوغان"),  # RTL marks around the name
+        ("أردوغان\u200d", "أردوغان"),
+        ("أَرْدُوغَانُ قال", "أَرْدُوغَانُ"),  # harakat on the last letter stay with it
+    ],
+)
+def test_invisible_format_characters_stay_out_of_the_mention(
+    recognizer: MultilingualRecognizer, text: str, surface: str
+) -> None:
+    spans = recognizer.recognize(None, text, "fa")
+    assert [s.text for s in spans] == [surface]
+    assert text[spans[0].start : spans[0].end] == surface
+
+
+def test_persian_adjective_after_zwnj_is_the_name(recognizer: MultilingualRecognizer) -> None:
+    text = "نیروهای ترکیه\u200cای در مرز"  # "Turkish forces": ترکیه + ZWNJ + ای
+    spans = recognizer.recognize(None, text, "fa")
+    assert [(s.text, s.label) for s in spans] == [("ترکیه", "GPE")]
