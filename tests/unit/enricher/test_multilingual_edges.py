@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.enricher.canonical import load_curated
+from services.enricher.language import identify
 from services.enricher.multilingual import MultilingualRecognizer
 from services.enricher.pipeline import Enricher
 
@@ -54,3 +55,45 @@ def test_persian_adjective_after_zwnj_is_the_name(recognizer: MultilingualRecogn
     text = "نیروهای ترکیه\u200cای در مرز"  # "Turkish forces": ترکیه + ZWNJ + ای
     spans = recognizer.recognize(None, text, "fa")
     assert [(s.text, s.label) for s in spans] == [("ترکیه", "GPE")]
+
+
+SORANI = (
+    "هێزەکانی پێشمەرگە ڕایانگەیاند کە دوێنێ شەو هێرشێکی چەکدارانی داعش لە نزیک کەرکووک "
+    "تێکشکێنرا. بەپێی ڕاگەیەندراوی وەزارەتی پێشمەرگە، لە ئەنجامی پێکدادانەکاندا دوو پێشمەرگە "
+    "بریندار بوون و چەند چەکدارێکی داعش کوژران. حکومەتی هەرێمی کوردستان داوای هاوکاری زیاتری "
+    "لە هاوپەیمانان کرد."
+)
+PERSIAN = (
+    "نیروهای امنیتی عراق اعلام کردند که شب گذشته حمله افراد مسلح داعش در نزدیکی کرکوک دفع شد. "
+    "بر اساس بیانیه وزارت دفاع، در جریان درگیری‌ها دو نیروی امنیتی زخمی شدند و چند نفر از "
+    "افراد مسلح کشته شدند. دولت عراق خواستار کمک بیشتر از سوی ائتلاف بین‌المللی شد."
+)
+
+
+def _arabic_keyboard(text: str) -> str:
+    return text.replace("\u06a9", "\u0643").replace("\u06cc", "\u064a")  # ک -> ك, ی -> ي
+
+
+def test_sorani_typed_with_arabic_yeh_and_kaf_is_still_sorani(
+    enricher: Enricher, make_article
+) -> None:
+    text = _arabic_keyboard(SORANI)
+    assert identify(text) == "ckb"
+    result = enricher.enrich(make_article(text, language="ar"))
+    assert result.enrichment.language == "ckb"
+    assert {e.key for e in result.entities} >= {
+        "ORG:peshmerga",
+        "GPE:kirkuk",
+        "GPE:kurdistan region",
+        "ORG:islamic state",
+    }
+
+
+@pytest.mark.parametrize("text", [PERSIAN, _arabic_keyboard(PERSIAN)])
+def test_persian_with_a_sorani_name_stays_persian(text: str) -> None:
+    assert identify(text + " به گفته مقامات هەولێر") == "fa"
+    english = (
+        "The Peshmerga forces in the Kurdistan Region, near هەولێر and کەرکووک, said on Monday "
+        "that attacks continued. "
+    )
+    assert identify(english * 4) == "en"  # a Latin article quoting Sorani names
