@@ -9,7 +9,8 @@ languages' morphology:
 
 * Latin script: the name starts a word; it ends the word, or an apostrophe follows (Turkish
   "Erdoğan'ın", "PKK'nın", "Kandil'deki": whatever follows the apostrophe is a suffix), or a
-  Kurmanji/Turkish ending from :data:`LATIN_SUFFIXES` follows ("Tirkiyeyê", "Iraklı");
+  Kurmanji ending from :data:`LATIN_SUFFIXES` follows ("Tirkiyeyê"; in Turkish only the
+  derivational ones, "Iraklı", :data:`LATIN_SUFFIXES_BY_LANGUAGE`);
 * Arabic script: proclitics may precede it inside the word (و ب ل ف ك and the article,
   "والعراق", "بالحسكة", "للعراق"), and suffixes may follow (Arabic nisba "العراقية", Sorani
   "تورکیاوە", "هەرێمی کوردستاندا", Persian "ایرانی"), see :data:`ARABIC_SCRIPT_SUFFIXES`.
@@ -51,6 +52,12 @@ APOSTROPHES: frozenset[str] = frozenset("'\u2019\u2018\u02bc\u02bb`\u00b4\u2032"
 LATIN_SUFFIXES: frozenset[str] = frozenset({
     "e", "i", "a", "y", "ye", "yi", "ya", "yan", "an", "en", "li", "lu", "ler", "lar",
 })
+#: Turkish writes a case ending on a proper name after an apostrophe ("Van'a", "Muş'a"); only
+#: derivational endings join it ("Iraklı", "Vanlılar"). Without this, "Musa", "Vana"
+#: ("valve") and "Batmanı" were Muş, Van and Batman.
+LATIN_SUFFIXES_BY_LANGUAGE: dict[str, frozenset[str]] = {
+    "tr": frozenset({"li", "lu", "ler", "lar"}),
+}
 #: Proclitics before an Arabic-script name in the same word (folded: ك -> ک), including the
 #: article forms ("وال", "بال", "لل" = li + al).
 ARABIC_PROCLITICS: frozenset[str] = frozenset(fold(p) for p in (
@@ -226,6 +233,7 @@ class MultilingualGazetteer:
             automaton.add_word("\x00", (1, _Pattern("ORG", (), False)))  # never matches text
         automaton.make_automaton()
         self._automaton = automaton
+        self._latin_suffixes = LATIN_SUFFIXES_BY_LANGUAGE.get(language or "", LATIN_SUFFIXES)
 
     def find(self, text: str, field: str, offset: int = 0) -> list[Span]:
         """Known names in ``text`` (one paragraph or a whole field), longest first, no overlaps."""
@@ -282,7 +290,7 @@ class MultilingualGazetteer:
         else:
             if prefix:
                 return None
-            if rest and not apostrophe and not _split_suffixes(rest, LATIN_SUFFIXES, 2):
+            if rest and not apostrophe and not _split_suffixes(rest, self._latin_suffixes, 2):
                 return None
             a, b = ft.original_span(start, end)
             surface = ft.text[a:b]

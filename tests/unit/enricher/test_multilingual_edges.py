@@ -128,3 +128,28 @@ def test_surname_alias_before_a_place_or_a_lowercase_word_stays(
 ) -> None:
     spans = recognizer.recognize(None, text, "tr")
     assert surface in [s.text for s in spans if s.label == "PERSON"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Musa konuştu.",  # a given name, not Muş + a
+        "Vana kapatıldı.",  # "valve"
+        "Vanya geldi.",
+        "Batmanı izledi.",
+    ],
+)
+def test_turkish_case_endings_without_apostrophe_make_no_name(
+    recognizer: MultilingualRecognizer, text: str
+) -> None:
+    # Turkish writes a case ending on a proper name after an apostrophe ("Van'a")
+    assert recognizer.recognize(None, text, "tr") == []
+
+
+def test_turkish_derivational_endings_and_kurmanji_endings_still_count(
+    recognizer: MultilingualRecognizer,
+) -> None:
+    tr = recognizer.recognize(None, "Iraklı yetkililer ve Vanlılar, Van'a gitti.", "tr")
+    assert [(s.text, s.label) for s in tr] == [("Iraklı", "GPE"), ("Van", "GPE"), ("Van", "GPE")]
+    kmr = recognizer.recognize(None, "Li Tirkiyeyê û Bexdayê.", "kmr")
+    assert [s.text for s in kmr] == ["Tirkiye", "Bexda"]
