@@ -73,6 +73,8 @@ ARABIC_SCRIPT_SUFFIXES: frozenset[str] = frozenset(fold(s) for s in (
 MAX_SUFFIXES = 3
 #: Longest proclitic or ending run looked at (folded chars): a longer one is no affix.
 MAX_AFFIX_CHARS = 12
+#: Native-data languages written in Latin script (the others write Arabic script).
+LATIN_LANGUAGES: frozenset[str] = frozenset({"tr", "kmr"})
 #: Language codes that share native alias data ("ku" is fastText's Kurmanji).
 LANGUAGE_ALIASES: dict[str, str] = {"ku": "kmr"}
 #: Latin-script languages where a one-word person alias (a surname: "Fidan", "Erdoğan")
@@ -206,8 +208,16 @@ class MultilingualGazetteer:
             for entry in entries:
                 if entry.weak:
                     continue  # weak forms need a model span: there is none here
-                if entry.native and language is not None and entry.native != language:
-                    continue  # another language's form: a word of this one may look the same
+                if (
+                    entry.native
+                    and language is not None
+                    and entry.native != language
+                    and not (language in LATIN_LANGUAGES and entry.native not in LATIN_LANGUAGES)
+                ):
+                    # another language's form in the same script: a word of this one may look
+                    # the same. Arabic-script forms never look like a Turkish or Kurmanji word,
+                    # and those articles quote them ("Erdoğan (أردوغان)")
+                    continue
                 pattern = fold_pattern(entry.surface)
                 if pattern:
                     grouped.setdefault(pattern, []).append(entry)

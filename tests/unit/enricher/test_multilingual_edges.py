@@ -153,3 +153,13 @@ def test_turkish_derivational_endings_and_kurmanji_endings_still_count(
     assert [(s.text, s.label) for s in tr] == [("Iraklı", "GPE"), ("Van", "GPE"), ("Van", "GPE")]
     kmr = recognizer.recognize(None, "Li Tirkiyeyê û Bexdayê.", "kmr")
     assert [s.text for s in kmr] == ["Tirkiye", "Bexda"]
+
+
+def test_arabic_script_forms_count_in_a_turkish_article(enricher: Enricher, make_article) -> None:
+    text = "Türkiye'nin Irak'taki operasyonu sürüyor; Erdoğan (أردوغان) ve Barzani (بارزاني)."
+    result = enricher.enrich(make_article(text, language="tr"))
+    found = [(m.text, m.entity_key) for m in result.mentions]
+    assert ("أردوغان", "PERSON:recep tayyip erdogan") in found
+    assert ("Erdoğan", "PERSON:recep tayyip erdogan") in found
+    for mention in result.mentions:
+        assert text[mention.start : mention.end] == mention.text
