@@ -63,6 +63,12 @@ def identify(text: str, *, min_chars: int = MIN_CHARS) -> str | None:
     return LABEL_FIXES.get(label, label)
 
 
+def has_sorani_letters(text: str) -> bool:
+    """True when ``text`` (any length) is mostly Arabic script and writes Sorani-only letters
+    as often as Sorani does: decisive even where the model is not asked (short strings)."""
+    return _sorani_letters_share(" ".join(text[:MAX_CHARS].split())) >= MIN_SORANI_SHARE
+
+
 def _sorani_letters_share(sample: str) -> float:
     """Share of Sorani-only letters among the Arabic-script letters, 0.0 when under half of
     all letters are Arabic script (a Latin article quoting a Sorani name is not Sorani)."""

@@ -163,3 +163,23 @@ def test_arabic_script_forms_count_in_a_turkish_article(enricher: Enricher, make
     assert ("Erdoğan", "PERSON:recep tayyip erdogan") in found
     for mention in result.mentions:
         assert text[mention.start : mention.end] == mention.text
+
+
+@pytest.mark.parametrize("parser_language", ["en", "tr", None])
+def test_short_arabic_script_text_never_goes_to_the_english_model(
+    enricher: Enricher, make_article, parser_language: str | None
+) -> None:
+    # too short to identify, and the parser's guess contradicts the script
+    result = enricher.enrich(
+        make_article("أردوغان يزور بغداد", title="أردوغان في بغداد", language=parser_language)
+    )
+    assert result.enrichment.method == "gazetteer"
+    assert result.enrichment.status == "ok"
+    assert result.enrichment.language is None  # not identified: no language is claimed
+    assert {e.key for e in result.entities} == {"PERSON:recep tayyip erdogan", "GPE:baghdad"}
+
+
+def test_short_sorani_text_is_sorani_by_its_letters(enricher: Enricher, make_article) -> None:
+    result = enricher.enrich(make_article("ئەردۆغان لە هەولێر", language="en"))
+    assert result.enrichment.language == "ckb"
+    assert {e.key for e in result.entities} == {"PERSON:recep tayyip erdogan", "GPE:erbil"}
