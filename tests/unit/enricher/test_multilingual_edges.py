@@ -183,3 +183,22 @@ def test_short_sorani_text_is_sorani_by_its_letters(enricher: Enricher, make_art
     result = enricher.enrich(make_article("ئەردۆغان لە هەولێر", language="en"))
     assert result.enrichment.language == "ckb"
     assert {e.key for e in result.entities} == {"PERSON:recep tayyip erdogan", "GPE:erbil"}
+
+
+def test_turkish_suffix_never_joins_a_key_in_the_english_path(
+    enricher: Enricher, make_article
+) -> None:
+    # an English article quoting Turkish copy (or a short Turkish text the parser called "en")
+    text = (
+        "Turkish newspapers said the operation in Kandil'deki camps was discussed on Monday. "
+        "Bağdat'ta Sudani met the delegation. Shi'ite parties in Baghdad welcomed the talks."
+    )
+    result = enricher.enrich(make_article(text, language="en"))
+    assert result.enrichment.method == "ner"
+    for mention in result.mentions:
+        assert text[mention.start : mention.end] == mention.text
+    assert not [m for m in result.mentions if "'" in m.text and "Shi'ite" not in m.text]
+    keys = {m.entity_key for m in result.mentions}
+    assert "LOC:qandil mountains" in keys
+    assert "GPE:baghdad" in keys
+    assert not [k for k in keys if "kandildeki" in k or "bagdatta" in k]
