@@ -77,10 +77,6 @@ MAX_AFFIX_CHARS = 12
 LATIN_LANGUAGES: frozenset[str] = frozenset({"tr", "kmr"})
 #: Language codes that share native alias data ("ku" is fastText's Kurmanji).
 LANGUAGE_ALIASES: dict[str, str] = {"ku": "kmr"}
-#: Latin-script languages where a one-word person alias (a surname: "Fidan", "Erdoğan")
-#: followed by an unknown capitalised word is the given name of someone else ("Fidan Doğan",
-#: "Erdoğan Bayraktar"); other languages (German) capitalise every noun.
-SURNAME_AS_GIVEN_NAME_LANGUAGES: frozenset[str] = frozenset({"tr", "kmr"})
 #: Last words of a capitalised run that make it something other than a person.
 NOT_PERSON_WORDS: frozenset[str] = frozenset(fold(w) for w in (
     "Üniversitesi", "Caddesi", "Sokağı", "Havalimanı", "Camii", "Köprüsü", "Barajı",
@@ -342,13 +338,11 @@ class MultilingualRecognizer:
 
     def recognize(self, title: str | None, body: str, language: str | None = None) -> list[Span]:
         """Spans of the title and the body, title first, each in text order."""
-        language = LANGUAGE_ALIASES.get(language or "", language)
-        gazetteer = self.gazetteer(language)
-        given_name_check = language in SURNAME_AS_GIVEN_NAME_LANGUAGES
+        gazetteer = self.gazetteer(LANGUAGE_ALIASES.get(language or "", language))
         spans: list[Span] = []
         for field, text in (("title", title or ""), ("body", body)):
             if text.strip():
-                spans.extend(self._field(gazetteer, field, text, given_name_check))
+                spans.extend(self._field(gazetteer, field, text))
         full_names = self._full_names(spans)
         result: list[Span] = []
         for field, text in (("title", title or ""), ("body", body)):
@@ -357,15 +351,11 @@ class MultilingualRecognizer:
             result.extend(sorted(own, key=lambda s: s.start))
         return result
 
-    def _field(
-        self, gazetteer: MultilingualGazetteer, field: str, text: str, given_name_check: bool
-    ) -> list[Span]:
+    def _field(self, gazetteer: MultilingualGazetteer, field: str, text: str) -> list[Span]:
         spans: list[Span] = []
         for match in re.finditer(r"[^\n]+", text):
             spans.extend(gazetteer.find(match.group(), field, match.start()))
         if not is_arabic_script(text):
-            if given_name_check:
-                spans = _drop_surnames_used_as_given_names(text, spans)
             spans += self._given_name_people(field, text, spans)
         return spans
 
@@ -447,30 +437,6 @@ class _Coverage:
 
     def overlaps(self, start: int, end: int) -> bool:
         return 1 in self._mask[start:end]
-
-
-_NEXT_WORD = re.compile(r"[^\S\n]+([^\W\d_]+)")
-
-
-def _drop_surnames_used_as_given_names(text: str, spans: list[Span]) -> list[Span]:
-    """Drop a one-word PERSON alias hit followed (spaces only) by a capitalised word that is
-    no known name and carries no apostrophe suffix: "Fidan Doğan" is not Hakan Fidan, while
-    "Erdoğan Ankara'da" and "Fidan Beştepe'de" keep their person."""
-    taken = _Coverage(len(text), spans)
-    kept: list[Span] = []
-    for span in spans:
-        if span.label == "PERSON" and span.rule.startswith("alias") and " " not in span.text:
-            after = _NEXT_WORD.match(text, span.end)
-            if (
-                after is not None
-                and not _suffixed(text, span.end)
-                and after.group(1)[0].isupper()
-                and not _suffixed(text, after.end(1))
-                and not taken.overlaps(after.start(1), after.end(1))
-            ):
-                continue
-        kept.append(span)
-    return kept
 
 
 def _suffixed(text: str, end: int) -> bool:

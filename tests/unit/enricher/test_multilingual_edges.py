@@ -100,30 +100,19 @@ def test_persian_with_a_sorani_name_stays_persian(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text",
-    [
-        "Gazeteci Fidan Doğan tutuklandı.",  # Fidan: a given name here, not Hakan Fidan
-        "Eski bakan Erdoğan Bayraktar konuştu.",
-        "Fidan Yılmaz, dün gözaltına alındı.",
-    ],
-)
-def test_surname_alias_followed_by_an_unknown_capitalised_word_is_another_person(
-    recognizer: MultilingualRecognizer, text: str
-) -> None:
-    spans = recognizer.recognize(None, text, "tr")
-    assert not [s for s in spans if s.rule.startswith("alias")], spans
-
-
-@pytest.mark.parametrize(
     ("text", "surface"),
     [
         ("Erdoğan Ankara'da konuştu.", "Erdoğan"),  # a known name follows
         ("Bakan Fidan Beştepe'de konuştu.", "Fidan"),  # a capitalised word with a case suffix
         ("Fidan dün Bağdat'taydı.", "Fidan"),
         ("Erdoğan\nYeni dönem", "Erdoğan"),  # another line
+        # why "Fidan Doğan" (a given name Fidan) is left open: these are the same shape
+        ("Erdoğan Salı günü konuştu.", "Erdoğan"),
+        ("Erdoğan Twitter hesabından paylaştı.", "Erdoğan"),
+        ("Erdoğan Beyaz Saray'da görüştü.", "Erdoğan"),
     ],
 )
-def test_surname_alias_before_a_place_or_a_lowercase_word_stays(
+def test_surname_alias_before_a_capitalised_word_stays(
     recognizer: MultilingualRecognizer, text: str, surface: str
 ) -> None:
     spans = recognizer.recognize(None, text, "tr")
