@@ -191,3 +191,13 @@ def test_turkish_suffix_never_joins_a_key_in_the_english_path(
     assert "LOC:qandil mountains" in keys
     assert "GPE:baghdad" in keys
     assert not [k for k in keys if "kandildeki" in k or "bagdatta" in k]
+
+
+def test_uyghur_is_not_sorani() -> None:
+    # Uyghur writes ە and ۆ as Sorani does, never ڕ ڵ ێ
+    uyghur = (
+        "ئۈرۈمچى شەھىرىدە بۈگۈن چوڭ يىغىن ئېچىلدى، ئۇنىڭغا كۆپ ئادەم قاتناشتى. يىغىندا ھۆكۈمەت "
+        "ئەمەلدارلىرى سۆز قىلدى ۋە يېڭى پىلانلارنى ئوتتۇرىغا قويدى. ئۇلار بۇ يىل ئىقتىسادىي "
+        "تەرەققىياتنىڭ تېز بولىدىغانلىقىنى ئېيتتى."
+    )
+    assert identify(uyghur) == "ug"
