@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from shared.messages import (
     MAX_MESSAGE_BYTES,
+    Alert,
     Article,
     DeadLetter,
     EnrichedArticle,
@@ -75,9 +76,21 @@ STORIES = TopicSpec(
     30 * DAY_MS,
     "stories (incidents) whenever they change; merges",
 )
+ALERTS = TopicSpec(
+    "news.alerts.v1", Alert, "watch_id", 30 * DAY_MS, "watch matches on stored articles"
+)
 DLQ = TopicSpec("news.dlq.v1", DeadLetter, "stage", 30 * DAY_MS, "failures with stage and reason")
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (LINKS, PAGES, ARTICLES, ENRICHED, STORED, STORIES, DLQ)
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    LINKS,
+    PAGES,
+    ARTICLES,
+    ENRICHED,
+    STORED,
+    ALERTS,
+    STORIES,
+    DLQ,
+)
 BY_NAME = {spec.name: spec for spec in ALL_TOPICS}
 
 
@@ -128,6 +141,7 @@ STAGES: tuple[StageSpec, ...] = (
         side_inputs=(DLQ,),
         optional_inputs={"writer_archive_pages": PAGES},
     ),
+    StageSpec("alert", "alerter", STORED, (ALERTS, DLQ)),
     StageSpec("tell", "storyteller", STORED, (STORIES, DLQ)),
 )
 SERVICES: tuple[str, ...] = tuple(spec.service for spec in STAGES)

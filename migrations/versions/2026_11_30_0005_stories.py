@@ -1,7 +1,7 @@
 """stories: one row per incident, its articles with their roles, and the candidate index
 
 Revision ID: 0005_stories
-Revises: 0003_search_language
+Revises: 0004_watches_alerts
 Create Date: 2026-11-30 15:30:00
 
 ``stories`` holds each story's summary and assignment state (a merged story stays, with
@@ -16,7 +16,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = '0005_stories'
-down_revision: str | None = '0003_search_language'
+down_revision: str | None = '0004_watches_alerts'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

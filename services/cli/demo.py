@@ -21,6 +21,9 @@ from typing import Any
 
 SITE_DIR = Path(__file__).resolve().parent / "demo_site"
 SITE_NAME = "Demo Wire"
+#: The watch ``newsflow demo`` saves, so a new user sees an alert: an alias (PKK) resolved to
+#: its canonical key, and a word, matched against every stored article.
+DEMO_WATCH = ("demo: PKK in Baghdad talks", "entity:PKK AND Baghdad")
 
 
 def load_articles() -> list[dict[str, Any]]:

@@ -77,7 +77,7 @@ def demo(as_json: JsonFlag = False, timeout: float = 300.0) -> None:
     import os
     import tempfile
 
-    from services.cli.demo import DemoSite
+    from services.cli.demo import DEMO_WATCH, DemoSite
     from services.cli.supervisor import Supervisor
 
     # the sample site is on loopback, which the SSRF guard blocks by default
@@ -91,7 +91,12 @@ def demo(as_json: JsonFlag = False, timeout: float = 300.0) -> None:
         console.print(f"sample site at {site.base} ({len(site.articles)} articles)")
         code = asyncio.run(
             Supervisor(
-                s, feeds_file=Path(feeds.name), once=True, timeout=timeout, as_json=as_json
+                s,
+                feeds_file=Path(feeds.name),
+                once=True,
+                timeout=timeout,
+                as_json=as_json,
+                watches=[DEMO_WATCH],
             ).run()
         )
     raise typer.Exit(code)

@@ -16,6 +16,7 @@ import signal
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from rich.live import Live
 from rich.table import Table
 from sqlalchemy import text
 
+from services.alerter.store import alert_progress, recent_alerts
 from shared import kafka, stack
 from shared.db.migrate import upgrade
 from shared.db.session import create_engine, session_factory
@@ -84,6 +86,12 @@ class Progress:
     stage_dlq: dict[str, float] = field(default_factory=dict)
     rates: dict[str, float] = field(default_factory=dict)
     lag: dict[str, int] = field(default_factory=dict)
+    alerts: int = 0
+    alerts_delivered: int = 0
+    alerts_failed: int = 0
+    #: stored articles not yet matched + alerts not yet published or delivered
+    alerts_pending: int = 0
+    recent_alerts: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def pending(self) -> int:
@@ -132,8 +140,10 @@ class Supervisor:
         once: bool = False,
         timeout: float = 900.0,
         as_json: bool = False,
+        watches: Sequence[tuple[str, str]] = (),
     ) -> None:
         self.settings = settings
+        self.watches = watches
         self.feeds_file = feeds_file
         self.once = once
         self.timeout = timeout
@@ -161,6 +171,7 @@ class Supervisor:
             try:
                 sessions = session_factory(engine)
                 await self._import_feeds(sessions)
+                await self._add_watches(sessions)
                 if self.once:
                     await self._make_all_feeds_due(sessions)
                 await self._spawn(bootstrap, db_url)
@@ -226,6 +237,19 @@ class Supervisor:
 
         report = await import_feeds_file(sessions, self.feeds_file)
         self.console.print(f"feeds: {report}")
+
+    async def _add_watches(self, sessions: Any) -> None:
+        """Save the (name, query) watches given (the demo's); an existing name is kept."""
+        from services.alerter.store import WatchError, add_watch
+        from services.cli.watch import curated_key
+
+        for name, query in self.watches:
+            async with sessions() as session, session.begin():
+                try:
+                    info = await add_watch(session, name, query, curated=curated_key)
+                except WatchError:
+                    continue
+            self.console.print(f"watch {info.name!r}: {info.query}")
 
     async def _make_all_feeds_due(self, sessions: Any) -> None:
         async with sessions() as session, session.begin():
@@ -340,9 +364,14 @@ class Supervisor:
                     return 3
                 if self.once:
                     p = self.progress
-                    # done only when every stored article also has its story
+                    # done: every link stored or dead-lettered, every stored article matched
+                    # and each of its alerts delivered or recorded as failed, and every stored
+                    # article in its story
                     finished = (
-                        p.feeds_polled >= p.feeds_total and p.pending == 0 and p.unstoried == 0
+                        p.feeds_polled >= p.feeds_total
+                        and p.pending == 0
+                        and p.alerts_pending == 0
+                        and p.unstoried == 0
                     )
                     if finished:
                         idle_since = idle_since or time.monotonic()
@@ -354,7 +383,8 @@ class Supervisor:
                     if time.monotonic() > deadline:
                         self.console.print(
                             f"[red]timed out after {self.timeout:.0f}s[/] with "
-                            f"{self.progress.pending} link(s) pending"
+                            f"{self.progress.pending} link(s) and "
+                            f"{self.progress.alerts_pending} alert item(s) pending"
                         )
                         self._summary()
                         return 1
@@ -434,6 +464,11 @@ class Supervisor:
                         for r in stories
                     ]
                 p.dead_letters = sum(p.dlq_by_stage.values())
+                alerts = await alert_progress(session, run_start)
+                p.alerts, p.alerts_delivered = alerts.alerts, alerts.delivered
+                p.alerts_failed, p.alerts_pending = alerts.failed, alerts.pending
+                if p.alerts:
+                    p.recent_alerts = await recent_alerts(session, run_start)
         except Exception as exc:  # the DB may restart under us; the panel says so
             logger.warning("status query failed: %s", exc)
         now = time.monotonic()
@@ -458,8 +493,8 @@ class Supervisor:
         )
         return (
             f"feeds {p.feeds_polled}/{p.feeds_total} links {p.discovered} done {p.done} "
-            f"pending {p.pending} stored {p.stored} stories {p.stories} dlq {p.dead_letters}"
-            f" | {stages}"
+            f"pending {p.pending} stored {p.stored} alerts {p.alerts} stories {p.stories} "
+            f"dlq {p.dead_letters} | {stages}"
         )
 
     def _render(self) -> Table:
@@ -469,8 +504,10 @@ class Supervisor:
             caption=(
                 f"feeds polled {p.feeds_polled}/{p.feeds_total} (failing {p.feeds_failed}) · "
                 f"links {p.discovered} · pending {p.pending} · stored {p.stored} · "
-                f"duplicates {p.duplicates} · stories {p.stories}"
-                f" ({p.unstoried} article(s) waiting) · DLQ {p.dead_letters}"
+                f"duplicates {p.duplicates} · alerts {p.alerts} (webhooks delivered "
+                f"{p.alerts_delivered}, failed {p.alerts_failed}, pending {p.alerts_pending}) · "
+                f"stories {p.stories} ({p.unstoried} article(s) waiting) · "
+                f"DLQ {p.dead_letters}"
             ),
         )
         for column in ("stage", "service", "ok", "rate/s", "lag", "dead-lettered", "ready in"):
@@ -510,6 +547,11 @@ class Supervisor:
             "dead_letters": p.dead_letters,
             "dead_letters_by_stage": p.dlq_by_stage,
             "pending": p.pending,
+            "alerts": p.alerts,
+            "webhooks_delivered": p.alerts_delivered,
+            "webhooks_failed": p.alerts_failed,
+            "alerts_pending": p.alerts_pending,
+            "recent_alerts": [{"watch": w, "title": t, "reason": r} for w, t, r in p.recent_alerts],
             "startup_s": startup,
         }
         if self.as_json:
@@ -529,6 +571,10 @@ class Supervisor:
             "articles_without_story",
             "dead_letters",
             "pending",
+            "alerts",
+            "webhooks_delivered",
+            "webhooks_failed",
+            "alerts_pending",
         ):
             table.add_row(key.replace("_", " "), str(summary[key]))
         for stage, n in sorted(p.dlq_by_stage.items()):
@@ -546,4 +592,6 @@ class Supervisor:
                     story["headline"] or "",
                 )
             Console().print(stories)
+        for watch, title, reason in p.recent_alerts:
+            Console().print(f"alert [bold]{watch}[/]: {title} ({reason})", highlight=False)
         self.console.print("start-up: " + ", ".join(f"{k} {v:.2f}s" for k, v in startup.items()))
