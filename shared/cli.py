@@ -252,7 +252,7 @@ def worker(
     def ready() -> None:
         logger.info("service ready: %s in %.2fs", service, time.monotonic() - started)
 
-    serve_metrics(metrics_port(s.metrics_port_base, service))
+    serve_metrics(metrics_port(s.metrics_port_base, service), s.metrics_bind)
     run_worker(faust_app, loglevel=s.log_level.lower(), on_ready=ready)
 
 
@@ -310,11 +310,17 @@ def demo(as_json: JsonFlag = False, timeout: float = 300.0) -> None:
 def show_settings(as_json: JsonFlag = False) -> None:
     """Show every setting: variable, effective value and meaning."""
     from shared.settings import describe
+    from shared.stack import redact_url
 
     s = settings()
     rows = [
         (var, str(getattr(s, var.removeprefix("NEWSFLOW_").lower())), doc)
         for var, _d, doc in describe()
+    ]
+    # a database URL may carry a password: never print it
+    rows = [
+        (var, str(redact_url(value)) if var == "NEWSFLOW_DATABASE_URL" else value, doc)
+        for var, value, doc in rows
     ]
     if as_json:
         emit_json({var: value for var, value, _doc in rows})
