@@ -726,3 +726,76 @@ def status(home: Path) -> dict[str, Any]:
             else None,
         }
     return out
+
+
+# --- watching a running stack --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fault:
+    """Why a component needs a restart: ``gone`` (pid dead), ``silent`` (alive but its port has
+    not answered for a while) or ``memory`` (a planned restart: resident memory over a limit)."""
+
+    name: str
+    reason: str
+    detail: str
+
+
+#: a live process whose port does not answer this long is treated as hung
+SILENT_LIMIT_S = 15.0
+
+
+class StackWatch:
+    """Probe the embedded components of *home* that *names* lists; :meth:`check` says which
+    one needs a restart. Plain and synchronous (a few ms): run it in a thread every second.
+
+    The stack file is re-read on every check, so a restart recorded by anyone is followed.
+    """
+
+    def __init__(
+        self,
+        home: Path,
+        names: list[str],
+        *,
+        broker_max_rss: int = 0,
+        silent_limit_s: float = SILENT_LIMIT_S,
+    ) -> None:
+        self.home = home.resolve()
+        self.names = [n for n in ("kafka", "postgres") if n in names]
+        self.broker_max_rss = broker_max_rss
+        self.silent_limit_s = silent_limit_s
+        self._silent_since: dict[str, float] = {}
+
+    def check(self, *, now: float | None = None) -> Fault | None:
+        now = time.monotonic() if now is None else now
+        state = read_state(self.home)
+        for name in self.names:
+            comp: Component | None = getattr(state, name)
+            if comp is None:
+                return Fault(name, "gone", f"{name} is no longer in {stack_file(self.home)}")
+            health = probe(comp)
+            if not health.alive:
+                self._silent_since.pop(name, None)
+                return Fault(name, "gone", f"{name} (pid {comp.pid}) is gone")
+            if not health.answers:
+                since = self._silent_since.setdefault(name, now)
+                if now - since >= self.silent_limit_s:
+                    self._silent_since.pop(name, None)
+                    return Fault(
+                        name,
+                        "silent",
+                        f"{name} (pid {comp.pid}) has not answered on port {comp.port} "
+                        f"for {now - since:.0f}s",
+                    )
+                continue
+            self._silent_since.pop(name, None)
+            if name == "kafka" and self.broker_max_rss:
+                rss = rss_bytes(comp.pid)
+                if rss > self.broker_max_rss:
+                    return Fault(
+                        name,
+                        "memory",
+                        f"broker memory {rss / 2**20:.0f} MB passed "
+                        f"{self.broker_max_rss / 2**20:.0f} MB (planned restart)",
+                    )
+        return None

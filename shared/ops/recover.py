@@ -78,7 +78,8 @@ class Redrive:
         return self.links + self.pages
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "total": self.total}
+        oldest = self.oldest.isoformat() if self.oldest else None
+        return {**asdict(self), "oldest": oldest, "total": self.total}
 
 
 def _link(row: Any) -> Link:
