@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -34,7 +33,7 @@ ARTICLES = int(os.environ.get("NEWSFLOW_FAULTS_ARTICLES", "500"))
 SEED = 13
 FAULT_AT = 0.3
 RUN_TIMEOUT_S = 600.0
-COMMAND = [sys.executable, "-m", "shared.cli"]
+COMMAND = [harness.newsflow()]
 
 
 @pytest.fixture
