@@ -743,6 +743,9 @@ class Fault:
 
 #: a live process whose port does not answer this long is treated as hung
 SILENT_LIMIT_S = 15.0
+#: planned (memory) restarts at most this often, so a limit below the broker's resting size
+#: cannot turn into a restart loop
+PLANNED_RESTART_GAP_S = 600.0
 
 
 class StackWatch:
@@ -765,6 +768,7 @@ class StackWatch:
         self.broker_max_rss = broker_max_rss
         self.silent_limit_s = silent_limit_s
         self._silent_since: dict[str, float] = {}
+        self._planned_at: float | None = None
 
     def check(self, *, now: float | None = None) -> Fault | None:
         now = time.monotonic() if now is None else now
@@ -789,9 +793,11 @@ class StackWatch:
                     )
                 continue
             self._silent_since.pop(name, None)
-            if name == "kafka" and self.broker_max_rss:
+            recent = self._planned_at is not None and now - self._planned_at < PLANNED_RESTART_GAP_S
+            if name == "kafka" and self.broker_max_rss and not recent:
                 rss = rss_bytes(comp.pid)
                 if rss > self.broker_max_rss:
+                    self._planned_at = now
                     return Fault(
                         name,
                         "memory",

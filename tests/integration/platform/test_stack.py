@@ -154,3 +154,7 @@ def test_probe_notices_a_killed_broker_and_restart_reuses_its_port(home: Path) -
     assert again.port == kafka.port and again.pid != kafka.pid
     assert stack.probe(again).ok
     assert stack.read_state(home).kafka == again
+    # a planned restart (memory limit) stops the live broker first
+    planned = stack.restart(home, "kafka")
+    assert planned.port == kafka.port and planned.pid != again.pid
+    assert not stack.pid_alive(again.pid, expect="tansu") and stack.probe(planned).ok
