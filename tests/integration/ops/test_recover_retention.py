@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.cli.ops.recover import REDRIVE_HEADER, redrive
+from services.cli.ops.retention import apply_retention
+from services.cli.ops.sink import Headers
 from shared.messages import Link
-from shared.ops.recover import REDRIVE_HEADER, redrive
-from shared.ops.retention import apply_retention
-from shared.ops.sink import Headers
 from shared.settings import Settings
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)

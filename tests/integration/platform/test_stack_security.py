@@ -33,7 +33,7 @@ def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFLOW_")}
     env["NEWSFLOW_HOME"] = str(home)
     return subprocess.run(
-        [sys.executable, "-m", "shared.cli", *args],
+        [sys.executable, "-m", "services.cli", *args],
         capture_output=True,
         text=True,
         env=env,

@@ -3,9 +3,9 @@
 * ``pages``: archived pages (up to 5 MB each before gzip) older than
   ``retention_pages_days`` by ``fetched_at``.
 * ``seen_links``: *finished* links first seen before ``retention_seen_links_days``. A link
-  without an outcome is never pruned: it is unfinished work (:mod:`shared.ops.recover`).
+  without an outcome is never pruned: it is unfinished work (:mod:`services.cli.ops.recover`).
 * ``dead_letters``: replayed ones after ``retention_dead_letters_days``, never-replayed ones
-  after ``retention_pending_dead_letters_days`` (:func:`shared.ops.dlq.prune_dead_letters`).
+  after ``retention_pending_dead_letters_days`` (:func:`services.cli.ops.dlq.prune_dead_letters`).
 
 Deletes go in short chunks, oldest first, each its own transaction, so the writer's inserts
 keep flowing. A setting of 0 keeps that table forever.
@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.ops.dlq import prune_dead_letters
+from services.cli.ops.dlq import prune_dead_letters
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -9,13 +9,13 @@ It also keeps the embedded stack alive for weeks (issue 13):
 * a watchdog probes the embedded broker and PostgreSQL every ``watchdog_interval_s`` (pid
   alive, port answering). A dead one is reported once (panel and log), restarted on its
   port, the topics re-created and every unfinished link re-driven from PostgreSQL
-  (:mod:`shared.ops.recover`). A broker loss restarts the workers too: its memory storage
+  (:mod:`services.cli.ops.recover`). A broker loss restarts the workers too: its memory storage
   lost every record in flight, so they are stopped first and re-driven work goes to fresh
   consumers. The broker is also restarted on purpose when its memory passes
   ``broker_max_rss_mb`` (Tansu's memory storage only grows).
 * at start, topics that had to be created (a fresh broker, or a real Kafka that lost them)
   mean the records in flight are gone: unfinished work is re-driven before the workers start.
-* retention runs every ``retention_interval_s`` (:mod:`shared.ops.retention`).
+* retention runs every ``retention_interval_s`` (:mod:`services.cli.ops.retention`).
 """
 
 from __future__ import annotations
@@ -46,11 +46,13 @@ from shared.db.migrate import upgrade
 from shared.db.session import create_engine, session_factory
 from shared.errors import StackError
 from shared.settings import Settings
+from shared.topology import SERVICES
+from shared.topology import STAGES as TOPOLOGY
 
 logger = logging.getLogger(__name__)
 
-SERVICES = ("fetcher", "parser", "enricher", "writer")
-STAGES = (("fetch", "fetcher"), ("parse", "parser"), ("enrich", "enricher"), ("store", "writer"))
+#: (stage, service) in pipeline order, from the topology
+STAGES = tuple((spec.stage, spec.service) for spec in TOPOLOGY)
 STATUS_EVERY_S = 1.0
 LAG_EVERY_S = 5.0
 #: aiokafka's lines while the broker is unreachable (one every few ms per worker)
@@ -59,12 +61,11 @@ _BROKER_NOISE = re.compile(
     r"Unable to update metadata|KafkaConnectionError|Marking the coordinator dead|"
     r"Group Coordinator Request failed|Heartbeat send request failed)"
 )
-#: stage -> (consumer group, input topic) whose lag the panel shows
+#: stage -> (consumer group, main input topic) whose lag the panel shows
 STAGE_INPUTS = {
-    "fetch": ("newsflow-fetcher", "news.links.v1"),
-    "parse": ("newsflow-parser", "news.pages.v1"),
-    "enrich": ("newsflow-enricher", "news.articles.v1"),
-    "store": ("newsflow-writer", "news.enriched.v1"),
+    spec.stage: (spec.group(), spec.main_input.name)
+    for spec in TOPOLOGY
+    if spec.main_input is not None
 }
 STOP_GRACE_S = 20.0
 #: workers stopped for a broker recovery are killed after this: with the broker gone they
@@ -302,8 +303,8 @@ class Supervisor:
 
     async def _redrive(self, sessions: Any, *, why: str) -> dict[str, Any]:
         """Re-send every unfinished link (or its archived page); what was sent."""
-        from shared.ops.recover import redrive
-        from shared.ops.sink import KafkaSink
+        from services.cli.ops.recover import redrive
+        from services.cli.ops.sink import KafkaSink
 
         async with KafkaSink(self.bootstrap) as sink:
             done = await redrive(
@@ -407,7 +408,7 @@ class Supervisor:
             )
 
     async def _retention_loop(self, sessions: Any) -> None:
-        from shared.ops.retention import apply_retention
+        from services.cli.ops.retention import apply_retention
 
         interval = self.settings.retention_interval_s
         if interval <= 0:
@@ -464,7 +465,7 @@ class Supervisor:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "shared.cli",
+                "services.cli",
                 "worker",
                 service,
                 env={**env, "NEWSFLOW_METRICS_PORT_BASE": str(port - offset if port else 0)},
@@ -479,7 +480,7 @@ class Supervisor:
 
     async def _lag_loop(self, bootstrap: str) -> None:
         """Consumer lag per stage from committed and stored offsets (never end_offsets)."""
-        from shared.ops.lag import consumer_lag, totals
+        from services.cli.ops.lag import consumer_lag, group_topics, totals
 
         while True:
             await asyncio.sleep(LAG_EVERY_S)
@@ -490,6 +491,7 @@ class Supervisor:
                     bootstrap,
                     prefix=self.settings.topic_prefix,
                     group_prefix=self.settings.topic_prefix,
+                    groups=group_topics(self.settings),
                 )
                 by_group = totals(rows)
                 prefix = self.settings.topic_prefix

@@ -35,9 +35,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.cli.ops.replay import page_record
+from services.cli.ops.sink import Headers, Sink
 from shared.messages import FeedEntry, Link
-from shared.ops.replay import page_record
-from shared.ops.sink import Headers, Sink
 from shared.topics import LINKS, PAGES
 
 logger = logging.getLogger(__name__)
