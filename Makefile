@@ -40,7 +40,7 @@ test: setup tools ## Unit + integration tests (real broker and PostgreSQL), plus
 	$(BIN)/newsflow schemas check
 	$(BIN)/pytest -m "not faults" $(PYTEST_ARGS)
 	NEWSFLOW_FAULTS_ARTICLES=100 $(BIN)/pytest -m faults $(PYTEST_ARGS) \
-	  -k "poison or (kill9 and enricher) or hostile"
+	  -k "poison or (kill9 and enricher) or hostile or broker_killed"
 
 test-unit: setup ## Unit tests only (seconds, no infrastructure)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)

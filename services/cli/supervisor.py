@@ -313,7 +313,8 @@ class Supervisor:
         if done.total:
             self.console.print(
                 f"re-drove {done.links} link(s) and {done.pages} archived page(s) "
-                f"without an outcome ({why})"
+                f"without an outcome ({why})",
+                soft_wrap=True,
             )
         return done.to_json()
 
@@ -387,10 +388,14 @@ class Supervisor:
                 **redriven,
             }
         )
+        hidden = (
+            f"; {self.suppressed_lines} connection-error line(s) from the workers were not shown"
+            if self.suppressed_lines
+            else ""
+        )
         self._say(
             f"{fault.name} recovered in {seconds:.1f}s; re-drove {redriven.get('total', 0)} "
-            f"unfinished item(s); {self.suppressed_lines} connection-error line(s) from "
-            "the workers were not shown",
+            f"unfinished item(s){hidden}",
             level=logging.INFO,
         )
         self.suppressed_lines = 0
