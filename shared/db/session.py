@@ -57,22 +57,22 @@ async def open_sessions(
         await dispose(engine)
 
 
-async def dispose(engine: AsyncEngine, *, timeout: float = DISPOSE_TIMEOUT_S) -> None:
+async def dispose(engine: AsyncEngine, *, within_s: float = DISPOSE_TIMEOUT_S) -> None:
     """Close *engine*'s pool, also from a task that is being cancelled (a stopping worker).
 
     faust stops a worker by cancelling its agents, more than once; a cancellation that lands
     while asyncpg says goodbye to the server cut the close short and SQLAlchemy logged it as an
     ERROR with a CancelledError traceback on every normal stop. The close runs in its own task,
-    shielded: a cancellation waits for it (at most *timeout*) and is re-raised afterwards.
+    shielded: a cancellation waits for it (at most *within_s*) and is re-raised afterwards.
     """
     closing = asyncio.ensure_future(engine.dispose())
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within_s
     cancelled = False
     while not closing.done():
         left = deadline - loop.time()
         if left <= 0:
-            logger.warning("database pool did not close within %.0fs; leaving it", timeout)
+            logger.warning("database pool did not close within %.0fs; leaving it", within_s)
             closing.cancel()
             break
         try:
