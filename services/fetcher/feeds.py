@@ -357,6 +357,43 @@ def _readable_encoding(body: bytes, content_type: str | None) -> tuple[bytes, st
     return text.encode("utf-8"), ctype
 
 
+#: A numeric character reference, as feedparser's loose parser matches it (``;`` required).
+_CHARREF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
+#: More digits than any code point needs: the reference cannot name a character.
+_MAX_CHARREF_DIGITS = 8
+
+
+def _charref_code_point(match: re.Match[bytes]) -> int | None:
+    hex_digits, dec_digits = match.groups()
+    digits = (hex_digits or dec_digits).lstrip(b"0") or b"0"
+    if len(digits) > _MAX_CHARREF_DIGITS:
+        return None
+    return int(digits, 16 if hex_digits else 10)
+
+
+def neutralise_charrefs(body: bytes) -> tuple[bytes, int]:
+    """``(body, count)``: references to code points no text can hold (lone surrogates such
+    as ``&#xD800;``, beyond U+10FFFF) replaced by ``&#xFFFD;``, as HTML reads them.
+
+    feedparser's loose parser runs ``chr(n).encode("utf-8")`` on every reference, so one
+    ``&#xD800;`` in one item used to fail the whole feed (UnicodeEncodeError). Only
+    ASCII-compatible bodies are rewritten; a UTF-16 body passes through unchanged.
+    """
+    count = 0
+
+    def replace_unholdable(match: re.Match[bytes]) -> bytes:
+        nonlocal count
+        code = _charref_code_point(match)
+        if code is None or 0xD800 <= code <= 0xDFFF or code > 0x10FFFF:
+            count += 1
+            return b"&#xFFFD;"
+        return match.group(0)
+
+    if b"&#" not in body:  # the common case: no copy
+        return body, 0
+    return _CHARREF.sub(replace_unholdable, body), count
+
+
 def run_feedparser(body: bytes, *, url: str, content_type: str | None) -> Any:
     """feedparser's result for a document already checked by :func:`check_xml_safety`.
 
@@ -481,6 +518,7 @@ def _parse_document(
         if tag == "html":
             raise _not_a_feed(url, content_type, "an XHTML page")
     body, content_type = _readable_encoding(body, content_type)
+    body, unholdable = neutralise_charrefs(body)
     parsed = run_feedparser(body, url=url, content_type=content_type)
     if not parsed.version and not parsed.entries:
         if ctype in ("text/html", "application/xhtml+xml"):
@@ -506,6 +544,9 @@ def _parse_document(
             recovered = f"{type(problem).__name__}: {problem}"[:500]
     site = parsed.feed.get("link")
     return ParsedFeed(
+        cleaned=[f"document: {unholdable} character reference(s) to no character"]
+        if unholdable
+        else [],
         kind=parsed.version or "unknown",
         title=_text(parsed.feed.get("title"), MAX_TITLE_CHARS),
         site_url=site if isinstance(site, str) else None,

@@ -184,3 +184,22 @@ def test_refused_links_are_counted_in_atom_json_and_sitemaps() -> None:
     parsed = parse_feed(sitemap, url="https://news.example/sitemap.xml", now=NOW)
     assert [item.url for item in parsed.items] == ["https://news.example/y"]
     assert parsed.refused == ["URL carries credentials: https://…@news.example"]
+
+
+@pytest.mark.parametrize(
+    "ref", ["&#xD800;", "&#55296;", "&#xDE00;", "&#x110000;", "&#99999999999;"]
+)
+def test_charref_to_no_character_costs_one_field_not_the_feed(ref: str) -> None:
+    # feedparser's loose parser ran chr(n).encode("utf-8") on it: UnicodeEncodeError, and
+    # the whole feed was an error:internal with no items
+    body = (
+        "<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>t</title>"
+        f"<item><title>bad {ref} ref</title><link>/a/1</link></item>"
+        "<item><title>fine &#x41;&#66;</title><link>/a/2</link></item>"
+        "</channel></rss>"
+    ).encode()
+    feed = parse_feed(body, url="https://news.example/feed", now=NOW)
+    bad, fine = feed.items
+    assert bad.title == "bad \ufffd ref"
+    assert fine.title == "fine AB"
+    assert feed.cleaned[0] == "document: 1 character reference(s) to no character"
