@@ -56,6 +56,12 @@ SEVEN_UTC = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
         "الاثنين 30 نوفمبر 2026 - 10:00 +0300",  # Arabic (Egyptian/Gulf month name)
         "الإثنين، 30 تشرين الثاني 2026 10:00 +0300",  # Arabic (Iraqi/Levantine month name)
         "٣٠ نوفمبر ٢٠٢٦ ١٠:٠٠ +0300",  # Eastern Arabic digits
+        "2026-11-30 10:00:00 +03",  # two-digit ISO offset (the lenient handler gave 00:00)
+        "2026-11-30T10:00:00+03",
+        "20261130T100000+0300",  # ISO 8601 basic format (also gave 00:00)
+        "20261130T070000Z",
+        "1796022000",  # Unix time (read as 28 March 1796)
+        "1796022000000",  # Unix time in milliseconds
     ],
 )
 def test_feed_date_formats_mean_0700_utc(text: str) -> None:
@@ -64,9 +70,21 @@ def test_feed_date_formats_mean_0700_utc(text: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "   ", "garbage", "2013-xx-27", "2003-12-31T25:14:55Z", "yesterday", "x" * 300, None],
+    [
+        "",
+        "   ",
+        "garbage",
+        "2013-xx-27",
+        "2003-12-31T25:14:55Z",
+        "yesterday",
+        "x" * 300,
+        None,
+        "Mon, 30 Nov 2026 10:00:00 +9999",  # no such offset (was read as 26 Nov 05:21)
+        "Mon, 30 Nov 2026 10:00:00 +0375",
+        True,
+    ],
 )
-def test_what_is_not_a_date_is_none(text: str | None) -> None:
+def test_what_is_not_a_date_is_none(text: str | bool | None) -> None:
     assert parse_feed_date(text) is None
 
 
@@ -75,6 +93,12 @@ def test_dates_only_a_date_are_midnight_utc() -> None:
     assert parse_feed_date("05/11/2026 10:00") == datetime(2026, 11, 5, 10, tzinfo=UTC)  # DMY
     assert parse_feed_date("11/30/2026 10:00 AM") == datetime(2026, 11, 30, 10, tzinfo=UTC)
     assert parse_feed_date("30.11.2026 10:00") == datetime(2026, 11, 30, 10, tzinfo=UTC)
+    assert parse_feed_date("20261130") == datetime(2026, 11, 30, tzinfo=UTC)
+    assert parse_feed_date("2026-11-30 00:00:00 +03") == datetime(2026, 11, 29, 21, tzinfo=UTC)
+
+
+def test_unix_time_as_a_json_number() -> None:
+    assert parse_feed_date(1796022000) == SEVEN_UTC
 
 
 def rss_item(inner: str, *, item_attrs: str = "", channel_attrs: str = "") -> bytes:
