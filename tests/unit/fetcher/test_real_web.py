@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import html
 import zlib
 from datetime import UTC, datetime, timedelta
 
@@ -306,6 +307,25 @@ def test_stub_detection_rules() -> None:
         "<head>", '<head><meta http-equiv="refresh" content="0;url=/other">'
     )
     assert find_stub_target(full_with_refresh) is None  # article text: not a stub
+
+
+@pytest.mark.parametrize(
+    ("content", "target"),
+    [
+        ("0; url='/a/x.html' trailing", "/a/x.html"),  # a quoted URL ends at its quote
+        ('0; URL="/a/x.html"', "/a/x.html"),
+        (".5; url=/a/x", "/a/x"),  # HTML reads ".5" as 0 s (the stub was not followed)
+        ("0.5.; url=/a/x", "/a/x"),
+        ("0 ;  URL = /a/x ", "/a/x"),
+        ("; url=/a/x", None),  # no time at all is no refresh
+        ("x; url=/a/x", None),
+        ("0", None),  # a reload of itself
+    ],
+)
+def test_refresh_content_read_as_html_reads_it(content: str, target: str | None) -> None:
+    attr = html.escape(content, quote=True)
+    page = f'<html><head><meta http-equiv="refresh" content="{attr}"></head></html>'
+    assert find_stub_target(page) == target
 
 
 async def test_stub_is_followed_and_counted_in_the_chain(
