@@ -394,6 +394,36 @@ def neutralise_charrefs(body: bytes) -> tuple[bytes, int]:
     return _CHARREF.sub(replace_unholdable, body), count
 
 
+#: Raw bytes XML 1.0 forbids (C0 controls other than tab, LF, CR).
+_XML_FORBIDDEN_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_XML_ALLOWED_CONTROLS = (0x09, 0x0A, 0x0D)
+
+
+def xml_chars_cleaned(body: bytes) -> tuple[bytes, str | None]:
+    """``(body, note)`` with what makes XML not well-formed although every tag is right
+    removed: raw C0 control bytes and references to them (``&#0;``) dropped, references to
+    no character (``&#xD800;``, ``&#xFFFE;``) made U+FFFD. ``note`` says what, None if
+    nothing. For ASCII-compatible bodies (sitemaps are UTF-8)."""
+    body, raw = _XML_FORBIDDEN_BYTES.subn(b"", body)
+    refs = 0
+
+    def replace_forbidden(match: re.Match[bytes]) -> bytes:
+        nonlocal refs
+        code = _charref_code_point(match)
+        if code is not None and code < 0x20 and code not in _XML_ALLOWED_CONTROLS:
+            refs += 1
+            return b""
+        if code is None or 0xD800 <= code <= 0xDFFF or code in (0xFFFE, 0xFFFF) or code > 0x10FFFF:
+            refs += 1
+            return b"&#xFFFD;"
+        return match.group(0)
+
+    if b"&#" in body:
+        body = _CHARREF.sub(replace_forbidden, body)
+    parts = [f"{n} {what}" for n, what in ((raw, "control byte"), (refs, "bad reference")) if n]
+    return body, ", ".join(parts) or None
+
+
 def run_feedparser(body: bytes, *, url: str, content_type: str | None) -> Any:
     """feedparser's result for a document already checked by :func:`check_xml_safety`.
 
@@ -511,6 +541,15 @@ def _parse_document(
     if _HTML_START.match(body[:4096]):
         raise _not_a_feed(url, content_type, "an HTML page")
     root = check_xml_safety(body)
+    if root is None:
+        # One control byte or bad reference in one <loc> made expat refuse the document, and
+        # feedparser does not read sitemaps: the whole sitemap was lost for one item.
+        cleaned_body, note = xml_chars_cleaned(body)
+        retried = check_xml_safety(cleaned_body) if note else None
+        if retried is not None and _local(retried.tag) in ("urlset", "sitemapindex"):
+            parsed = _parse_sitemap(retried, url=url, now=now)
+            parsed.cleaned.append(f"document: {note}")
+            return parsed
     if root is not None:
         tag = _local(root.tag)
         if tag in ("urlset", "sitemapindex"):

@@ -203,3 +203,28 @@ def test_charref_to_no_character_costs_one_field_not_the_feed(ref: str) -> None:
     assert bad.title == "bad \ufffd ref"
     assert fine.title == "fine AB"
     assert feed.cleaned[0] == "document: 1 character reference(s) to no character"
+
+
+@pytest.mark.parametrize(
+    ("loc", "expected"),
+    [
+        ("https://news.example/a\x00b", "https://news.example/ab"),  # raw NUL byte
+        ("https://news.example/a&#0;b", "https://news.example/ab"),
+        ("https://news.example/a&#x1B;b", "https://news.example/ab"),
+        ("https://news.example/a&#xD800;b", "https://news.example/a\ufffdb"),
+    ],
+)
+def test_one_forbidden_character_costs_the_sitemap_nothing(loc: str, expected: str) -> None:
+    # expat refused the whole document and feedparser does not read sitemaps: not_a_feed
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        f"<url><loc>{loc}</loc></url>"
+        "<url><loc>https://news.example/fine</loc><lastmod>2026-11-21T10:00:00+03:00</lastmod></url>"
+        "</urlset>"
+    ).encode()
+    feed = parse_feed(body, url="https://news.example/sitemap.xml", now=NOW)
+    assert feed.kind == "sitemap"
+    assert [item.url for item in feed.items] == [expected, "https://news.example/fine"]
+    assert feed.items[1].published_at == datetime(2026, 11, 21, 7, 0, tzinfo=UTC)
+    assert feed.cleaned and feed.cleaned[0].startswith("document: 1 ")
