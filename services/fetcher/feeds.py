@@ -337,8 +337,18 @@ def _readable_encoding(body: bytes, content_type: str | None) -> tuple[bytes, st
     a windows-1254 Turkish feed comes out as "Þýrnak". Such a body is sniffed (the same
     detector as pages, which prefers the corpus's regional charsets) and re-encoded as UTF-8.
     """
-    if body.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+    if body.startswith(b"\xef\xbb\xbf"):
         return body, content_type  # a BOM is the strongest declaration there is
+    if body.startswith((b"\xff\xfe", b"\xfe\xff")):
+        # UTF-16 (BOM-declared) becomes UTF-8, so the byte-level cleaning that follows
+        # (neutralise_charrefs) sees its references: "&#xD800;" in a UTF-16 feed crashed
+        # feedparser. Undecodable UTF-16 is left to feedparser as it is.
+        try:
+            text = body.decode("utf-16").removeprefix("\ufeff")
+        except UnicodeDecodeError:
+            return body, content_type
+        utf8 = _XML_ENCODING_BYTES.sub(rb'\1encoding="utf-8"', text.encode("utf-8"), count=1)
+        return utf8, (content_type or "application/xml").split(";", 1)[0]
     head = body[:512]
     decl = _XML_ENCODING.search(head)
     header = _HEADER_CHARSET.search(content_type or "")
@@ -532,7 +542,7 @@ def _parse_document(
     if head.startswith(b"{") or ctype in ("application/feed+json", "application/json"):
         try:
             data = json.loads(body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[…" 5,000 deep
             raise _not_a_feed(url, content_type, f"invalid JSON ({exc})") from exc
         version = data.get("version") if isinstance(data, dict) else None
         if not (isinstance(version, str) and "jsonfeed.org" in version):

@@ -228,3 +228,21 @@ def test_one_forbidden_character_costs_the_sitemap_nothing(loc: str, expected: s
     assert [item.url for item in feed.items] == [expected, "https://news.example/fine"]
     assert feed.items[1].published_at == datetime(2026, 11, 21, 7, 0, tzinfo=UTC)
     assert feed.cleaned and feed.cleaned[0].startswith("document: 1 ")
+
+
+def test_utf16_feed_with_a_reference_to_no_character_keeps_its_items() -> None:
+    body = (
+        '\ufeff<?xml version="1.0" encoding="utf-16"?><rss version="2.0"><channel>'
+        "<item><title>Kerkûk &#xD800;</title><link>/a/1</link></item>"
+        "<item><title>Hewlêr</title><link>/a/2</link></item></channel></rss>"
+    ).encode("utf-16")
+    feed = parse_feed(body, url="https://news.example/feed", now=NOW)
+    assert [item.title for item in feed.items] == ["Kerkûk \ufffd", "Hewlêr"]
+
+
+def test_json_nested_past_the_recursion_limit_is_not_a_feed() -> None:
+    # RecursionError escaped parse_feed: the poll logged a crash (error:internal)
+    body = b'{"version": "https://jsonfeed.org/version/1.1", "items": ' + b"[" * 100_000
+    with pytest.raises(PermanentError) as caught:
+        parse_feed(body, url="https://news.example/feed.json", now=NOW)
+    assert caught.value.kind == "not_a_feed"
