@@ -22,7 +22,7 @@ import feedparser
 from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
 
 from services.fetcher.charset import detect_charset
-from services.fetcher.dates import parse_feed_date
+from services.fetcher.dates import dateparser_budget, parse_feed_date
 from services.fetcher.urls import normalize_url
 from shared.errors import PermanentError
 from shared.messages import clean_text
@@ -277,7 +277,9 @@ def _entry_date(entry: Any) -> datetime | None:
     """published (pubDate, dcterms:issued), else updated (dc:date, atom:updated,
     dcterms:modified), else created; parsed by :mod:`services.fetcher.dates`."""
     for key in ("published", "updated", "created"):
-        when = parse_feed_date(entry.get(key))
+        # dict.get: feedparser's own get maps a missing "updated" to "published" (with a
+        # DeprecationWarning), which read an unreadable date twice
+        when = parse_feed_date(dict.get(entry, key))
         if when is not None:
             return when
     return None
@@ -496,7 +498,9 @@ def parse_feed(
     PostgreSQL or the topics cannot carry is cleaned here, where it enters, and listed in
     ``cleaned``.
     """
-    return _clean_parsed(_parse_document(body, url=url, content_type=content_type, now=now))
+    with dateparser_budget():
+        parsed = _parse_document(body, url=url, content_type=content_type, now=now)
+    return _clean_parsed(parsed)
 
 
 def _clean_field(value: str | None, where: str, notes: list[str]) -> str | None:

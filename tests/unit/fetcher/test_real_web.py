@@ -7,6 +7,7 @@ import base64
 import gzip
 import html
 import zlib
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -462,3 +463,33 @@ async def test_big_feeds_parse_off_the_event_loop(monkeypatch: pytest.MonkeyPatc
         )
     assert len(big) >= poll.PARSE_OFFLOAD_BYTES and len(parsed.items) == 4001
     assert threads[0].startswith("feed-parse") and threads[1] == threading.main_thread().name
+
+
+def test_dateparser_budget_bounds_refused_strings_and_the_cache_answers_repeats() -> None:
+    from services.fetcher import dates
+
+    with dates.dateparser_budget(0.0) as state:
+        # budget spent: a string dateparser has not seen is not read (5,000 odd dates were
+        # 13 s of CPU in every poll)...
+        assert parse_feed_date("30 Kasım 2026 10:00:00 +0300 budget") is None
+        assert state[1] == 1
+        # ...but feedparser's formats still are
+        assert parse_feed_date("Mon, 30 Nov 2026 10:00:00 +0300") == SEVEN_UTC
+    assert parse_feed_date("30 Kasım 2026 10:00:00 +0300") == SEVEN_UTC
+    with dates.dateparser_budget(0.0):
+        assert parse_feed_date("30 Kasım 2026 10:00:00 +0300") == SEVEN_UTC  # cached
+
+
+def test_parse_feed_spends_a_bounded_time_on_dates_it_cannot_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services.fetcher import dates
+
+    monkeypatch.setattr(dates, "_dateparser_cache", OrderedDict())
+    monkeypatch.setattr(dates, "DATEPARSER_BUDGET_S", 0.0)
+    body = rss_item("<pubDate>Pazartesi, 30 Kasım 2026 10:00 +0300</pubDate><link>/a</link>")
+    feed = parse_feed(body, url="https://news.example/feed", now=NOW)
+    assert feed.items[0].published_at is None  # over budget: not read, the feed is kept
+    monkeypatch.setattr(dates, "DATEPARSER_BUDGET_S", 1.0)
+    feed = parse_feed(body, url="https://news.example/feed", now=NOW)
+    assert feed.items[0].published_at == SEVEN_UTC
