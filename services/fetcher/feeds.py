@@ -242,13 +242,28 @@ def _parse_json_feed(data: dict[str, Any], *, url: str, now: datetime) -> Parsed
     )
 
 
+#: Longest item URL taken, in UTF-8 bytes: the sitemap protocol's limit. PostgreSQL's btree
+#: indexes (seen_links.url, articles.canonical_url) refuse keys over ~2,700 bytes, so a
+#: 9,000-character link was refused only at the insert, as "not stored (Error)".
+MAX_ITEM_URL_BYTES = 2048
+#: Characters of a refused over-long URL quoted in the feed's status.
+QUOTED_URL_CHARS = 120
+
+
 def _item_link(raw: str, *, base: str, refused: list[str]) -> str | None:
     """The normalised item URL, or None with the reason added to *refused* (never fetched)."""
     try:
-        return normalize_url(raw, base=base)
+        link = normalize_url(raw, base=base)
     except ValueError as exc:
         refused.append(str(exc))
         return None
+    size = len(link.encode("utf-8", "replace"))
+    if size > MAX_ITEM_URL_BYTES:
+        refused.append(
+            f"URL of {size} bytes, over {MAX_ITEM_URL_BYTES}: {link[:QUOTED_URL_CHARS]}…"
+        )
+        return None
+    return link
 
 
 def _is_web_url(value: Any) -> bool:

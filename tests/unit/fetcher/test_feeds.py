@@ -246,3 +246,16 @@ def test_json_nested_past_the_recursion_limit_is_not_a_feed() -> None:
     with pytest.raises(PermanentError) as caught:
         parse_feed(body, url="https://news.example/feed.json", now=NOW)
     assert caught.value.kind == "not_a_feed"
+
+
+def test_item_url_over_the_sitemap_limit_is_refused_with_its_reason() -> None:
+    # 9,000 characters reached the seen_links insert, which refused it as "not stored (Error)"
+    long_url = "https://news.example/a?x=" + "q" * 9000
+    body = (
+        "<rss version='2.0'><channel><title>t</title>"
+        f"<item><link>{long_url}</link></item>"
+        "<item><link>https://news.example/ok</link></item></channel></rss>"
+    ).encode()
+    feed = parse_feed(body, url="https://news.example/feed", now=NOW)
+    assert [item.url for item in feed.items] == ["https://news.example/ok"]
+    assert feed.refused[0].startswith("URL of 9025 bytes, over 2048: https://news.example/a?x=qq")
