@@ -211,22 +211,11 @@ def _feedparser_stamp(text: str) -> Any:
     return stamp
 
 
-#: Earlier than this is a placeholder, not a publication date: CMSs write 0001-01-01 and
-#: 1970-01-01 (Unix time 0) for "no date", and feeds began in the late 1990s.
-EARLIEST_FEED_DATE = datetime(1990, 1, 1, tzinfo=UTC)
-
-
 def parse_feed_date(value: Any) -> datetime | None:
     """An aware UTC datetime from a feed's date text, or None when it is not a date.
 
-    Never raises: a date nobody can read is a missing date, not a lost feed. A date before
-    :data:`EARLIEST_FEED_DATE` is a placeholder and None too.
+    Never raises: a date nobody can read is a missing date, not a lost feed.
     """
-    when = _parse_feed_date(value)
-    return None if when is None or when < EARLIEST_FEED_DATE else when
-
-
-def _parse_feed_date(value: Any) -> datetime | None:
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)  # JSON Feeds that write Unix time as a number
     if not isinstance(value, str):

@@ -112,8 +112,15 @@ def _text(value: Any, limit: int) -> str | None:
     return text[:limit] or None
 
 
+#: An item date earlier than this is a placeholder, not a publication date: CMSs write
+#: 0001-01-01 and 1970-01-01 (Unix time 0) for "no date", and feeds began in the late 1990s.
+#: (Here, not in ``dates.py``: reading "Thu, 01 Jan 0100" as year 100 is right for a parser.)
+EARLIEST_ITEM_DATE = datetime(1990, 1, 1, tzinfo=UTC)
+
+
 def _future_safe(when: datetime | None, now: datetime) -> datetime | None:
-    if when is None or when > now + FUTURE_DATE_TOLERANCE:
+    """*when*, or None when it is in the future (beyond the tolerance) or a placeholder."""
+    if when is None or when > now + FUTURE_DATE_TOLERANCE or when < EARLIEST_ITEM_DATE:
         return None
     return when
 

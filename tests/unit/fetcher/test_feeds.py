@@ -259,3 +259,17 @@ def test_item_url_over_the_sitemap_limit_is_refused_with_its_reason() -> None:
     feed = parse_feed(body, url="https://news.example/feed", now=NOW)
     assert [item.url for item in feed.items] == ["https://news.example/ok"]
     assert feed.refused[0].startswith("URL of 9025 bytes, over 2048: https://news.example/a?x=qq")
+
+
+@pytest.mark.parametrize(
+    "date", ["0001-01-01T00:00:00Z", "1970-01-01T00:00:00Z", "Thu, 01 Jan 1970 00:00:00 GMT"]
+)
+def test_placeholder_dates_are_no_date(date: str) -> None:
+    # CMSs write these for "no date"; they reached links and the feed's cadence history
+    body = (
+        "<rss version='2.0'><channel><title>t</title>"
+        f"<item><link>https://news.example/a</link><pubDate>{date}</pubDate></item>"
+        "</channel></rss>"
+    ).encode()
+    feed = parse_feed(body, url="https://news.example/feed", now=NOW)
+    assert feed.items[0].published_at is None
