@@ -15,11 +15,17 @@ out = Console()
 def show_settings(as_json: JsonFlag = False) -> None:
     """Show every setting: variable, effective value and meaning."""
     from shared.settings import describe
+    from shared.stack import redact_url
 
     s = settings()
     rows = [
         (var, str(getattr(s, var.removeprefix("NEWSFLOW_").lower())), doc)
         for var, _d, doc in describe()
+    ]
+    # a database URL may carry a password: never print it
+    rows = [
+        (var, str(redact_url(value)) if var == "NEWSFLOW_DATABASE_URL" else value, doc)
+        for var, value, doc in rows
     ]
     if as_json:
         emit_json({var: value for var, value, _doc in rows})

@@ -39,6 +39,7 @@ def build() -> typer.Typer:
         entities,
         feeds,
         lag,
+        recover,
         replay,
         run,
         schemas,
@@ -51,7 +52,7 @@ def build() -> typer.Typer:
     if not app.registered_commands and not app.registered_groups:
         for module in (stack, db, topics, schemas, run, config, feeds, entities, articles, stories):
             module.register(app)
-        for module in (dlq, replay, lag, watch):
+        for module in (dlq, replay, lag, recover, watch):
             module.register(app)
     return app
 

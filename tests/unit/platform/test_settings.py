@@ -67,3 +67,20 @@ def test_generated_docs_are_current() -> None:
     readme = (root / "README.md").read_text()
     assert render_readme(readme) == readme, "README settings table is stale: run 'make docs'"
     assert (root / ".env.example").read_text() == render_env_example(), "run 'make docs'"
+
+
+def test_enricher_workers_default_to_the_usable_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    monkeypatch.delenv("NEWSFLOW_ENRICHER_WORKERS", raising=False)
+    assert Settings(_env_file=None).enricher_processes == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("NEWSFLOW_ENRICHER_WORKERS", "3")
+    assert Settings(_env_file=None).enricher_processes == 3
+
+
+def test_retention_defaults_and_validation() -> None:
+    s = Settings(_env_file=None)
+    assert (s.retention_pages_days, s.retention_seen_links_days) == (14.0, 90.0)
+    assert (s.retention_dead_letters_days, s.retention_pending_dead_letters_days) == (30.0, 90.0)
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None, retention_pages_days=-1)
