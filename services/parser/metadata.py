@@ -81,6 +81,28 @@ AUTHOR_SPLIT = re.compile(
 AUTHOR_CREDIT = re.compile(
     r"^(?:photo|foto|image|bild|picture|quelle|source|kaynak|credit)s?\s*:", re.IGNORECASE
 )
+#: news agencies and wire services credited in bylines: a source, never a person. Compared by
+#: normalise_key; they become the author (as an organisation) only when no person is named.
+NEWS_AGENCIES = frozenset(
+    {
+        "afp", "ap", "associated press", "reuters", "dpa", "efe", "ansa", "xinhua", "upi",
+        "aa", "anadolu", "anadolu agency", "anadolu ajansi", "dha", "iha", "anka", "ilkha",
+        "mezopotamya ajansi", "ina", "iraqi news agency", "nina", "sana", "irna", "isna",
+        "tasnim", "fars", "mehr", "kuna", "wam", "spa", "mena", "bna", "sputnik", "tass",
+        "وكالة الأنباء العراقية", "واع", "سانا", "رويترز", "الأناضول", "فرانس برس",
+    }
+)  # fmt: skip
+#: words that make an author string an organisation ("Haber Ajansı", "وكالة ...", "Rudaw TV")
+ORGANISATION_WORDS = re.compile(
+    r"\b(?:agency|ajans[ıi]?|press|news|media|network|tv|television|radio|channel|group"
+    r"|newspaper|gazetesi|wire)\b|^(?:وكالة|شبكة|قناة|مؤسسة|صحيفة|جريدة)\s",
+    re.IGNORECASE,
+)
+#: words a publisher adds to its name for an edition ("Rudaw English", "Kurdistan24 Türkçe")
+EDITION_WORDS = frozenset(
+    {"english", "arabic", "turkish", "turkce", "kurdish", "persian", "farsi", "online",
+     "digital", "news", "staff", "desk", "team", "web", "عربي", "العربية"}
+)  # fmt: skip
 #: a trailing "(abc)" is the author's initials or desk code: "Elena Oberholzer (obe)"
 AUTHOR_TRAILING_CODE = re.compile(r"\s*\([^()]{0,12}\)?$")
 MAX_AUTHOR_WORDS = 5
@@ -290,8 +312,8 @@ def clean_authors(
                 not key
                 or key in seen
                 or key in AUTHOR_JUNK
-                or key in site_keys
-                or key.replace(" ", "") in site_keys
+                or _names_site(key, site_keys)
+                or (not keep_sites and _is_organisation(name, key))
                 or "@" in name
                 or _DATEISH.search(name.lower())
                 or len(key.split()) > MAX_AUTHOR_WORDS
@@ -307,6 +329,25 @@ def clean_authors(
             seen.add(key)
             names.append(name)
     return names
+
+
+def _names_site(key: str, site_keys: set[str]) -> bool:
+    """ "Rudaw", "Rudaw English", "Kurdistan24 Staff" for the site "Rudaw News"/rudaw.net."""
+    if not site_keys:
+        return False
+    core = " ".join(word for word in key.split() if word not in EDITION_WORDS) or key
+    compact = core.replace(" ", "")
+    if core in site_keys or compact in site_keys:
+        return True
+    # the site's name without its suffix ("rudaw" of "rudaw news", "rudawnews")
+    return len(compact) >= 4 and any(
+        site.startswith(compact) and len(compact) * 2 > len(site) for site in site_keys
+    )
+
+
+def _is_organisation(name: str, key: str) -> bool:
+    """An agency or an organisation's name (by its words), not a person's."""
+    return key in NEWS_AGENCIES or bool(ORGANISATION_WORDS.search(name))
 
 
 AuthorKind = Literal["person", "organization"]

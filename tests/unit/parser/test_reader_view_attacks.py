@@ -1,0 +1,70 @@
+"""Issue 17 under attack: page shapes a tester invented that broke the reader view.
+
+Each test is one kind of failure (not one page): agencies and the site's own name next to a
+person in a byline, photo credits in Turkish/Arabic, a <br> inside the <h1>, a bare <time>.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from services.parser.metadata import choose_authors
+from services.parser.pipeline import parse_page
+from shared.messages import Article, Page
+from shared.settings import Settings
+from tests.unit.parser.conftest import NOW
+
+SETTINGS = Settings(database_url=None, kafka_bootstrap=None)
+URL = "https://www.rudawnews.example/english/middleeast/arrests-duhok"
+PARAGRAPHS = [
+    "Security forces in Duhok province said on Tuesday that they had arrested four suspects "
+    "accused of smuggling weapons across the border from Syria into the Kurdistan Region.",
+    "The governor of Duhok told reporters that the men were detained at a checkpoint near the "
+    "Faysh Khabur crossing after a search of their truck revealed rifles and ammunition.",
+    "Officials in Erbil said the arrests were part of a wider campaign against smuggling "
+    "networks that have operated along the border for years, taking advantage of the war.",
+    "A spokesman for the Asayish security agency said investigations were continuing and that "
+    "more arrests were expected in the coming days as the authorities follow leads.",
+]
+
+
+def _page(build: Callable[..., Page], *, head: str = "", body: str = "", h1: str = "") -> Article:
+    paragraphs = "".join(f"<p>{text}</p>" for text in PARAGRAPHS)
+    html = (
+        f"<html><head><title>Four arrested in Duhok | Rudaw</title>{head}</head><body>"
+        f"<article><h1>{h1 or 'Four arrested in Duhok'}</h1>{body or paragraphs}</article>"
+        "</body></html>"
+    )
+    return parse_page(build(html, URL), settings=SETTINGS, now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (["Karwan Dri, Reuters"], (["Karwan Dri"], "person")),
+        (["Karwan Dri | Rudaw"], (["Karwan Dri"], "person")),
+        (["Dilan Ahmed and AFP"], (["Dilan Ahmed"], "person")),
+        (["AFP"], (["AFP"], "organization")),
+        (["Anadolu Ajansı"], (["Anadolu Ajansı"], "organization")),
+        (["وكالة الأنباء العراقية"], (["وكالة الأنباء العراقية"], "organization")),
+        (["Rudaw English"], (["Rudaw English"], "organization")),
+    ],
+)
+def test_an_agency_or_the_site_is_never_a_person(
+    raw: list[str], expected: tuple[list[str], str]
+) -> None:
+    authors = choose_authors([raw], [], site_names=["Rudaw News", "rudaw.net"])
+    assert (authors.names, authors.kind) == expected
+
+
+def test_an_agency_named_by_the_page_as_a_person_is_marked_as_an_organisation(
+    build: Callable[..., Page],
+) -> None:
+    head = (
+        '<script type="application/ld+json">{"@type": "NewsArticle", '
+        '"author": {"@type": "Person", "name": "AFP"}}</script>'
+    )
+    article = _page(build, head=head)
+    assert (article.authors, article.author_kind) == (["AFP"], "organization")
