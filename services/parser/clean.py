@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from lxml.html import HtmlElement
 
-from services.parser.extract import Caption
+from services.parser.extract import PHOTO_WORDS, Caption
 from shared.messages import RemovedSpan
 
 _MONTH = (
@@ -41,6 +41,7 @@ _SHARE_WORDS = (
     "|شارك|مشاركة|الخبر|المقال"  # Arabic: share, sharing, the news item, the article
     "|linkedin|reddit|pinterest|messenger|email|e-mail|mail|print|copy|link|url|comments?|save"
 )
+
 
 #: (reason, whole-paragraph pattern, max words). First match wins; order matters.
 LINE_RULES: tuple[tuple[str, str, int], ...] = (
@@ -106,7 +107,8 @@ LINE_RULES: tuple[tuple[str, str, int], ...] = (
     ("tags", r"(?:tags?|topics?|filed under|keywords)\s*[:|]\s*.+", 25),
     (
         "credit",
-        r"[(\[]?(?:photos?|photograph|image|picture|pic|video|graphic|illustration|file photo)"
+        rf"[(\[]?(?:photos?|photograph|image|picture|pic|video|graphic|illustration|file photo"
+        rf"|{PHOTO_WORDS})"
         r"(?: credit)?\s*[:/|©]\s*.{1,80}[)\]]?|[(\[]?©\s*.{1,60}[)\]]?"
         r"|[(\[]?(?:credit|photo credit|image credit)\s*:\s*.{1,60}[)\]]?",
         14,
@@ -114,7 +116,7 @@ LINE_RULES: tuple[tuple[str, str, int], ...] = (
     (
         # a line ending in a photo credit is a caption, whatever precedes it
         "caption",
-        r".{1,400}?\s[(\[](?:photos?|photograph|image|picture|foto(?:ğraf)?|credit)\s*[:/]\s*"
+        rf".{{1,400}}?\s[(\[](?:photos?|photograph|image|picture|credit|{PHOTO_WORDS})\s*[:/]\s*"
         r"[^()\[\]]{1,80}[)\]]\W*",
         60,
     ),

@@ -68,3 +68,33 @@ def test_an_agency_named_by_the_page_as_a_person_is_marked_as_an_organisation(
     )
     article = _page(build, head=head)
     assert (article.authors, article.author_kind) == (["AFP"], "organization")
+
+
+@pytest.mark.parametrize(
+    "credit",
+    [
+        "Fotoğraf: AA",
+        "Fotoğraflar: DHA / İHA",
+        "الصورة: رويترز",
+        "تصوير: أحمد الربيعي",
+        "Wêne: Rûdaw",
+        "Peşmerge güçleri Musul yakınında (Fotoğraf: AA)",
+        "قوات البيشمركة قرب الموصل (الصورة: رويترز)",
+    ],
+)
+def test_photo_credits_in_turkish_arabic_and_kurdish_are_captions(
+    build: Callable[..., Page], credit: str
+) -> None:
+    body = "".join(f"<p>{text}</p>" for text in [*PARAGRAPHS[:2], credit, *PARAGRAPHS[2:]])
+    article = _page(build, body=body)
+    assert credit not in article.body_text
+    assert credit in article.captions
+    assert article.body_text.split("\n\n") == PARAGRAPHS
+
+
+def test_a_sentence_about_a_photo_stays_in_the_body(build: Callable[..., Page]) -> None:
+    sentence = "الصورة التي نشرتها الوكالة أظهرت آثار القصف على القرية، بحسب مسؤولين محليين."
+    body = "".join(f"<p>{text}</p>" for text in [*PARAGRAPHS[:2], sentence, *PARAGRAPHS[2:]])
+    article = _page(build, body=body)
+    assert sentence in article.body_text
+    assert article.captions == []
