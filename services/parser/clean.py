@@ -387,6 +387,22 @@ def _attached(element: HtmlElement, container: HtmlElement) -> bool:
     return parent is container
 
 
+#: a headline broken by <br> or block spans comes out of the extractor as this many lines
+MAX_TITLE_LINES = 3
+
+
+def _title_lines(texts: Sequence[str], position: int, title_keys: set[str]) -> int:
+    """How many lines from ``position`` on spell a title (0: none)."""
+    joined = ""
+    for count, text in enumerate(texts[position : position + MAX_TITLE_LINES], start=1):
+        joined = f"{joined} {normalise_key(text)}".strip()
+        if joined in title_keys:
+            return count
+        if not any(key.startswith(joined) for key in title_keys):
+            return 0
+    return 0
+
+
 def clean_paragraphs(
     paragraphs: Sequence[str],
     *,
@@ -424,6 +440,7 @@ def clean_paragraphs(
 
     texts = [normalise_paragraph(raw) for raw in paragraphs]
     navigation = _leading_navigation([t for t in texts if t])
+    title_end = 0  # lines before this index belong to a headline already cut
     for position, text in enumerate(texts):
         if not text:
             continue
@@ -436,9 +453,15 @@ def clean_paragraphs(
         if not key:
             cut(text, "punctuation")
             continue
-        if key in title_keys and not kept.alive:
-            cut(text, "title")
-            continue
+        if position < title_end:
+            continue  # a further line of a headline already cut
+        if not kept.alive and title_keys:
+            # a headline with a <br> (or spans on two lines) comes out as 2-3 lines
+            lines = _title_lines(texts, position, title_keys)
+            if lines:
+                cut(" ".join(t for t in texts[position : position + lines] if t), "title")
+                title_end = position + lines
+                continue
         if key in caption_keys:
             cut(text, "caption")
             to_captions(caption_keys[key])

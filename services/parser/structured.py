@@ -196,8 +196,32 @@ def clean_value(value: str) -> str:
     return " ".join(value.split())
 
 
+#: elements that end a line: their text and the text after them are separate words
+_LINE_BREAKING = frozenset({"br", "p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "td"})
+
+
 def _text(element: HtmlElement) -> str:
-    return clean_value(element.text_content())
+    """The element's text, a space where a <br> or a block breaks the line
+    ("Duhok<br>and Zakho" is "Duhok and Zakho", not "Duhokand Zakho")."""
+    parts: list[str] = []
+
+    def walk(node: HtmlElement) -> None:
+        if isinstance(node.tag, str):  # not a comment or processing instruction
+            breaks = node.tag.lower() in _LINE_BREAKING
+            if breaks:
+                parts.append(" ")
+            parts.append(node.text or "")
+            for child in node:
+                walk(child)
+                parts.append(child.tail or "")
+            if breaks:
+                parts.append(" ")
+        else:
+            for child in node:
+                walk(child)
+
+    walk(element)
+    return clean_value("".join(parts))
 
 
 def _read_meta(tree: HtmlElement, found: Structured) -> None:

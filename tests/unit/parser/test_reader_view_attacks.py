@@ -98,3 +98,28 @@ def test_a_sentence_about_a_photo_stays_in_the_body(build: Callable[..., Page]) 
     article = _page(build, body=body)
     assert sentence in article.body_text
     assert article.captions == []
+
+
+@pytest.mark.parametrize(
+    "h1",
+    [
+        "Four arrested in Duhok<br>and Zakho",
+        "Four arrested in Duhok &amp; Zakho<br/>today 🇮🇶",
+        "<span>Four arrested</span><br><span>in Duhok and Zakho</span>",
+    ],
+)
+def test_a_headline_broken_by_br_is_cut_whole_from_the_body(
+    build: Callable[..., Page], h1: str
+) -> None:
+    article = _page(build, h1=h1)
+    assert article.body_text.split("\n\n") == PARAGRAPHS
+    assert [span.reason for span in article.removed] == ["title"]
+
+
+def test_a_repeated_short_line_after_the_headline_is_not_part_of_it(
+    build: Callable[..., Page],
+) -> None:
+    # "Four arrested" opens the text but is not the whole headline: it stays
+    body = "".join(f"<p>{text}</p>" for text in ["Four arrested", *PARAGRAPHS])
+    article = _page(build, body=body, h1="Four arrested in Duhok")
+    assert article.body_text.startswith("Four arrested\n\n")
