@@ -392,15 +392,17 @@ MAX_TITLE_LINES = 3
 
 
 def _title_lines(texts: Sequence[str], position: int, title_keys: set[str]) -> int:
-    """How many lines from ``position`` on spell a title (0: none)."""
+    """How many lines from ``position`` on spell a title (0: none); the longest wins, so the
+    <h1>'s second line goes with its first even when the first alone is the <title>."""
     joined = ""
+    found = 0
     for count, text in enumerate(texts[position : position + MAX_TITLE_LINES], start=1):
         joined = f"{joined} {normalise_key(text)}".strip()
         if joined in title_keys:
-            return count
+            found = count
         if not any(key.startswith(joined) for key in title_keys):
-            return 0
-    return 0
+            break
+    return found
 
 
 def clean_paragraphs(

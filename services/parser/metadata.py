@@ -100,7 +100,7 @@ ORGANISATION_WORDS = re.compile(
 )
 #: words a publisher adds to its name for an edition ("Rudaw English", "Kurdistan24 Türkçe")
 EDITION_WORDS = frozenset(
-    {"english", "arabic", "turkish", "turkce", "kurdish", "persian", "farsi", "online",
+    {"english", "arabic", "turkish", "turkce", "türkçe", "kurdish", "persian", "farsi", "online",
      "digital", "news", "staff", "desk", "team", "web", "عربي", "العربية"}
 )  # fmt: skip
 #: a trailing "(abc)" is the author's initials or desk code: "Elena Oberholzer (obe)"
@@ -230,6 +230,36 @@ def split_by_agreement(
     return title, None
 
 
+#: a title affix this short whose letters are part of the host's name is the site's name
+MAX_HOST_AFFIX_WORDS = 3
+MIN_HOST_AFFIX_CHARS = 4
+
+
+def split_host_affix(title: str, host_label: str) -> tuple[str, str | None]:
+    """``"Headline | Rudaw"`` on rudawnews.net -> ``("Headline", "Rudaw")``: the affix is the
+    host's name (or the host's name is in it: "Kurdistan24 English" on kurdistan24.net), so it
+    is cut even when no <h1> agrees and the page declares no site name. Only the outermost
+    affix, and only a short one: "Erdoğan – Barzani meeting" keeps its dash."""
+    host = normalise_key(host_label).replace(" ", "")
+    if len(host) < MIN_HOST_AFFIX_CHARS:
+        return title, None
+    for head, tail in _splits(title):
+        for kept, affix in ((head, tail), (tail, head)):
+            words = normalise_key(affix).split()
+            # "Rudaw English", "Rudaw Türkçe": the edition's word is not part of the name
+            compact = "".join(w for w in words if w not in EDITION_WORDS) or "".join(words)
+            if (
+                len(affix.split()) <= MAX_HOST_AFFIX_WORDS
+                and len(compact) >= MIN_HOST_AFFIX_CHARS
+                and (compact in host or host in compact)
+                and len(kept.split()) >= max(2, len(affix.split()))
+                # the outermost affix only, never a piece from the middle of the title
+                and not any(separator in f" {affix} " for separator in TITLE_SEPARATORS)
+            ):
+                return kept, affix
+    return title, None
+
+
 @dataclass(frozen=True, slots=True)
 class Title:
     text: str | None
@@ -262,6 +292,8 @@ def choose_title(
         title, cut = split_by_agreement(
             title, agreed, declared=[d for d in declared if d], host_label=host_label
         )
+        if cut is None and host_label:
+            title, cut = split_host_affix(title, host_label)
         # an empty kicker or label leaves ": Headline" behind
         title = title.strip(TITLE_EDGE_PUNCTUATION)
         affix = affix or cut

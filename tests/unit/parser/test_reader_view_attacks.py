@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from services.parser.metadata import choose_authors
+from services.parser.metadata import choose_authors, choose_title, host_label
 from services.parser.pipeline import parse_page
 from shared.messages import Article, Page
 from shared.settings import Settings
@@ -123,3 +123,36 @@ def test_a_repeated_short_line_after_the_headline_is_not_part_of_it(
     body = "".join(f"<p>{text}</p>" for text in ["Four arrested", *PARAGRAPHS])
     article = _page(build, body=body, h1="Four arrested in Duhok")
     assert article.body_text.startswith("Four arrested\n\n")
+
+
+@pytest.mark.parametrize(
+    ("title", "host", "expected", "site"),
+    [
+        ("Iraq | Syria talks collapse – Rudaw", "rudawnews.net", "Iraq | Syria talks collapse", "Rudaw"),
+        ("Rudaw English - Erdoğan – Barzani meeting", "rudaw.net", "Erdoğan – Barzani meeting", "Rudaw English"),
+        ("Sinjar'da çatışma - Rudaw Türkçe", "rudaw.net", "Sinjar'da çatışma", "Rudaw Türkçe"),
+        ("Clashes in Sinjar | Kurdistan24 English", "www.kurdistan24.net", "Clashes in Sinjar", "Kurdistan24 English"),
+        # a headline with a dash whose one side merely shares letters with the host stays
+        ("Erdoğan – Barzani", "barzaninews.net", "Erdoğan – Barzani", None),
+        ("Erdoğan – Barzani meeting ends", "rudaw.net", "Erdoğan – Barzani meeting ends", None),
+    ],
+)  # fmt: skip
+def test_a_site_name_that_is_the_host_is_cut_without_an_agreeing_h1(
+    title: str, host: str, expected: str, site: str | None
+) -> None:
+    chosen = choose_title(
+        [title],
+        site_names=[host],
+        references=["Something else entirely"],
+        host_label=host_label(host),
+    )
+    assert (chosen.text, chosen.site_name) == (expected, site)
+
+
+def test_the_site_name_in_the_title_and_a_two_line_h1_both_leave_the_body(
+    build: Callable[..., Page],
+) -> None:
+    article = _page(build, h1="Four arrested in Duhok<br>and Zakho")
+    assert article.title == "Four arrested in Duhok"
+    assert article.site_name == "Rudaw"
+    assert article.body_text.split("\n\n") == PARAGRAPHS
