@@ -224,6 +224,30 @@ def _text(element: HtmlElement) -> str:
     return clean_value("".join(parts))
 
 
+#: an unmarked <time datetime> is the article's date only where the article's header is: the
+#: first one inside <article>, not inside a link or list (related stories, "latest news")
+ARTICLE_TIME = "//article//time[@datetime][not(ancestor::a)][not(ancestor::li)]"
+
+
+def _time_published(tree: HtmlElement) -> str | None:
+    """The ``datetime`` of the <time> the page marks as published (itemprop, pubdate, class),
+    else of the first unmarked <time> of the <article>: the publisher states both."""
+    for time_el in tree.iter("time"):
+        marked = (time_el.get("itemprop") or "").lower() == "datepublished"
+        marked = marked or time_el.get("pubdate") is not None
+        marked = marked or "published" in (time_el.get("class") or "").lower().split()
+        if marked and time_el.get("datetime"):
+            return time_el.get("datetime")
+    for time_el in tree.xpath(ARTICLE_TIME):
+        # a <time> marked as the modification date is not the publication date
+        if (time_el.get("itemprop") or "").lower() == "datemodified":
+            continue
+        if {"updated", "modified"} & set((time_el.get("class") or "").lower().split()):
+            continue
+        return str(time_el.get("datetime"))
+    return None
+
+
 def _read_meta(tree: HtmlElement, found: Structured) -> None:
     for meta in tree.iter("meta"):
         key = (meta.get("property") or meta.get("name") or meta.get("itemprop") or "").strip()
@@ -239,13 +263,7 @@ def _read_meta(tree: HtmlElement, found: Structured) -> None:
         rels = (link.get("rel") or "").lower().split()
         if "canonical" in rels and found.canonical is None and link.get("href"):
             found.canonical = link.get("href", "").strip()
-    for time_el in tree.iter("time"):
-        marked = (time_el.get("itemprop") or "").lower() == "datepublished"
-        marked = marked or time_el.get("pubdate") is not None
-        marked = marked or "published" in (time_el.get("class") or "").lower().split()
-        if marked and time_el.get("datetime"):
-            found.time_published = time_el.get("datetime")
-            break
+    found.time_published = _time_published(tree)
     root = tree.getroottree().getroot()
     found.html_lang = (root.get("lang") or root.get("xml:lang") or "").strip() or None
     title = tree.find(".//title")

@@ -7,6 +7,7 @@ person in a byline, photo credits in Turkish/Arabic, a <br> inside the <h1>, a b
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 
@@ -156,3 +157,33 @@ def test_the_site_name_in_the_title_and_a_two_line_h1_both_leave_the_body(
     assert article.title == "Four arrested in Duhok"
     assert article.site_name == "Rudaw"
     assert article.body_text.split("\n\n") == PARAGRAPHS
+
+
+def _dated(build: Callable[..., Page], header: str) -> Article:
+    body = header + "".join(f"<p>{text}</p>" for text in PARAGRAPHS)
+    return _page(build, body=body)
+
+
+def test_an_unmarked_time_in_the_article_is_a_strong_date_whatever_its_age(
+    build: Callable[..., Page],
+) -> None:
+    article = _dated(
+        build,
+        '<div class="meta"><time datetime="2014-06-10T08:00:00+03:00">10 June 2014</time></div>',
+    )
+    assert (article.published_at, article.published_source) == (
+        datetime(2014, 6, 10, 5, 0, tzinfo=UTC),
+        "meta",
+    )
+
+
+def test_a_time_in_a_related_link_or_marked_modified_is_not_the_published_date(
+    build: Callable[..., Page],
+) -> None:
+    header = (
+        '<time class="updated" datetime="2014-06-11T08:00:00+03:00">11 June</time>'
+        '<ul><li><a href="/other"><time datetime="2013-01-01T00:00:00Z">1 Jan</time> Other</a></li></ul>'
+    )
+    article = _dated(build, header)
+    # neither is the publisher's publication date; old weak guesses are not believed
+    assert article.published_source != "meta"
