@@ -121,6 +121,18 @@ LINE_RULES: tuple[tuple[str, str, int], ...] = (
         60,
     ),
     (
+        # the same without brackets, after a full stop or a bar: "Smoke over Sinjar. Photo:
+        # Safin Hamid / AFP", "... | Photo by Safin Hamid/AFP", "... AFP PHOTO / SAFIN HAMID",
+        # "... (AFP via Getty Images)". The credit is a few words with no sentence in it.
+        "caption",
+        rf".{{1,400}}?(?:[.!?…”\"]\s+|\s[|–—•·]\s*)"
+        rf"(?:(?:photos?|photograph|image|picture|credit|{PHOTO_WORDS})(?:\s+credit)?\s*:"
+        r"|(?:photo(?:graph)?|picture|image)\s+by)\s+[^.!?:;()]{1,60}"
+        r"|.{1,400}?\s(?:[(\[]?(?:afp|ap|aa|epa|reuters|dha|iha)\s+photos?\s*/\s*[^.!?:;()]{1,60}"
+        r"|[(\[](?:[\w./-]+(?:\s+[\w./-]+){0,3}\s+(?:via|/)\s+)?getty\s+images[)\]])\W*",
+        60,
+    ),
+    (
         "byline",
         # names must be capitalised ((?-i:...)), so "By late Tuesday, troops..." is not a byline
         rf"(?:by|written by|reporting by)\s+{_NAME}(?:\s*(?:,|&|\band\b)?\s*{_NAME})*"

@@ -187,3 +187,40 @@ def test_a_time_in_a_related_link_or_marked_modified_is_not_the_published_date(
     article = _dated(build, header)
     # neither is the publisher's publication date; old weak guesses are not believed
     assert article.published_source != "meta"
+
+
+@pytest.mark.parametrize(
+    "caption",
+    [
+        "Smoke rises over Sinjar. Photo: Safin Hamid / AFP",
+        "Smoke rises over Sinjar after a drone strike on Monday | Photo: Rudaw",
+        "Smoke rises over Sinjar after a drone strike on Monday. Photo by Safin Hamid/AFP",
+        "Smoke rises over Sinjar after a drone strike on Monday. AFP PHOTO / SAFIN HAMID",
+        "Smoke rises over Sinjar after a drone strike on Monday. (Safin Hamid/AFP via Getty Images)",
+    ],
+)
+def test_a_caption_line_ending_in_an_unbracketed_credit_is_a_caption(
+    build: Callable[..., Page], caption: str
+) -> None:
+    body = "".join(f"<p>{text}</p>" for text in [*PARAGRAPHS[:2], caption, *PARAGRAPHS[2:]])
+    article = _page(build, body=body)
+    assert article.body_text.split("\n\n") == PARAGRAPHS
+    assert article.captions == [caption]
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "The ministry posted a picture. Photo: it showed the damage to the bridge, officials said.",
+        '"Photo: nothing proves it," the spokesman wrote on X, mocking the claims.',
+        "The minister said the photo, credited to AFP, showed the aftermath of the strike.",
+        "A photo by a local resident showed smoke rising over the village on Monday morning.",
+    ],
+)
+def test_a_sentence_mentioning_a_photo_stays_in_the_body(
+    build: Callable[..., Page], sentence: str
+) -> None:
+    body = "".join(f"<p>{text}</p>" for text in [*PARAGRAPHS[:2], sentence, *PARAGRAPHS[2:]])
+    article = _page(build, body=body)
+    assert sentence in article.body_text.split("\n\n")
+    assert article.captions == []
