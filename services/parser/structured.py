@@ -127,9 +127,12 @@ _ANY_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
 
 #: JSON-LD keys whose values are further nodes describing the page
 NESTED_NODE_KEYS = ("mainEntity", "@graph")
-#: markers around a JSON-LD block that are not JSON: CDATA sections (with "//" before them)
-#: and HTML comments, at the start or the end only
-_JSONLD_WRAPPER = re.compile(r"^\s*(?://\s*)?(?:<!\[CDATA\[|<!--)|(?://\s*)?(?:\]\]>|-->)\s*$")
+#: markers around a JSON-LD block that are not JSON: CDATA sections (with "//" or "/* */"
+#: around them), HTML comments and a stray ";", at the start or the end only
+_JSONLD_WRAPPER = re.compile(
+    r"^\s*(?://\s*|/\*\s*)?(?:<!\[CDATA\[|<!--)(?:\s*\*/)?"
+    r"|(?://\s*|/\*\s*)?(?:\]\]>|-->)(?:\s*\*/)?\s*$|;\s*$"
+)
 #: JSON-LD blocks above this size are skipped: they are data dumps, not page metadata.
 MAX_JSONLD_CHARS = 500_000
 
@@ -174,9 +177,33 @@ def read_structured(tree: HtmlElement) -> Structured:
     """Collect JSON-LD (incl. ``@graph``), OpenGraph/meta tags and link rels from ``tree``."""
     found = Structured()
     _read_meta(tree, found)
-    for node in _jsonld_nodes(tree):
-        _read_jsonld_node(node, found)
+    nodes = list(_jsonld_nodes(tree))
+    # Yoast and other @graph writers name the author and publisher by reference:
+    # "author": {"@id": ".../#/schema/person/abc"}, the Person being another node
+    by_id = {node["@id"]: node for node in nodes if isinstance(node.get("@id"), str)}
+    for node in nodes:
+        _read_jsonld_node(_resolved(node, by_id), found)
     return found
+
+
+#: JSON-LD keys whose {"@id": ...} references are replaced by the node they name
+REFERENCE_KEYS = ("author", "publisher", "creator")
+
+
+def _resolved(node: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``node`` with its author/publisher references replaced by the nodes they name (one
+    level: a reference to a reference stays as it is)."""
+
+    def resolve(value: Any) -> Any:
+        if isinstance(value, list):
+            return [resolve(item) for item in value]
+        if isinstance(value, dict) and set(value) <= {"@id", "@type"}:
+            return by_id.get(str(value.get("@id")), value)
+        return value
+
+    if not any(key in node for key in REFERENCE_KEYS):
+        return node
+    return {**node, **{key: resolve(node[key]) for key in REFERENCE_KEYS if key in node}}
 
 
 def clean_value(value: str) -> str:

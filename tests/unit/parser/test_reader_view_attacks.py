@@ -224,3 +224,35 @@ def test_a_sentence_mentioning_a_photo_stays_in_the_body(
     article = _page(build, body=body)
     assert sentence in article.body_text.split("\n\n")
     assert article.captions == []
+
+
+YOAST_GRAPH = (
+    '{"@context": "https://schema.org", "@graph": ['
+    '{"@type": "NewsArticle", "@id": "https://r.example/a#article", "headline": "Four arrested",'
+    ' "datePublished": "2016-10-17T06:00:00+00:00",'
+    ' "author": {"@id": "https://r.example/#/schema/person/abc"},'
+    ' "publisher": {"@id": "https://r.example/#org"}},'
+    '{"@type": "Person", "@id": "https://r.example/#/schema/person/abc", "name": "Dilan Ahmed"},'
+    '{"@type": "Organization", "@id": "https://r.example/#org", "name": "Rudaw"}]}'
+)
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        YOAST_GRAPH,
+        f"\n//<![CDATA[\n{YOAST_GRAPH}\n//]]>\n",
+        f"/*<![CDATA[*/{YOAST_GRAPH}/*]]>*/",
+        f"{YOAST_GRAPH};",
+    ],
+)
+def test_jsonld_authors_by_reference_and_wrapped_blocks_are_read(
+    build: Callable[..., Page], script: str
+) -> None:
+    head = f'<script type="application/ld+json">{script}</script>'
+    article = _page(build, head=head)
+    assert (article.authors, article.author_kind) == (["Dilan Ahmed"], "person")
+    assert (article.published_at, article.published_source) == (
+        datetime(2016, 10, 17, 6, 0, tzinfo=UTC),
+        "jsonld",
+    )
