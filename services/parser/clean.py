@@ -105,6 +105,20 @@ LINE_RULES: tuple[tuple[str, str, int], ...] = (
         25,
     ),
     ("tags", r"(?:tags?|topics?|filed under|keywords)\s*[:|]\s*.+", 25),
+    # "Source: Reuters", "Kaynak: AA", "المصدر: وكالة الأنباء العراقية", "Sources: AFP, AA"
+    (
+        "source",
+        r"[(\[]?(?:sources?|kaynak(?:lar)?|haber kaynağı|المصدر|مصدر|سەرچاوە|çavkanî|منبع)"
+        r"\s*:\s*[^.!?]{1,60}[)\]]?",
+        8,
+    ),
+    # a desk or a role alone on a line near the top is where a byline would be
+    (
+        "byline",
+        r"(?:haber merkezi|dış haberler(?: servisi)?|staff (?:reporter|writer)|news ?desk"
+        r"|web desk|newsroom|(?:ال)?محرر(?:\s+\S+){0,3}|سەرنووسەر|دبیرخانه)[\W_]*",
+        5,
+    ),
     (
         "credit",
         rf"[(\[]?(?:photos?|photograph|image|picture|pic|video|graphic|illustration|file photo"

@@ -103,6 +103,9 @@ EDITION_WORDS = frozenset(
     {"english", "arabic", "turkish", "turkce", "türkçe", "kurdish", "persian", "farsi", "online",
      "digital", "news", "staff", "desk", "team", "web", "عربي", "العربية"}
 )  # fmt: skip
+#: author strings that name a desk or a role in words AUTHOR_JUNK cannot list one by one:
+#: Arabic "محرر الشؤون المحلية" (the local affairs editor), Turkish "Dış Haberler Servisi"
+AUTHOR_ROLE = re.compile(r"^(?:ال)?محرر(?:\s|$)|^(?:dış haberler|haber merkezi)\b", re.IGNORECASE)
 #: a trailing "(abc)" is the author's initials or desk code: "Elena Oberholzer (obe)"
 AUTHOR_TRAILING_CODE = re.compile(r"\s*\([^()]{0,12}\)?$")
 MAX_AUTHOR_WORDS = 5
@@ -344,6 +347,7 @@ def clean_authors(
                 not key
                 or key in seen
                 or key in AUTHOR_JUNK
+                or AUTHOR_ROLE.match(name)
                 or _names_site(key, site_keys)
                 or (not keep_sites and _is_organisation(name, key))
                 or "@" in name

@@ -256,3 +256,30 @@ def test_jsonld_authors_by_reference_and_wrapped_blocks_are_read(
         datetime(2016, 10, 17, 6, 0, tzinfo=UTC),
         "jsonld",
     )
+
+
+@pytest.mark.parametrize(
+    ("first", "last"),
+    [
+        ("Haber Merkezi", "Kaynak: AA"),
+        ("Staff Reporter", "Source: Reuters"),
+        ("محرر الشؤون المحلية", "المصدر: وكالة الأنباء العراقية"),
+    ],
+)
+def test_a_desk_line_on_top_and_a_source_line_at_the_end_leave_the_body(
+    build: Callable[..., Page], first: str, last: str
+) -> None:
+    body = "".join(f"<p>{text}</p>" for text in [first, *PARAGRAPHS, last])
+    article = _page(build, body=body)
+    assert article.body_text.split("\n\n") == PARAGRAPHS
+    assert {(span.reason, span.text) for span in article.removed} >= {
+        ("byline", first),
+        ("source", last),
+    }
+    assert article.author_kind != "person" or first not in article.authors
+
+
+def test_a_sentence_naming_its_sources_stays(build: Callable[..., Page]) -> None:
+    sentence = "Sources: two officials in Erbil, who asked not to be named, confirmed the arrests."
+    body = "".join(f"<p>{text}</p>" for text in [*PARAGRAPHS, sentence])
+    assert sentence in _page(build, body=body).body_text
