@@ -43,6 +43,18 @@ _SHARE_WORDS = (
 )
 
 
+#: news agencies and wire services credited in bylines and sign-offs: a source, never a person
+#: (compared by normalise_key). The author only when no person is named, as an organisation.
+NEWS_AGENCIES = frozenset(
+    {
+        "afp", "ap", "associated press", "reuters", "dpa", "efe", "ansa", "xinhua", "upi",
+        "aa", "anadolu", "anadolu agency", "anadolu ajansı", "anadolu ajansi", "dha", "iha",
+        "anka", "ilkha", "mezopotamya ajansı", "ina", "iraqi news agency", "nina", "sana", "irna",
+        "isna", "tasnim", "fars", "mehr", "kuna", "wam", "spa", "mena", "bna", "sputnik", "tass",
+        "وكالة الأنباء العراقية", "واع", "سانا", "رويترز", "الأناضول", "فرانس برس",
+    }
+)  # fmt: skip
+
 #: (reason, whole-paragraph pattern, max words). First match wins; order matters.
 LINE_RULES: tuple[tuple[str, str, int], ...] = (
     (
@@ -431,6 +443,12 @@ def _title_lines(texts: Sequence[str], position: int, title_keys: set[str]) -> i
     return found
 
 
+def _agency_sign_off(text: str) -> bool:
+    """A line of nothing but news agency names: the wire credit closing a text."""
+    parts = [normalise_key(part) for part in re.split(r"[/,&|]|\band\b|\bve\b", text)]
+    return bool(parts) and all(part in NEWS_AGENCIES for part in parts)
+
+
 def clean_paragraphs(
     paragraphs: Sequence[str],
     *,
@@ -526,8 +544,11 @@ def clean_paragraphs(
     # promotional furniture closing the text ("Northgate Advertisment", "Sponsored")
     while out.paragraphs and (reason := _edge_rule(out.paragraphs[-1])) is not None:
         cut(out.paragraphs.pop(), reason)
-    # the reporter's name signing off the text ("Lê Phương")
-    if len(out.paragraphs) > 1 and _SIGN_OFF.fullmatch(out.paragraphs[-1]):
+    # the reporter's name signing off the text ("Lê Phương"), or the agency's ("AFP", "(AA)",
+    # "— Reuters", "AFP/DHA")
+    if len(out.paragraphs) > 1 and (
+        _SIGN_OFF.fullmatch(out.paragraphs[-1]) or _agency_sign_off(out.paragraphs[-1])
+    ):
         cut(out.paragraphs.pop(), "byline")
     return out
 

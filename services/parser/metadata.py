@@ -14,7 +14,7 @@ from email.utils import parsedate_to_datetime
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-from services.parser.clean import normalise_key
+from services.parser.clean import NEWS_AGENCIES, normalise_key
 
 #: separators between a headline and the site name in <title>/og:title. Bars, double colons,
 #: middots and guillemets separate even without spaces; dashes and slashes only with spaces
@@ -74,24 +74,13 @@ AUTHOR_PREFIXES = re.compile(
 )
 #: "and"/"with" in the languages of the pages we read (en, de, fr, es/pt/it, nl, nordic, tr)
 AUTHOR_SPLIT = re.compile(
-    r"\s*(?:,|;|&|\||\s[-–—]\s|\b(?:and|with|und|mit|et|avec|y|e|con|en|og|och|ve|ile)\b)\s*",
+    r"\s*(?:,|;|&|\||/|\s[-–—]\s|\b(?:and|with|und|mit|et|avec|y|e|con|en|og|och|ve|ile)\b)\s*",
     re.IGNORECASE,
 )
 #: author values that credit a photo or a source, not a writer ("Foto: X", "Quelle: dpa")
 AUTHOR_CREDIT = re.compile(
     r"^(?:photo|foto|image|bild|picture|quelle|source|kaynak|credit)s?\s*:", re.IGNORECASE
 )
-#: news agencies and wire services credited in bylines: a source, never a person. Compared by
-#: normalise_key; they become the author (as an organisation) only when no person is named.
-NEWS_AGENCIES = frozenset(
-    {
-        "afp", "ap", "associated press", "reuters", "dpa", "efe", "ansa", "xinhua", "upi",
-        "aa", "anadolu", "anadolu agency", "anadolu ajansi", "dha", "iha", "anka", "ilkha",
-        "mezopotamya ajansi", "ina", "iraqi news agency", "nina", "sana", "irna", "isna",
-        "tasnim", "fars", "mehr", "kuna", "wam", "spa", "mena", "bna", "sputnik", "tass",
-        "وكالة الأنباء العراقية", "واع", "سانا", "رويترز", "الأناضول", "فرانس برس",
-    }
-)  # fmt: skip
 #: words that make an author string an organisation ("Haber Ajansı", "وكالة ...", "Rudaw TV")
 ORGANISATION_WORDS = re.compile(
     r"\b(?:agency|ajans[ıi]?|press|news|media|network|tv|television|radio|channel|group"
@@ -332,6 +321,8 @@ def clean_authors(
     seen: set[str] = set()
     for value in raw:
         value = unicodedata.normalize("NFC", " ".join(value.split()))
+        if value.startswith("(") and value.endswith(")"):
+            value = value[1:-1].strip()  # "(AA)": a credit in brackets, not initials
         if (
             not value
             or "://" in value

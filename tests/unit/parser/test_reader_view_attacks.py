@@ -283,3 +283,14 @@ def test_a_sentence_naming_its_sources_stays(build: Callable[..., Page]) -> None
     sentence = "Sources: two officials in Erbil, who asked not to be named, confirmed the arrests."
     body = "".join(f"<p>{text}</p>" for text in [*PARAGRAPHS, sentence])
     assert sentence in _page(build, body=body).body_text
+
+
+@pytest.mark.parametrize("sign_off", ["AFP", "(AA)", "— Reuters", "AFP/DHA", "Reuters and AFP"])
+def test_an_agency_signing_off_the_text_is_a_credit_not_body(
+    build: Callable[..., Page], sign_off: str
+) -> None:
+    body = "".join(f"<p>{text}</p>" for text in [*PARAGRAPHS, sign_off])
+    article = _page(build, body=body)
+    assert article.body_text.split("\n\n") == PARAGRAPHS
+    assert ("byline", sign_off) in {(span.reason, span.text) for span in article.removed}
+    assert article.author_kind == "organization"
