@@ -52,6 +52,7 @@ AUTHOR_JUNK = frozenset(
         "correspondent",
         "our correspondent",
         "agencies",
+        "agenturen",
         "agency",
         "news agencies",
         "wire services",

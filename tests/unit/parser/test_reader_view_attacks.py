@@ -294,3 +294,8 @@ def test_an_agency_signing_off_the_text_is_a_credit_not_body(
     assert article.body_text.split("\n\n") == PARAGRAPHS
     assert ("byline", sign_off) in {(span.reason, span.text) for span in article.removed}
     assert article.author_kind == "organization"
+
+
+def test_agencies_in_german_are_a_role_and_the_site_stands_in() -> None:
+    authors = choose_authors([["ORF.at/ Agenturen"]], [], site_names=["ORF.at"])
+    assert (authors.names, authors.kind) == (["ORF.at"], "organization")
