@@ -80,7 +80,9 @@ AUTHOR_SPLIT = re.compile(
 )
 #: author values that credit a photo or a source, not a writer ("Foto: X", "Quelle: dpa")
 AUTHOR_CREDIT = re.compile(
-    r"^(?:photo|foto|image|bild|picture|quelle|source|kaynak|credit)s?\s*:", re.IGNORECASE
+    r"^(?:(?:photo|foto|image|bild|picture|quelle|source|kaynak|credit)s?\s*:"
+    r"|(?:photo|image|picture)(?:graph)?\s+by\s)",
+    re.IGNORECASE,
 )
 #: words that make an author string an organisation ("Haber Ajansı", "وكالة ...", "Rudaw TV")
 ORGANISATION_WORDS = re.compile(
@@ -367,9 +369,12 @@ def _names_site(key: str, site_keys: set[str]) -> bool:
     compact = core.replace(" ", "")
     if core in site_keys or compact in site_keys:
         return True
-    # the site's name without its suffix ("rudaw" of "rudaw news", "rudawnews")
-    return len(compact) >= 4 and any(
-        site.startswith(compact) and len(compact) * 2 > len(site) for site in site_keys
+    # the site's name without its suffix ("rudaw" of "rudaw news", "rudawnews"); one word only:
+    # "Matthew Davis" of "Matthew Davis's Blog" is the person the blog is named after
+    return (
+        len(core.split()) == 1
+        and len(compact) >= 4
+        and any(site.startswith(compact) and len(compact) * 2 > len(site) for site in site_keys)
     )
 
 

@@ -252,8 +252,9 @@ def _text(element: HtmlElement) -> str:
 
 
 #: an unmarked <time datetime> is the article's date only where the article's header is: the
-#: first one inside <article>, not inside a link or list (related stories, "latest news")
-ARTICLE_TIME = "//article//time[@datetime][not(ancestor::a)][not(ancestor::li)]"
+#: first one inside the page's first <article>, not inside a link or list (related stories,
+#: "latest news"; a forum's later posts are further <article>s)
+ARTICLE_TIME = "(//article)[1]//time[@datetime][not(ancestor::a)][not(ancestor::li)]"
 
 
 def _time_published(tree: HtmlElement) -> str | None:

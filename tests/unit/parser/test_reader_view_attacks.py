@@ -299,3 +299,27 @@ def test_an_agency_signing_off_the_text_is_a_credit_not_body(
 def test_agencies_in_german_are_a_role_and_the_site_stands_in() -> None:
     authors = choose_authors([["ORF.at/ Agenturen"]], [], site_names=["ORF.at"])
     assert (authors.names, authors.kind) == (["ORF.at"], "organization")
+
+
+def test_a_time_in_a_later_article_element_is_not_the_published_date(
+    build: Callable[..., Page],
+) -> None:
+    later = (
+        '<article><p>Reply</p><time datetime="2014-06-11T08:00:00+03:00">11 June</time></article>'
+    )
+    html = (
+        "<html><head><title>Four arrested in Duhok | Rudaw</title></head><body><article>"
+        "<h1>Four arrested in Duhok</h1>"
+        + "".join(f"<p>{text}</p>" for text in PARAGRAPHS)
+        + f"</article>{later}</body></html>"
+    )
+    article = parse_page(build(html, URL), settings=SETTINGS, now=NOW)
+    assert article.published_source != "meta"
+
+
+def test_a_blog_named_after_its_author_keeps_the_author_and_photo_credits_are_not_people() -> None:
+    authors = choose_authors(
+        [["Matthew Davis"], ["Photo by ev on Unsplash"]], [], site_names=["Matthew Davis's Blog"]
+    )
+    assert (authors.names, authors.kind) == (["Matthew Davis"], "person")
+    assert choose_authors([["Photo by ev on Unsplash"]], [], site_names=[]).names == []
