@@ -52,6 +52,9 @@ FIELDS: dict[str, str] = {
 }
 #: Aliases users type out of habit.
 FIELD_SYNONYMS: dict[str, str] = {"language": "lang", "host": "source", "text": "text"}
+#: Lucene operators are upper case; typed in lower case they are words (``pkk or baghdad``
+#: would need the word "or"), which is almost never what the analyst meant: refused.
+OPERATOR_WORDS = frozenset({"and", "or", "not"})
 MAX_QUERY_CHARS = 4000
 MAX_NODES = 200
 
@@ -150,6 +153,9 @@ def parse(query: str) -> Node:
             pos = int(found.group(1))
             token = query[pos:].split(maxsplit=1)[0] if query[pos:].strip() else ""
             message = f"syntax error: unexpected {token!r}"
+        elif query.rstrip().endswith(":"):
+            field = query.rstrip().rsplit(None, 1)[-1].lstrip("(+-")
+            pos, message = None, f"syntax error: field {field!r} has no value"
         else:
             pos, message = None, "syntax error: unexpected end of query (unclosed parenthesis?)"
         raise QueryError(message, query=query, position=pos) from exc
@@ -228,7 +234,13 @@ class _Builder:
         if field == "published":
             return self.date_range(item)
         if kind == "value":
-            return self.value(field or "", text, item)
+            return self.value(field or "", text, item)  # lang:or is Odia, not an operator
+        if isinstance(item, tree.Word) and raw is None and text.lower() in OPERATOR_WORDS:
+            raise self.error(
+                f"{text!r} is read as a word: write the operator in capitals ({text.upper()}),"
+                f' or quote it ("{text}") to match the word',
+                item,
+            )
         words = tuple(tokens(text))
         if not words:
             raise self.error(
@@ -366,7 +378,11 @@ def render(node: Node, *, top: bool = True) -> str:
     Entity values are printed as given (keys once resolved), text as the user typed it.
     """
     if isinstance(node, Term):
-        text = _quote(node.raw) if len(node.words) > 1 or not node.raw.isalnum() else node.raw
+        # an operator word ("AND", "or") is only a term when quoted
+        bare = (
+            len(node.words) == 1 and node.raw.isalnum() and node.raw.lower() not in OPERATOR_WORDS
+        )
+        text = node.raw if bare else _quote(node.raw)
         return text if node.field == "text" else f"{node.field}:{text}"
     if isinstance(node, Value):
         value = node.value
