@@ -240,13 +240,23 @@ async def send_once(
         if secret
         else {"webhook-id": msg_id, "content-type": "application/json", "user-agent": USER_AGENT}
     )
+    # httpx's timeouts are per read: a receiver trickling a byte a second never trips them,
+    # so the whole exchange gets one deadline too.
+    deadline_s = client.timeout.read or DEFAULT_TIMEOUT_S
     try:
-        response = await client.post(url, content=body.encode(), headers=headers)
+        async with asyncio.timeout(deadline_s):
+            async with client.stream("POST", url, content=body.encode(), headers=headers) as reply:
+                # the status is the answer; the body is never read (a receiver answering with
+                # gigabytes would otherwise be held in the alerter's memory)
+                return classify(reply.status_code, reply.headers)
+    except TimeoutError:
+        return Attempt("retry", None, f"no complete response within {deadline_s:g}s")
+    except httpx.TimeoutException as exc:
+        return Attempt("retry", None, f"{type(exc).__name__}: no response within {deadline_s:g}s")
     except httpx.HTTPError as exc:
         return Attempt("retry", None, f"{type(exc).__name__}: {exc}"[:500])
     except guard.BlockedAddressError as exc:  # refused at connect time: retrying cannot help
         return Attempt("rejected", None, str(exc)[:500])
-    return classify(response.status_code, response.headers)
 
 
 # --- per-destination backoff ------------------------------------------------------------------
