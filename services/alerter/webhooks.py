@@ -155,10 +155,16 @@ def guarded_client(
 
 
 def destination(url: str) -> str:
-    """The backoff unit: scheme://host:port (one slow receiver never delays another)."""
+    """The backoff unit: the webhook URL (scheme, host and port normalised, path and query
+    kept). Not the host: Slack, Teams or Discord serve every customer's webhook from one host,
+    and one watch's dead hook (a 404, or a 429 with a one-hour Retry-After) must not hold up
+    the others' alerts.
+    """
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+    path = parts.path or "/"
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}{path}{query}"
 
 
 # --- retry policy -----------------------------------------------------------------------------

@@ -182,11 +182,18 @@ async def test_retry_budget_then_failed_and_destination_backoff_is_shared() -> N
         assert (outcome.state, outcome.attempts) == ("failed", 3)
         assert "gave up after 3 attempts" in (outcome.error or "")
         assert len(clock.slept) == 2 and 1 <= clock.slept[0] <= 2 and 2 <= clock.slept[1] <= 4
-        # the same destination (another path) waits out the backoff the failures left
-        assert deliverer.failures("https://hooks.example.org/b") == 3
+        # the same destination waits out the backoff the failures left
+        assert deliverer.failures("https://HOOKS.example.org:443/a") == 3
         before = len(clock.slept)
-        await deliverer.deliver("https://hooks.example.org/b", "{}", secret=None, msg_id="x")
+        await deliverer.deliver("https://hooks.example.org/a", "{}", secret=None, msg_id="x")
         assert len(clock.slept) > before and clock.slept[before] >= 4
+        # another webhook on the same host (Slack: one host for every customer) is not
+        # delayed: it used to wait out /a's backoff, up to an hour after a 429 Retry-After
+        assert deliverer.failures("https://hooks.example.org/b") == 0
+        slept = len(clock.slept)
+        await deliverer.deliver("https://hooks.example.org/b", "{}", secret=None, msg_id="z")
+        assert len(clock.slept) - slept == policy.attempts - 1  # its own retries only
+        assert clock.slept[slept] <= 2  # first backoff, not /a's
         # another destination is not delayed by it
         slept = len(clock.slept)
         seen.clear()
