@@ -57,6 +57,9 @@ FIELD_SYNONYMS: dict[str, str] = {"language": "lang", "host": "source", "text": 
 OPERATOR_WORDS = frozenset({"and", "or", "not"})
 MAX_QUERY_CHARS = 4000
 MAX_NODES = 200
+#: Nesting (parentheses, NOT) deeper than this is refused: parsing, matching and rendering
+#: recurse, and '((((...x...))))' within MAX_QUERY_CHARS used to end in a RecursionError.
+MAX_DEPTH = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +145,8 @@ def parse(query: str) -> Node:
         )
     try:
         parsed = luqum_parse(query)
+    except RecursionError as exc:
+        raise _too_deep(query) from exc
     except IllegalCharacterError as exc:
         found = _POSITION.search(str(exc))
         pos = int(found.group(1)) if found else None
@@ -159,10 +164,36 @@ def parse(query: str) -> Node:
         else:
             pos, message = None, "syntax error: unexpected end of query (unclosed parenthesis?)"
         raise QueryError(message, query=query, position=pos) from exc
-    node = _Builder(query).build(parsed, None)
+    try:
+        node = _Builder(query).build(parsed, None)
+    except RecursionError as exc:
+        raise _too_deep(query) from exc
+    if _depth(node) > MAX_DEPTH:
+        raise _too_deep(query)
     if _count(node) > MAX_NODES:
         raise QueryError(f"query has more than {MAX_NODES} parts", query=query, position=0)
     return node
+
+
+def _too_deep(query: str) -> QueryError:
+    return QueryError(
+        f"query nested more than {MAX_DEPTH} levels deep (parentheses or NOT)",
+        query=query,
+        position=0,
+    )
+
+
+def _depth(node: Node) -> int:
+    """Nesting depth of the tree, without recursion (the tree may be deep)."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(item, And | Or):
+            stack.extend((child, level + 1) for child in item.children)
+        elif isinstance(item, Not):
+            stack.append((item.child, level + 1))
+    return deepest
 
 
 def _count(node: Node) -> int:

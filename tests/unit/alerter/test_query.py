@@ -160,6 +160,29 @@ def test_operator_words_quoted_or_as_values_survive_the_saved_form(query: str) -
     ]
 
 
+def _alternating(levels: int) -> str:
+    query = "x"
+    for level in range(levels):
+        query = f"w{level} {'AND' if level % 2 else 'OR'} ({query})"
+    return query
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["(" * 1990 + "x" + ")" * 1990, "NOT " * 990 + "x", "-" * 3000 + "x", _alternating(45)],
+)
+def test_deep_nesting_is_a_query_error_not_a_crash(query: str) -> None:
+    # these used to raise RecursionError (a traceback at 'watch add', not an error)
+    with pytest.raises(QueryError) as caught:
+        parse(query)
+    assert "nested more than 40 levels" in caught.value.message
+
+
+def test_reasonable_nesting_still_parses() -> None:
+    node = parse(_alternating(30))
+    assert render(parse(render(node))) == render(node)
+
+
 def test_render_is_a_fixed_point_and_shows_keys() -> None:
     query = 'entity:PKK AND (Duhok OR "Sinjar district") NOT kind:PERSON lang:tr'
     node = parse(query)
