@@ -6,6 +6,7 @@ import pytest
 
 from services.alerter.query import QueryError, parse
 from services.cli import main as cli_main
+from services.cli.ops.when import parse_since
 from services.cli.watch import _usage
 from shared.errors import NewsflowError
 
@@ -42,3 +43,10 @@ def test_long_error_is_not_wrapped(
     detail = "webhook URL refused: http://[::ffff:127.0.0.1]:9/" + "x" * 200
     _run_main(monkeypatch, NewsflowError(detail))
     assert capsys.readouterr().err == f"error: {detail}\n"
+
+
+@pytest.mark.parametrize("since", ["99999999d", "9999999999999w", "99999999999999999999s"])
+def test_huge_since_is_a_clear_error(since: str) -> None:
+    # 'watch test --since 99999999d' used to end in an OverflowError traceback
+    with pytest.raises(ValueError, match="before year 1"):
+        parse_since(since)
