@@ -13,6 +13,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from shared.errors import NewsflowError
 
@@ -72,12 +73,19 @@ def _mapped(exc: BaseException) -> NewsflowError | None:
     return None
 
 
+def _print_error(detail: str) -> None:
+    """One ``error:`` line on stderr, *detail* printed as written: escaped, because details
+    quote user input (``published:[2026-11-01 TO *]``, ``http://[::1]/``) that rich would
+    otherwise eat as markup, and unwrapped, so a query's caret stays under its character."""
+    console.print(f"[red]error:[/] {escape(detail)}", soft_wrap=True)
+
+
 def main() -> None:
     build()
     try:
         app()
     except NewsflowError as exc:
-        console.print(f"[red]error:[/] {exc.detail}")
+        _print_error(exc.detail)
         sys.exit(USAGE_EXIT)
     except KeyboardInterrupt:
         sys.exit(130)
@@ -85,7 +93,7 @@ def main() -> None:
         mapped = _mapped(exc)
         if mapped is None:
             raise
-        console.print(f"[red]error:[/] {mapped.detail}")
+        _print_error(mapped.detail)
         sys.exit(USAGE_EXIT)
 
 
