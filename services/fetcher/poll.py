@@ -74,6 +74,7 @@ class FeedState:
     title: str | None = None
     site_url: str | None = None
     items_new: int = 0
+    added_at: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -147,6 +148,7 @@ async def claim_due_feeds(
                     Feed.title,
                     Feed.site_url,
                     Feed.items_new,
+                    Feed.added_at,
                 )
                 .where(Feed.next_poll_at <= now)
                 .order_by(Feed.next_poll_at)
@@ -175,6 +177,7 @@ async def claim_due_feeds(
             title=r.title,
             site_url=r.site_url,
             items_new=r.items_new,
+            added_at=r.added_at,
         )
         for r in rows
     ]
@@ -459,6 +462,7 @@ def _feed_update(
         hint_s=r.parsed.min_interval_hint_s if r.parsed else None,
         cache_s=r.cache_s,
         retry_after_s=r.retry_after_s,
+        learning=schedule.is_learning(feed.added_at, now=now),
         rng=rng,
     )
     row.update(
