@@ -1,0 +1,51 @@
+"""`newsflow feeds poll` marks feeds due now; `run --feeds F` learns exactly F's feeds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.fetcher import admin
+from shared.db.models import Feed
+
+LATER = datetime.now(UTC) + timedelta(days=1)
+
+
+async def _due(sessions: async_sessionmaker[AsyncSession]) -> set[str]:
+    async with sessions() as session:
+        rows = await session.execute(select(Feed.url).where(Feed.next_poll_at <= datetime.now(UTC)))
+        return set(rows.scalars())
+
+
+async def test_poll_now_by_id_url_or_all(sessions: async_sessionmaker[AsyncSession]) -> None:
+    urls = ["https://a.example/rss", "https://b.example/rss", "https://c.example/rss"]
+    await admin.add_feeds(sessions, urls)
+    async with sessions() as session, session.begin():
+        await session.execute(update(Feed).values(next_poll_at=LATER))
+        ids = {r.url: r.id for r in await session.execute(select(Feed.url, Feed.id))}
+    assert await _due(sessions) == set()
+
+    marked = await admin.poll_now(sessions, [str(ids[urls[0]]), "b.example/rss"])
+    assert [url for _id, url in marked] == urls[:2]  # the typed URL found its feed
+    assert await _due(sessions) == set(urls[:2])
+
+    assert await admin.poll_now(sessions, ["https://nowhere.example/rss"]) == []
+    assert len(await admin.poll_now(sessions, every=True)) == 3
+    assert await _due(sessions) == set(urls)
+
+
+async def test_import_reports_the_feeds_the_file_lists(
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    await admin.add_feeds(sessions, ["https://old.example/rss"])
+    listed = tmp_path / "feeds.txt"
+    listed.write_text("example.com/rss\nhttp://169.254.169.254/latest\nhttps://old.example/rss\n")
+    report = await admin.import_feeds_file(sessions, listed, allow_private=False)
+    assert (report.added, report.existing) == (1, 1)
+    assert set(report.urls) == {"https://example.com/rss", "https://old.example/rss"}
+    assert len(report.invalid) == 1 and "metadata" in report.invalid[0]
+    assert "1 refused" in str(report)
+    assert len(await admin.feed_ids(sessions, report.urls)) == 2
