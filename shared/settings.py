@@ -127,6 +127,11 @@ class Settings(BaseSettings):
         description="A Retry-After up to this long is waited out in-line; longer ones fail the "
         "attempt at once (TransientError with retry_after) and block only that host.",
     )
+    poll_only_feeds: str = Field(
+        default="",
+        description="Comma-separated feed ids this fetcher polls; empty: every registered feed. "
+        "'newsflow run --once --feeds FILE' sets it to the feeds FILE lists.",
+    )
     poll_concurrency: int = Field(default=32, ge=1, description="Feeds fetched at once.")
     poll_batch_size: int = Field(default=200, ge=1, description="Feeds claimed per DB round trip.")
     poll_lease_s: float = Field(
@@ -176,6 +181,19 @@ class Settings(BaseSettings):
     @classmethod
     def _home(cls, value: Any) -> Any:
         return default_home() if value is None or value == "" else value
+
+    @field_validator("poll_only_feeds")
+    @classmethod
+    def _feed_ids(cls, value: str) -> str:
+        ids = [part.strip() for part in value.split(",") if part.strip()]
+        if not all(part.isdigit() for part in ids):
+            raise ValueError("must be feed ids separated by commas, e.g. 3,7,12")
+        return ",".join(ids)
+
+    @property
+    def poll_only_feed_ids(self) -> tuple[int, ...]:
+        """The feed ids of ``poll_only_feeds``; empty: every feed."""
+        return tuple(int(part) for part in self.poll_only_feeds.split(",") if part)
 
     @field_validator("database_url")
     @classmethod

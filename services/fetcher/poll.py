@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -130,8 +130,11 @@ async def claim_due_feeds(
     now: datetime,
     limit: int,
     lease_s: float,
+    only_ids: Sequence[int] = (),
 ) -> list[FeedState]:
-    """Lock up to ``limit`` due feeds (skipping ones other workers hold) and lease them."""
+    """Lock up to ``limit`` due feeds (skipping ones other workers hold) and lease them.
+
+    ``only_ids``: claim only these feeds (``NEWSFLOW_POLL_ONLY_FEEDS``); empty: any feed."""
     async with session_factory() as session, session.begin():
         rows = (
             await session.execute(
@@ -151,6 +154,7 @@ async def claim_due_feeds(
                     Feed.added_at,
                 )
                 .where(Feed.next_poll_at <= now)
+                .where(Feed.id.in_(list(only_ids)) if only_ids else true())
                 .order_by(Feed.next_poll_at)
                 .limit(limit)
                 .with_for_update(skip_locked=True)

@@ -49,3 +49,18 @@ async def test_import_reports_the_feeds_the_file_lists(
     assert len(report.invalid) == 1 and "metadata" in report.invalid[0]
     assert "1 refused" in str(report)
     assert len(await admin.feed_ids(sessions, report.urls)) == 2
+
+
+async def test_claim_only_the_listed_feeds(sessions: async_sessionmaker[AsyncSession]) -> None:
+    from services.fetcher.poll import claim_due_feeds
+    from shared.settings import Settings
+
+    await admin.add_feeds(sessions, ["https://a.example/rss", "https://b.example/rss"])
+    [b_id] = await admin.feed_ids(sessions, ["https://b.example/rss"])
+    only = Settings(_env_file=None, poll_only_feeds=f" {b_id} ,").poll_only_feed_ids
+    assert only == (b_id,)
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    claimed = await claim_due_feeds(sessions, now=now, limit=10, lease_s=60, only_ids=only)
+    assert [f.url for f in claimed] == ["https://b.example/rss"]
+    rest = await claim_due_feeds(sessions, now=now, limit=10, lease_s=60)
+    assert [f.url for f in rest] == ["https://a.example/rss"]  # untouched by the filtered claim
