@@ -120,19 +120,21 @@ def refusal(url: str, *, allow_private: bool) -> str | None:
     return None
 
 
-def check_feed_urls(urls: Sequence[str], *, allow_private: bool) -> tuple[list[str], list[str]]:
-    """``(valid normalised URLs, 'url: reason' for the others)``, in input order."""
+def check_feed_urls(
+    urls: Sequence[str], *, allow_private: bool
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """``(valid normalised URLs, (url, reason) for the others)``, in input order."""
     valid: list[str] = []
-    invalid: list[str] = []
+    invalid: list[tuple[str, str]] = []
     for raw in urls:
         try:
             url = feed_url(raw)
         except ValueError as exc:
-            invalid.append(f"{raw}: {exc}")
+            invalid.append((raw, str(exc)))
             continue
         why = refusal(url, allow_private=allow_private)
         if why:
-            invalid.append(f"{raw}: {why}")
+            invalid.append((raw, why))
         else:
             valid.append(url)
     return list(dict.fromkeys(valid)), invalid
@@ -276,16 +278,15 @@ async def remove_feeds(
 class ImportReport:
     added: int
     existing: int
-    invalid: tuple[str, ...] = ()  # "url: reason"
+    invalid: tuple[tuple[str, str], ...] = ()  # (url as listed, why it was refused)
     urls: tuple[str, ...] = ()  # every valid feed the file lists, normalised
 
     def __str__(self) -> str:
         text = f"{self.added} added, {self.existing} already present"
         if self.invalid:
+            shown = "; ".join(f"{url}: {why}" for url, why in self.invalid[:INVALID_SHOWN])
             more = "; …" if len(self.invalid) > INVALID_SHOWN else ""
-            text += (
-                f", {len(self.invalid)} refused ({'; '.join(self.invalid[:INVALID_SHOWN])}{more})"
-            )
+            text += f", {len(self.invalid)} refused ({shown}{more})"
         return text
 
 

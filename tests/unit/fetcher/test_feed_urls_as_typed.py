@@ -41,10 +41,10 @@ def test_check_feed_urls_names_each_refusal_and_the_setting_only_where_it_helps(
     )
     assert valid == ["https://example.com/rss"]
     assert len(invalid) == 3
-    metadata, private, ftp = invalid
+    (_, metadata), (_, private), (ftp, _) = invalid
     assert "metadata" in metadata and "NEWSFLOW_ALLOW_PRIVATE_NETWORKS" not in metadata
     assert "NEWSFLOW_ALLOW_PRIVATE_NETWORKS=true" in private
-    assert ftp.startswith("ftp://example.com/x: ")
+    assert ftp == "ftp://example.com/x"
     valid, invalid = admin.check_feed_urls(["http://10.0.0.7/feed"], allow_private=True)
     assert valid == ["http://10.0.0.7/feed"] and invalid == []
 
