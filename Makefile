@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
 .PHONY: help setup tools run demo test test-unit test-integration test-faults lint fmt up down logs ps \
-        migrate topics lag dlq dlq-prune replay replay-from bench hostile docs stack-up stack-down clean
+        migrate topics lag dlq dlq-prune replay replay-from bench bench-fetcher bench-parser bench-enricher bench-writer eval hostile docs stack-up stack-down clean
 
 help: ## List the targets
 	@if [ -t 1 ] && [ -z "$$NO_COLOR" ]; then on='\033[36m'; off='\033[0m'; else on=; off=; fi; \
@@ -62,7 +62,7 @@ fmt: setup ## Format and auto-fix
 	$(BIN)/ruff check --fix .
 
 docs: setup ## Regenerate docs/schemas, the README settings table and .env.example
-	$(BIN)/python -m shared.docs
+	$(BIN)/python -m services.cli.docs
 
 stack-up: setup ## Start the embedded broker and PostgreSQL in the background
 	$(BIN)/newsflow stack up
@@ -94,6 +94,22 @@ replay-from: setup ## Re-run later stages from stored data (FROM=articles|pages 
 bench: setup ## End-to-end benchmark on a synthetic loopback news site (writes bench-results/)
 	$(BIN)/pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python -m tests.bench.run
+
+bench-fetcher: setup ## Fetcher benchmark on loopback: pages/s over 200 hosts (ARGS="--help" for options)
+	$(BIN)/python -m tests.bench.fetcher $(ARGS)
+
+bench-parser: setup ## Parser benchmark: p50/p95 per page on the fixture pages, one core
+	$(BIN)/python -m tests.bench.parser $(ARGS)
+
+bench-enricher: setup ## Enricher benchmark: words/s on synthetic articles
+	$(BIN)/python -m tests.bench.enricher $(ARGS)
+
+bench-writer: setup ## Writer benchmark: articles/s into the embedded PostgreSQL
+	$(BIN)/python -m tests.bench.writer $(ARGS)
+
+eval: setup ## Enricher quality: precision/recall on the dev and held-out gold sets
+	$(BIN)/python -m tests.bench.enricher --eval tests/fixtures/enricher/eval.json \
+	  --eval tests/fixtures/enricher/eval_holdout.json $(ARGS)
 
 hostile: setup ## Run the hostile-input corpus through the real pipeline and print case -> outcome
 	$(BIN)/python -m tests.hostile.run

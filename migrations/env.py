@@ -24,12 +24,6 @@ def _url() -> str:
     return resolve_database_url(Settings())
 
 
-def _include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
-    # The generated tsvector column's expression is normalised by PostgreSQL; autogenerate
-    # cannot compare it meaningfully, so it is maintained by hand in the migration.
-    return True
-
-
 def run_migrations_offline() -> None:
     context.configure(
         url=_url(),
@@ -45,7 +39,6 @@ def _do_run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        include_object=_include_object,
         compare_server_default=False,
     )
     with context.begin_transaction():

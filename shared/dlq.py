@@ -33,7 +33,7 @@ def error_kind(exc: BaseException) -> str:
     return f"bug_{type(exc).__name__}"
 
 
-def dead_letter(
+def build_dead_letter(
     stage: Stage,
     exc: BaseException,
     *,
@@ -44,6 +44,9 @@ def dead_letter(
     attempt: int = 1,
     service: str | None = None,
 ) -> DeadLetter:
+    """The ``news.dlq.v1`` record for a record of *stage* that failed with *exc*: the error
+    kind (:func:`error_kind`), detail (capped at ``MAX_DETAIL`` chars) and the payload inline
+    up to ``MAX_INLINE_PAYLOAD`` chars, else a reference (the URL, or ``topic:key``)."""
     text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
     inline = text if text is not None and len(text) <= MAX_INLINE_PAYLOAD else None
     ref = None if inline is not None or text is None else (url or f"{source_topic}:{key}")

@@ -14,18 +14,9 @@ import faust
 from shared import stack
 from shared.messages import MAX_MESSAGE_BYTES, DeadLetter
 from shared.settings import Settings
-from shared.topics import DLQ
+from shared.topology import BY_SERVICE, DLQ, TopicSpec, group_id
 
 logger = logging.getLogger(__name__)
-
-
-def group_id(service: str, *, prefix: str = "") -> str:
-    """The consumer group (and faust app id) of *service*.
-
-    Namespaced by the topic prefix, so a tenant or a test with its own topics also has its
-    own groups: a group left half-joined by a stopped worker never delays another run.
-    """
-    return f"{prefix}newsflow-{service}"
 
 
 def create_app(service: str, settings: Settings, *, bootstrap: str) -> faust.App:
@@ -43,7 +34,7 @@ def create_app(service: str, settings: Settings, *, bootstrap: str) -> faust.App
         key_serializer="raw",
         value_serializer="raw",  # payloads are our versioned JSON, decoded by the contracts
         store="memory://",  # no tables: PostgreSQL is the source of truth
-        processing_guarantee="at_least_once",  # Tansu has no transactions (NOTES.md)
+        processing_guarantee="at_least_once",  # Tansu has no transactions
         topic_partitions=settings.topic_partitions,
         topic_allow_declare=True,  # only faust's own internal topics; ours are created up front
         consumer_auto_offset_reset="earliest",
@@ -60,15 +51,26 @@ def create_app(service: str, settings: Settings, *, bootstrap: str) -> faust.App
         producer_acks=-1,
         stream_wait_empty=False,
         # faust binds its web port even when disabled; a random free port per worker
-        # avoids the 6066 clash between workers on one host (NOTES.md).
+        # avoids the 6066 clash between workers on one host.
         web_enabled=False,
         web_port=stack.free_port(),
         web_host="127.0.0.1",
     )
 
 
+def stage_topics(app: faust.App, service: str, settings: Settings) -> dict[TopicSpec, Any]:
+    """The faust topic of every input and output of *service* in :mod:`shared.topology`
+    (optional inputs only when *settings* enable them), keyed by spec, prefixed names."""
+    spec = BY_SERVICE[service]
+    wanted = dict.fromkeys((*spec.inputs(settings), *spec.outputs))
+    return {
+        topic: app.topic(topic.full_name(settings.topic_prefix), key_type=bytes, value_type=bytes)
+        for topic in wanted
+    }
+
+
 def dlq_topic(app: faust.App, settings: Settings) -> Any:
-    return app.topic(settings.topic_prefix + DLQ.name, key_type=bytes, value_type=bytes)
+    return app.topic(DLQ.full_name(settings.topic_prefix), key_type=bytes, value_type=bytes)
 
 
 async def send_all(app: faust.App, topic: Any, items: Iterable[tuple[str | None, bytes]]) -> None:
@@ -101,7 +103,7 @@ def tune_gc() -> None:
     Decoding a record builds ~150 objects that live until its batch is stored, so with
     CPython's defaults the collector ran ~100 times per writer batch and re-scanned the whole
     heap (faust, SQLAlchemy, buffered events) at each full pass: 55% of the writer's CPU
-    (perf), 850 articles/s instead of 1,700 (``services/writer/bench.py --service``). Objects
+    (perf), 850 articles/s instead of 1,700 (``tests/bench/writer.py --service``). Objects
     that exist once the worker has started (modules, the app) are frozen out of every scan,
     and collections run ~140x less often; refcounting still frees all acyclic garbage at once.
     """

@@ -12,7 +12,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import TopicPartition
 
 from shared.messages import MAX_MESSAGE_BYTES
-from shared.topics import ALL_TOPICS, TopicSpec
+from shared.topology import ALL_TOPICS, TopicSpec
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ async def create_topics(
         outcome: dict[str, str] = {}
         wanted = []
         for spec in specs:
-            name = prefix + spec.name
+            name = spec.full_name(prefix)
             if name in existing:
                 outcome[name] = "exists"
             else:

@@ -209,6 +209,36 @@ class EnrichedArticle(_Record):
     enrichment: Enrichment
 
 
+# --- news.stored.v1 ------------------------------------------------------------------------
+
+
+class StoredArticle(_Record):
+    """``news.stored.v1``: an article the writer has committed to PostgreSQL. Key: ``canonical_url``.
+
+    Produced after the batch's transaction commits and before the writer acks its input, so a
+    consumer only ever sees ids of stored rows. At least once: a redelivered or older copy of
+    an article is confirmed again as ``unchanged`` (with the stored row's enrichment). An exact
+    duplicate (``status=duplicate``), which stores no row, produces no record.
+    """
+
+    article_id: int = Field(description="articles.id of the stored row.")
+    canonical_url: str
+    action: Literal["inserted", "updated", "unchanged"] = Field(
+        description="inserted: a new row; updated: a newer enrichment replaced the row; "
+        "unchanged: the row already held this or a newer enrichment (a redelivery)."
+    )
+    enriched_at: datetime = Field(
+        description="The stored enrichment's time: the row's version (newer wins)."
+    )
+    enrichment_model: str | None = Field(default=None, description="NER model of that enrichment.")
+    rules_version: str | None = Field(
+        default=None, description="Enricher rules of that enrichment."
+    )
+    stored_at: datetime = Field(
+        description="When the writer's transaction stored (or found) the row."
+    )
+
+
 # --- news.dlq.v1 ---------------------------------------------------------------------------
 
 

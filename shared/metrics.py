@@ -6,9 +6,10 @@ import logging
 
 from prometheus_client import Counter, Histogram, start_http_server
 
+from shared.topology import SERVICES
+
 logger = logging.getLogger(__name__)
 
-SERVICES = ("fetcher", "parser", "enricher", "writer")
 
 #: outcome: ok | dlq | retry | skipped | duplicate; kind: the error kind or "-".
 MESSAGES = Counter(
@@ -31,6 +32,7 @@ FEED_POLLS = Counter("newsflow_feed_polls_total", "Feed polls by outcome", ["out
 
 
 def metrics_port(base: int, service: str) -> int:
+    """The Prometheus port of *service*: *base* + its index in the topology (0: disabled)."""
     return 0 if base == 0 else base + SERVICES.index(service)
 
 

@@ -8,8 +8,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-
+from shared.db.errors import is_transient_db_error
 from shared.errors import TransientError
 
 logger = logging.getLogger(__name__)
@@ -19,21 +18,11 @@ T = TypeVar("T")
 INITIAL_DELAY_S = 0.5
 MAX_DELAY_S = 30.0
 
-#: Errors that mean "the dependency is away", not "this record is bad".
-TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = (
-    TransientError,
-    OperationalError,
-    InterfaceError,
-    ConnectionError,
-    OSError,
-    asyncio.TimeoutError,
-)
-
 
 def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, TRANSIENT_EXCEPTIONS)
+    """True when retrying can help: a ``TransientError`` (mapped at a boundary), or a database
+    or network outage as classified by :mod:`shared.db.errors` (the one classifier)."""
+    return isinstance(exc, TransientError) or is_transient_db_error(exc)
 
 
 async def until_done(

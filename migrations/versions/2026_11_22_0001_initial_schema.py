@@ -179,7 +179,7 @@ def upgrade() -> None:
     )
     op.create_index('ix_entity_aliases_alias', 'entity_aliases', ['alias'], unique=False)
     # ### end Alembic commands ###
-    # Long text compresses ~3x faster with lz4 than pglz (NOTES.md); only where the
+    # Long text compresses ~3x faster with lz4 than pglz (measured on PostgreSQL 15); only where the
     # server was built with it.
     if _has_lz4():
         op.execute("ALTER TABLE articles ALTER COLUMN body_text SET COMPRESSION lz4")

@@ -6,7 +6,7 @@ Create Date: 2026-11-30 03:00:00
 
 Why: PostgreSQL checks a foreign key with one trigger call per inserted row. At ~30 links
 per article the two checks on ``article_entities`` cost as much PostgreSQL CPU as the
-article row itself (measured 0.2 of 0.74 ms per article, ``services/writer/bench.py``).
+article row itself (measured 0.2 of 0.74 ms per article, ``tests/bench/writer.py``).
 
 What keeps the links consistent instead:
 

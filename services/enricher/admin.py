@@ -1,4 +1,6 @@
-"""User curation of entities in the DB: aliases, merges, splits, and loading them as Overrides.
+"""User curation of entities in the DB: aliases, merges, splits (``newsflow entities ...``).
+
+The running enricher reads the result through :mod:`services.enricher.overrides`.
 
 Semantics (all reversible, nothing is deleted from ``article_entities``):
 
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -28,23 +29,17 @@ from sqlalchemy.orm import aliased
 
 from services.enricher.canonical import (
     KINDS,
-    Overrides,
     fold,
-    follow_merges,
     load_curated,
     make_key,
     split_key,
     strip_articles,
 )
+from services.enricher.overrides import USER_SOURCE, load_overrides, refresh_overrides
 from shared.db.models import ArticleEntity, Entity, EntityAlias
 from shared.errors import PermanentError
 
-if TYPE_CHECKING:
-    from services.enricher.pipeline import Enricher
-
 logger = logging.getLogger(__name__)
-
-USER_SOURCE = "user"
 
 
 class AdminError(PermanentError):
@@ -90,68 +85,6 @@ class SplitChange:
     target: EntityInfo | None
     unmerged: bool
     moved: tuple[str, ...]
-
-
-# --- loading -----------------------------------------------------------------------------
-
-
-async def load_overrides(session: AsyncSession) -> Overrides:
-    """User aliases and merges from the DB, ready for :class:`~.pipeline.Enricher`."""
-    target = aliased(Entity)
-    merge_rows = (
-        await session.execute(
-            select(Entity.key, target.key, target.name).join(
-                target, Entity.merged_into == target.id
-            )
-        )
-    ).all()
-    alias_rows = (
-        await session.execute(
-            select(EntityAlias.alias, Entity.key, Entity.name)
-            .join(Entity, EntityAlias.entity_id == Entity.id)
-            .where(EntityAlias.source == USER_SOURCE)
-            .order_by(EntityAlias.alias, Entity.key)
-        )
-    ).all()
-    names: dict[str, str] = {}
-    edges: dict[str, str] = {}
-    for source_key, target_key, target_name in merge_rows:
-        edges[source_key] = target_key
-        names[target_key] = target_name
-    aliases: dict[str, str] = {}
-    for alias, key, name in alias_rows:
-        folded = strip_articles(fold(alias))
-        if not folded:
-            continue
-        if folded in aliases and aliases[folded] != key:
-            logger.warning(
-                "user alias %r points to %s and %s; keeping %s",
-                alias,
-                aliases[folded],
-                key,
-                aliases[folded],
-            )
-            continue
-        aliases[folded] = key
-        names[key] = name
-    return Overrides(aliases=aliases, merges=follow_merges(edges), names=names)
-
-
-#: Suggested period for :func:`refresh_overrides` in a running enricher.
-DEFAULT_OVERRIDES_REFRESH_S = 60.0
-
-
-async def refresh_overrides(session: AsyncSession, enricher: Enricher) -> bool:
-    """Reload user aliases/merges into a running ``enricher``; True if they changed.
-
-    Cheap (two indexed queries), so a service can call it every
-    ``DEFAULT_OVERRIDES_REFRESH_S`` seconds or when told to (e.g. a control message).
-    """
-    overrides = await load_overrides(session)
-    if overrides.digest == enricher.overrides.digest:
-        return False
-    enricher.set_overrides(overrides)
-    return True
 
 
 # --- references ----------------------------------------------------------------------------
@@ -373,3 +306,15 @@ async def split_entity(
         moved.append(alias)
     logger.info("entity split source=%s target=%s aliases=%s", src.key, dst.key, moved)
     return SplitChange(src, dst, False, tuple(moved))
+
+
+__all__ = [
+    "AdminError",
+    "add_alias",
+    "find_entities",
+    "find_entity",
+    "load_overrides",
+    "merge_entities",
+    "refresh_overrides",
+    "split_entity",
+]

@@ -6,11 +6,13 @@ and article pages, all through the SSRF-guarded transport and one per-host polit
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -325,3 +327,58 @@ class Fetcher:
         if result.error is not None and result.retry_after_s:
             self._note_retry_after(host, result.retry_after_s, f"feed {result.error.kind}")
         return result
+
+
+@asynccontextmanager
+async def running_fetcher(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[Fetcher]:
+    """A started :class:`Fetcher` on *sessions*, stopped on exit."""
+    fetcher = Fetcher(settings, session_factory=sessions)
+    await fetcher.start()
+    try:
+        yield fetcher
+    finally:
+        await fetcher.stop()
+
+
+@asynccontextmanager
+async def open_fetcher(settings: Settings) -> AsyncIterator[Fetcher]:
+    """A started :class:`Fetcher` on its own database engine, stopped and disposed on exit."""
+    from shared.db.session import open_sessions
+    from shared.runtime import resolve_database_url
+
+    async with (
+        open_sessions(resolve_database_url(settings)) as sessions,
+        running_fetcher(settings, sessions) as fetcher,
+    ):
+        yield fetcher
+
+
+#: After a failed poll cycle (DB or broker away), wait this long before the next one.
+POLL_ERROR_BACKOFF_S = 5.0
+POLL_OUTCOMES = ("ok", "failed", "not_modified", "unchanged", "host_blocked")
+
+
+async def poll_forever(
+    fetcher: Fetcher,
+    send_links: Callable[[list[Link]], Awaitable[None]],
+    *,
+    tick_s: float,
+    should_stop: Callable[[], bool],
+) -> None:
+    """Poll due feeds every *tick_s* seconds until *should_stop()*; never raises (a failed
+    cycle is logged and retried: the claimed feeds' leases expire and are polled again)."""
+    from shared.metrics import FEED_POLLS
+
+    while not should_stop():
+        try:
+            report = await fetcher.poll_due_feeds(send_links=send_links)
+        except Exception:
+            logger.exception("poll cycle failed; retrying in %ss", POLL_ERROR_BACKOFF_S)
+            FEED_POLLS.labels("cycle_error").inc()
+            await asyncio.sleep(POLL_ERROR_BACKOFF_S)
+            continue
+        for outcome in POLL_OUTCOMES:
+            FEED_POLLS.labels(outcome).inc(getattr(report, outcome))
+        await asyncio.sleep(tick_s)

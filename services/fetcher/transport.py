@@ -2,7 +2,7 @@
 
 httpcore's pool scans every connection for every queued request; with a crawler's shape
 (hundreds of origins, a few connections each) that is quadratic and was measured at ~70 % of
-the fetcher's CPU (services/fetcher/bench.py, 200 hosts). Politeness already caps in-flight
+the fetcher's CPU (tests/bench/fetcher.py, 200 hosts). Politeness already caps in-flight
 requests per host, so a per-origin pool of a few connections loses nothing, and each pool's
 bookkeeping stays O(connections of that host).
 """

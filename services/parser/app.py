@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import logging
 from functools import partial
 from typing import Any
 
 import faust
 
-from shared.db.session import create_engine, session_factory
-from shared.faust_app import create_app, dlq_topic, send_all, send_dead_letters
+from services.parser.dedup import DedupIndex
+from services.parser.pipeline import parse_page, warm_up
+from shared.db.session import open_sessions
+from shared.faust_app import create_app, send_all, send_dead_letters, stage_topics
 from shared.messages import Article, Page
 from shared.retry import until_done
 from shared.runtime import resolve_database_url
 from shared.settings import Settings
-from shared.stage import decode_events, run_each
-from shared.topics import ARTICLES, PAGES
-
-logger = logging.getLogger(__name__)
+from shared.stage import StageInput, decode_events, run_each
+from shared.topology import ARTICLES, DLQ, PAGES
 
 SERVICE = "parser"
 BATCH_SIZE = 32
@@ -25,45 +24,27 @@ BATCH_SECONDS = 0.2
 
 
 def build(settings: Settings, *, bootstrap: str) -> faust.App:
-    from services.parser.dedup import DedupIndex
-    from services.parser.pipeline import parse_page, warm_up
-
     app = create_app(SERVICE, settings, bootstrap=bootstrap)
-    pages_name = settings.topic_prefix + PAGES.name
-    pages = app.topic(pages_name, key_type=bytes, value_type=bytes)
-    articles = app.topic(settings.topic_prefix + ARTICLES.name, key_type=bytes, value_type=bytes)
-    dlq = dlq_topic(app, settings)
+    topics = stage_topics(app, SERVICE, settings)
+    pages, articles, dlq = topics[PAGES], topics[ARTICLES], topics[DLQ]
+    source = StageInput.of(
+        SERVICE, settings.topic_prefix, url_of=lambda p: p.url, key_of=lambda p: p.host
+    )
 
     def parse(page: Page) -> Article:
         return parse_page(page, settings=settings)
 
     @app.agent(pages)
-    async def parse_pages(stream: Any) -> None:  # faust.Stream; StreamT lacks take_events/noack
-        # The agent lives as long as the worker: its resources open here and close on stop.
-        engine = create_engine(resolve_database_url(settings))
-        dedup = DedupIndex(session_factory(engine), threshold=settings.near_duplicate_threshold)
-        # load the language model and trafilatura once, outside the first page's time limit
-        warm_up()
-        try:
+    async def parse_pages(stream: Any) -> None:  # faust.Stream; StreamT lacks take_events
+        async with open_sessions(resolve_database_url(settings)) as sessions:
+            dedup = DedupIndex(sessions, threshold=settings.near_duplicate_threshold)
+            warm_up()  # the language model and trafilatura, outside the first page's time limit
             async for events in stream.take_events(BATCH_SIZE, within=BATCH_SECONDS):
-                decoded, letters = decode_events(
-                    events, PAGES.model, stage="parse", source_topic=pages_name, service=SERVICE
-                )
-                parsed, failed = run_each(
-                    decoded,
-                    parse,
-                    stage="parse",
-                    source_topic=pages_name,
-                    service=SERVICE,
-                    url_of=lambda p: p.url,
-                    key_of=lambda p: p.host,
-                )
-                letters += failed
+                decoded, letters = decode_events(events, PAGES.model, source)
+                parsed, failed = run_each(decoded, parse, source)
                 if parsed:
                     parsed = await until_done(partial(dedup.resolve, parsed), what="parser dedup")
                 await send_all(app, articles, ((a.canonical_url, a.to_bytes()) for a in parsed))
-                await send_dead_letters(app, dlq, letters)
-        finally:
-            await engine.dispose()
+                await send_dead_letters(app, dlq, letters + failed)
 
     return app

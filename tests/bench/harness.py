@@ -2,7 +2,7 @@
 
 What ``newsflow run`` does, split into steps a harness can interleave with measurements and
 faults: bring up the embedded stack (or use given endpoints), migrate, create topics, start
-the four ``python -m shared.cli worker X`` processes, add feeds, wait until every discovered
+the four ``python -m services.cli worker X`` processes, add feeds, wait until every discovered
 link reached the end of the pipeline (``seen_links.done_at``), and read the results back.
 """
 
@@ -23,8 +23,8 @@ from typing import Any
 import asyncpg
 import psutil
 
+from services.cli.supervisor import scrape
 from shared import kafka, stack
-from shared.supervisor import scrape
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("fetcher", "parser", "enricher", "writer")
@@ -119,7 +119,7 @@ class Workers:
         log = open(self.log_dir / f"{name}.{n}.log", "wb")  # noqa: SIM115 - child owns it
         env = dict(self.env, **extra_env)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "worker", service],
+            [sys.executable, "-m", "services.cli", "worker", service],
             env=env,
             cwd=ROOT,
             stdout=log,

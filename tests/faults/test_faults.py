@@ -22,7 +22,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from shared import stack
-from shared.topics import ALL_TOPICS
+from shared.topology import STAGES
 from tests.bench import harness
 from tests.bench.corpus import Corpus
 from tests.bench.server import SiteNetwork, serving
@@ -218,6 +218,10 @@ async def _produce(bootstrap: str, records: list[tuple[str, bytes]]) -> None:
         await producer.stop()
 
 
+#: every topic some stage reads (news.stored.v1 has no consumer in this pipeline yet)
+CONSUMED_TOPICS = tuple(dict.fromkeys(topic for spec in STAGES for topic in spec.inputs()))
+
+
 def test_poison_messages_go_to_the_dlq_and_the_pipeline_keeps_flowing(
     fault_env: harness.Endpoints, tmp_path: Path
 ) -> None:
@@ -228,7 +232,7 @@ def test_poison_messages_go_to_the_dlq_and_the_pipeline_keeps_flowing(
             run.workers.start_all()
             asyncio.run(harness.add_feeds(fault_env.database_url, net.feed_urls))
             run.wait_until("first articles stored", lambda: run.stored() >= 5)
-            topics = [run.prefix + spec.name for spec in ALL_TOPICS]
+            topics = [run.prefix + spec.name for spec in CONSUMED_TOPICS]
             asyncio.run(
                 _produce(fault_env.bootstrap, [(t, value) for t in topics for value in POISON])
             )
@@ -249,7 +253,7 @@ def test_poison_messages_go_to_the_dlq_and_the_pipeline_keeps_flowing(
         by_topic[row["source_topic"]] = by_topic.get(row["source_topic"], 0) + 1
     # every topic's consumer dead-lettered both records (the DLQ topic's own consumer too;
     # it labels them with the unprefixed topic name)
-    for spec in ALL_TOPICS:
+    for spec in CONSUMED_TOPICS:
         got = by_topic.get(run.prefix + spec.name, 0) + by_topic.get(spec.name, 0)
         assert got == len(POISON), (spec.name, by_topic)
     assert stored == n

@@ -22,7 +22,7 @@ import httpx
 
 from services.fetcher.guard import guarded_transport, is_blocked_ip, system_resolve
 from services.fetcher.service import Fetcher
-from shared.dlq import dead_letter
+from shared.dlq import build_dead_letter
 from shared.errors import NewsflowError
 from shared.messages import Link
 from shared.settings import Settings
@@ -57,7 +57,7 @@ async def _attempt(fetcher: Fetcher, url: str) -> tuple[bool, str]:
     try:
         page = await fetcher.fetch(link)
     except NewsflowError as exc:
-        letter = dead_letter(
+        letter = build_dead_letter(
             "fetch", exc, payload=link.to_bytes(), source_topic="news.links.v1", url=url
         )
         blocked = letter.error_kind == "ssrf_blocked"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import asyncpg
 
-from shared.demo import DemoSite
+from services.cli.demo import DemoSite
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,7 +50,7 @@ def test_run_once_stores_every_article_with_entities(
             [
                 sys.executable,
                 "-m",
-                "shared.cli",
+                "services.cli",
                 "run",
                 "--once",
                 "--feeds",

@@ -46,7 +46,7 @@ def workers(
             log = open(log_dir / f"{service}-{index}.log", "wb")  # noqa: SIM115 - closed below
             procs.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "shared.cli", "worker", service],
+                    [sys.executable, "-m", "services.cli", "worker", service],
                     env=env,
                     cwd=ROOT,
                     stdout=log,

@@ -13,8 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from typer.testing import CliRunner
 
+from services.cli.entities import register
 from services.enricher import admin
-from services.enricher.cli import register
 from services.enricher.pipeline import Enricher
 from shared.db.models import Entity, EntityAlias
 from shared.db.session import create_engine, session_factory
@@ -148,9 +148,7 @@ def test_cli_alias_merge_split(database_url: str, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("NEWSFLOW_DATABASE_URL", database_url)
     get_settings.cache_clear()
     app = typer.Typer()
-    entities = typer.Typer()
-    register(entities)
-    app.add_typer(entities, name="entities")
+    register(app)
     runner = CliRunner()
     try:
         result = runner.invoke(app, ["entities", "alias", "add", "GPE:iraq", "Irak"])

@@ -8,7 +8,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from services.fetcher.cli import register
+from services.cli.feeds import register
 
 pytestmark = pytest.mark.integration
 
@@ -23,14 +23,14 @@ def test_feeds_commands(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_
     listing.write_text("# security wires\nhttps://wire.example/rss.xml\nnot a url\n")
 
     added = runner.invoke(
-        app, ["add", "--no-discover", "https://a.example/feed", "https://b.example/rss"]
+        app, ["feeds", "add", "--no-discover", "https://a.example/feed", "https://b.example/rss"]
     )
     assert added.exit_code == 0, added.output
-    imported = runner.invoke(app, ["import", str(listing), "--json"])
+    imported = runner.invoke(app, ["feeds", "import", str(listing), "--json"])
     assert imported.exit_code == 0, imported.output
     assert json.loads(imported.stdout) == {"added": 1, "existing": 0, "invalid": ["not a url"]}
 
-    listed = runner.invoke(app, ["list", "--json"])
+    listed = runner.invoke(app, ["feeds", "list", "--json"])
     assert listed.exit_code == 0, listed.output
     feeds = json.loads(listed.stdout)
     assert [f["url"] for f in feeds] == [
@@ -40,9 +40,9 @@ def test_feeds_commands(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_
     ]
     assert feeds[0]["consecutive_failures"] == 0 and feeds[0]["last_polled_at"] is None
 
-    removed = runner.invoke(app, ["remove", str(feeds[0]["id"])])
+    removed = runner.invoke(app, ["feeds", "remove", str(feeds[0]["id"])])
     assert removed.exit_code == 0 and "https://a.example/feed" in removed.stdout
-    missing = runner.invoke(app, ["remove", "https://nope.example/"])
+    missing = runner.invoke(app, ["feeds", "remove", "https://nope.example/"])
     assert missing.exit_code == 1
-    table = runner.invoke(app, ["list"])
+    table = runner.invoke(app, ["feeds", "list"])
     assert table.exit_code == 0 and "b.example" in table.stdout

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.writer.store import write_dead_letters
+from services.cli.ops import dlq
+from services.writer.dead_letters import write_dead_letters
 from shared.messages import DeadLetter
-from shared.ops import dlq
 from tests.integration.writer.cli_helpers import cli_env, db_rows, newsflow_json
 from tests.support.factories import T0
 

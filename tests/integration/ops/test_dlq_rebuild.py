@@ -10,10 +10,11 @@ from datetime import timedelta
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.writer.store import write_batch, write_dead_letters
+from services.cli.ops.dlq import replay_dead_letters
+from services.writer.articles import write_batch
+from services.writer.dead_letters import write_dead_letters
 from shared.messages import Article, DeadLetter, Link
-from shared.ops.dlq import replay_dead_letters
-from shared.topics import ARTICLES, LINKS, PAGES
+from shared.topology import ARTICLES, LINKS, PAGES
 from tests.integration.writer.cli_helpers import ListSink, db_rows
 from tests.support.factories import T0, article, enriched
 

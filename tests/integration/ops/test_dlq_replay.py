@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from shared.kafka import make_producer
-from shared.topics import ENRICHED
+from shared.topology import ENRICHED
 from tests.integration.writer.cli_helpers import db_rows, newsflow_json, wait_rows
 from tests.support.factories import article, enriched
 from tests.support.processes import service_env, workers

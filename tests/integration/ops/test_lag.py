@@ -7,9 +7,9 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
+from services.cli.ops.lag import consumer_lag
 from shared.kafka import make_producer
-from shared.ops.lag import consumer_lag
-from shared.topics import PAGES
+from shared.topology import PAGES
 from tests.integration.writer.cli_helpers import cli_env, newsflow_json
 
 # partition -> record batches produced (Tansu's end_offsets answers "first offset of the last

@@ -6,10 +6,10 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.writer.store import write_batch
+from services.cli.ops.replay import replay_from
+from services.writer.articles import write_batch
 from shared.messages import Article
-from shared.ops.replay import replay_from
-from shared.topics import ARTICLES
+from shared.topology import ARTICLES
 from tests.integration.writer.cli_helpers import ListSink, db_rows
 from tests.support.factories import T0, article, enriched
 

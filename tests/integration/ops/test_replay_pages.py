@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer
 
 from shared.kafka import make_producer
 from shared.messages import Page
-from shared.topics import PAGES
+from shared.topology import PAGES
 from tests.integration.writer.cli_helpers import newsflow_json, wait_rows
 from tests.support.factories import T0
 from tests.support.processes import service_env, workers

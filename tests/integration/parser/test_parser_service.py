@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.kafka import make_producer
 from shared.messages import Article, DeadLetter, FeedEntry, Page
-from shared.topics import ARTICLES, DLQ, PAGES
+from shared.topology import ARTICLES, DLQ, PAGES
 from tests.support.processes import logs, service_env, workers
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "parser"

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shared.ops.sink import Headers
+from services.cli.ops.sink import Headers
 from tests.support.processes import ROOT
 
 CLI_TIMEOUT_S = 90
@@ -16,7 +16,7 @@ CLI_TIMEOUT_S = 90
 
 def newsflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "shared.cli", *args],
+        [sys.executable, "-m", "services.cli", *args],
         env=env,
         cwd=ROOT,
         capture_output=True,

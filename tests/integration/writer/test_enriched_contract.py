@@ -19,10 +19,10 @@ from typing import Any
 import jsonschema
 from confluent_kafka import Consumer
 
-from services.writer.store import write_batch
+from services.writer.articles import write_batch
 from shared.db.session import create_engine, session_factory
 from shared.kafka import make_producer
-from shared.topics import ARTICLES, ENRICHED
+from shared.topology import ARTICLES, ENRICHED
 from tests.integration.writer.cli_helpers import newsflow_json, wait_rows
 from tests.support.factories import article, enriched, entity
 from tests.support.processes import ROOT, logs, service_env, workers

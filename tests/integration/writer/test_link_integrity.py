@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.writer.store import AliasMemory, store_enriched, write_batch
+from services.writer.articles import AliasMemory, store_enriched, write_batch
 from shared.messages import EnrichedArticle
 from shared.retry import until_done
 from tests.integration.writer.cli_helpers import db_rows

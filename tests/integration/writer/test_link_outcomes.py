@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import text
 
-from services.writer.store import mark_links
+from services.writer.articles import mark_links
 from shared.db.session import create_engine, session_factory
 
 URL = "https://news.example.com/2026/11/21/fast-link"

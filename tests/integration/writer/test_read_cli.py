@@ -8,7 +8,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from services.writer.store import write_batch
+from services.writer.articles import write_batch
 from shared.db.session import create_engine, session_factory
 from shared.messages import RemovedSpan
 from tests.integration.writer.cli_helpers import cli_env, newsflow, newsflow_json

@@ -7,7 +7,8 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.writer.store import write_batch, write_dead_letters, write_parallel
+from services.writer.articles import write_batch, write_parallel
+from services.writer.dead_letters import write_dead_letters
 from shared.messages import DeadLetter, EnrichedArticle
 from tests.integration.writer.cli_helpers import db_rows
 from tests.support.factories import T0, article, enriched, entity

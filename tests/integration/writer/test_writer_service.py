@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 
 from shared.kafka import make_producer
-from shared.topics import ENRICHED
+from shared.topology import ENRICHED
 from tests.support.factories import T0, article, enriched, entity
 from tests.support.processes import logs, service_env, workers
 

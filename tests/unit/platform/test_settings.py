@@ -70,7 +70,7 @@ def test_env_example_documents_every_setting() -> None:
 def test_generated_docs_are_current() -> None:
     from pathlib import Path
 
-    from shared.docs import render_readme
+    from services.cli.docs import render_readme
     from shared.settings import render_env_example
 
     root = Path(__file__).resolve().parents[3]

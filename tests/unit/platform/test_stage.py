@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from shared.dlq import ATTEMPT_HEADER, attempt_from_headers
 from shared.errors import PermanentError
 from shared.messages import Article
-from shared.stage import Decoded, decode_events, run_batch, run_each
+from shared.stage import Decoded, StageInput, decode_events, run_batch, run_each
 from tests.support.factories import article
 
 
@@ -34,7 +34,7 @@ def test_decode_keeps_the_replayed_attempt_for_good_and_bad_records() -> None:
         Event(b"{not json", b"k3", {ATTEMPT_HEADER: b"4"}),
     ]
     decoded, letters = decode_events(
-        events, Article, stage="enrich", source_topic="news.articles.v1", service="test"
+        events, Article, StageInput("enrich", "news.articles.v1", "test")
     )
     assert [(record.item.url, record.attempt) for record in decoded] == [
         (article().url, 1),
@@ -59,11 +59,9 @@ def test_a_record_that_fails_again_is_dead_lettered_with_its_attempt() -> None:
     results, letters = run_each(
         records,
         _fail_on_poison,
-        stage="parse",
-        source_topic="news.pages.v1",
-        service="test",
-        url_of=lambda a: a.url,
-        key_of=lambda a: a.host,
+        StageInput(
+            "parse", "news.pages.v1", "test", url_of=lambda a: a.url, key_of=lambda a: a.host
+        ),
     )
     assert results == ["https://news.example.com/ok"]
     [letter] = letters
@@ -78,11 +76,13 @@ def test_a_failed_batch_falls_back_to_single_records_keeping_attempts() -> None:
         records,
         lambda items: [_fail_on_poison(item) for item in items],
         _fail_on_poison,
-        stage="enrich",
-        source_topic="news.articles.v1",
-        service="test",
-        url_of=lambda a: a.url,
-        key_of=lambda a: a.canonical_url,
+        StageInput(
+            "enrich",
+            "news.articles.v1",
+            "test",
+            url_of=lambda a: a.url,
+            key_of=lambda a: a.canonical_url,
+        ),
     )
     assert results == ["https://news.example.com/ok"]
     assert [(letter.url, letter.attempt) for letter in letters] == [(poison.url, 2)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.writer.store import AliasMemory
+from services.writer.articles import AliasMemory
 
 
 class Clock:

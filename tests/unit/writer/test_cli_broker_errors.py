@@ -18,7 +18,7 @@ def test_lag_with_no_broker_says_what_to_do(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFLOW_")}
     env.update({"NEWSFLOW_HOME": str(tmp_path), "NEWSFLOW_KAFKA_BOOTSTRAP": f"127.0.0.1:{port}"})
     result = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "lag"],
+        [sys.executable, "-m", "services.cli", "lag"],
         capture_output=True,
         text=True,
         env=env,

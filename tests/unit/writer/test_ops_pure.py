@@ -9,12 +9,12 @@ import asyncpg
 import pytest
 from sqlalchemy.exc import DBAPIError
 
-from services.writer.cli import _plain
-from services.writer.store import db_error_kind, is_transient_db_error
-from shared.ops.dlq import topic_of
-from shared.ops.replay import article_record
-from shared.ops.when import parse_since
-from shared.topics import ARTICLES, DLQ, LINKS, PAGES
+from services.cli.common import plain as _plain
+from services.cli.ops.dlq import topic_of
+from services.cli.ops.replay import article_record
+from services.cli.ops.when import parse_since
+from shared.db.errors import db_error_kind, is_transient_db_error
+from shared.topology import ARTICLES, DLQ, LINKS, PAGES
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

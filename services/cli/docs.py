@@ -1,6 +1,6 @@
 """Regenerate the generated parts of the docs: README settings table, .env.example, schemas.
 
-Usage: python -m shared.docs   (``make docs``); tests fail when these are stale.
+Usage: python -m services.cli.docs   (``make docs``); tests fail when these are stale.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 from shared.schemas import write_all
 from shared.settings import describe, render_env_example
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 START, END = "<!-- settings:start -->", "<!-- settings:end -->"
 
 

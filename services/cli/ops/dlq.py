@@ -24,11 +24,11 @@ import orjson
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.cli.ops.replay import article_record, page_record
+from services.cli.ops.sink import Headers, Sink
 from shared.db import models
 from shared.dlq import ATTEMPT_HEADER
-from shared.ops.replay import article_record, page_record
-from shared.ops.sink import Headers, Sink
-from shared.topics import ALL_TOPICS, ARTICLES, DLQ, PAGES, TopicSpec
+from shared.topology import ALL_TOPICS, ARTICLES, DLQ, PAGES, TopicSpec
 
 logger = logging.getLogger(__name__)
 
@@ -233,7 +233,7 @@ def _pruned_groups(counts: dict[tuple[str, str], list[int]]) -> list[PrunedGroup
     )
 
 
-async def dead_letter(session: AsyncSession, letter_id: int) -> dict[str, Any] | None:
+async def load_dead_letter(session: AsyncSession, letter_id: int) -> dict[str, Any] | None:
     """One dead letter with its full detail and payload (what ``dlq replay`` would send)."""
     letter = await session.get(models.DeadLetter, letter_id)
     if letter is None:
@@ -335,7 +335,7 @@ async def _build(
         (ATTEMPT_HEADER, str(attempt).encode()),
         (LETTER_HEADER, str(letter.id).encode()),
     ]
-    return prefix + spec.name, key, payload, headers, attempt
+    return spec.full_name(prefix), key, payload, headers, attempt
 
 
 def _outcome(

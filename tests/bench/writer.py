@@ -1,6 +1,6 @@
 """Writer throughput: articles/s and entity links/s through :func:`store.write_parallel`.
 
-Run ``.venv/bin/python -m services.writer.bench`` (``--help`` for options). It starts its own
+Run ``.venv/bin/python -m tests.bench.writer`` (``--help`` for options). It starts its own
 throwaway PostgreSQL with the same code as ``newsflow stack up`` (no broker), migrates it,
 and writes synthetic articles shaped like real ones (~2 KB body, ~30 entity links, mention
 spans, aliases) in writer-sized batches. Three passes:
@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from services.writer.store import AliasMemory, write_parallel
+from services.writer.articles import AliasMemory, write_parallel
 from shared.messages import Article, EnrichedArticle, Enrichment, EntityRef, Mention
 
 DEFAULT_ARTICLES = 20_000
@@ -303,7 +303,7 @@ def run_service(
     import uuid
 
     from shared.kafka import create_topics
-    from shared.topics import ENRICHED
+    from shared.topology import ENRICHED
 
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     asyncio.run(create_topics(bootstrap, partitions=8, prefix=prefix))
@@ -327,7 +327,7 @@ def run_service(
     with open(log_path, "wb") as log:
         procs = [
             subprocess.Popen(
-                [sys.executable, "-m", "shared.cli", "worker", "writer"],
+                [sys.executable, "-m", "services.cli", "worker", "writer"],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -33,8 +33,8 @@ class KafkaSink:
         self._futures: list[asyncio.Future[Any]] = []
 
     async def __aenter__(self) -> KafkaSink:
+        from services.cli.ops.lag import topic_partitions
         from shared.kafka import make_producer
-        from shared.ops.lag import topic_partitions
 
         if self._topics:
             found = await topic_partitions(self._bootstrap, self._topics)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -15,9 +13,10 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.cli.common import JsonFlag, emit_json, settings
 from services.fetcher import admin
-from services.fetcher.service import Fetcher
-from shared.db.session import create_engine, session_factory
+from services.fetcher.service import running_fetcher
+from shared.db.session import open_sessions
 from shared.runtime import resolve_database_url
 from shared.settings import Settings
 
@@ -33,41 +32,17 @@ def _err() -> Console:
     return Console(stderr=True)
 
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
-
-
-@asynccontextmanager
-async def _sessions(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(resolve_database_url(settings), pool_size=2)
-    try:
-        yield session_factory(engine)
-    finally:
-        await engine.dispose()
-
-
-@asynccontextmanager
-async def _fetcher(
-    settings: Settings, sessions: async_sessionmaker[AsyncSession]
-) -> AsyncIterator[Fetcher]:
-    fetcher = Fetcher(settings, session_factory=sessions)
-    await fetcher.start()
-    try:
-        yield fetcher
-    finally:
-        await fetcher.stop()
+def _sessions(settings: Settings) -> AbstractAsyncContextManager[async_sessionmaker[AsyncSession]]:
+    return open_sessions(resolve_database_url(settings), pool_size=2)
 
 
 def _run(work: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
-    return asyncio.run(work(Settings()))
-
-
-def _emit_json(data: object) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+    return asyncio.run(work(settings()))
 
 
 def _print_add_results(results: list[admin.AddResult], as_json: bool) -> bool:
     if as_json:
-        _emit_json(
+        emit_json(
             [
                 {"requested": r.requested, "feeds": r.feeds, "added": r.added, "error": r.error}
                 for r in results
@@ -86,8 +61,10 @@ def _print_add_results(results: list[admin.AddResult], as_json: bool) -> bool:
     return all(r.error is None for r in results)
 
 
-def register(app: typer.Typer) -> None:
-    """Add the feed commands to the ``feeds`` group."""
+def register(root: typer.Typer) -> None:
+    """Add the ``feeds`` group to the root app."""
+    app = typer.Typer(help="Feeds the fetcher monitors.", no_args_is_help=True)
+    root.add_typer(app, name="feeds")
 
     @app.command("add")
     def add(
@@ -106,7 +83,7 @@ def register(app: typer.Typer) -> None:
                 if no_discover:
                     stored = await admin.add_feeds(sessions, urls)
                     return [admin.AddResult(u, (u,), (u,) if new else ()) for u, new in stored]
-                async with _fetcher(settings, sessions) as fetcher:
+                async with running_fetcher(settings, sessions) as fetcher:
                     return await admin.add_with_discovery(sessions, fetcher, urls)
 
         try:
@@ -136,7 +113,7 @@ def register(app: typer.Typer) -> None:
             _err().print(f"[red]✗[/red] {exc}")
             raise typer.Exit(2) from exc
         if as_json:
-            _emit_json(
+            emit_json(
                 {"added": report.added, "existing": report.existing, "invalid": report.invalid}
             )
         else:
@@ -152,7 +129,7 @@ def register(app: typer.Typer) -> None:
 
         feeds = _run(work)
         if as_json:
-            _emit_json([f.to_json() for f in feeds])
+            emit_json([f.to_json() for f in feeds])
             return
         # Few, foldable columns: a narrow terminal must still show whole URLs and errors.
         table = Table("id", "feed", "polled / next", "every", "status", "items", "last error")
@@ -201,12 +178,12 @@ def register(app: typer.Typer) -> None:
 
         async def work(settings: Settings) -> list[str]:
             # Discovery only fetches; an unbound session factory keeps the database out of it.
-            async with _fetcher(settings, async_sessionmaker()) as fetcher:
+            async with running_fetcher(settings, async_sessionmaker()) as fetcher:
                 return await admin.discover_feeds(fetcher, url)
 
         found = _run(work)
         if as_json:
-            _emit_json(found)
+            emit_json(found)
         else:
             for feed in found:
                 _out().print(feed)

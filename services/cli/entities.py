@@ -1,4 +1,5 @@
-"""``newsflow entities ...``: user curation commands (see :mod:`services.enricher.admin`).
+"""``newsflow entities ...``: read the stored entities (:mod:`services.cli.ops.read`) and
+curate them (:mod:`services.enricher.admin`).
 
 Running enrichers read aliases and merges at start; restart them (or send the reload the
 service supports) for a change to reach articles enriched from then on.
@@ -10,9 +11,23 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
+
+from services.cli.common import (
+    DEFAULT_LIMIT,
+    JsonFlag,
+    LimitOption,
+    SinceOption,
+    emit_json,
+    new_table,
+    show,
+    since_option,
+    when,
+    with_db,
+)
+from shared.errors import NewsflowError
 
 T = TypeVar("T")
 
@@ -35,9 +50,14 @@ def _run(action: Callable[..., Awaitable[T]], *args: object, **kwargs: object) -
     return asyncio.run(main())
 
 
-def register(app: typer.Typer) -> None:
-    """Add ``alias add``, ``merge`` and ``split`` to the ``entities`` command group."""
+def register(root: typer.Typer) -> None:
+    """Add the ``entities`` group to the root app: read (list, show, find, explain) and
+    curate (alias add, merge, split)."""
     from services.enricher import admin
+    from services.enricher.overrides import load_overrides
+
+    app = typer.Typer(help="Canonical entities, aliases, merges.", no_args_is_help=True)
+    root.add_typer(app, name="entities")
 
     alias_app = typer.Typer(help="Extra spellings that resolve to an entity.", no_args_is_help=True)
 
@@ -70,7 +90,7 @@ def register(app: typer.Typer) -> None:
     def find(
         query: Annotated[str, typer.Argument(help="Entity key, or part of a name or alias.")],
         limit: Annotated[int, typer.Option(help="At most this many entities.")] = 20,
-        as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout.")] = False,
+        as_json: JsonFlag = False,
     ) -> None:
         """Find entities by key, name or alias: kind, links, redirect and aliases."""
         found = _run(admin.find_entities, query, limit=limit)
@@ -104,7 +124,7 @@ def register(app: typer.Typer) -> None:
         from shared.messages import Article
 
         body = sys.stdin.read() if text == "-" else text
-        overrides = _run(admin.load_overrides) if with_db else None
+        overrides = _run(load_overrides) if with_db else None
         now = datetime.now(UTC)
         article = Article(
             url="cli:explain",
@@ -145,3 +165,76 @@ def register(app: typer.Typer) -> None:
             typer.echo(
                 f"moved {moved} from {change.source.key} to {change.target.key}. {RELOAD_HINT}"
             )
+
+    @app.command("list")
+    def entities_list(
+        kind: Annotated[str | None, typer.Option(help="PERSON, ORG, GPE, LOC, NORP, …")] = None,
+        since: SinceOption = None,
+        limit: LimitOption = DEFAULT_LIMIT,
+        as_json: JsonFlag = False,
+    ) -> None:
+        """Top entities by articles mentioning them (merged entities folded in)."""
+        from services.cli.ops import read
+
+        rows = with_db(
+            lambda s: read.list_entities(s, kind=kind, since=since_option(since), limit=limit)
+        )
+        if as_json:
+            emit_json(rows)
+            return
+        table = new_table("id", "key", "name", "articles", "mentions", "last seen", "aliases")
+        for r in rows:
+            table.add_row(
+                str(r["id"]),
+                r["key"],
+                r["name"],
+                str(r["articles"]),
+                str(r["mentions"]),
+                when(r["last_seen"]),
+                ", ".join(r["aliases"][:8]),
+            )
+        show(table)
+
+    @app.command("show")
+    def entities_show(
+        ref: Annotated[str, typer.Argument(help="Entity key (GPE:iraq), id, name or alias.")],
+        as_json: JsonFlag = False,
+    ) -> None:
+        """One entity: aliases, merges, counts, recent articles, co-occurring entities."""
+        from services.cli.ops import read
+
+        entity = with_db(lambda s: read.show_entity(s, ref))
+        if entity is None:
+            raise NewsflowError(
+                f"no entity with key, id, name or alias {ref!r}; try 'newsflow entities list'",
+                kind="not_found",
+            )
+        if as_json:
+            emit_json(entity)
+            return
+        _print_entity(entity)
+
+
+def _print_entity(e: dict[str, Any]) -> None:
+    lines = [f"[bold]{e['name']}[/] {e['key']} (#{e['id']}, {e['kind']})"]
+    if e["merged_into"]:
+        lines.append(f"merged into {e['merged_into']['key']} (#{e['merged_into']['id']})")
+    if e["merged_from"]:
+        lines.append("merged from: " + ", ".join(m["key"] for m in e["merged_from"]))
+    lines.append(f"{e['articles']} articles, {e['mentions']} mentions")
+    lines.append("aliases: " + ", ".join(f"{a['alias']} ({a['source']})" for a in e["aliases"]))
+    if e["related"]:
+        lines.append(
+            "appears with: " + ", ".join(f"{r['name']} ({r['articles']})" for r in e["related"])
+        )
+    show("\n".join(lines))
+    table = new_table("id", "published", "title", "mentions", "salience")
+    for r in e["recent_articles"]:
+        table.add_row(
+            str(r["id"]),
+            when(r["published_at"]),
+            r["title"] or "",
+            str(r["mentions"]),
+            f"{r['salience']:.2f}",
+        )
+    show(table)

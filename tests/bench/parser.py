@@ -1,6 +1,6 @@
 """Parse-time benchmark: p50/p95 of :func:`parse_page` on ~100 KB article pages, one core.
 
-    .venv/bin/python -m services.parser.bench [--pages 60] [--repeat 5] [--cpu 0]
+    .venv/bin/python -m tests.bench.parser [--pages 60] [--repeat 5] [--cpu 0]
 
 Pages are the article fixtures (tests/fixtures/parser) grown to the size of a real news page:
 a mega-menu, an inline JSON state blob and tracking script, a sidebar of teasers, a long
@@ -24,7 +24,7 @@ from shared.errors import PermanentError
 from shared.messages import Page
 from shared.settings import Settings
 
-DEFAULT_FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "parser"
+DEFAULT_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "parser"
 ARTICLE_FIXTURES = (
     ("tigris_pkk_strikes.html", "https://www.tigrisreview.com/security/2026/11/18/bench-{n}"),
     ("zagros_kirkuk_cell.html", "https://zagrosdaily.com/news/iraq/bench-{n}/"),

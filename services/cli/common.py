@@ -1,0 +1,174 @@
+"""Plumbing every ``newsflow`` command module shares: the ``--json`` flag and JSON output,
+settings, opening the database, reaching the broker, and turning an unreachable database or
+broker into one error line that says what to do (``main`` prints ``NewsflowError``, exit 2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from shared.errors import NewsflowError
+from shared.settings import Settings
+
+T = TypeVar("T")
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+SinceOption = Annotated[
+    str | None,
+    typer.Option(help="Only since this time: ISO date/time (UTC if no offset) or an age (2h, 7d)."),
+]
+LimitOption = Annotated[int, typer.Option(min=1, help="At most this many rows.")]
+DEFAULT_LIMIT = 20
+BODY_PREVIEW_CHARS = 4000
+
+
+# --- plumbing --------------------------------------------------------------------------------
+
+
+def plain(value: Any) -> Any:
+    """JSON-ready: ISO times, lists for tuples/sets, recursively."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [plain(v) for v in value]
+    return value
+
+
+def emit_json(data: Any) -> None:
+    """*data* as indented JSON on stdout (ISO 8601 times; anything else via ``str``)."""
+    sys.stdout.write(json.dumps(plain(data), indent=2, default=str, ensure_ascii=False) + "\n")
+
+
+def since_option(value: str | None) -> datetime | None:
+    from services.cli.ops.when import parse_since
+
+    if value is None:
+        return None
+    try:
+        return parse_since(value)
+    except ValueError as exc:
+        raise NewsflowError(str(exc), kind="usage") from exc
+
+
+def settings() -> Settings:
+    """The validated settings; an invalid value is one ``invalid settings`` line, exit 2."""
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic ValidationError: say which variable and what is expected
+        raise NewsflowError(f"invalid settings: {exc}", kind="config") from exc
+
+
+def db_failure(exc: BaseException, url: str | None) -> NewsflowError | None:
+    """*exc* as one actionable line when the database at *url* is unreachable or has no
+    schema; None for anything else. ``url=None``: the database the settings name."""
+    import asyncpg
+
+    from shared.db.errors import is_unreachable
+
+    shown = "the configured database" if url is None else url.split("@")[-1]  # no password
+    state = getattr(getattr(exc, "orig", exc), "sqlstate", None)
+    if state == "42P01" or isinstance(exc, asyncpg.exceptions.UndefinedTableError):
+        return NewsflowError(
+            f"the database ({shown}) has no newsflow tables; run 'newsflow db upgrade'",
+            kind="config",
+        )
+    if is_unreachable(exc):
+        return NewsflowError(
+            f"cannot reach the database ({shown}): {exc}. Start it with 'newsflow stack up' "
+            "or check NEWSFLOW_DATABASE_URL.",
+            kind="config",
+        )
+    return None
+
+
+def with_db(action: Callable[[Any], Awaitable[T]], *, sessions: bool = False) -> T:
+    """Run *action* with a session (or the session factory) on the configured database."""
+    from shared.db.session import create_engine, session_factory
+    from shared.runtime import resolve_database_url
+
+    url = resolve_database_url(settings())
+
+    async def main() -> T:
+        engine = create_engine(url, pool_size=1)
+        factory = session_factory(engine)
+        try:
+            if sessions:
+                return await action(factory)
+            async with factory() as session:
+                return await action(session)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except NewsflowError:
+        raise
+    except Exception as exc:
+        mapped = db_failure(exc, url)
+        if mapped is None:
+            raise
+        raise mapped from exc
+
+
+def broker_bootstrap() -> str:
+    from shared.runtime import resolve_kafka_bootstrap
+
+    return resolve_kafka_bootstrap(settings())
+
+
+def broker_failure(exc: BaseException, bootstrap: str | None) -> NewsflowError | None:
+    """*exc* as one actionable line when the broker at *bootstrap* is unreachable or fails;
+    None for anything else. ``bootstrap=None``: the broker the settings name."""
+    from aiokafka.errors import KafkaConnectionError, KafkaError
+
+    bootstrap = bootstrap or "the configured bootstrap"
+
+    if isinstance(exc, KafkaConnectionError | OSError | ConnectionError):
+        return NewsflowError(
+            f"cannot reach the broker at {bootstrap} ({exc}). Start it with 'newsflow stack up' "
+            "or check NEWSFLOW_KAFKA_BOOTSTRAP.",
+            kind="config",
+        )
+    if isinstance(exc, KafkaError):
+        return NewsflowError(f"broker error from {bootstrap}: {exc!r}", kind="broker")
+    return None
+
+
+@contextmanager
+def broker_errors(bootstrap: str) -> Iterator[None]:
+    """Map broker failures inside the block to one actionable message (see broker_failure)."""
+    try:
+        yield
+    except NewsflowError:
+        raise
+    except Exception as exc:
+        mapped = broker_failure(exc, bootstrap)
+        if mapped is None:
+            raise
+        raise mapped from exc
+
+
+def new_table(*columns: str) -> Any:
+    from rich.table import Table
+
+    return Table(*columns, show_lines=False, header_style="bold")
+
+
+def show(renderable: Any) -> None:
+    from rich.console import Console
+
+    Console().print(renderable)
+
+
+def when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else ""
