@@ -86,10 +86,10 @@ dlq-prune: setup ## Delete replayed dead letters older than BEFORE (default 30d;
 	$(BIN)/newsflow dlq prune --before $(or $(BEFORE),30d) $(if $(PENDING),--include-pending)
 
 replay: setup ## Re-inject dead letters (STAGE=fetch|parse|enrich, SINCE=2026-01-01T00:00)
-	$(BIN)/newsflow dlq replay $(if $(STAGE),--stage $(STAGE)) $(if $(SINCE),--since $(SINCE))
+	$(BIN)/newsflow dlq replay $(if $(STAGE),--stage $(STAGE)) $(if $(SINCE),--failed-since $(SINCE))
 
 replay-from: setup ## Re-run later stages from stored data (FROM=articles|pages SINCE=2026-01-01)
-	$(BIN)/newsflow replay --from $(FROM) --since $(SINCE)
+	$(BIN)/newsflow replay --from $(FROM) --stored-since $(SINCE)
 
 bench: setup ## End-to-end benchmark on a synthetic loopback news site (writes bench-results/)
 	$(BIN)/pip install --quiet -e ".[dev,bench]"
