@@ -30,7 +30,8 @@ from sqlalchemy import text
 from shared import kafka, stack
 from shared.db.migrate import upgrade
 from shared.db.session import create_engine, session_factory
-from shared.errors import StackError
+from shared.errors import ConfigError, NewsflowError, StackError
+from shared.run_lock import RunLock
 from shared.settings import Settings
 from shared.topology import SERVICES
 from shared.topology import STAGES as TOPOLOGY
@@ -48,6 +49,10 @@ STAGE_INPUTS = {
     if spec.main_input is not None
 }
 STOP_GRACE_S = 20.0
+#: Exit codes (README "Exit codes"): 2 nothing ran, 4 --strict failures, 130 Ctrl-C.
+USAGE_EXIT = 2
+STRICT_FAILURE_EXIT = 4
+INTERRUPTED_EXIT = 130
 #: --once finishes only after the pipeline has been idle (nothing pending) this long.
 ONCE_SETTLE_S = 2.0
 
@@ -66,11 +71,15 @@ class Child:
 class Progress:
     feeds_total: int = 0
     feeds_polled: int = 0
+    #: feeds whose latest poll failed (whenever it was: a restart must not show 0)
     feeds_failed: int = 0
     discovered: int = 0
     done: int = 0
+    #: articles stored (new) / updated during this run, whatever link brought them
     stored: int = 0
+    updated: int = 0
     duplicates: int = 0
+    next_poll_at: datetime | None = None
     dead_letters: int = 0
     dlq_by_stage: dict[str, int] = field(default_factory=dict)
     stage_ok: dict[str, float] = field(default_factory=dict)
@@ -122,12 +131,25 @@ class Supervisor:
         settings: Settings,
         *,
         feeds_file: Path | None = None,
+        feeds_listed: list[str] | None = None,
         once: bool = False,
         timeout: float = 900.0,
+        strict: bool = False,
+        keep_stack: bool = False,
         as_json: bool = False,
+        quiet_summary: bool = False,
     ) -> None:
         self.settings = settings
         self.feeds_file = feeds_file
+        self.feeds_listed = feeds_listed
+        self.strict = strict
+        #: leave the embedded stack running at the end (the demo reads from it, then stops it)
+        self.keep_stack = keep_stack
+        #: the caller prints the summary (the demo's JSON holds it)
+        self.quiet_summary = quiet_summary
+        #: with --once --feeds: the feeds this run polls and counts (None: every feed)
+        self.feed_ids: list[int] | None = None
+        self.summary: dict[str, Any] = {}
         self.once = once
         self.timeout = timeout
         self.as_json = as_json
@@ -148,6 +170,12 @@ class Supervisor:
             loop.add_signal_handler(sig, self.stopping.set)
         run_start = datetime.now(UTC)
         code = 1
+        lock = RunLock(self.settings.state_dir)
+        try:
+            lock.acquire()  # one run per home: before anything starts
+        except ConfigError as exc:
+            self.console.print(f"[red]error:[/] {exc.detail}", soft_wrap=True)
+            return USAGE_EXIT
         try:
             bootstrap, db_url = await self._prepare()
             engine = create_engine(db_url, pool_size=2)
@@ -155,7 +183,7 @@ class Supervisor:
                 sessions = session_factory(engine)
                 await self._import_feeds(sessions)
                 if self.once:
-                    await self._make_all_feeds_due(sessions)
+                    await self._make_feeds_due(sessions)
                 await self._spawn(bootstrap, db_url)
                 lag_task = asyncio.create_task(self._lag_loop(bootstrap))
                 try:
@@ -165,12 +193,13 @@ class Supervisor:
                     await asyncio.gather(lag_task, return_exceptions=True)
             finally:
                 await engine.dispose()
-        except StackError as exc:
-            self.console.print(f"[red]error:[/] {exc.detail}")
-            code = 2
+        except NewsflowError as exc:
+            self.console.print(f"[red]error:[/] {exc.detail}", soft_wrap=True)
+            code = USAGE_EXIT
         finally:
             await self._stop_children()
-            if self.stack_started:
+            lock.release()
+            if self.stack_started and not self.keep_stack:
                 await asyncio.to_thread(
                     stack.down, self.settings.state_dir, only=self.stack_started
                 )
@@ -197,7 +226,8 @@ class Supervisor:
             f"stack: kafka {bootstrap} ({'started' if 'kafka' in result.started else 'reused/external'}), "
             f"postgres {db_url.split('@')[-1]} "
             f"({'started' if 'postgres' in result.started else 'reused/external'}) "
-            f"in {time.monotonic() - t0:.2f}s"
+            f"in {time.monotonic() - t0:.2f}s",
+            soft_wrap=True,
         )
         t1 = time.monotonic()
         await asyncio.to_thread(upgrade, db_url)  # alembic's env runs its own event loop
@@ -215,14 +245,25 @@ class Supervisor:
     async def _import_feeds(self, sessions: Any) -> None:
         if self.feeds_file is None:
             return
-        from services.fetcher.admin import import_feeds_file
+        from services.fetcher.admin import feed_ids, import_feeds_file
 
-        report = await import_feeds_file(sessions, self.feeds_file)
-        self.console.print(f"feeds: {report}")
+        report = await import_feeds_file(
+            sessions, self.feeds_file, allow_private=self.settings.allow_private_networks
+        )
+        self.console.print(f"feeds from {self.feeds_file}: {report}", soft_wrap=True)
+        if self.once:
+            self.feed_ids = await feed_ids(sessions, report.urls)
 
-    async def _make_all_feeds_due(self, sessions: Any) -> None:
+    async def _make_feeds_due(self, sessions: Any) -> None:
+        """--once: the run's feeds (all, or exactly --feeds FILE's) are due now."""
         async with sessions() as session, session.begin():
-            await session.execute(text("UPDATE feeds SET next_poll_at = now()"))
+            if self.feed_ids is None:
+                await session.execute(text("UPDATE feeds SET next_poll_at = now()"))
+            else:
+                await session.execute(
+                    text("UPDATE feeds SET next_poll_at = now() WHERE id = ANY(:ids)"),
+                    {"ids": self.feed_ids},
+                )
 
     async def _spawn(self, bootstrap: str, db_url: str) -> None:
         base = _metrics_base(self.settings.metrics_port_base)
@@ -233,6 +274,10 @@ class Supervisor:
                 "NEWSFLOW_DATABASE_URL": db_url,
                 "NEWSFLOW_METRICS_PORT_BASE": str(base),
                 "NEWSFLOW_HOME": str(self.settings.state_dir),
+                # --once --feeds FILE polls exactly FILE's feeds, not every registered one
+                "NEWSFLOW_POLL_ONLY_FEEDS": ",".join(map(str, self.feed_ids))
+                if self.feed_ids is not None
+                else self.settings.poll_only_feeds,
                 "NEWSFLOW_LOG_FORMAT": "text"
                 if self.settings.log_format == "auto" and sys.stderr.isatty()
                 else ("json" if self.settings.log_format == "auto" else self.settings.log_format),
@@ -338,13 +383,15 @@ class Supervisor:
                         idle_since = idle_since or time.monotonic()
                         if time.monotonic() - idle_since >= ONCE_SETTLE_S:
                             self._summary()
-                            return 0
+                            return self._once_exit_code()
                     else:
                         idle_since = None
                     if time.monotonic() > deadline:
                         self.console.print(
-                            f"[red]timed out after {self.timeout:.0f}s[/] with "
-                            f"{self.progress.pending} link(s) pending"
+                            f"[red]timed out after {self.timeout:.0f}s[/]: "
+                            f"{p.feeds_total - p.feeds_polled} of {p.feeds_total} feed(s) not "
+                            f"polled yet, {p.pending} link(s) pending",
+                            soft_wrap=True,
                         )
                         self._summary()
                         return 1
@@ -353,34 +400,49 @@ class Supervisor:
         self.console.print("stopping (Ctrl-C)…")
         if self.once:
             self._summary()
-        return 130 if self.once else 0
+        return INTERRUPTED_EXIT
+
+    def _once_exit_code(self) -> int:
+        """0: the run completed; with --strict, 4 when a feed failed or an item was
+        dead-lettered (cron and CI can tell "ran" from "ran clean")."""
+        p = self.progress
+        if self.strict and (p.feeds_failed or p.dead_letters):
+            return STRICT_FAILURE_EXIT
+        return 0
 
     async def _refresh(self, sessions: Any, run_start: datetime) -> None:
         p = self.progress
         try:
             async with sessions() as session:
+                params = {"t": run_start, "ids": self.feed_ids, "all": self.feed_ids is None}
+                feeds = "(:all OR f.id = ANY(:ids))"
+                links = "(:all OR l.feed_id = ANY(:ids))"
                 row = (
                     await session.execute(
                         text(
-                            "SELECT (SELECT count(*) FROM feeds),"
-                            " (SELECT count(*) FROM feeds WHERE last_polled_at >= :t),"
-                            " (SELECT count(*) FROM feeds WHERE last_polled_at >= :t AND consecutive_failures > 0),"
-                            " (SELECT count(*) FROM seen_links WHERE first_seen_at >= :t),"
-                            " (SELECT count(*) FROM seen_links WHERE first_seen_at >= :t AND done_at IS NOT NULL),"
-                            " (SELECT count(*) FROM seen_links WHERE first_seen_at >= :t AND outcome = 'stored'),"
-                            " (SELECT count(*) FROM seen_links WHERE first_seen_at >= :t AND outcome = 'duplicate')"
+                            f"SELECT (SELECT count(*) FROM feeds f WHERE {feeds}),"
+                            f" (SELECT count(*) FROM feeds f WHERE {feeds} AND last_polled_at >= :t),"
+                            f" (SELECT count(*) FROM feeds f WHERE {feeds} AND consecutive_failures > 0),"
+                            f" (SELECT min(next_poll_at) FROM feeds f WHERE {feeds}),"
+                            f" (SELECT count(*) FROM seen_links l WHERE {links} AND first_seen_at >= :t),"
+                            f" (SELECT count(*) FROM seen_links l WHERE {links} AND first_seen_at >= :t AND done_at IS NOT NULL),"
+                            f" (SELECT count(*) FROM seen_links l WHERE {links} AND first_seen_at >= :t AND outcome = 'duplicate'),"
+                            " (SELECT count(*) FROM articles a WHERE (:all OR a.feed_id = ANY(:ids)) AND stored_at >= :t),"
+                            " (SELECT count(*) FROM articles a WHERE (:all OR a.feed_id = ANY(:ids)) AND stored_at < :t AND updated_at >= :t)"
                         ),
-                        {"t": run_start},
+                        params,
                     )
                 ).one()
                 (
                     p.feeds_total,
                     p.feeds_polled,
                     p.feeds_failed,
+                    p.next_poll_at,
                     p.discovered,
                     p.done,
-                    p.stored,
                     p.duplicates,
+                    p.stored,
+                    p.updated,
                 ) = row
                 dlq = (
                     await session.execute(
@@ -415,7 +477,8 @@ class Supervisor:
             for s, _ in STAGES
         )
         return (
-            f"feeds {p.feeds_polled}/{p.feeds_total} links {p.discovered} done {p.done} "
+            f"{self._scope()}: polled {p.feeds_polled} failing {p.feeds_failed} next poll "
+            f"{self._next_poll()} | links {p.discovered} done {p.done} "
             f"pending {p.pending} stored {p.stored} dlq {p.dead_letters} | {stages}"
         )
 
@@ -424,9 +487,9 @@ class Supervisor:
         table = Table(
             title="newsflow",
             caption=(
-                f"feeds polled {p.feeds_polled}/{p.feeds_total} (failing {p.feeds_failed}) · "
-                f"links {p.discovered} · pending {p.pending} · stored {p.stored} · "
-                f"duplicates {p.duplicates} · DLQ {p.dead_letters}"
+                f"{self._scope()} · polled {p.feeds_polled} (failing {p.feeds_failed}) · "
+                f"next poll {self._next_poll()} · links {p.discovered} · pending {p.pending} · "
+                f"stored {p.stored} · duplicates {p.duplicates} · DLQ {p.dead_letters}"
             ),
         )
         for column in ("stage", "service", "ok", "rate/s", "lag", "dead-lettered", "ready in"):
@@ -447,6 +510,22 @@ class Supervisor:
             )
         return table
 
+    def _scope(self) -> str:
+        n = self.progress.feeds_total
+        if self.feed_ids is not None:
+            return f"{n} feed(s) from {self.feeds_file}"
+        return f"all {n} registered feed(s)" + ("" if self.once else " monitored")
+
+    def _next_poll(self) -> str:
+        """The soonest next poll, relative ("in 4m", "due now"); 'feeds poll' brings it in."""
+        at = self.progress.next_poll_at
+        if at is None:
+            return "-"
+        seconds = (at - datetime.now(UTC)).total_seconds()
+        if seconds <= self.settings.poll_tick_s:
+            return "due now"
+        return f"in {seconds / 60:.0f}m" if seconds >= 90 else f"in {seconds:.0f}s"
+
     def _summary(self) -> None:
         p = self.progress
         startup = {
@@ -459,12 +538,16 @@ class Supervisor:
             "feeds_failing": p.feeds_failed,
             "links_discovered": p.discovered,
             "articles_stored": p.stored,
+            "articles_updated": p.updated,
             "duplicates": p.duplicates,
             "dead_letters": p.dead_letters,
             "dead_letters_by_stage": p.dlq_by_stage,
             "pending": p.pending,
             "startup_s": startup,
         }
+        self.summary = summary
+        if self.quiet_summary:
+            return
         if self.as_json:
             sys.stdout.write(json.dumps(summary, indent=2) + "\n")
             return
@@ -477,6 +560,7 @@ class Supervisor:
             "feeds_failing",
             "links_discovered",
             "articles_stored",
+            "articles_updated",
             "duplicates",
             "dead_letters",
             "pending",
