@@ -198,12 +198,12 @@ class Supervisor:
             code = USAGE_EXIT
         finally:
             await self._stop_children()
-            lock.release()
             if self.stack_started and not self.keep_stack:
                 await asyncio.to_thread(
                     stack.down, self.settings.state_dir, only=self.stack_started
                 )
                 self.console.print(f"stopped embedded {', '.join(self.stack_started)}")
+            lock.release()  # last: the home is free only once its stack is down
         return code
 
     async def _prepare(self) -> tuple[str, str]:
