@@ -79,7 +79,7 @@ def _print_add_results(results: list[admin.AddResult], as_json: bool) -> bool:
         if as_json:
             break
         if r.error:
-            _err().print(f"[red]✗[/red] {r.requested}: {r.error}")
+            _err().print(f"[red]✗[/red] {r.requested}: {r.error}", soft_wrap=True)
             continue
         for feed in r.feeds:
             state = "added" if feed in r.added else "already present"

@@ -73,10 +73,13 @@ def stack_up(as_json: JsonFlag = False) -> None:
         return
     for name in result.started:
         console.print(
-            f"[green]started[/] {name} in {result.seconds[name]:.2f}s: {status[name]['endpoint']}"
+            f"[green]started[/] {name} in {result.seconds[name]:.2f}s: {status[name]['endpoint']}",
+            soft_wrap=True,
         )
     for name in result.reused:
-        console.print(f"[cyan]already running[/] {name}: {status[name]['endpoint']}")
+        console.print(
+            f"[cyan]already running[/] {name}: {status[name]['endpoint']}", soft_wrap=True
+        )
     for name in result.external:
         console.print(f"[yellow]external[/] {name} (configured by NEWSFLOW_*), not started")
     console.print(f"database migrated to head; {len(topics)} topics ready")
