@@ -9,11 +9,23 @@ The JSON Schemas under ``docs/schemas/`` are generated from these models
 
 from __future__ import annotations
 
+import logging
+import re
 from datetime import datetime
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
+
+logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
@@ -25,12 +37,102 @@ MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
 Stage = Literal["fetch", "parse", "enrich", "store", "feed"]
 
+# --- text that the topics and PostgreSQL can carry -----------------------------------------
+#: PostgreSQL text refuses NUL; UTF-8 (JSON on the topics, asyncpg) cannot encode a lone
+#: surrogate (json.loads turns "\ud800" into one); other C0 controls are invisible garbage
+#: that XML 1.0 forbids and that breaks terminals and CSV exports. Tab, LF and CR stay.
+_UNSAFE_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: Shown for a lone surrogate, as a decoder shows an undecodable byte.
+REPLACEMENT = "\ufffd"
 
-class _Record(BaseModel):
+
+def clean_text(value: str) -> tuple[str, str | None]:
+    """``(clean, note)``: NUL and other C0 controls dropped, lone surrogates replaced by
+    U+FFFD. ``note`` says what was removed (``"2 NUL, 1 surrogate"``), None if nothing."""
+    if _UNSAFE_TEXT.search(value) is None:  # the common case: one scan, no copy
+        return value, None
+    nul = value.count("\x00")
+    surrogates = len(_SURROGATE.findall(value))
+    cleaned, total = _UNSAFE_TEXT.subn(
+        lambda m: REPLACEMENT if "\ud800" <= m.group() <= "\udfff" else "", value
+    )
+    parts = [
+        f"{n} {what}"
+        for n, what in (
+            (nul, "NUL"),
+            (total - nul - surrogates, "control"),
+            (surrogates, "surrogate"),
+        )
+        if n
+    ]
+    return cleaned, ", ".join(parts)
+
+
+def clean_optional(value: str | None) -> str | None:
+    """:func:`clean_text` for optional text, dropping the note (callers that log their own)."""
+    return None if value is None else clean_text(value)[0]
+
+
+def _clean_tree(value: Any, path: str, notes: list[str]) -> Any:
+    if isinstance(value, str):
+        cleaned, note = clean_text(value)
+        if note:
+            notes.append(f"{path or 'value'}: {note}")
+        return cleaned
+    if isinstance(value, dict):
+        return {
+            k: _clean_tree(v, f"{path}.{k}" if path else str(k), notes) for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        if value and isinstance(value[0], int | float):  # minhash signatures, offsets
+            return value
+        return [_clean_tree(v, f"{path}[{i}]", notes) for i, v in enumerate(value)]
+    if isinstance(value, _Clean):  # cleaned when it was built; carry its notes up
+        notes.extend(f"{path}.{note}" for note in value._text_cleaned)
+    return value
+
+
+class _Clean(BaseModel):
+    """Every message model: text is cleaned where it enters (see :func:`clean_text`).
+
+    What was cleaned is kept: in ``text_cleaned`` on a topic record (with field paths, so a
+    consumer sees that ``entry.title`` lost a NUL), and logged once per record.
+    """
+
+    _text_cleaned: list[str] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _clean_text_fields(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        if not isinstance(data, dict):
+            return handler(data)
+        notes: list[str] = []
+        cleaned = _clean_tree({k: v for k, v in data.items() if k != "text_cleaned"}, "", notes)
+        if notes and "text_cleaned" in cls.model_fields:
+            earlier = data.get("text_cleaned") or []
+            cleaned["text_cleaned"] = [*earlier, *(n for n in notes if n not in earlier)]
+        elif data.get("text_cleaned") is not None:  # None: a stored row without the column
+            cleaned["text_cleaned"] = data["text_cleaned"]
+        model = handler(cleaned)
+        if notes:
+            model._text_cleaned = notes
+            # Records log it; nested models are logged by the record that carries them.
+            level = logging.WARNING if "text_cleaned" in cls.model_fields else logging.DEBUG
+            logger.log(level, "text cleaned model=%s fields=%s", cls.__name__, "; ".join(notes))
+        return model
+
+
+class _Record(_Clean):
     # extra="ignore": a newer producer may add optional fields; old consumers keep working.
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     schema_version: Literal[1] = 1  # == SCHEMA_VERSION; a Literal so other versions fail to decode
+    text_cleaned: list[str] = Field(
+        default_factory=list,
+        description="Characters removed from this record's text (NUL, C0 controls, lone "
+        "surrogates), as 'field.path: N kind'; empty when none were.",
+    )
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))
@@ -55,7 +157,7 @@ class ContractError(ValueError):
 # --- news.links.v1 -------------------------------------------------------------------------
 
 
-class FeedEntry(BaseModel):
+class FeedEntry(_Clean):
     """What the feed said about an item; the parser uses it as a fallback for metadata."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -109,7 +211,7 @@ class Page(_Record):
 # --- news.articles.v1 ----------------------------------------------------------------------
 
 
-class RemovedSpan(BaseModel):
+class RemovedSpan(_Clean):
     """Text the cleaner cut, with why: users audit cleaning with these."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -162,7 +264,7 @@ EntityKind = Literal[
 ]
 
 
-class Mention(BaseModel):
+class Mention(_Clean):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     text: str = Field(description="Surface form as written.")
@@ -173,7 +275,7 @@ class Mention(BaseModel):
     entity_key: str
 
 
-class EntityRef(BaseModel):
+class EntityRef(_Clean):
     """One canonical entity mentioned by the article."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -190,7 +292,7 @@ class EntityRef(BaseModel):
     salience: float = Field(ge=0, le=1)
 
 
-class Enrichment(BaseModel):
+class Enrichment(_Clean):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     status: Literal["ok", "empty", "unsupported_language", "truncated"] = "ok"
@@ -198,6 +300,16 @@ class Enrichment(BaseModel):
     rules_version: str
     note: str | None = None
     enriched_at: datetime
+    language: str | None = Field(
+        default=None,
+        description="Language the enricher identified (authoritative over article.language): "
+        "ISO 639-1, or 639-3 for ckb (Sorani) and kmr (Kurmanji); null when too short to tell.",
+    )
+    method: Literal["ner", "gazetteer"] | None = Field(
+        default=None,
+        description="ner: spaCy NER + rule layer (English); gazetteer: curated/user names over "
+        "folded text with suffix- and clitic-aware boundaries (other languages).",
+    )
 
 
 class EnrichedArticle(_Record):

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TypeVar
 
 from shared.db.errors import is_transient_db_error
@@ -52,3 +53,39 @@ async def until_done(
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, max_delay)
             attempt += 1
+
+
+R = TypeVar("R")
+
+
+async def isolate_batch(
+    items: list[T],
+    work: Callable[[list[T]], Awaitable[R]],
+    *,
+    what: str,
+) -> tuple[list[R], list[tuple[T, Exception]]]:
+    """``work(items)`` through outages (:func:`until_done`); if it fails for a reason that is
+    not an outage (a value the database refuses, a constraint), ``work([item])`` per item, so
+    one bad item costs itself only. Returns the results (one per successful call) and
+    ``(item, error)`` per item that failed alone: the caller records it against that item
+    (a dead letter, a status) and never against its batch neighbours."""
+    try:
+        return [await until_done(partial(work, items), what=what)], []
+    except Exception as exc:
+        if len(items) <= 1:
+            return [], [(item, exc) for item in items]
+        logger.warning(
+            "%s: batch of %s failed (%s: %s); retrying item by item",
+            what,
+            len(items),
+            type(exc).__name__,
+            exc,
+        )
+    results: list[R] = []
+    failed: list[tuple[T, Exception]] = []
+    for item in items:
+        try:
+            results.append(await until_done(partial(work, [item]), what=what))
+        except Exception as exc:
+            failed.append((item, exc))
+    return results, failed

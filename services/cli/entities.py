@@ -115,6 +115,10 @@ def register(root: typer.Typer) -> None:
         with_db: Annotated[
             bool, typer.Option(help="Apply user aliases and merges from the database.")
         ] = False,
+        language: Annotated[
+            str | None,
+            typer.Option(help="Language of a text too short to identify (tr, ar, ckb, kmr, fa)."),
+        ] = None,
     ) -> None:
         """Show each mention's entity key and the rules that produced it (no DB writes)."""
         import sys
@@ -134,6 +138,7 @@ def register(root: typer.Typer) -> None:
             title=title,
             body_text=body,
             content_hash="",
+            language=language,
             discovered_at=now,
             fetched_at=now,
             parsed_at=now,

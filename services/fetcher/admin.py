@@ -18,6 +18,7 @@ from xml.etree.ElementTree import ParseError
 
 import defusedxml.ElementTree as safe_et
 from defusedxml import DefusedXmlException
+from protego import Protego
 from sqlalchemy import delete, func, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -33,6 +34,9 @@ logger = logging.getLogger(__name__)
 
 #: Stop probing common paths after this many working feeds.
 MAX_COMMON_PATH_FEEDS = 2
+#: Sitemaps taken from robots.txt `Sitemap:` lines (news sitemaps first).
+MAX_ROBOTS_SITEMAPS = 3
+ROBOTS_MAX_BYTES = 512 * 1024
 #: A feed URL typed without a scheme (``example.com/rss``) is taken as https.
 DEFAULT_SCHEME = "https://"
 #: Error kinds of `feeds add` where storing the URL unchecked can still be right (the site
@@ -165,7 +169,7 @@ async def discover_feeds(fetcher: Fetcher, url: str) -> list[str]:
     """Feed URLs for ``url``: itself if it is a feed, else what its page advertises
     (``<link rel="alternate">``), else common feed paths that answer with a feed."""
     url = feed_url(url)
-    result = await fetcher.get(url)
+    result = await fetcher.follow_stubs(await fetcher.get(url))  # a home page behind a refresh
     content_type = result.headers.get("content-type")
     try:
         parse_feed(result.body, url=result.final_url, content_type=content_type)
@@ -179,6 +183,11 @@ async def discover_feeds(fetcher: Fetcher, url: str) -> list[str]:
         return found
     parts = urlsplit(result.final_url)
     origin = f"{parts.scheme}://{parts.netloc}"
+    for candidate in await robots_sitemaps(fetcher, origin):
+        if await _is_feed(fetcher, candidate):
+            found.append(candidate)
+    if found:
+        return found
     for path in COMMON_FEED_PATHS:
         candidate = normalize_url(origin + path)
         if await _is_feed(fetcher, candidate):
@@ -186,6 +195,28 @@ async def discover_feeds(fetcher: Fetcher, url: str) -> list[str]:
             if len(found) >= MAX_COMMON_PATH_FEEDS:
                 break
     return found
+
+
+async def robots_sitemaps(fetcher: Fetcher, origin: str) -> list[str]:
+    """Sitemap URLs a site lists in its robots.txt (``Sitemap:`` lines, read by protego),
+    news sitemaps first; [] when robots.txt is missing or unreadable."""
+    try:
+        result = await fetcher.get(
+            origin + "/robots.txt", headers={"Accept": "text/plain"}, max_bytes=ROBOTS_MAX_BYTES
+        )
+    except NewsflowError as exc:
+        logger.debug("no robots.txt origin=%s kind=%s", origin, exc.kind)
+        return []
+    text = result.body.decode("utf-8", errors="replace")
+    urls: list[str] = []
+    for raw in Protego.parse(text).sitemaps:
+        try:
+            urls.append(normalize_url(raw, base=origin + "/"))
+        except ValueError:
+            continue
+    urls = list(dict.fromkeys(urls))
+    urls.sort(key=lambda u: "news" not in u.lower())  # stable: news sitemaps first
+    return urls[:MAX_ROBOTS_SITEMAPS]
 
 
 async def _is_feed(fetcher: Fetcher, url: str) -> bool:

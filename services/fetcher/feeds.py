@@ -7,24 +7,25 @@ Safety first: XML goes through defusedxml before feedparser sees it, so entity e
 
 from __future__ import annotations
 
-import calendar
 import email.utils
 import html
 import json
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urljoin
 from xml.etree.ElementTree import Element, ParseError
 
 import defusedxml.ElementTree as safe_et
 import feedparser
 from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
 
+from services.fetcher.charset import detect_charset
+from services.fetcher.dates import parse_feed_date
 from services.fetcher.urls import normalize_url
 from shared.errors import PermanentError
+from shared.messages import clean_text
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,9 @@ MAX_CHILD_SITEMAPS = 3
 _ENTITY_DECL = re.compile(rb"<!ENTITY\s+(%\s*)?[^\s>]+\s+(SYSTEM|PUBLIC)?", re.IGNORECASE)
 _TAG = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
+_XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
+_XML_ENCODING_BYTES = re.compile(rb"""(^\s*<\?xml[^>]*?)encoding\s*=\s*["'][A-Za-z0-9._:-]+["']""")
+_HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?([^"';\s]+)""", re.IGNORECASE)
 _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)\b", re.I | re.S)
 
 
@@ -96,6 +100,9 @@ class ParsedFeed:
     #: Why item links were refused and never fetched (``not an http(s) URL: 'file:///…'``),
     #: one entry per refused item, so the poll can say so in the feed's status.
     refused: list[str] = field(default_factory=list)
+    #: Text cleaned on the way in (NUL, C0 controls, lone surrogates: PostgreSQL and the
+    #: topics cannot carry them), as ``item 3 title: 1 NUL``; shown in the feed's status.
+    cleaned: list[str] = field(default_factory=list)
 
 
 def _text(value: Any, limit: int) -> str | None:
@@ -109,20 +116,6 @@ def _future_safe(when: datetime | None, now: datetime) -> datetime | None:
     if when is None or when > now + FUTURE_DATE_TOLERANCE:
         return None
     return when
-
-
-def _parse_iso(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value.strip():
-        return None
-    value = value.strip().replace("Z", "+00:00")
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        parsed = feedparser._parse_date(value)  # handles RFC 822 and W3CDTF variants
-        if not parsed:
-            return None
-        return datetime.fromtimestamp(calendar.timegm(parsed), UTC)
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def check_xml_safety(body: bytes) -> Element | None:
@@ -199,10 +192,10 @@ def _parse_sitemap(root: Element, *, url: str, now: datetime) -> ParsedFeed:
             title_el = _child(news, "title")
             title = _text(title_el.text if title_el is not None else None, MAX_TITLE_CHARS)
             date_el = _child(news, "publication_date")
-            published = _parse_iso(date_el.text if date_el is not None else None)
+            published = parse_feed_date(date_el.text if date_el is not None else None)
         if published is None:
             lastmod = _child(entry, "lastmod")
-            published = _parse_iso(lastmod.text if lastmod is not None else None)
+            published = parse_feed_date(lastmod.text if lastmod is not None else None)
         items.append(FeedItem(url=link, title=title, published_at=_future_safe(published, now)))
     return ParsedFeed(kind="news_sitemap" if is_news else "sitemap", items=items, refused=refused)
 
@@ -226,7 +219,11 @@ def _parse_json_feed(data: dict[str, Any], *, url: str, now: datetime) -> Parsed
             FeedItem(
                 url=link,
                 title=_text(entry.get("title"), MAX_TITLE_CHARS),
-                published_at=_future_safe(_parse_iso(entry.get("date_published")), now),
+                published_at=_future_safe(
+                    parse_feed_date(entry.get("date_published"))
+                    or parse_feed_date(entry.get("date_modified")),
+                    now,
+                ),
                 summary=_text(
                     entry.get("summary") or entry.get("content_text") or entry.get("content_html"),
                     MAX_SUMMARY_CHARS,
@@ -245,43 +242,6 @@ def _parse_json_feed(data: dict[str, Any], *, url: str, now: datetime) -> Parsed
     )
 
 
-# --- fast path: well-formed RSS 2.0 / RSS 1.0 / Atom 1.0 straight from the safe tree -------
-# feedparser costs ~12 ms CPU per 20-item feed (bench); walking the tree defusedxml already
-# built costs well under 1 ms. feedparser stays the fallback for malformed and rarer formats.
-
-_ATOM = "{http://www.w3.org/2005/Atom}"
-_RSS1 = "{http://purl.org/rss/1.0/}"
-_RDF = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}"
-_DC = "{http://purl.org/dc/elements/1.1/}"
-_SY = "{http://purl.org/rss/1.0/modules/syndication/}"
-_CONTENT = "{http://purl.org/rss/1.0/modules/content/}"
-_XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
-#: rss/@version values the fast path handles (feedparser's version names).
-FAST_RSS_VERSIONS = {
-    "2.0": "rss20",
-    "2.0.1": "rss20",
-    "0.92": "rss092",
-    "0.93": "rss093",
-    "0.94": "rss094",
-}
-
-
-def _parse_date_any(value: str | None) -> datetime | None:
-    if not value or not value.strip():
-        return None
-    try:
-        when = email.utils.parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError, IndexError):
-        return _parse_iso(value)
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
-def _all_text(el: Element | None) -> str | None:
-    if el is None:
-        return None
-    return "".join(el.itertext())
-
-
 def _item_link(raw: str, *, base: str, refused: list[str]) -> str | None:
     """The normalised item URL, or None with the reason added to *refused* (never fetched)."""
     try:
@@ -291,163 +251,140 @@ def _item_link(raw: str, *, base: str, refused: list[str]) -> str | None:
         return None
 
 
-def _item(
-    *,
-    raw_link: str | None,
-    base: str,
-    title: str | None,
-    published: datetime | None,
-    summary: str | None,
-    authors: tuple[str, ...],
-    guid: str | None,
-    now: datetime,
-    refused: list[str],
-) -> FeedItem | None:
-    link = _item_link(raw_link, base=base, refused=refused) if raw_link else None
-    if link is None:
-        return None
-    return FeedItem(
-        url=link,
-        title=_text(title, MAX_TITLE_CHARS),
-        published_at=_future_safe(published, now),
-        summary=_text(summary, MAX_SUMMARY_CHARS),
-        authors=authors,
-        guid=guid.strip() if guid else None,
+def _is_web_url(value: Any) -> bool:
+    return isinstance(value, str) and value.strip().lower().startswith(("http://", "https://"))
+
+
+def _entry_link(entry: Any) -> str | None:
+    """The item's article URL: its alternate link, else an http(s) id (Atom entries and RSS
+    guids that are URLs but carry no <link>). feedparser already resolved both against
+    xml:base (item, channel, feed) and then the document URL."""
+    original = entry.get("feedburner_origlink")  # the article behind a feedproxy link
+    if _is_web_url(original):
+        return str(original).strip()
+    link = entry.get("link")
+    if isinstance(link, str) and link.strip():
+        return link.strip()
+    for candidate in entry.get("links") or ():
+        href = candidate.get("href") if isinstance(candidate, dict) else None
+        if href and candidate.get("rel", "alternate") == "alternate":
+            return str(href).strip()
+    entry_id = entry.get("id")
+    return entry_id.strip() if _is_web_url(entry_id) else None
+
+
+def _entry_date(entry: Any) -> datetime | None:
+    """published (pubDate, dcterms:issued), else updated (dc:date, atom:updated,
+    dcterms:modified), else created; parsed by :mod:`services.fetcher.dates`."""
+    for key in ("published", "updated", "created"):
+        when = parse_feed_date(entry.get(key))
+        if when is not None:
+            return when
+    return None
+
+
+def _entry_summary(entry: Any) -> str | None:
+    summary = entry.get("summary")
+    if summary:
+        return str(summary)
+    for content in entry.get("content") or ():
+        value = content.get("value") if isinstance(content, dict) else None
+        if value:
+            return str(value)
+    return None
+
+
+def _entry_authors(entry: Any) -> tuple[str, ...]:
+    """Author names. feedparser splits ``email (Name)`` and ``Name <email>``, but its e-mail
+    pattern allows only 2-4 letter top-level domains: ``desk@rudaw.online (Desk)`` becomes
+    the name ``ne (Desk`` and the e-mail ``desk@rudaw.onli``. So the raw RSS author string
+    is split again with :func:`email.utils.parseaddr` and overrides what it truncated; an
+    author that is only an e-mail address has no name to keep."""
+    fixed_name, fixed_addr = "", ""
+    raw = entry.get("author")
+    if isinstance(raw, str) and "@" in raw:
+        fixed_name, fixed_addr = email.utils.parseaddr(raw)
+    names: list[str] = []
+    for author in entry.get("authors") or ():
+        if not isinstance(author, dict):
+            continue
+        name = str(author.get("name") or "").strip()
+        mail = str(author.get("email") or "")
+        if fixed_addr and mail and fixed_addr.startswith(mail):
+            name = fixed_name.strip()
+        if name and "@" not in name:
+            names.append(name)
+    if not names and isinstance(raw, str) and raw.strip() and "@" not in raw:
+        names.append(raw.strip())
+    return tuple(dict.fromkeys(names))
+
+
+def _strip_leading_space(body: bytes) -> bytes:
+    """Blank lines before ``<?xml`` (PHP templates and WordPress plugins print them) make the
+    document not well-formed: expat refuses it, and a sitemap was lost whole. Feed readers
+    skip them; so do we (a UTF-8 BOM goes too: UTF-8 is XML's default)."""
+    if body.startswith(b"\xef\xbb\xbf"):
+        body = body[3:]
+    stripped = body.lstrip(b" \t\r\n")
+    return stripped if stripped.startswith(b"<") else body
+
+
+def _readable_encoding(body: bytes, content_type: str | None) -> tuple[bytes, str | None]:
+    """``(body, content_type)`` that feedparser will decode right.
+
+    A feed whose bytes do not decode in the charset it declares (or in UTF-8 when it
+    declares none) is a server that lies: feedparser then falls back to windows-1252, and
+    a windows-1254 Turkish feed comes out as "Þýrnak". Such a body is sniffed (the same
+    detector as pages, which prefers the corpus's regional charsets) and re-encoded as UTF-8.
+    """
+    if body.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+        return body, content_type  # a BOM is the strongest declaration there is
+    head = body[:512]
+    decl = _XML_ENCODING.search(head)
+    header = _HEADER_CHARSET.search(content_type or "")
+    declared = decl.group(1).decode("ascii") if decl else (header.group(1) if header else None)
+    try:
+        body.decode(declared or "utf-8")
+        return body, content_type
+    except (UnicodeDecodeError, LookupError):
+        pass
+    # The false declaration goes first: charset_normalizer would take it as a hint.
+    undeclared = _XML_ENCODING_BYTES.sub(rb'\1encoding="utf-8"', body, count=1)
+    codec, _source = detect_charset(_XML_ENCODING_BYTES.sub(rb"\1", body, count=1), None)
+    text = undeclared.decode(codec, errors="replace")
+    logger.info("feed bytes are not in their declared charset %s; read as %s", declared, codec)
+    ctype = (content_type or "application/xml").split(";", 1)[0]
+    return text.encode("utf-8"), ctype
+
+
+def run_feedparser(body: bytes, *, url: str, content_type: str | None) -> Any:
+    """feedparser's result for a document already checked by :func:`check_xml_safety`.
+
+    The document URL goes in as Content-Location, so relative links resolve against
+    xml:base on the feed, channel and item elements first, then the document's URL.
+    """
+    return feedparser.parse(
+        body,
+        response_headers={
+            "content-location": url,
+            "content-type": content_type or "application/xml",
+        },
+        sanitize_html=False,
+        resolve_relative_uris=False,
     )
 
 
-def _rss_items(
-    channel_items: list[Element], *, base: str, ns: str, now: datetime, refused: list[str]
-) -> list[FeedItem]:
-    items = []
-    for it in channel_items:
-        guid_el = it.find(f"{ns}guid")
-        guid = guid_el.text if guid_el is not None else None
-        link = it.findtext(f"{ns}link")
-        permalink = (
-            guid_el is not None
-            and guid is not None
-            and guid_el.get("isPermaLink", "true").lower() == "true"
-            and guid.strip().startswith("http")
-        )
-        if not (link and link.strip()) and permalink:
-            link = guid
-        authors = tuple(
-            a.strip()
-            for a in (it.findtext(f"{_DC}creator"), it.findtext(f"{ns}author"))
-            if a and a.strip()
-        )
-        published = _parse_date_any(it.findtext(f"{ns}pubDate")) or _parse_date_any(
-            it.findtext(f"{_DC}date")
-        )
-        summary = it.findtext(f"{ns}description") or it.findtext(f"{_CONTENT}encoded")
-        item = _item(
-            raw_link=link.strip() if link else None,
-            base=base,
-            title=it.findtext(f"{ns}title"),
-            published=published,
-            summary=summary,
-            authors=authors,
-            guid=guid or (it.get(f"{_RDF}about") if ns == _RSS1 else None),
-            now=now,
-            refused=refused,
-        )
-        if item is not None:
-            items.append(item)
-    return items
-
-
-def _atom_link(entry: Element, base: str) -> str | None:
-    fallback = None
-    for link in entry.findall(f"{_ATOM}link"):
-        rel = link.get("rel", "alternate")
-        href = link.get("href")
-        if not href:
-            continue
-        if rel == "alternate" and (link.get("type") or "text/html").startswith(
-            ("text/html", "application/xhtml")
-        ):
-            return href
-        if rel == "alternate" and fallback is None:
-            fallback = href
-    return fallback
-
-
-def _parse_tree(root: Element, *, url: str, now: datetime) -> ParsedFeed | None:
-    """ParsedFeed from a well-formed tree, or None to let feedparser handle the document."""
-    tag = root.tag
-    refused: list[str] = []
-    if tag == "rss":
-        kind = FAST_RSS_VERSIONS.get((root.get("version") or "").strip())
-        channel = root.find("channel")
-        if kind is None or channel is None:
-            return None
-        feed_meta = {
-            "ttl": channel.findtext("ttl"),
-            "sy_updateperiod": channel.findtext(f"{_SY}updatePeriod"),
-            "sy_updatefrequency": channel.findtext(f"{_SY}updateFrequency"),
-        }
-        return ParsedFeed(
-            kind=kind,
-            title=_text(channel.findtext("title"), MAX_TITLE_CHARS),
-            site_url=(channel.findtext("link") or "").strip() or None,
-            items=_rss_items(channel.findall("item"), base=url, ns="", now=now, refused=refused),
-            refused=refused,
-            min_interval_hint_s=_interval_hint(feed_meta),
-        )
-    if tag == f"{_RDF}RDF":
-        channel = root.find(f"{_RSS1}channel")
-        if channel is None:
-            return None
-        feed_meta = {
-            "sy_updateperiod": channel.findtext(f"{_SY}updatePeriod"),
-            "sy_updatefrequency": channel.findtext(f"{_SY}updateFrequency"),
-        }
-        return ParsedFeed(
-            kind="rss10",
-            title=_text(channel.findtext(f"{_RSS1}title"), MAX_TITLE_CHARS),
-            site_url=(channel.findtext(f"{_RSS1}link") or "").strip() or None,
-            items=_rss_items(
-                root.findall(f"{_RSS1}item"), base=url, ns=_RSS1, now=now, refused=refused
-            ),
-            refused=refused,
-            min_interval_hint_s=_interval_hint(feed_meta),
-        )
-    if tag == f"{_ATOM}feed":
-        feed_base = urljoin(url, root.get(_XML_BASE, ""))
-        items = []
-        for entry in root.findall(f"{_ATOM}entry"):
-            base = urljoin(feed_base, entry.get(_XML_BASE, ""))
-            published = _parse_iso(entry.findtext(f"{_ATOM}published")) or _parse_iso(
-                entry.findtext(f"{_ATOM}updated")
-            )
-            authors = tuple(
-                name.strip()
-                for a in entry.findall(f"{_ATOM}author")
-                if (name := a.findtext(f"{_ATOM}name")) and name.strip()
-            )
-            item = _item(
-                raw_link=_atom_link(entry, base),
-                base=base,
-                title=_all_text(entry.find(f"{_ATOM}title")),
-                published=published,
-                summary=_all_text(entry.find(f"{_ATOM}summary"))
-                or _all_text(entry.find(f"{_ATOM}content")),
-                authors=authors,
-                guid=entry.findtext(f"{_ATOM}id"),
-                now=now,
-                refused=refused,
-            )
-            if item is not None:
-                items.append(item)
-        return ParsedFeed(
-            kind="atom10",
-            title=_text(_all_text(root.find(f"{_ATOM}title")), MAX_TITLE_CHARS),
-            site_url=_atom_link(root, feed_base),
-            items=items,
-            refused=refused,
-        )
-    return None
+def entry_item(entry: Any, *, url: str, now: datetime) -> FeedItem:
+    """A feedparser entry's fields as newsflow keeps them (text, one UTC date, names)."""
+    guid = entry.get("id")
+    return FeedItem(
+        url=url,
+        title=_text(entry.get("title"), MAX_TITLE_CHARS),
+        published_at=_future_safe(_entry_date(entry), now),
+        summary=_text(_entry_summary(entry), MAX_SUMMARY_CHARS),
+        authors=_entry_authors(entry),
+        guid=(guid.strip() or None) if isinstance(guid, str) else None,
+    )
 
 
 def _interval_hint(feed: Any) -> float | None:
@@ -478,9 +415,51 @@ def parse_feed(
 
     Item URLs are resolved against the feed and normalised. Raises PermanentError with kind
     ``not_a_feed`` (HTML or unrecognised document), ``xml_bomb`` or ``xxe``. A malformed feed
-    whose items can still be recovered returns them, with ``recovered_error`` set.
+    whose items can still be recovered returns them, with ``recovered_error`` set. Text that
+    PostgreSQL or the topics cannot carry is cleaned here, where it enters, and listed in
+    ``cleaned``.
     """
+    return _clean_parsed(_parse_document(body, url=url, content_type=content_type, now=now))
+
+
+def _clean_field(value: str | None, where: str, notes: list[str]) -> str | None:
+    if value is None:
+        return None
+    cleaned, note = clean_text(value)
+    if note:
+        notes.append(f"{where}: {note}")
+    return cleaned
+
+
+def _clean_parsed(parsed: ParsedFeed) -> ParsedFeed:
+    notes: list[str] = []
+    parsed.title = _clean_field(parsed.title, "feed title", notes)
+    parsed.site_url = _clean_field(parsed.site_url, "feed link", notes)
+    items = []
+    for n, item in enumerate(parsed.items):
+        where = f"item {n + 1}"
+        items.append(
+            replace(
+                item,
+                title=_clean_field(item.title, f"{where} title", notes),
+                summary=_clean_field(item.summary, f"{where} summary", notes),
+                guid=_clean_field(item.guid, f"{where} guid", notes),
+                authors=tuple(
+                    _clean_field(a, f"{where} author", notes) or "" for a in item.authors
+                ),
+            )
+        )
+    parsed.items = items
+    parsed.refused = [clean_text(r)[0] for r in parsed.refused]
+    parsed.cleaned.extend(notes)
+    return parsed
+
+
+def _parse_document(
+    body: bytes, *, url: str, content_type: str | None, now: datetime | None
+) -> ParsedFeed:
     now = now or datetime.now(UTC)
+    body = _strip_leading_space(body)
     head = body[:1024].removeprefix(b"\xef\xbb\xbf").lstrip()
     ctype = (content_type or "").split(";", 1)[0].strip().lower()
     if head.startswith(b"{") or ctype in ("application/feed+json", "application/json"):
@@ -501,18 +480,8 @@ def parse_feed(
             return _parse_sitemap(root, url=url, now=now)
         if tag == "html":
             raise _not_a_feed(url, content_type, "an XHTML page")
-        fast = _parse_tree(root, url=url, now=now)
-        if fast is not None:
-            return fast
-    parsed = feedparser.parse(
-        body,
-        response_headers={
-            "content-location": url,
-            "content-type": content_type or "application/xml",
-        },
-        sanitize_html=False,
-        resolve_relative_uris=False,
-    )
+    body, content_type = _readable_encoding(body, content_type)
+    parsed = run_feedparser(body, url=url, content_type=content_type)
     if not parsed.version and not parsed.entries:
         if ctype in ("text/html", "application/xhtml+xml"):
             raise _not_a_feed(url, content_type, "an HTML page")
@@ -522,31 +491,13 @@ def parse_feed(
     items: list[FeedItem] = []
     refused: list[str] = []
     for entry in parsed.entries:
-        raw = entry.get("link") or (
-            entry.get("id") if str(entry.get("id", "")).startswith("http") else None
-        )
+        raw = _entry_link(entry)
         if not raw:
             continue
         link = _item_link(raw, base=url, refused=refused)
         if link is None:
             continue
-        published = None
-        stamp = entry.get("published_parsed") or entry.get("updated_parsed")
-        if stamp:
-            published = datetime.fromtimestamp(calendar.timegm(stamp), UTC)
-        authors = tuple(
-            a["name"] for a in entry.get("authors", []) if isinstance(a, dict) and a.get("name")
-        )
-        items.append(
-            FeedItem(
-                url=link,
-                title=_text(entry.get("title"), MAX_TITLE_CHARS),
-                published_at=_future_safe(published, now),
-                summary=_text(entry.get("summary"), MAX_SUMMARY_CHARS),
-                authors=authors,
-                guid=entry.get("id"),
-            )
-        )
+        items.append(entry_item(entry, url=link, now=now))
     recovered = None
     if parsed.bozo:
         problem = parsed.get("bozo_exception")

@@ -9,7 +9,6 @@ Everything that can go wrong is mapped here, once, into the shared error tree:
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
 import email.utils
 import logging
@@ -23,7 +22,6 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 import brotli
-import charset_normalizer
 import httpx
 
 from services.fetcher.guard import BlockedAddressError
@@ -43,23 +41,7 @@ ACCEPT_ENCODING = "gzip, deflate, br"
 HTML_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
 #: Content types accepted as article pages.
 HTML_TYPES = ("text/html", "application/xhtml+xml", "application/xml", "text/xml")
-#: Bytes scanned for a <meta charset>; the HTML spec's prescan uses 1024, servers often
-#: put it later after long <head> comments.
-META_SCAN_BYTES = 4096
-DEFAULT_CHARSET = "utf-8"
-#: Sniffing is CPU-heavy on big pages and accurate enough on a prefix.
-SNIFF_BYTES = 64 * 1024
 DEFAULT_RETRY_AFTER_S = 30.0
-#: Sniffing cannot tell Turkish cp1254 from cp1250/cp1252 on many texts (the byte
-#: distributions tie). Among near-tied candidates, prefer the legacy charsets of this
-#: corpus's regions: Turkish, Arabic-script (Kurdish Sorani, Arabic), Persian, Cyrillic.
-PREFERRED_SNIFFED = ("cp1254", "iso8859-9", "cp1256", "iso8859-6", "cp1251")
-SNIFF_TIE_COHERENCE = 0.05
-
-_META_CHARSET = re.compile(
-    rb"""<meta[^>]+?charset\s*=\s*["']?\s*([a-zA-Z0-9_:.+-]+)""", re.IGNORECASE
-)
-_HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?([^"';\s]+)""", re.IGNORECASE)
 
 
 @dataclass(slots=True)
@@ -82,6 +64,32 @@ class HttpResult:
         return value.split(";", 1)[0].strip().lower() if value else None
 
 
+#: Bytes read before deciding what the body really is (gzip magic, zlib header, markup).
+SNIFF_HEAD_BYTES = 16
+GZIP_MAGIC = b"\x1f\x8b"
+#: How uncompressed feeds and pages start (after a BOM and whitespace): markup or JSON.
+_PLAIN_START = re.compile(rb"^(\xef\xbb\xbf|\xff\xfe|\xfe\xff)?\s*[<{\[]")
+
+
+def _is_zlib(head: bytes) -> bool:
+    return len(head) >= 2 and (head[0] & 0x0F) == 8 and (head[0] << 8 | head[1]) % 31 == 0
+
+
+def sniff_coding(head: bytes, declared: str) -> str:
+    """The content coding the body's first bytes show, overruling ``declared`` when the
+    two disagree (magic numbers beat headers): gzip bytes are gzip whatever was declared,
+    and a body declared compressed that starts like markup or JSON is plain."""
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if declared == "identity":
+        return "identity"
+    if _PLAIN_START.match(head):
+        return "identity"
+    if declared == "gzip" and _is_zlib(head):
+        return "deflate"  # zlib-wrapped deflate labelled gzip
+    return declared
+
+
 class _CappedDecoder:
     """Content-Encoding decoder that refuses to produce more than ``limit`` bytes.
 
@@ -99,16 +107,32 @@ class _CappedDecoder:
             raise PermanentError(
                 f"stacked content-encodings not supported: {encoding}", kind="bad_encoding"
             )
-        self.coding = codings[0] if codings else "identity"
+        self.declared = codings[0] if codings else "identity"
+        if self.declared == "x-gzip":
+            self.declared = "gzip"
+        if self.declared not in ("identity", "gzip", "deflate", "br"):
+            raise PermanentError(f"unsupported content-encoding {encoding!r}", kind="bad_encoding")
+        self.coding = self.declared
         self._zlib: zlib._Decompress | None = None
         self._brotli: brotli.Decompressor | None = None
         self._first = True
-        if self.coding in ("gzip", "x-gzip"):
+        #: Bytes held until the body's first bytes show what it really is.
+        self._head: bytes | None = b""
+        #: Set when the bytes overruled the header: ``declared gzip, body is plain``.
+        self.mismatch: str | None = None
+
+    def _choose(self, head: bytes) -> None:
+        """Trust the bytes over the header: servers send Content-Encoding: gzip over plain
+        bodies, and .gz files with none (browsers and feed readers read both)."""
+        actual = sniff_coding(head, self.declared)
+        if actual != self.declared:
+            self.mismatch = f"declared {self.declared}, body is {actual}"
+            logger.info("content-encoding overruled by the bytes: %s", self.mismatch)
+        self.coding = actual
+        if actual == "gzip":
             self._zlib = zlib.decompressobj(zlib.MAX_WBITS | 16)
-        elif self.coding == "br":
+        elif actual == "br":
             self._brotli = brotli.Decompressor()
-        elif self.coding not in ("identity", "deflate"):
-            raise PermanentError(f"unsupported content-encoding {encoding!r}", kind="bad_encoding")
 
     def _too_large(self) -> PermanentError:
         return PermanentError(
@@ -116,6 +140,15 @@ class _CappedDecoder:
         )
 
     def feed(self, data: bytes) -> bytes:
+        if self._head is not None:
+            self._head += data
+            if len(self._head) < SNIFF_HEAD_BYTES:
+                return b""
+            data, self._head = self._head, None
+            self._choose(data)
+        return self._decode(data)
+
+    def _decode(self, data: bytes) -> bytes:
         room = self.limit - self.produced
         try:
             if self.coding == "identity":
@@ -139,9 +172,13 @@ class _CappedDecoder:
 
     def flush(self) -> bytes:
         out = b""
-        if self._zlib is not None:
-            out = self._zlib.flush()
-        self.produced += len(out)
+        if self._head is not None:  # a body shorter than the sniffing window
+            data, self._head = self._head, None
+            self._choose(data)
+            out = self._decode(data)
+        tail = self._zlib.flush() if self._zlib is not None else b""
+        self.produced += len(tail)
+        out += tail
         if self.produced > self.limit:
             raise self._too_large()
         return out
@@ -213,7 +250,12 @@ async def _exchange(
                 async for chunk in response.aiter_raw():
                     parts.append(decoder.feed(chunk))
                 parts.append(decoder.flush())
-                return response, b"".join(parts)
+                body = b"".join(parts)
+                if body.startswith(GZIP_MAGIC):
+                    # A .gz file served with Content-Encoding: gzip is compressed twice.
+                    inner = _CappedDecoder("gzip", max_bytes)
+                    body = inner.feed(body) + inner.flush()
+                return response, body
             finally:
                 await response.aclose()
     except TimeoutError as exc:
@@ -372,92 +414,3 @@ def check_html_type(content_type: str | None, body: bytes, url: str) -> None:
         )
     if content_type not in HTML_TYPES:
         raise PermanentError(f"{url} is {content_type}, not HTML", kind="wrong_type")
-
-
-def _codec(name: str | bytes | None) -> str | None:
-    if not name:
-        return None
-    if isinstance(name, bytes):
-        name = name.decode("ascii", "ignore")
-    try:
-        return codecs.lookup(name.strip()).name
-    except LookupError:
-        return None
-
-
-_BOMS = (
-    (codecs.BOM_UTF8, "utf-8"),
-    (codecs.BOM_UTF16_LE, "utf-16-le"),
-    (codecs.BOM_UTF16_BE, "utf-16-be"),
-)
-
-
-def detect_charset(body: bytes, content_type_header: str | None) -> tuple[str, str]:
-    """``(codec, source)``: BOM, then header charset, then <meta>, then sniffing, then UTF-8.
-
-    A declared charset the body does not decode in (a windows-1254 page served as UTF-8 is
-    common) is overruled by sniffing: decoding it as declared would replace every Turkish
-    letter with U+FFFD, which no later stage can repair.
-    """
-    for bom, bom_name in _BOMS:
-        if body.startswith(bom):
-            return bom_name, "bom"
-    declared: tuple[str, str] | None = None
-    if content_type_header:
-        m = _HEADER_CHARSET.search(content_type_header)
-        if m and (header_name := _codec(m.group(1))):
-            declared = header_name, "header"
-    if declared is None:
-        m2 = _META_CHARSET.search(body[:META_SCAN_BYTES])
-        if m2 and (meta_name := _codec(m2.group(1))):
-            # A page that claims UTF-16 in an ASCII-readable meta tag is not UTF-16 (HTML spec).
-            declared = (
-                ("utf-8" if meta_name.startswith(("utf_16", "utf-16")) else meta_name),
-                "meta",
-            )
-    if declared is not None:
-        if _decodes(body[:SNIFF_BYTES], declared[0]):
-            return declared
-        return _sniff(body, exclude_utf8=True) or declared
-    if _decodes(body[:SNIFF_BYTES], "utf-8"):
-        return "utf-8", "sniffed"
-    return _sniff(body, exclude_utf8=True) or (DEFAULT_CHARSET, "default")
-
-
-def _decodes(prefix: bytes, codec: str) -> bool:
-    try:
-        prefix.decode(codec)
-    except UnicodeDecodeError as exc:
-        # A multi-byte sequence cut at the prefix end is not an error in the document.
-        return exc.start >= len(prefix) - 4 and len(prefix) >= SNIFF_BYTES
-    except LookupError:
-        return False
-    return True
-
-
-def _sniff(body: bytes, *, exclude_utf8: bool) -> tuple[str, str] | None:
-    matches = charset_normalizer.from_bytes(body[:SNIFF_BYTES])
-    best = matches.best()
-    if best is None:
-        return None
-    tied = {
-        _codec(m.encoding)
-        for m in matches
-        if m.chaos <= best.chaos and m.coherence >= best.coherence - SNIFF_TIE_COHERENCE
-    }
-    for preferred in PREFERRED_SNIFFED:
-        if preferred in tied:
-            return preferred, "sniffed"
-    sniffed = _codec(best.encoding)
-    if sniffed and not (exclude_utf8 and sniffed.replace("_", "-") == "utf-8"):
-        return sniffed, "sniffed"
-    return None
-
-
-def decode_html(body: bytes, content_type_header: str | None) -> tuple[str, str, str]:
-    """``(text, charset, charset_source)``; undecodable bytes become U+FFFD, never an error."""
-    charset, source = detect_charset(body, content_type_header)
-    text = body.decode(charset, errors="replace")
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    return text, charset, source

@@ -12,6 +12,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -19,18 +20,19 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.fetcher import poll
+from services.fetcher.charset import decode_html
 from services.fetcher.fetch import (
     ACCEPT_ENCODING,
     HTML_ACCEPT,
     HttpResult,
     check_html_type,
-    decode_html,
     fetch_url,
     with_retries,
 )
 from services.fetcher.guard import Resolver, guarded_transport
 from services.fetcher.politeness import Politeness
 from services.fetcher.robots import RobotsCache
+from services.fetcher.stubs import MAX_STUB_BYTES, find_stub_target
 from services.fetcher.transport import PerOriginTransport
 from services.fetcher.urls import host_of
 from shared.errors import PermanentError, TransientError
@@ -95,6 +97,9 @@ class Fetcher:
         # by the next poll so other workers slow down too.
         self._host_blocks: dict[str, tuple[datetime, str]] = {}
         self._rng = random.Random()
+        #: One thread for big feed documents: off the event loop, one parse at a time
+        #: (dateparser's caches are not documented as thread-safe).
+        self._parse_executor: ThreadPoolExecutor | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -116,8 +121,12 @@ class Fetcher:
             host_interval_s=s.host_interval_s,
         )
         self._robots = RobotsCache(self._get_robots, user_agent=s.user_agent)
+        self._parse_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feed-parse")
 
     async def stop(self) -> None:
+        if self._parse_executor is not None:
+            self._parse_executor.shutdown(wait=False, cancel_futures=True)
+            self._parse_executor = None
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -198,30 +207,47 @@ class Fetcher:
         robots = self._check_robots if s.respect_robots else None
         headers = {"Accept": HTML_ACCEPT}
 
-        async def attempt() -> HttpResult:
-            return await fetch_url(
-                client,
-                link.url,
-                slot=self.politeness.slot,
-                headers=headers,
-                max_bytes=s.max_page_bytes,
-                max_redirects=s.max_redirects,
-                timeout_s=s.fetch_timeout_s,
-                robots=robots,
-            )
-
         started = time.perf_counter()
-        result = await with_retries(
-            attempt,
-            attempts=s.fetch_attempts,
-            backoff_base_s=s.fetch_backoff_base_s,
-            backoff_max_s=s.fetch_backoff_max_s,
-            max_retry_after_s=s.fetch_max_retry_after_s,
-            on_retry_after=lambda sec: self._note_retry_after(host, sec, "page Retry-After"),
-            rng=self._rng,
-        )
-        check_html_type(result.content_type, result.body, result.final_url)
-        html, charset, source = decode_html(result.body, result.headers.get("content-type"))
+        url = link.url
+        visited = {url}
+        chain: list[str] = []
+        while True:
+            hops_left = s.max_redirects - len(chain)
+
+            async def attempt(url: str = url, hops_left: int = hops_left) -> HttpResult:
+                return await fetch_url(
+                    client,
+                    url,
+                    slot=self.politeness.slot,
+                    headers=headers,
+                    max_bytes=s.max_page_bytes,
+                    max_redirects=hops_left,
+                    timeout_s=s.fetch_timeout_s,
+                    robots=robots,
+                )
+
+            result = await with_retries(
+                attempt,
+                attempts=s.fetch_attempts,
+                backoff_base_s=s.fetch_backoff_base_s,
+                backoff_max_s=s.fetch_backoff_max_s,
+                max_retry_after_s=s.fetch_max_retry_after_s,
+                on_retry_after=lambda sec: self._note_retry_after(host, sec, "page Retry-After"),
+                rng=self._rng,
+            )
+            chain.extend(result.redirects)
+            visited.update(result.redirects)
+            check_html_type(result.content_type, result.body, result.final_url)
+            html, charset, source = decode_html(result.body, result.headers.get("content-type"))
+            stub = find_stub_target(html)
+            if stub is None:
+                break
+            # A redirect stub (meta refresh / location.replace, no text): one more hop, under
+            # the same limit and loop check as HTTP redirects, through the same guard.
+            target = self._stub_hop(result.final_url, stub, visited=visited, chain=chain)
+            chain.append(result.final_url)
+            visited.add(target)
+            url = target
         if len(html) > MAX_HTML_CHARS:
             raise PermanentError(
                 f"{len(html)} characters exceed {MAX_HTML_CHARS}", kind="too_large"
@@ -237,7 +263,7 @@ class Fetcher:
             html=html,
             etag=result.headers.get("etag"),
             last_modified=result.headers.get("last-modified"),
-            redirects=result.redirects,
+            redirects=chain,
             feed_id=link.feed_id,
             feed_url=link.feed_url,
             entry=link.entry,
@@ -245,6 +271,56 @@ class Fetcher:
             fetched_at=datetime.now(UTC),
             elapsed_ms=(time.perf_counter() - started) * 1000.0,
         )
+
+    async def follow_stubs(self, result: HttpResult) -> HttpResult:
+        """*result*, or where its redirect stub leads: a feed URL or home page that answers a
+        meta refresh / one-line ``location.replace`` with no text is followed like a redirect
+        (same limit, loop check and guard; the next hops are never conditional)."""
+        chain = list(result.redirects)
+        visited = {result.url, *chain}
+        while result.status_code == 200 and len(result.body) <= MAX_STUB_BYTES:
+            lowered = result.body.lower()
+            if b"refresh" not in lowered and b"location" not in lowered:
+                break  # not even a candidate (feeds and sitemaps stop here)
+            html, _charset, _source = decode_html(result.body, result.headers.get("content-type"))
+            stub = find_stub_target(html)
+            if stub is None:
+                break
+            target = self._stub_hop(result.final_url, stub, visited=visited, chain=chain)
+            chain.append(result.final_url)
+            visited.add(target)
+            nxt = await self.get(target, headers={"Accept": poll.FEED_ACCEPT})
+            chain.extend(nxt.redirects)
+            result = HttpResult(
+                url=result.url,
+                final_url=nxt.final_url,
+                status_code=nxt.status_code,
+                headers=nxt.headers,
+                body=nxt.body,
+                redirects=chain,
+                elapsed_ms=result.elapsed_ms + nxt.elapsed_ms,
+                moved_permanently=False,
+            )
+        return result
+
+    def _stub_hop(self, page_url: str, stub: str, *, visited: set[str], chain: list[str]) -> str:
+        try:
+            target = str(httpx.URL(page_url).join(stub).copy_with(fragment=None))
+        except httpx.InvalidURL as exc:
+            raise PermanentError(
+                f"bad refresh target on {page_url}: {exc}", kind="bad_url"
+            ) from exc
+        if target in visited or target == page_url:
+            raise PermanentError(
+                f"redirect loop: {' -> '.join([*chain, page_url, target])}", kind="redirect_loop"
+            )
+        if len(chain) >= self._settings.max_redirects:
+            raise PermanentError(
+                f"more than {self._settings.max_redirects} redirects (refresh stub at {page_url})",
+                kind="too_many_redirects",
+            )
+        logger.debug("following redirect stub from=%s to=%s", page_url, target)
+        return target
 
     # --- feeds -----------------------------------------------------------------------------
 
@@ -321,9 +397,9 @@ class Fetcher:
             return poll.FeedResult(feed, "host_blocked", retry_after_s=blocked)
 
         async def get(url: str, headers: dict[str, str]) -> HttpResult:
-            return await self.get(url, headers=headers)
+            return await self.follow_stubs(await self.get(url, headers=headers))
 
-        result = await poll.fetch_feed(get, feed, now=now)
+        result = await poll.fetch_feed(get, feed, now=now, executor=self._parse_executor)
         if result.error is not None and result.retry_after_s:
             self._note_retry_after(host, result.retry_after_s, f"feed {result.error.kind}")
         return result

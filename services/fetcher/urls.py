@@ -7,6 +7,7 @@ Query parameter order is kept because some CMSs route on it.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -47,6 +48,20 @@ TRACKING_PARAMS = (
 TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "__twitter_impression")
 
 
+#: What the WHATWG URL parser does with control characters in a URL (browsers agree):
+#: leading/trailing C0 controls and spaces are stripped, tab/LF/CR removed anywhere, the rest
+#: percent-encoded. A raw NUL would otherwise reach PostgreSQL (which refuses it) and a lone
+#: surrogate the topics (UTF-8 cannot encode it; it is encoded as U+FFFD, like a decoder).
+_URL_EDGE = "".join(chr(c) for c in range(0x21))
+_URL_REMOVED = re.compile("[\t\n\r]")
+_URL_ESCAPED = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def _escape_control(m: re.Match[str]) -> str:
+    char = m.group()
+    return "%EF%BF%BD" if "\ud800" <= char <= "\udfff" else f"%{ord(char):02X}"
+
+
 def _is_tracking(key: str) -> bool:
     low = key.lower()
     return low in TRACKING_PARAMS or low.startswith(TRACKING_PREFIXES)
@@ -67,7 +82,7 @@ def normalize_url(url: str, *, base: str | None = None) -> str:
 
     Raises ``ValueError`` for URLs that are not absolute http(s) URLs after resolution.
     """
-    url = url.strip()
+    url = _URL_ESCAPED.sub(_escape_control, _URL_REMOVED.sub("", url.strip(_URL_EDGE)))
     if base:
         url = urljoin(base, url)
     parts = urlsplit(url)
@@ -77,6 +92,8 @@ def normalize_url(url: str, *, base: str | None = None) -> str:
     if not parts.hostname:
         raise ValueError(f"URL has no host: {url!r}")
     host = _idna_host(parts.hostname)
+    if "%" in host:
+        raise ValueError(f"bad host in URL: {url!r}")
     if ":" in host:  # IPv6 literal keeps its brackets
         host = f"[{host}]"
     try:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import faust
 
-from services.parser.dedup import DedupIndex
+from services.parser.dedup import DedupIndex, resolve_isolated
 from services.parser.pipeline import parse_page, warm_up
 from shared.db.session import open_sessions
 from shared.faust_app import create_app, send_all, send_dead_letters, stage_topics
 from shared.messages import Article, Page
-from shared.retry import until_done
 from shared.runtime import resolve_database_url
 from shared.settings import Settings
 from shared.stage import StageInput, decode_events, run_each
@@ -43,7 +41,8 @@ def build(settings: Settings, *, bootstrap: str) -> faust.App:
                 decoded, letters = decode_events(events, PAGES.model, source)
                 parsed, failed = run_each(decoded, parse, source)
                 if parsed:
-                    parsed = await until_done(partial(dedup.resolve, parsed), what="parser dedup")
+                    parsed, refused = await resolve_isolated(dedup, parsed, decoded, source)
+                    failed += refused
                 await send_all(app, articles, ((a.canonical_url, a.to_bytes()) for a in parsed))
                 await send_dead_letters(app, dlq, letters + failed)
 

@@ -28,8 +28,12 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.parser.clean import normalise_key
+from shared.db.errors import db_error_kind
 from shared.db.models import ArticleFingerprint, MinhashBand
-from shared.messages import Article
+from shared.errors import PermanentError
+from shared.messages import Article, DeadLetter, Page
+from shared.retry import isolate_batch
+from shared.stage import Decoded, StageInput, record_failed
 
 logger = logging.getLogger(__name__)
 
@@ -317,3 +321,29 @@ class DedupIndex:
                 logger.debug("dedup %s -> %s of %s", url, update["status"], update["duplicate_of"])
             resolved.append(article.model_copy(update=update) if update else article)
         return resolved, rows, bands, changed
+
+
+async def resolve_isolated(
+    dedup: DedupIndex,
+    parsed: list[Article],
+    decoded: list[Decoded[Page]],
+    source: StageInput,
+) -> tuple[list[Article], list[DeadLetter]]:
+    """Dedup a batch; an article whose fingerprint the database refuses (a canonical URL too
+    long to index, say) is dead-lettered alone, with its page as the payload."""
+    batches, refused = await isolate_batch(parsed, dedup.resolve, what="parser dedup")
+    pages = {record.item.url: record for record in decoded}
+    letters = []
+    for article, exc in refused:
+        record = pages.get(article.url)
+        error = PermanentError(f"{type(exc).__name__}: {exc}", kind=db_error_kind(exc))
+        letters.append(
+            record_failed(
+                source,
+                error,
+                payload=record.raw if record else None,
+                item=record.item if record else article,
+                attempt=record.attempt if record else 1,
+            )
+        )
+    return [article for batch in batches for article in batch], letters

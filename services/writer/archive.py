@@ -65,8 +65,9 @@ async def archive_events(
     """Archive a batch of ``news.pages.v1`` events (retrying outages forever). A record that
     is not a valid page is skipped: the parser dead-letters it, archiving it adds nothing."""
     from services.writer.metrics import BATCH_RECORDS, ROWS_WRITTEN
+    from services.writer.poison import isolate_rows
+    from shared.db.errors import db_error_kind
     from shared.metrics import MESSAGES, STAGE_SECONDS
-    from shared.retry import until_done
 
     batch: list[tuple[bytes, Page]] = []
     for event in events:
@@ -76,7 +77,15 @@ async def archive_events(
         except ContractError:
             MESSAGES.labels("archive", "skipped", "invalid_message").inc()
     started = time.perf_counter()
-    written = await until_done(partial(write_pages, sessions, batch), what="page archive")
+    written, refused = await isolate_rows(
+        batch, write_all=partial(write_pages, sessions), what="page archive"
+    )
+    for (_raw, page), exc in refused:
+        # Only the archive copy is lost (the parser reads the page from the topic); the
+        # page's fetch is recorded in its link's outcome as usual.
+        kind = db_error_kind(exc)
+        logger.error("page not archived url=%s kind=%s detail=%s", page.url, kind, exc)
+        MESSAGES.labels("archive", "rejected", kind).inc()
     STAGE_SECONDS.labels("archive").observe(time.perf_counter() - started)
     BATCH_RECORDS.labels(topic).observe(len(events))
     MESSAGES.labels("archive", "ok", "-").inc(written)

@@ -193,7 +193,8 @@ def _article_values(item: EnrichedArticle, now: datetime) -> tuple[Any, ...]:
         a.published_source,
         a.modified_at,
         a.modified_source,
-        a.language,
+        # the enricher identifies the language on the whole text: it decides the search config
+        item.enrichment.language or a.language,
         a.site_name,
         a.top_image,
         a.lead,

@@ -67,6 +67,25 @@ async def store_dead_letters(session: AsyncSession, letters: list[DeadLetter]) -
     return len(rows)
 
 
+#: Column widths of ``dead_letters`` (shared/db/models.py) and what a refused letter keeps.
+ERROR_KIND_CHARS = 64
+TRIMMED_TEXT_CHARS = 2000
+
+
+def trimmed_letter(letter: DeadLetter, *, why: str) -> DeadLetter:
+    """A letter the table can hold: no payload (``payload_ref`` says why), short fields."""
+    return letter.model_copy(
+        update={
+            "error_kind": letter.error_kind[:ERROR_KIND_CHARS],
+            "detail": letter.detail[:TRIMMED_TEXT_CHARS],
+            "url": letter.url[:TRIMMED_TEXT_CHARS] if letter.url else None,
+            "key": letter.key[:TRIMMED_TEXT_CHARS] if letter.key else None,
+            "payload": None,
+            "payload_ref": f"payload refused by the database ({why})"[:TRIMMED_TEXT_CHARS],
+        }
+    )
+
+
 async def write_dead_letters(
     sessions: async_sessionmaker[AsyncSession], letters: list[DeadLetter]
 ) -> int:
@@ -79,7 +98,8 @@ async def store_letter_events(
     """Persist a batch of ``news.dlq.v1`` events (retrying outages forever); a record that is
     not a readable dead letter is kept as a dead letter about itself. Returns rows stored."""
     from services.writer.metrics import DEAD_LETTERS_STORED, ROWS_WRITTEN
-    from shared.retry import until_done
+    from services.writer.poison import isolate_rows
+    from shared.db.errors import db_error_kind
     from shared.stage import StageInput, decode_events
 
     decoded, undecodable = decode_events(
@@ -88,7 +108,27 @@ async def store_letter_events(
     for letter in undecodable:  # a DLQ record we cannot read is kept verbatim
         logger.error("undecodable dead letter dropped into the table as-is: %s", letter.detail)
     letters = [record.item for record in decoded] + undecodable
-    stored = await until_done(partial(write_dead_letters, sessions, letters), what="dead letters")
+    stored, refused = await isolate_rows(
+        letters, write_all=partial(write_dead_letters, sessions), what="dead letters"
+    )
+    for letter, exc in refused:
+        # Keep what the table can hold: the letter without its payload, fields trimmed to
+        # their columns, and why the full letter was refused.
+        kind = db_error_kind(exc)
+        logger.error(
+            "dead letter refused kind=%s stage=%s error_kind=%.64s: %s",
+            kind,
+            letter.stage,
+            letter.error_kind,
+            exc,
+        )
+        trimmed = trimmed_letter(letter, why=f"{kind}: {exc}")
+        more, still = await isolate_rows(
+            [trimmed], write_all=partial(write_dead_letters, sessions), what="dead letter"
+        )
+        stored += more
+        for _letter, exc2 in still:
+            logger.error("dead letter lost kind=%s: %s", db_error_kind(exc2), exc2)
     ROWS_WRITTEN.labels("dead_letters").inc(stored)
     for letter in letters:
         DEAD_LETTERS_STORED.labels(letter.stage, letter.error_kind).inc()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from services.writer.articles import (
     AliasMemory,
@@ -27,12 +27,23 @@ from services.writer.articles import (
 from shared.db.errors import db_error_kind
 from shared.errors import PermanentError
 from shared.messages import DeadLetter, EnrichedArticle
-from shared.retry import until_done
+from shared.retry import isolate_batch, until_done
 from shared.stage import Decoded, StageInput, record_failed
 
 logger = logging.getLogger(__name__)
 
 Write = Callable[[list[EnrichedArticle]], Awaitable[StoreReport]]
+T = TypeVar("T")
+
+
+async def isolate_rows(
+    items: list[T], *, write_all: Callable[[list[T]], Awaitable[int]], what: str
+) -> tuple[int, list[tuple[T, Exception]]]:
+    """The same policy as :func:`isolate_poison` for the writer's other batched writes (page
+    archive, dead letters), via :func:`shared.retry.isolate_batch`: rows written, and
+    ``(item, error)`` per item the database refused alone."""
+    counts, refused = await isolate_batch(items, write_all, what=what)
+    return sum(counts), refused
 
 
 async def isolate_poison(

@@ -31,13 +31,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from services.enricher.pipeline import DEFAULT_MAX_CHARS, Enricher
-from services.enricher.recognize import (
+from services.enricher.recogniser import (
     DEFAULT_MODEL,
     SKIP_KNOWN_ONLY_SENTENCES,
     SKIP_NAMELESS_SENTENCES,
     load_nlp,
-    segments,
 )
+from services.enricher.segmentation import segments
 from shared.messages import Article
 from tests.support.enricher_eval import evaluate, gold_articles
 

@@ -14,16 +14,20 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.db.models import search_config_sql
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_LIMIT = 20
 SNIPPET_OPTIONS = (
     "MaxFragments=2, MaxWords=24, MinWords=8, StartSel=«, StopSel=», FragmentDelimiter= … "
 )
-#: Search config for query parsing. The tsvector indexes titles with 'simple' (names are not
-#: stemmed) and bodies with 'english'; the query is parsed both ways and OR-ed, so "strikes"
-#: finds a title word "strikes" and a body stem "strike".
-SEARCH_CONFIGS = ("simple", "english")
+#: Search configs for query parsing. The tsvector indexes titles with 'simple' (names are not
+#: stemmed) and bodies in their language's configuration (shared.db.models
+#: SEARCH_CONFIG_BY_LANGUAGE); the query is parsed in each and OR-ed, so "strikes" finds a
+#: title word "strikes" and an English body stem "strike", "operasyon" a Turkish
+#: "operasyonunda" and "عملية" an Arabic "العملية".
+SEARCH_CONFIGS = ("simple", "english", "turkish", "arabic")
 
 # every entity with the entity its links count for (root of its merge chain)
 _ROOTS = """
@@ -231,13 +235,14 @@ async def search(
     """Full text over ``articles.search`` (GIN), ranked by ``ts_rank_cd``; web-search syntax:
     ``"exact phrase"``, ``or``, ``-excluded``."""
     tsquery = " || ".join(f"websearch_to_tsquery('{c}', :q)" for c in SEARCH_CONFIGS)
+    config = search_config_sql("a.language")  # snippets highlight in the body's language
     rows = await session.execute(
         text(
             f"""
             WITH q AS (SELECT ({tsquery}) AS query)
             SELECT {_ARTICLE_SUMMARY},
                    ts_rank_cd(a.search, q.query) AS rank,
-                   ts_headline('english', a.body_text, q.query, :opts) AS snippet
+                   ts_headline({config}, a.body_text, q.query, :opts) AS snippet
             FROM articles a, q
             WHERE a.search @@ q.query
             ORDER BY rank DESC, coalesce(a.published_at, a.stored_at) DESC, a.id DESC

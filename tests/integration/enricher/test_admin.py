@@ -212,3 +212,34 @@ async def test_find_entities_by_key_name_or_alias(session: AsyncSession) -> None
     assert [e.key for e in by_alias] == ["ORG:kurdistan workers party"]
     by_key = await admin.find_entities(session, "ORG:Kurdistan Communities Union")
     assert [e.key for e in by_key] == ["ORG:kurdistan communities union"]
+
+
+async def test_alias_in_arabic_script_reaches_the_multilingual_gazetteer(
+    session: AsyncSession,
+) -> None:
+    change = await admin.add_alias(
+        session, "PERSON:barham salih", "بەرهەم ساڵح", name="Barham Salih"
+    )
+    await session.commit()
+    assert change.entity.key == "PERSON:barham salih"
+    enricher = Enricher()
+    enricher.load()
+    assert await admin.refresh_overrides(session, enricher)
+    body = "سەرۆک کۆماری پێشووی عێراق بەرهەم ساڵح لە سلێمانی قسەی بۆ ڕۆژنامەنووسان کرد. " * 4
+    result = enricher.enrich(
+        Article(
+            url="https://t.example/ckb",
+            final_url="https://t.example/ckb",
+            canonical_url="https://t.example/ckb",
+            host="t.example",
+            body_text=body,
+            content_hash="1" * 64,
+            language="ckb",
+            discovered_at=NOW,
+            fetched_at=NOW,
+            parsed_at=NOW,
+        )
+    )
+    keys = {e.key: e.name for e in result.entities}
+    assert keys["PERSON:barham salih"] == "Barham Salih"
+    assert {"GPE:iraq", "GPE:sulaymaniyah"} <= set(keys)

@@ -14,6 +14,14 @@ PINNED_DIGESTS = {
         "aliases.json": "fdc2933bc5096d20a3e36a2362ad77bbfc023f5485ce4cacc4bb240a88b54a1f",
         "given_names.txt": "9b2e6670a141eade79d34f089990e3486553fcc11961843aa05371d98fa8849b",
     },
+    "2026.11.30-1": {
+        "aliases.json": "95fcfa7fd8be28a8409961ae7eae7ba7811168b4805a157647e600ca75d14a0e",
+        "given_names.txt": "9b2e6670a141eade79d34f089990e3486553fcc11961843aa05371d98fa8849b",
+    },
+    "2026.11.30-2": {
+        "aliases.json": "95fcfa7fd8be28a8409961ae7eae7ba7811168b4805a157647e600ca75d14a0e",
+        "given_names.txt": "9b2e6670a141eade79d34f089990e3486553fcc11961843aa05371d98fa8849b",
+    },
 }
 
 

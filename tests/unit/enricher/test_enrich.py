@@ -216,7 +216,9 @@ def test_empty_article_is_kept_with_status(enricher: Enricher, make_article) -> 
     assert "PERSON:recep tayyip erdogan" in entities(titled)
 
 
-def test_non_english_article_gets_curated_names_only(enricher: Enricher, make_article) -> None:
+def test_non_english_article_goes_through_the_multilingual_gazetteer(
+    enricher: Enricher, make_article
+) -> None:
     result = enricher.enrich(
         make_article(
             "Milli Savunma Bakanlığı, Irak'ın kuzeyindeki Gara bölgesinde PKK hedeflerinin "
@@ -225,18 +227,27 @@ def test_non_english_article_gets_curated_names_only(enricher: Enricher, make_ar
             language="tr",
         )
     )
-    assert result.enrichment.status == "unsupported_language"
-    assert "names found by rules only" in (result.enrichment.note or "")
-    # no model ran: curated names and the given-name rule ("Ahmet Yıldız") still apply
+    assert result.enrichment.status == "ok"
+    assert (result.enrichment.language, result.enrichment.method) == ("tr", "gazetteer")
+    # no model ran: curated names (native spellings too) and the given-name rule still apply
     assert entities(result) == {
+        "ORG:ministry of national defence": "ORG",
+        "GPE:iraq": "GPE",
         "LOC:gara": "LOC",
         "ORG:kurdistan workers party": "ORG",
         "PERSON:recep tayyip erdogan": "PERSON",
+        "GPE:kobani": "GPE",
         "PERSON:ahmet yildiz": "PERSON",
     }
     assert result.article.body_text.startswith("Milli")  # the article itself is kept
-    arabic = enricher.enrich(make_article("قصفت طائرات مسيرة مواقع في دهوك", language="ar"))
-    assert arabic.enrichment.status == "unsupported_language" and arabic.entities == []
+    # too short to identify: the parser's language stands; Arabic script is never English
+    arabic = enricher.enrich(make_article("قصفت طائرات مسيرة مواقع في دهوك", language=None))
+    assert (arabic.enrichment.language, arabic.enrichment.method) == (None, "gazetteer")
+    assert entities(arabic) == {"GPE:duhok": "GPE"}
+    other = enricher.enrich(make_article("Die PKK griff an. " * 20, language="de"))
+    assert other.enrichment.status == "unsupported_language"
+    assert other.enrichment.method == "gazetteer"
+    assert entities(other) == {"ORG:kurdistan workers party": "ORG"}
 
 
 def test_enormous_text_is_truncated(make_article) -> None:

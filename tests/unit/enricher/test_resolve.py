@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from services.enricher.canonical import Overrides, load_curated
-from services.enricher.recognize import Span
+from services.enricher.recogniser import Span
 from services.enricher.resolve import canonical_names, is_acronym, resolve_article
 
 

@@ -9,7 +9,9 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from services.enricher.canonical import Overrides, load_curated
-from services.enricher.recognize import Gazetteer, Recognizer, segments
+from services.enricher.gazetteer import Gazetteer
+from services.enricher.recogniser import Recognizer
+from services.enricher.segmentation import segments
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +192,7 @@ def test_lowercase_model_span_is_not_a_name(blank: Language, recognizer: Recogni
 
 
 def test_title_segments_cut_at_spaced_separators() -> None:
-    from services.enricher.recognize import title_segments
+    from services.enricher.segmentation import title_segments
 
     title = "Iraqi forces dismantle cell in Kirkuk - Zagros Daily"
     assert list(title_segments(title)) == [
@@ -223,7 +225,7 @@ def test_trailing_lowercase_words_are_trimmed(blank: Language, recognizer: Recog
 
 
 def test_is_title_case() -> None:
-    from services.enricher.recognize import is_title_case
+    from services.enricher.segmentation import is_title_case
 
     assert is_title_case("Turkish Drone Strike Kills Three PKK Members In Northern Iraq")
     assert not is_title_case("Turkish drone strike kills three PKK members in northern Iraq")
@@ -254,7 +256,7 @@ def test_known_word_after_arabic_article_is_not_carved_out(
 
 
 def test_plan_segments_marks_known_only_sentences() -> None:
-    from services.enricher.recognize import plan_segments
+    from services.enricher.segmentation import plan_segments
 
     known = Gazetteer(load_curated()).strong
     text = (

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from services.fetcher import feeds
 from services.fetcher.feeds import discover_feed_links, parse_feed
 from shared.errors import PermanentError
 
@@ -133,24 +132,6 @@ def test_discovery_from_link_alternate() -> None:
     assert found == ["https://news.example/feed.xml", "https://other.example/atom"]
 
 
-@pytest.mark.parametrize("name", ["rss20.xml", "rss10.rdf", "atom.xml"])
-def test_fast_path_matches_feedparser(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Well-formed feeds are read straight from the defusedxml tree (fast path); the result
-    # must be what feedparser, the fallback for everything else, would have produced.
-    url = "https://news.example/feed"
-    fast = parse_feed(load(name), url=url, now=NOW)
-    root = feeds.check_xml_safety(load(name))
-    assert root is not None and feeds._parse_tree(root, url=url, now=NOW) is not None
-    monkeypatch.setattr(feeds, "_parse_tree", lambda *a, **k: None)
-    slow = parse_feed(load(name), url=url, now=NOW)
-    assert fast.items == slow.items
-    assert (fast.kind, fast.title, fast.min_interval_hint_s) == (
-        slow.kind,
-        slow.title,
-        slow.min_interval_hint_s,
-    )
-
-
 def test_json_feed_with_bom_and_rss_served_as_html() -> None:
     bom_json = b"\xef\xbb\xbf" + load("feed.json")
     assert parse_feed(bom_json, url="https://json.example/feed.json").kind == "json"
@@ -177,7 +158,8 @@ def test_item_links_that_are_not_http_are_refused_with_a_reason() -> None:
     assert [item.url for item in feed.items] == ["https://news.example/2026/11/22/good"]
     assert len(feed.refused) == 4
     assert all(reason.startswith("not an http(s) URL") for reason in feed.refused)
-    assert "file:///etc/passwd" in feed.refused[0]
+    # feedparser resolves the link first (file:///etc/passwd becomes file://etc/passwd)
+    assert "file:" in feed.refused[0] and "etc/passwd" in feed.refused[0]
 
 
 def test_refused_links_are_counted_in_atom_json_and_sitemaps() -> None:

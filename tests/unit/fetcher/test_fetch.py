@@ -314,7 +314,7 @@ async def test_page_carries_link_context_and_round_trips(
 
 
 def test_windows_1254_page_declared_utf8_is_decoded_as_1254() -> None:
-    from services.fetcher.fetch import decode_html
+    from services.fetcher.charset import decode_html
 
     text = (
         "<html><head><meta charset='utf-8'></head><body><p>Türkiye'nin güneydoğusunda, Şırnak "

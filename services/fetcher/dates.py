@@ -1,0 +1,193 @@
+"""Dates as feeds actually write them -> aware UTC datetimes.
+
+Two well-kept libraries do the parsing; this module only decides which one to trust:
+
+1. ``feedparser.datetimes._parse_date`` (feedparser's own registry of date handlers: RFC 822
+   with or without a colon in the offset, two-digit years, missing seconds, ISO 8601 and
+   W3C-DTF in any element, asctime, Greek/Hungarian/Korean forms). It is fast (~20 µs).
+   It has one silent fault: a zone *name* it does not know (``EEST``, ``TRT``, ``MSK``,
+   ``GMT+3``) is read as UTC, not refused. So a trailing zone name outside its table skips it.
+2. ``dateparser`` (already installed for htmldate) for everything else: named zones
+   worldwide, ``GMT+3``, month and weekday names in the corpus languages. It is slow
+   (2–10 ms, and seconds when it has to guess among all languages), so it only sees what
+   feedparser refused, with the languages limited to :data:`DATE_LANGUAGES`.
+
+A date without a zone is taken as UTC (what feed readers do). Ambiguous zone abbreviations
+are resolved for this corpus's region by :data:`REGIONAL_ZONES` (data, not code).
+"""
+
+from __future__ import annotations
+
+import calendar
+import logging
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import dateparser
+from feedparser.datetimes import (
+    _parse_date_asctime,
+    _parse_date_greek,
+    _parse_date_hungarian,
+    _parse_date_iso8601,
+    _parse_date_nate,
+    _parse_date_onblog,
+    _parse_date_perforce,
+    _parse_date_rfc822,
+    _parse_date_w3dtf,
+)
+from feedparser.datetimes.rfc822 import timezone_names as FEEDPARSER_ZONES
+
+logger = logging.getLogger(__name__)
+
+#: Abbreviations whose common meaning differs by region. Publishers in Iraq, Syria and the
+#: Gulf write "AST" for Arabia Standard Time (UTC+3); feedparser and dateparser read it as
+#: Atlantic Standard Time (UTC-4), which would shift every such item by seven hours.
+REGIONAL_ZONES: dict[str, str] = {
+    "AST": "+0300",  # Arabia Standard Time (Baghdad, Riyadh)
+    "TRT": "+0300",  # Türkiye Time (since 2016; dateparser knows it, feedparser does not)
+}
+#: Month names of Iraq, Syria, Lebanon and Jordan (Syriac-derived), which dateparser's
+#: Arabic does not know; rewritten to the Egyptian/Gulf names it knows. Longest names first, so
+#: "تشرين الثاني" is not read as "تشرين".
+LEVANTINE_MONTHS: tuple[tuple[str, str], ...] = (
+    ("كانون الثاني", "يناير"),  # January
+    ("كانون الأول", "ديسمبر"),  # December
+    ("تشرين الثاني", "نوفمبر"),  # November
+    ("تشرين الأول", "أكتوبر"),  # October
+    ("شباط", "فبراير"),  # February
+    ("آذار", "مارس"),  # March
+    ("نيسان", "أبريل"),  # April
+    ("أيار", "مايو"),  # May
+    ("حزيران", "يونيو"),  # June
+    ("تموز", "يوليو"),  # July
+    ("آب", "أغسطس"),  # August
+    ("أيلول", "سبتمبر"),  # September
+)
+#: Languages dateparser may try for month and weekday names: the corpus languages first
+#: (Turkish, Arabic, Persian, Sorani Kurdish), then the European ones feeds commonly use.
+#: Limiting them keeps a failing string at milliseconds instead of seconds.
+DATE_LANGUAGES = ("en", "tr", "ar", "fa", "ckb", "de", "fr", "es", "it", "pt", "nl", "ru")
+_DATEPARSER_SETTINGS: dict[str, Any] = {
+    "TIMEZONE": "UTC",
+    "RETURN_AS_TIMEZONE_AWARE": True,
+    # A feed date is a full date; "yesterday" or a bare "10:00" is not one.
+    "REQUIRE_PARTS": ["day", "month", "year"],
+    "PREFER_DAY_OF_MONTH": "first",
+    # "05/11/2026" is 5 November in Türkiye, Iraq, Syria and Iran (dateparser's default reads
+    # it the US way); an impossible day-month order ("11/30/2026") still falls back.
+    "DATE_ORDER": "DMY",
+}
+#: feedparser's own handlers, in its order but with its lenient ISO 8601 handler moved last:
+#: first it reads "2004-július-13T9:15-05:00" (Hungarian) as 1 November 2004, before the
+#: Hungarian handler gets its turn.
+FEEDPARSER_HANDLERS: tuple[Callable[[str], Any], ...] = (
+    _parse_date_w3dtf,
+    _parse_date_rfc822,
+    _parse_date_asctime,
+    _parse_date_perforce,
+    _parse_date_hungarian,
+    _parse_date_greek,
+    _parse_date_nate,
+    _parse_date_onblog,
+)
+#: Longest date string worth parsing (a feed element full of text is not a date).
+MAX_DATE_CHARS = 100
+
+_SPACE = re.compile(r"\s+")
+#: ISO 8601 / W3C-DTF shapes ("2013-01-28T09:xx", "22013"): feedparser's ISO handlers are
+#: the authority; when they refuse one, dateparser only guesses (it read "2013-xx-27" as
+#: 1 November 2013).
+_ISO_SHAPED = re.compile(r"^\d{4,}(?:[-T:]|$)")
+_NUMBER = re.compile(r"\d+")
+#: What feedparser's lenient ISO 8601 handler would still turn into a date: letters other
+#: than the T and Z separators ("2013-xx-27", "09:xx") and out-of-range clock fields
+#: ("25:14", "10:61"), which it rolls over into the next hour or day, and a full date with
+#: more after it ("2013-01-27-01"), which it cuts, and slashes ("2026/11/30" became
+#: 1 November), which ISO 8601 never uses.
+_ISO_GARBLED = re.compile(r"[^\W\dTZ_]|(?<!\d)(2[4-9]|[3-9]\d):\d\d|:[6-9]\d|^\d{4}-\d\d-\d\d-|/")
+#: A zone name after a time of day: "10:00:00 EEST", "10:00 GMT+3", "10:00:00 UTC+03:00".
+_TRAILING_ZONE = re.compile(r"(?<=\d)(\s*)([A-Za-z]{1,6})(\s*[+-]\d{1,2}(?::?\d{2})?)?\s*$")
+
+
+def _regional(value: str) -> str:
+    m = _TRAILING_ZONE.search(value)
+    if m is None or m.group(3):
+        return value
+    offset = REGIONAL_ZONES.get(m.group(2).upper())
+    if offset is None:
+        return value
+    return value[: m.start(2)] + offset
+
+
+def _feedparser_trusted(value: str) -> bool:
+    """False when feedparser would silently read an unknown trailing zone name as UTC."""
+    m = _TRAILING_ZONE.search(value)
+    if m is None:
+        return True
+    name = m.group(2).lower()
+    if m.group(3):  # "GMT+3": feedparser refuses it anyway; "GMT+03:00" it reads right
+        return name in ("gmt", "utc", "ut") and ":" in m.group(3)
+    if name == "t" or (len(name) == 1 and not m.group(1)):
+        return True  # ISO "T" separators and single-letter military zones like "Z"
+    return name in FEEDPARSER_ZONES or name == "utc"
+
+
+def _feedparser_stamp(text: str) -> Any:
+    """feedparser's ``_parse_date`` with the handler order above (a UTC 9-tuple or None)."""
+    for handler in FEEDPARSER_HANDLERS:
+        try:
+            stamp = handler(text)
+        except (KeyError, OverflowError, ValueError, AttributeError):
+            continue
+        if stamp and len(stamp) == 9:
+            return stamp
+    if _ISO_GARBLED.search(text):
+        return None
+    try:
+        stamp = _parse_date_iso8601(text)
+    except (KeyError, OverflowError, ValueError, AttributeError):
+        return None
+    return stamp if stamp and len(stamp) == 9 else None
+
+
+def parse_feed_date(value: Any) -> datetime | None:
+    """An aware UTC datetime from a feed's date text, or None when it is not a date.
+
+    Never raises: a date nobody can read is a missing date, not a lost feed.
+    """
+    if not isinstance(value, str):
+        return None
+    text = _SPACE.sub(" ", value).strip()
+    if not text or len(text) > MAX_DATE_CHARS:
+        return None
+    text = _regional(text)
+    if _feedparser_trusted(text):
+        stamp = _feedparser_stamp(text)
+        if stamp is not None:
+            try:
+                return datetime.fromtimestamp(calendar.timegm(stamp), UTC)
+            except (OverflowError, ValueError, OSError):
+                return None
+    if _ISO_SHAPED.match(text):
+        return None
+    for levantine, month in LEVANTINE_MONTHS:
+        if levantine in text:
+            text = text.replace(levantine, month)  # same script: dateparser reads one language
+            break
+    try:
+        when = dateparser.parse(text, languages=list(DATE_LANGUAGES), settings=_DATEPARSER_SETTINGS)
+    except Exception:  # dateparser raises assorted errors on odd input; it is not a date
+        logger.debug("date not parsed value=%r", text, exc_info=True)
+        return None
+    if when is None or not _plausible(when, text):
+        return None
+    return when.astimezone(UTC)
+
+
+def _plausible(when: datetime, text: str) -> bool:
+    """dateparser fills what it could not read; a day or year the text never wrote means
+    it guessed (it read a Korean date as 1 November), and a guessed date is worse than none."""
+    numbers = {int(n) for n in _NUMBER.findall(text)}
+    return when.day in numbers and (when.year in numbers or when.year % 100 in numbers)
