@@ -230,6 +230,11 @@ class Article(_Record):
     status: Literal["ok", "paywalled", "teaser", "duplicate", "near_duplicate"] = "ok"
     title: str | None = None
     authors: list[str] = Field(default_factory=list)
+    author_kind: Literal["person", "organization"] | None = Field(
+        default=None,
+        description="person; organization when no person is named and the authors list holds"
+        " the organisation (agency, publisher) credited instead.",
+    )
     published_at: datetime | None = None
     published_source: str | None = Field(default=None, description="feed|jsonld|meta|url|htmldate")
     modified_at: datetime | None = None

@@ -211,6 +211,7 @@ class Enricher:
 
     def _assemble(self, article: Article, plan: _Plan, spans: list[Span]) -> EnrichedArticle:
         assert self._table is not None
+        spans = _without_publisher(spans, article.site_name)
         texts = {"title": article.title or "", "body": plan.body}
         items = resolve_article(
             spans, texts=texts, table=self._table, overrides=self._overrides, native=plan.native
@@ -373,6 +374,18 @@ def _without_site_name(title: str | None, site_name: str | None) -> str | None:
     if site_name and match and fold(match.group(1)) == fold(site_name):
         return title[: match.start()] or None
     return title
+
+
+def _publisher_key(name: str) -> str:
+    return fold(name).removeprefix("the ")
+
+
+def _without_publisher(spans: list[Span], site_name: str | None) -> list[Span]:
+    """The publisher's own name (a credit, a signature, a leftover title suffix) is never an
+    entity mention of its own articles."""
+    if not site_name or not (key := _publisher_key(site_name)):
+        return spans
+    return [span for span in spans if _publisher_key(span.text) != key]
 
 
 def truncate_at(text: str, limit: int) -> int:

@@ -112,6 +112,13 @@ LINE_RULES: tuple[tuple[str, str, int], ...] = (
         14,
     ),
     (
+        # a line ending in a photo credit is a caption, whatever precedes it
+        "caption",
+        r".{1,400}?\s[(\[](?:photos?|photograph|image|picture|foto(?:ğraf)?|credit)\s*[:/]\s*"
+        r"[^()\[\]]{1,80}[)\]]\W*",
+        60,
+    ),
+    (
         "byline",
         # names must be capitalised ((?-i:...)), so "By late Tuesday, troops..." is not a byline
         rf"(?:by|written by|reporting by)\s+{_NAME}(?:\s*(?:,|&|\band\b)?\s*{_NAME})*"
@@ -130,15 +137,61 @@ _COMPILED = tuple(
     (reason, re.compile(pattern, re.IGNORECASE | re.DOTALL), max_words)
     for reason, pattern, max_words in LINE_RULES
 )
+#: promotional lines cut only at the start or the end of the body, where they are furniture:
+#: a brand next to "Advertisement" (or a misspelling), "Sponsored", "Ad". Inside the text,
+#: "Daquq Motors ad" could be a sentence fragment worth keeping.
+_BRAND = r"(?:[\w&'’.,+-]+\s+){1,5}"
+_AD_WORD = r"(?:adv[ae]r?t\w*|ads?|reklam\w*|anzeige|annonce|publicit[eé]|إعلان)"
+_SPONSOR_WORD = (
+    r"(?:sponsor(?:ed|lu)?|promoted|promo|paid (?:post|content|partnership)|partner content)"
+)
+EDGE_RULES: tuple[tuple[str, str, int], ...] = (
+    (
+        "advertisement",
+        rf"[\W_]*{_BRAND}{_AD_WORD}[\W_]*|[\W_]*{_AD_WORD}\s*[:|–—-]?\s*{_BRAND}?\S+[\W_]*",
+        7,
+    ),
+    (
+        "sponsor",
+        rf"[\W_]*{_BRAND}{_SPONSOR_WORD}[\W_]*|[\W_]*{_SPONSOR_WORD}\s*[:|–—-]?\s*{_BRAND}?\S+[\W_]*",
+        7,
+    ),
+)
+_EDGE_COMPILED = tuple(
+    (reason, re.compile(pattern, re.IGNORECASE), max_words)
+    for reason, pattern, max_words in EDGE_RULES
+)
 #: rules that only apply near the top of the body (they would cut real text further down)
 TOP_ONLY_REASONS = frozenset({"byline", "dateline"})
 TOP_LINES = 4
+#: a run of at least NAV_RUN lines of at most NAV_MAX_WORDS words and NAV_MAX_CHARS
+#: characters (scripts without spaces), none ending a sentence, opening the text is a menu or
+#: breadcrumb trail the extractor took in ("- News", "- World")
+NAV_RUN = 3
+NAV_MAX_WORDS = 5
+NAV_MAX_CHARS = 40
+#: a last line of 2-3 capitalised words and nothing else is the reporter's sign-off
+#: ("Lê Phương"), recorded as a byline so the author is kept
+_CAP_WORD = r"(?-i:[^\W\d_a-zçğıöşü][^\W\d_]*(?:[-'’][^\W\d_]+)*\.?)"
+#: (a late "By Name" line stays: the byline rule only applies near the top, see TOP_LINES)
+_SIGN_OFF = re.compile(rf"(?!(?i:by|von|par|por)\s){_CAP_WORD}(?:\s+{_CAP_WORD}){{1,2}}")
 #: a paragraph must be this long to count as a repeat (short labels legitimately recur)
 MIN_DUPLICATE_CHARS = 30
+#: a paragraph this long found inside another (a standfirst, then the lead that starts with
+#: it) is a repeat wherever the two are
+MIN_CONTAINED_CHARS = 60
+#: paragraphs of at least this many words sharing this share of their words are one
+#: paragraph rendered twice (a standfirst with "on Tuesday" dropped)
+MIN_NEAR_DUPLICATE_WORDS = 12
+NEAR_DUPLICATE_OVERLAP = 0.9
+#: repeats are looked for among kept paragraphs sharing this share of the smaller one's words,
+#: counting only words in at most MAX_WORD_POSTINGS kept paragraphs ("the" says nothing)
+CANDIDATE_SHARE = 0.3
+MAX_WORD_POSTINGS = 50
 #: after a "Related stories" heading, headline-like lines up to this length are list items
 MAX_RELATED_ITEM_WORDS = 20
 _LIST_MARKER = re.compile(r"^[-•*·▪►»]\s+")
-_SENTENCE_END = re.compile(r"[.!?…\"'”’]$")
+_SENTENCE_END = re.compile(r"[.!?…\"'”’。！？」؟]$")
 
 
 @dataclass(slots=True)
@@ -177,14 +230,86 @@ def _caption_keys(captions: Sequence[Caption]) -> dict[str, str]:
     """Key -> caption text to store, for the caption, its credit, and the caption sans credit."""
     keys: dict[str, str] = {}
     for caption in captions:
-        keys.setdefault(normalise_key(caption.text), caption.text)
-        if caption.credit:
-            keys.setdefault(normalise_key(caption.credit), caption.text)
-            bare = caption.text.replace(caption.credit, "").strip()
-            if bare:
-                keys.setdefault(normalise_key(bare), caption.text)
+        for variant in (caption.text, caption.bare, caption.credit):
+            if variant:
+                keys.setdefault(normalise_key(variant), caption.text)
     keys.pop("", None)
     return keys
+
+
+def _leading_navigation(texts: Sequence[str]) -> int:
+    """How many of the first lines are a menu or breadcrumb trail (0: none, see NAV_RUN)."""
+    run = 0
+    for text in texts:
+        if (
+            len(text.split()) > NAV_MAX_WORDS
+            or len(text) > NAV_MAX_CHARS
+            or _SENTENCE_END.search(text)
+        ):
+            break
+        run += 1
+    return run if run >= NAV_RUN else 0
+
+
+def _edge_rule(text: str) -> str | None:
+    words = len(text.split())
+    for reason, pattern, max_words in _EDGE_COMPILED:
+        if words <= max_words and pattern.fullmatch(text):
+            return reason
+    return None
+
+
+class _Kept:
+    """The paragraphs kept so far, indexed by their rarer words, so repeats anywhere are found
+    without comparing every pair (a 3,000-line live blog would otherwise take seconds)."""
+
+    def __init__(self) -> None:
+        self.texts: list[str | None] = []  # None: removed later
+        self.keys: list[str] = []
+        self.words: list[frozenset[str]] = []
+        self.exact: dict[str, int] = {}
+        self.postings: dict[str, list[int]] = {}
+        self.alive = 0
+
+    def add(self, text: str, key: str, words: frozenset[str]) -> None:
+        index = len(self.texts)
+        self.texts.append(text)
+        self.keys.append(key)
+        self.words.append(words)
+        self.exact.setdefault(key, index)
+        for word in words:
+            self.postings.setdefault(word, []).append(index)
+        self.alive += 1
+
+    def remove(self, index: int) -> str:
+        text = self.texts[index]
+        assert text is not None
+        self.texts[index] = None
+        if self.exact.get(self.keys[index]) == index:
+            del self.exact[self.keys[index]]
+        self.alive -= 1
+        return text
+
+    def similar(self, words: frozenset[str]) -> list[int]:
+        """Kept paragraphs sharing a good part of these words' rarer ones, oldest first."""
+        counts: dict[int, int] = {}
+        for word in words:
+            posting = self.postings.get(word)
+            if posting and len(posting) <= MAX_WORD_POSTINGS:
+                for index in posting:
+                    counts[index] = counts.get(index, 0) + 1
+        return sorted(
+            index
+            for index, shared in counts.items()
+            if self.texts[index] is not None
+            and shared >= CANDIDATE_SHARE * min(len(words), len(self.words[index]))
+        )
+
+
+def _near_duplicate(words: frozenset[str], other: frozenset[str]) -> bool:
+    if min(len(words), len(other)) < MIN_NEAR_DUPLICATE_WORDS:
+        return False
+    return len(words & other) >= NEAR_DUPLICATE_OVERLAP * max(len(words), len(other))
 
 
 #: (reason, pattern over one class or id token) for boxes inside the article container
@@ -272,33 +397,53 @@ def clean_paragraphs(
     caption elements: a body paragraph equal to one of them
     (or to its credit, or to the caption without its credit) is moved to ``Cleaned.captions``.
     """
-    out = Cleaned(paragraphs=[], captions=[c.text for c in captions])
+    out = Cleaned(paragraphs=[], captions=[c.text for c in captions if c.shown])
     title_keys = {normalise_key(t) for t in titles if t} - {""}
     caption_keys = _caption_keys(captions)
-    kept_keys: set[str] = set()
-    kept_order: list[str] = []  # keys of out.paragraphs, in step with it
+    kept = _Kept()
     in_related = False
 
     def cut(text: str, reason: str) -> None:
         out.removed.append(RemovedSpan(text=text, reason=reason))
 
-    for position, raw in enumerate(paragraphs):
-        text = normalise_paragraph(raw)
+    def to_captions(text: str) -> None:
+        if text not in out.captions:
+            out.captions.append(text)
+
+    def repeats(key: str, similar: list[int]) -> bool:
+        """An exact copy, a part of a kept paragraph, or nearly the same words."""
+        if key in kept.exact:
+            return True
+        return any(
+            (len(key) >= MIN_CONTAINED_CHARS and key in kept.keys[index])
+            or _near_duplicate(words, kept.words[index])
+            for index in similar
+        )
+
+    texts = [normalise_paragraph(raw) for raw in paragraphs]
+    navigation = _leading_navigation([t for t in texts if t])
+    for position, text in enumerate(texts):
         if not text:
+            continue
+        if navigation:
+            navigation -= 1
+            # a byline or dateline inside the run keeps its own reason (authors come from it)
+            cut(text, _match_rule(text, position=position) or "navigation")
             continue
         key = normalise_key(text)
         if not key:
             cut(text, "punctuation")
             continue
-        if key in title_keys and not out.paragraphs:
+        if key in title_keys and not kept.alive:
             cut(text, "title")
             continue
         if key in caption_keys:
             cut(text, "caption")
-            if caption_keys[key] not in out.captions:
-                out.captions.append(caption_keys[key])
+            to_captions(caption_keys[key])
             continue
-        if key in kept_keys and len(key) >= MIN_DUPLICATE_CHARS:
+        words = frozenset(key.split())
+        similar = kept.similar(words) if len(key) >= MIN_DUPLICATE_CHARS else []
+        if len(key) >= MIN_DUPLICATE_CHARS and repeats(key, similar):
             cut(text, "duplicate_paragraph")
             continue
         if in_related and (
@@ -309,22 +454,28 @@ def clean_paragraphs(
             continue
         in_related = False
         reason = _match_rule(text, position=position)
+        if reason is None and not kept.alive:
+            reason = _edge_rule(text)
         if reason is not None:
             cut(text, reason)
-            if reason in ("credit",) and text not in out.captions:
-                out.captions.append(text)
+            if reason in ("credit", "caption"):
+                to_captions(text)
             out.paywall_prompt = out.paywall_prompt or reason == "paywall_prompt"
             in_related = reason == "related"
             continue
-        if out.paragraphs:
-            previous_key = kept_order[-1]
-            # a standfirst followed by the full lead paragraph that starts with it
-            if len(previous_key) >= MIN_DUPLICATE_CHARS and key.startswith(previous_key):
-                cut(out.paragraphs.pop(), "duplicate_paragraph")
-                kept_keys.discard(kept_order.pop())
-        out.paragraphs.append(text)
-        kept_keys.add(key)
-        kept_order.append(key)
+        # a standfirst followed (anywhere) by the full paragraph that contains it
+        for index in similar:
+            shorter = kept.keys[index]
+            if len(shorter) >= MIN_CONTAINED_CHARS and shorter in key:
+                cut(kept.remove(index), "duplicate_paragraph")
+        kept.add(text, key, words)
+    out.paragraphs = [text for text in kept.texts if text is not None]
+    # promotional furniture closing the text ("Northgate Advertisment", "Sponsored")
+    while out.paragraphs and (reason := _edge_rule(out.paragraphs[-1])) is not None:
+        cut(out.paragraphs.pop(), reason)
+    # the reporter's name signing off the text ("Lê Phương")
+    if len(out.paragraphs) > 1 and _SIGN_OFF.fullmatch(out.paragraphs[-1]):
+        cut(out.paragraphs.pop(), "byline")
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import logging
 import re
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -58,6 +59,12 @@ MAX_LONG_TOKEN_RATIO = 0.05
 LONG_TOKEN_CHARS = 40
 #: garbage is judged on the first tokens: enough to tell, and bounded on long texts
 GARBAGE_SAMPLE_TOKENS = 400
+#: scripts written without spaces between words (CJK ideographs, kana, Thai): text mostly in
+#: them is judged and counted by characters, at this many characters per word
+_UNSPACED = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+UNSPACED_SCRIPT_SHARE = 0.3
+UNSPACED_CHARS_PER_WORD = 2
+GARBAGE_SAMPLE_CHARS = 2000
 #: titles of error pages served with status 200 ("soft 404s")
 ERROR_TITLE = re.compile(
     r"\b(?:404|410|500|503|page not found|not found|access denied|forbidden"
@@ -141,8 +148,23 @@ def _link_text_ratio(tree: HtmlElement) -> float:
     return linked / total if total else 0.0
 
 
+def _strip_marks(token: str) -> str:
+    return "".join(ch for ch in token if not unicodedata.category(ch).startswith("M"))
+
+
+def _unspaced_share(text: str) -> float:
+    sample = "".join(text[:GARBAGE_SAMPLE_CHARS].split())
+    return len(_UNSPACED.findall(sample)) / len(sample) if sample else 0.0
+
+
 def _is_garbage(text: str) -> bool:
-    tokens = text.split()[:GARBAGE_SAMPLE_TOKENS]
+    if _unspaced_share(text) >= UNSPACED_SCRIPT_SHARE:
+        # Chinese, Japanese, Thai: no spaces between words, so tokens say nothing; judge the
+        # characters instead
+        sample = "".join(text[:GARBAGE_SAMPLE_CHARS].split())
+        return sum(c.isalnum() for c in sample) / len(sample) < MIN_WORDLIKE_RATIO
+    # vowel signs and other combining marks (Devanagari, Arabic harakat) are parts of words
+    tokens = [_strip_marks(t) for t in text.split()[:GARBAGE_SAMPLE_TOKENS]]
     if not tokens:
         return False
     wordlike = sum(1 for t in tokens if _WORDLIKE.match(t))
@@ -153,13 +175,22 @@ def _is_garbage(text: str) -> bool:
     )
 
 
+def _word_count(text: str) -> int:
+    """Words; in text mostly in an unspaced script, its characters / UNSPACED_CHARS_PER_WORD."""
+    if _unspaced_share(text) >= UNSPACED_SCRIPT_SHARE:
+        return max(len(text.split()), len(_UNSPACED.findall(text)) // UNSPACED_CHARS_PER_WORD)
+    return len(text.split())
+
+
 def _htmldate(tree: HtmlElement, *, url: str, now: datetime) -> str | None:
     from htmldate import find_date
 
     return find_date(
         tree,
         original_date=True,  # else htmldate prefers the last-modified date
-        # the extensive search falls back to the copyright year ("© 2026" -> 2026-01-01)
+        # the extensive search falls back to the copyright year ("© 2026" -> 2026-01-01), and
+        # its text-date parsing (dateparser) compiles regexes for 200 locales on first use:
+        # 10-15 s, past the per-page time limit
         extensive_search=False,
         url=url,
         max_date=now.strftime("%Y-%m-%d"),
@@ -178,12 +209,23 @@ def _parse(page: Page, *, settings: Settings, now: datetime, limit: TimeLimit) -
     limit.check()
     st = read_structured(tree)
     host_name = metadata.host_site_name(page.host)
-    site_name = st.first_meta(SITE_NAME_META) or st.publisher or host_name
-    site_names = [n for n in (site_name, st.publisher, host_name, page.host) if n]
-    title = metadata.choose_title(
+    declared_site = st.first_meta(SITE_NAME_META) or st.publisher
+    known_sites = [
+        n
+        for n in (declared_site, st.publisher, host_name, page.host, metadata.host_label(page.host))
+        if n
+    ]
+    chosen = metadata.choose_title(
         (st.headline, st.first_meta(TITLE_META), st.title_tag, st.h1, page.entry.title),
-        site_names=site_names,
+        site_names=known_sites,
+        references=(st.headline_shown, st.h1, st.first_meta(TITLE_META), st.headline),
+        declared=(declared_site, st.publisher),
+        host_label=metadata.host_label(page.host),
     )
+    title = chosen.text
+    # no declared name: the one the page's own <title> shows beats the bare host name
+    site_name = declared_site or chosen.site_name or host_name
+    site_names = [n for n in (site_name, *known_sites) if n]
     has_markup = _has_article_markup(st, tree)
     if st.listing and not st.article_types:
         raise PermanentError(
@@ -207,7 +249,7 @@ def _parse(page: Page, *, settings: Settings, now: datetime, limit: TimeLimit) -
     record_extractor_duplicates(tree, cleaned)
     body_text = "\n\n".join(cleaned.paragraphs)
     check_replacement_chars(f"{title or ''} {body_text}", charset=page.charset)
-    word_count = len(body_text.split())
+    word_count = _word_count(body_text)
     paywalled = st.is_free is False or cleaned.paywall_prompt
     if title and ERROR_TITLE.search(title) and word_count < TEASER_MAX_WORDS and not has_markup:
         raise PermanentError(f"error page titled {title!r}", kind="not_article")
@@ -236,11 +278,11 @@ def _parse(page: Page, *, settings: Settings, now: datetime, limit: TimeLimit) -
         logger.debug("rejected dates url=%s %s", page.final_url, dates.rejected)
 
     bylines = [span.text for span in cleaned.removed if span.reason == "byline"]
-    authors: list[str] = []
-    for source in (st.jsonld_authors, st.meta_authors, bylines, page.entry.authors):
-        authors = metadata.clean_authors(source, site_names=site_names)
-        if authors:
-            break
+    authors = metadata.choose_authors(
+        (st.jsonld_authors, st.meta_authors, bylines, st.dom_authors, page.entry.authors),
+        (st.jsonld_organisations,),
+        site_names=site_names,
+    )
 
     status: Literal["ok", "paywalled", "teaser"]
     if paywalled and (cleaned.paywall_prompt or word_count < TEASER_MAX_WORDS):
@@ -262,7 +304,8 @@ def _parse(page: Page, *, settings: Settings, now: datetime, limit: TimeLimit) -
         host=page.host,
         status=status,
         title=title,
-        authors=authors,
+        authors=authors.names,
+        author_kind=authors.kind,
         published_at=dates.published_at,
         published_source=dates.published_source,
         modified_at=dates.modified_at,

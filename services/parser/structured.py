@@ -6,8 +6,10 @@ as the page wrote them); :mod:`services.parser.metadata` validates and chooses b
 
 from __future__ import annotations
 
+import html
 import json
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +42,7 @@ LISTING_TYPES = frozenset({"CollectionPage", "ItemList", "SearchResultsPage"})
 #: meta tags holding a publication date, best first (property= or name= or itemprop=).
 PUBLISHED_META = (
     "article:published_time",
+    "article:published:time",
     "og:published_time",
     "datepublished",
     "pubdate",
@@ -54,6 +57,7 @@ PUBLISHED_META = (
 )
 MODIFIED_META = (
     "article:modified_time",
+    "article:modified:time",
     "og:updated_time",
     "datemodified",
     "dcterms.modified",
@@ -70,6 +74,62 @@ IMAGE_META = (
 )
 TITLE_META = ("og:title", "twitter:title")
 
+#: JSON-LD ``@type`` values of organisations (authors that are not people).
+ORGANISATION_TYPES = frozenset(
+    {
+        "Organization",
+        "NewsMediaOrganization",
+        "Corporation",
+        "GovernmentOrganization",
+        "NGO",
+        "EducationalOrganization",
+        "LocalBusiness",
+        "Brand",
+        "WebSite",
+    }
+)
+#: where the headline a reader sees is, best first; a page-wide <h1> only when it is the only
+#: one (several: one of them is a logo or a teaser)
+SHOWN_HEADLINE_XPATHS = (
+    "//article//h1",
+    "//main//h1",
+    "//*[@itemprop='headline' and not(self::meta)]",
+    "//h1",
+)
+#: one word is a logo or a section label, not a headline
+MIN_SHOWN_HEADLINE_WORDS = 2
+#: an empty kicker leaves ": Headline" behind
+TITLE_EDGE_PUNCTUATION = " :|-–—·•"
+#: visible bylines: author links and elements whose class names an author or byline
+DOM_AUTHOR_XPATH = (
+    ".//*[@rel='author' or @itemprop='author' or contains(@class, 'author')"
+    " or contains(@class, 'byline')]"
+)
+#: byline-like elements that credit someone else: photographers (figures), commenters
+#: (comment sections), form labels ("Name *")
+NOT_A_BYLINE_XPATH = (
+    "ancestor-or-self::figure or ancestor-or-self::figcaption or ancestor-or-self::form"
+    " or ancestor-or-self::label or ancestor-or-self::*[contains(@class, 'comment')"
+    " or contains(@id, 'comment') or contains(@class, 'respond')]"
+)
+#: longer elements are bios or author boxes, not a name
+MAX_DOM_AUTHOR_CHARS = 60
+#: bylines beyond this many are lists of other stories' authors
+MAX_DOM_AUTHORS = 4
+#: a value double-encoded by its CMS ("&amp;#8217;") needs this many decoding rounds
+MAX_UNESCAPE_ROUNDS = 3
+#: tags that end a line of text: replaced by a space when markup is stripped from a value
+_BLOCK_TAG = re.compile(r"<(?:br|/?p|/?div|/?li|/?h[1-6]|/?tr|/?td)\b[^>]*>", re.IGNORECASE)
+#: invisible characters CMSes leave in headlines (soft hyphen, ZWSP, word joiner, BOM); not
+#: ZWNJ/ZWJ, which Persian and Kurdish spelling needs
+_INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u2060\ufeff"))
+_ANY_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
+
+#: JSON-LD keys whose values are further nodes describing the page
+NESTED_NODE_KEYS = ("mainEntity", "@graph")
+#: markers around a JSON-LD block that are not JSON: CDATA sections (with "//" before them)
+#: and HTML comments, at the start or the end only
+_JSONLD_WRAPPER = re.compile(r"^\s*(?://\s*)?(?:<!\[CDATA\[|<!--)|(?://\s*)?(?:\]\]>|-->)\s*$")
 #: JSON-LD blocks above this size are skipped: they are data dumps, not page metadata.
 MAX_JSONLD_CHARS = 500_000
 
@@ -81,7 +141,9 @@ class Structured:
     article_types: list[str] = field(default_factory=list)
     listing: bool = False
     headline: str | None = None
+    #: people named as authors; ``jsonld_organisations``: authors typed as an organisation
     jsonld_authors: list[str] = field(default_factory=list)
+    jsonld_organisations: list[str] = field(default_factory=list)
     jsonld_published: str | None = None
     jsonld_modified: str | None = None
     article_body: str | None = None
@@ -90,11 +152,15 @@ class Structured:
     jsonld_image: str | None = None
     meta: dict[str, str] = field(default_factory=dict)
     meta_authors: list[str] = field(default_factory=list)
+    #: names in visible byline elements, in page order (inside <article> when there is one)
+    dom_authors: list[str] = field(default_factory=list)
     time_published: str | None = None
     canonical: str | None = None
     html_lang: str | None = None
     title_tag: str | None = None
     h1: str | None = None
+    #: the headline a reader sees: the <h1> of the article (or the page's only <h1>)
+    headline_shown: str | None = None
 
     def first_meta(self, names: tuple[str, ...]) -> str | None:
         for name in names:
@@ -113,14 +179,31 @@ def read_structured(tree: HtmlElement) -> Structured:
     return found
 
 
+def clean_value(value: str) -> str:
+    """Text of a value the page declares (JSON-LD, OpenGraph, meta, <title>): entities decoded
+    (also when double-encoded), markup stripped, whitespace squashed. The one place this is done.
+    """
+    for _ in range(MAX_UNESCAPE_ROUNDS):
+        if "&" not in value:
+            break
+        decoded = html.unescape(value)
+        if decoded == value:
+            break
+        value = decoded
+    if "<" in value and ">" in value:
+        value = _ANY_TAG.sub("", _BLOCK_TAG.sub(" ", value))
+    value = value.replace("\u00a0", " ").translate(_INVISIBLE)
+    return " ".join(value.split())
+
+
 def _text(element: HtmlElement) -> str:
-    return " ".join(element.text_content().split())
+    return clean_value(element.text_content())
 
 
 def _read_meta(tree: HtmlElement, found: Structured) -> None:
     for meta in tree.iter("meta"):
         key = (meta.get("property") or meta.get("name") or meta.get("itemprop") or "").strip()
-        content = (meta.get("content") or "").strip()
+        content = clean_value(meta.get("content") or "")
         if not key or not content:
             continue
         key = key.lower()
@@ -133,7 +216,10 @@ def _read_meta(tree: HtmlElement, found: Structured) -> None:
         if "canonical" in rels and found.canonical is None and link.get("href"):
             found.canonical = link.get("href", "").strip()
     for time_el in tree.iter("time"):
-        if (time_el.get("itemprop") or "").lower() == "datepublished" and time_el.get("datetime"):
+        marked = (time_el.get("itemprop") or "").lower() == "datepublished"
+        marked = marked or time_el.get("pubdate") is not None
+        marked = marked or "published" in (time_el.get("class") or "").lower().split()
+        if marked and time_el.get("datetime"):
             found.time_published = time_el.get("datetime")
             break
     root = tree.getroottree().getroot()
@@ -144,6 +230,36 @@ def _read_meta(tree: HtmlElement, found: Structured) -> None:
     h1 = tree.find(".//h1")
     if h1 is not None:
         found.h1 = _text(h1) or None
+    found.headline_shown = _shown_headline(tree)
+    found.dom_authors = _dom_authors(tree)
+
+
+def _shown_headline(tree: HtmlElement) -> str | None:
+    for xpath in SHOWN_HEADLINE_XPATHS:
+        found = [e for e in tree.xpath(xpath) if isinstance(e, HtmlElement)]
+        if found and (xpath != SHOWN_HEADLINE_XPATHS[-1] or len(found) == 1):
+            text = _text(found[0]).strip(TITLE_EDGE_PUNCTUATION)
+            if len(text.split()) >= MIN_SHOWN_HEADLINE_WORDS:
+                return text
+    return None
+
+
+def _dom_authors(tree: HtmlElement) -> list[str]:
+    scope = tree.find(".//article")
+    names: list[str] = []
+    for element in (scope if scope is not None else tree).xpath(DOM_AUTHOR_XPATH):
+        if not isinstance(element, HtmlElement) or element.tag in ("meta", "link"):
+            continue
+        if element.xpath(NOT_A_BYLINE_XPATH):
+            continue  # a photographer's credit, a commenter, a form label
+        named = element.xpath(".//*[@itemprop='name']")
+        # text nodes joined with spaces: "<span>Author</span>Andreas Kalt" is two words
+        text = clean_value(" ".join((named[0] if named else element).itertext()))
+        if text and len(text) <= MAX_DOM_AUTHOR_CHARS and text not in names:
+            names.append(text)
+        if len(names) >= MAX_DOM_AUTHORS:
+            break
+    return names
 
 
 def _jsonld_nodes(tree: HtmlElement) -> Iterator[dict[str, Any]]:
@@ -153,6 +269,8 @@ def _jsonld_nodes(tree: HtmlElement) -> Iterator[dict[str, Any]]:
         raw = script.text or ""
         if not raw.strip() or len(raw) > MAX_JSONLD_CHARS:
             continue
+        # Rails and older CMSes wrap the block in "//<![CDATA[ ... //]]>" or "<!-- ... -->"
+        raw = _JSONLD_WRAPPER.sub("", raw)
         try:
             data = json.loads(raw)
         except (ValueError, RecursionError):  # RecursionError: absurdly nested arrays
@@ -164,7 +282,8 @@ def _jsonld_nodes(tree: HtmlElement) -> Iterator[dict[str, Any]]:
 
 
 def _walk(data: Any) -> Iterator[dict[str, Any]]:
-    """Top-level nodes and ``@graph`` members, depth-first, without recursion."""
+    """Top-level nodes, ``@graph`` members and a WebPage's ``mainEntity`` (where some CMSes
+    put the article), depth-first, without recursion."""
     stack = [data]
     while stack:
         item = stack.pop()
@@ -172,9 +291,10 @@ def _walk(data: Any) -> Iterator[dict[str, Any]]:
             stack.extend(reversed(item))
         elif isinstance(item, dict):
             yield item
-            graph = item.get("@graph")
-            if graph is not None:
-                stack.append(graph)
+            for key in NESTED_NODE_KEYS:
+                nested = item.get(key)
+                if isinstance(nested, (dict, list)):
+                    stack.append(nested)
 
 
 def _types(node: dict[str, Any]) -> list[str]:
@@ -188,7 +308,7 @@ def _types(node: dict[str, Any]) -> list[str]:
 
 def _string(value: Any) -> str | None:
     if isinstance(value, str):
-        return value.strip() or None
+        return clean_value(value) or None
     if isinstance(value, list) and value:
         return _string(value[0])
     if isinstance(value, dict):
@@ -198,14 +318,22 @@ def _string(value: Any) -> str | None:
     return None
 
 
-def _names(value: Any) -> list[str]:
+def _names(value: Any, *, organisations: bool = False) -> list[str]:
+    """Names of the people (or, with ``organisations``, of the organisations) in ``value``.
+
+    A bare string counts as a person: schema.org says nothing, and bylines name people.
+    """
     if isinstance(value, str):
-        return [value]
+        name = clean_value(value)
+        return [name] if name and not organisations else []
     if isinstance(value, dict):
-        name = _string(value.get("name"))
-        return [name] if name else []
+        is_organisation = any(t in ORGANISATION_TYPES for t in _types(value))
+        if is_organisation != organisations:
+            return []
+        named = _string(value.get("name"))
+        return [named] if named else []
     if isinstance(value, list):
-        return [name for item in value for name in _names(item)]
+        return [name for item in value for name in _names(item, organisations=organisations)]
     return []
 
 
@@ -235,6 +363,7 @@ def _read_jsonld_node(node: dict[str, Any], found: Structured) -> None:
         return
     found.headline = _string(node.get("headline")) or _string(node.get("name"))
     found.jsonld_authors = _names(node.get("author"))
+    found.jsonld_organisations = _names(node.get("author"), organisations=True)
     found.jsonld_published = _string(node.get("datePublished")) or _string(node.get("dateCreated"))
     found.jsonld_modified = _string(node.get("dateModified"))
     body = node.get("articleBody")

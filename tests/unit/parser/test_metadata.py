@@ -27,7 +27,9 @@ SEEN = datetime(2026, 11, 21, 7, 0, tzinfo=UTC)
 )
 def test_title_without_site_suffix(raw: str, expected: str) -> None:
     assert (
-        metadata.choose_title([None, "", raw], site_names=["Tigris Review", "tigrisreview.com"])
+        metadata.choose_title(
+            [None, "", raw], site_names=["Tigris Review", "tigrisreview.com"]
+        ).text
         == expected
     )
 
@@ -57,8 +59,8 @@ def test_dates_priority_and_rejections() -> None:
     dates = metadata.choose_dates(
         published=[
             ("jsonld", "2027-01-01T00:00:00Z"),  # future
-            ("meta", "2016-11-20T09:00:00+03:00"),  # long before first seen
-            ("feed", datetime(2026, 11, 18, 6, 0, tzinfo=UTC)),  # > 1.5 days from the URL date
+            ("meta", "2016-11-20T09:00:00+03:00"),  # a stale template, outvoted by the feed
+            ("feed", datetime(2026, 11, 19, 6, 0, tzinfo=UTC)),
             ("url", "2026-11-20"),
         ],
         modified=[("jsonld", "2026-11-19T00:00:00Z"), ("meta", "Sat, 21 Nov 2026 10:00:00 +0300")],
@@ -66,21 +68,45 @@ def test_dates_priority_and_rejections() -> None:
         first_seen=SEEN,
         in_url=date(2026, 11, 20),
     )
+    # the feed and the URL agree (within a day and a half); the 2016 meta date stands alone
     assert (dates.published_at, dates.published_source) == (
-        datetime(2026, 11, 20, tzinfo=UTC),
-        "url",
+        datetime(2026, 11, 19, 6, 0, tzinfo=UTC),
+        "feed",
     )
     # the JSON-LD modified date precedes publication: the next candidate is used
     assert (dates.modified_at, dates.modified_source) == (
         datetime(2026, 11, 21, 7, 0, tzinfo=UTC),
         "meta",
     )
-    assert [why for _, _, why in dates.rejected] == [
-        "future",
-        "before_first_seen",
-        "conflicts_with_url",
-        "before_published",
-    ]
+    assert [why for _, _, why in dates.rejected] == ["future", "outvoted", "before_published"]
+
+
+def test_strong_old_date_is_kept_and_weak_ones_are_checked() -> None:
+    """An archive page: JSON-LD and meta agree on 2019, years before the URL was first seen."""
+    strong = metadata.choose_dates(
+        published=[
+            ("jsonld", "2019-03-12T08:30:00+03:00"),
+            ("meta", "2019-03-12T08:30:00+03:00"),
+            ("url", "2026-11-20"),
+        ],
+        modified=[],
+        now=NOW,
+        first_seen=SEEN,
+        in_url=date(2026, 11, 20),
+    )
+    assert (strong.published_at, strong.published_source) == (
+        datetime(2019, 3, 12, 5, 30, tzinfo=UTC),
+        "jsonld",
+    )
+    weak = metadata.choose_dates(
+        published=[("url", "2019-03-12"), ("htmldate", lambda: "2018-01-01")],
+        modified=[],
+        now=NOW,
+        first_seen=SEEN,
+        in_url=date(2019, 3, 12),
+    )
+    assert weak.published_at is None
+    assert [why for _, _, why in weak.rejected] == ["before_first_seen", "before_first_seen"]
 
 
 def test_lazy_candidates_are_only_evaluated_when_needed() -> None:
@@ -100,13 +126,22 @@ def test_lazy_candidates_are_only_evaluated_when_needed() -> None:
     assert dates.published_source == "jsonld" and calls == []
 
 
-def test_max_lag_is_configurable() -> None:
-    old = ("jsonld", "2026-10-01T00:00:00Z")
+def test_max_lag_is_configurable_and_applies_to_weak_sources() -> None:
+    old = ("htmldate", "2026-10-01")
     kept = metadata.choose_dates([old], [], now=NOW, first_seen=SEEN, in_url=None)
     dropped = metadata.choose_dates(
         [old], [], now=NOW, first_seen=SEEN, in_url=None, max_lag=timedelta(days=30)
     )
-    assert kept.published_source == "jsonld" and dropped.published_at is None
+    assert kept.published_source == "htmldate" and dropped.published_at is None
+    strong = metadata.choose_dates(
+        [("jsonld", "2026-10-01T00:00:00Z")],
+        [],
+        now=NOW,
+        first_seen=SEEN,
+        in_url=None,
+        max_lag=timedelta(days=30),
+    )
+    assert strong.published_source == "jsonld"
 
 
 @pytest.mark.parametrize(
@@ -117,6 +152,9 @@ def test_max_lag_is_configurable() -> None:
         ("https://x.com/news/20261118/slug", date(2026, 11, 18)),
         ("https://x.com/news/2026/13/45/slug", None),
         ("https://x.com/news/slug-123456", None),
+        # a number starting the slug is not a day
+        ("https://x.com/kurdistan/2019/03/12-villages-dry", None),
+        ("https://x.com/2019/03/12.html", date(2019, 3, 12)),
     ],
 )
 def test_url_date(url: str, expected: date | None) -> None:
@@ -202,5 +240,5 @@ def test_truncated_headline_gives_way_to_the_full_title() -> None:
     )
     title = metadata.choose_title(
         [full[:60] + "…", full + " | Tigris Review"], site_names=["Tigris Review"]
-    )
+    ).text
     assert title == full
