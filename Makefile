@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
 .PHONY: help setup tools run demo test test-unit test-integration test-faults lint fmt up down logs ps \
-        migrate topics lag dlq dlq-prune replay replay-from bench bench-fetcher bench-parser bench-enricher bench-writer eval hostile docs stack-up stack-down clean
+        migrate topics lag dlq dlq-prune replay replay-from bench bench-fetcher bench-parser bench-enricher bench-writer bench-alerter eval hostile docs stack-up stack-down clean
 
 help: ## List the targets
 	@if [ -t 1 ] && [ -z "$$NO_COLOR" ]; then on='\033[36m'; off='\033[0m'; else on=; off=; fi; \
@@ -106,6 +106,10 @@ bench-enricher: setup ## Enricher benchmark: words/s on synthetic articles
 
 bench-writer: setup ## Writer benchmark: articles/s into the embedded PostgreSQL
 	$(BIN)/python -m tests.bench.writer $(ARGS)
+
+bench-alerter: setup ## Alerter: matcher articles/s with 1,000 watches, then stored->delivered latency
+	$(BIN)/python -m tests.bench.alerter_matcher $(ARGS)
+	$(BIN)/python -m tests.bench.alerter_latency
 
 eval: setup ## Enricher quality: precision/recall on the dev and held-out gold sets
 	$(BIN)/python -m tests.bench.enricher --eval tests/fixtures/enricher/eval.json \

@@ -35,7 +35,7 @@ SCHEMA_VERSION = 1
 MAX_HTML_CHARS = 5 * 1024 * 1024
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
-Stage = Literal["fetch", "parse", "enrich", "store", "feed"]
+Stage = Literal["fetch", "parse", "enrich", "store", "feed", "alert"]
 
 # --- text that the topics and PostgreSQL can carry -----------------------------------------
 #: PostgreSQL text refuses NUL; UTF-8 (JSON on the topics, asyncpg) cannot encode a lone
@@ -379,3 +379,35 @@ class DeadLetter(_Record):
     )
     service: str | None = None
     failed_at: datetime
+
+
+# --- news.alerts.v1 ------------------------------------------------------------------------
+
+
+class Alert(_Record):
+    """``news.alerts.v1``: a watch matched a stored article. Key: the watch id.
+
+    Exactly one per (watch, article) is created (``alerts`` table); after a crash between
+    producing it and recording that it was produced, the same alert (same ``alert_id``) can be
+    produced again, so consumers deduplicate on ``alert_id``.
+    """
+
+    alert_id: int = Field(description="Stable id: the webhook-id is alert_<alert_id>.")
+    watch_id: int
+    watch_name: str
+    query: str = Field(description="The watch's saved query (entity aliases resolved to keys).")
+    article_id: int = Field(description="The stored article (articles.id).")
+    url: str
+    canonical_url: str
+    title: str | None = None
+    source: str | None = Field(default=None, description="The article's host.")
+    language: str | None = None
+    published_at: datetime | None = None
+    matched_terms: list[str] = Field(
+        default_factory=list, description="Folded words/phrases that matched (never under NOT)."
+    )
+    matched_entities: list[str] = Field(
+        default_factory=list, description="Canonical entity keys that matched."
+    )
+    reason: str = Field(description="Why it matched, one line.")
+    alerted_at: datetime

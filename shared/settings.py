@@ -85,8 +85,8 @@ class Settings(BaseSettings):
     )
     metrics_port_base: int = Field(
         default=9300,
-        description="Prometheus port of the fetcher; parser, enricher and writer use +1, +2, +3. "
-        "0 disables metrics.",
+        description="Prometheus port of the fetcher; parser, enricher, writer and alerter use "
+        "+1, +2, +3, +4. 0 disables metrics.",
     )
 
     # --- faust / consumer groups -------------------------------------------------------
@@ -175,6 +175,28 @@ class Settings(BaseSettings):
     )
     writer_page_batch_size: int = Field(
         default=50, ge=1, description="Pages archived per transaction (pages are up to 5 MB)."
+    )
+
+    # --- alerter -----------------------------------------------------------------------
+    alerter_batch_size: int = Field(
+        default=200, ge=1, description="Stored-article confirmations matched per transaction."
+    )
+    alerter_batch_seconds: float = Field(default=0.5, gt=0)
+    alert_webhook_attempts: int = Field(
+        default=6, ge=1, description="Tries per webhook delivery before it is dead-lettered."
+    )
+    alert_webhook_backoff_base_s: float = Field(
+        default=1.0, gt=0, description="First retry delay of a webhook destination (doubles)."
+    )
+    alert_webhook_backoff_max_s: float = Field(
+        default=300.0, gt=0, description="Cap on one webhook retry delay."
+    )
+    alert_webhook_max_retry_after_s: float = Field(
+        default=3600.0, gt=0, description="A receiver's Retry-After is honoured up to this."
+    )
+    alert_webhook_timeout_s: float = Field(default=15.0, gt=0)
+    alert_webhook_concurrency: int = Field(
+        default=16, ge=1, description="Webhook deliveries in flight (one per destination)."
     )
 
     @field_validator("home", mode="before")

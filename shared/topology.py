@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from shared.messages import (
     MAX_MESSAGE_BYTES,
+    Alert,
     Article,
     DeadLetter,
     EnrichedArticle,
@@ -67,9 +68,12 @@ STORED = TopicSpec(
     14 * DAY_MS,
     "articles committed to PostgreSQL",
 )
+ALERTS = TopicSpec(
+    "news.alerts.v1", Alert, "watch_id", 30 * DAY_MS, "watch matches on stored articles"
+)
 DLQ = TopicSpec("news.dlq.v1", DeadLetter, "stage", 30 * DAY_MS, "failures with stage and reason")
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (LINKS, PAGES, ARTICLES, ENRICHED, STORED, DLQ)
+ALL_TOPICS: tuple[TopicSpec, ...] = (LINKS, PAGES, ARTICLES, ENRICHED, STORED, ALERTS, DLQ)
 BY_NAME = {spec.name: spec for spec in ALL_TOPICS}
 
 
@@ -120,6 +124,7 @@ STAGES: tuple[StageSpec, ...] = (
         side_inputs=(DLQ,),
         optional_inputs={"writer_archive_pages": PAGES},
     ),
+    StageSpec("alert", "alerter", STORED, (ALERTS, DLQ)),
 )
 SERVICES: tuple[str, ...] = tuple(spec.service for spec in STAGES)
 BY_SERVICE = {spec.service: spec for spec in STAGES}

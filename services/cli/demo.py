@@ -22,6 +22,9 @@ from typing import Any
 
 SITE_DIR = Path(__file__).resolve().parent / "demo_site"
 SITE_NAME = "Demo Wire"
+#: The watch ``newsflow demo`` saves, so a new user sees an alert: an alias (PKK) resolved to
+#: its canonical key, and a word, matched against every stored article.
+DEMO_WATCH = ("demo: PKK in Baghdad talks", "entity:PKK AND Baghdad")
 
 
 def load_articles() -> list[dict[str, Any]]:
@@ -180,6 +183,7 @@ def browse_commands(home: Path) -> list[str]:
     return [
         f"{prefix} stack up",
         f"{prefix} articles list",
+        f"{prefix} watch list",
         f"{prefix} articles show 1",
         f"{prefix} entities list",
         f'{prefix} search "Kurdistan"',
@@ -264,6 +268,7 @@ def run_demo(settings: Any, *, timeout: float, as_json: bool) -> int:
             keep_stack=True,
             as_json=as_json,
             quiet_summary=as_json,
+            watches=[DEMO_WATCH],
         )
         try:
             code = asyncio.run(supervisor.run())
@@ -288,6 +293,7 @@ def run_demo(settings: Any, *, timeout: float, as_json: bool) -> int:
                         {"key": e["key"], "name": e["name"], "articles": e["articles"]}
                         for e in entities
                     ],
+                    "alerts": supervisor.summary.get("recent_alerts", []),
                     "browse": browse,
                 },
                 indent=2,

@@ -119,12 +119,17 @@ def register(root: typer.Typer) -> None:
             str | None,
             typer.Option(help="Language of a text too short to identify (tr, ar, ckb, kmr, fa)."),
         ] = None,
+        as_json: JsonFlag = False,
     ) -> None:
-        """Show each mention's entity key and the rules that produced it (no DB writes)."""
+        """Show each mention's entity key and the rules that produced it (no DB writes).
+
+        --json: ``{"language": str | null, "mentions": [{field, start, end, text, label, key,
+        recognized_by, resolved_by}]}``, offsets in characters of the field."""
         import sys
+        from dataclasses import asdict
         from datetime import UTC, datetime
 
-        from services.enricher.pipeline import Enricher
+        from services.enricher.pipeline import Enricher, article_language
         from shared.messages import Article
 
         body = sys.stdin.read() if text == "-" else text
@@ -143,7 +148,12 @@ def register(root: typer.Typer) -> None:
             fetched_at=now,
             parsed_at=now,
         )
-        for item in Enricher(overrides=overrides).explain(article):
+        explained = Enricher(overrides=overrides).explain(article)
+        if as_json:
+            mentions = [{**asdict(item), "end": item.start + len(item.text)} for item in explained]
+            emit_json({"language": article_language(article), "mentions": mentions})
+            return
+        for item in explained:
             typer.echo(
                 f"{item.field}:{item.start}\t{item.text}\t{item.key}\t"
                 f"{item.recognized_by} -> {item.resolved_by}"

@@ -49,12 +49,13 @@ def build() -> typer.Typer:
         schemas,
         stack,
         topics,
+        watch,
     )
 
     if not app.registered_commands and not app.registered_groups:
         for module in (stack, db, topics, schemas, run, config, feeds, entities, articles):
             module.register(app)
-        for module in (dlq, replay, lag):
+        for module in (dlq, replay, lag, watch):
             module.register(app)
     return app
 

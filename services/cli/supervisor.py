@@ -16,6 +16,7 @@ import signal
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from rich.live import Live
 from rich.table import Table
 from sqlalchemy import text
 
+from services.alerter.store import alert_progress, recent_alerts
 from shared import kafka, stack
 from shared.db.migrate import upgrade
 from shared.db.session import create_engine, session_factory
@@ -86,6 +88,12 @@ class Progress:
     stage_dlq: dict[str, float] = field(default_factory=dict)
     rates: dict[str, float] = field(default_factory=dict)
     lag: dict[str, int] = field(default_factory=dict)
+    alerts: int = 0
+    alerts_delivered: int = 0
+    alerts_failed: int = 0
+    #: stored articles not yet matched + alerts not yet published or delivered
+    alerts_pending: int = 0
+    recent_alerts: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def pending(self) -> int:
@@ -138,8 +146,10 @@ class Supervisor:
         keep_stack: bool = False,
         as_json: bool = False,
         quiet_summary: bool = False,
+        watches: Sequence[tuple[str, str]] = (),
     ) -> None:
         self.settings = settings
+        self.watches = watches
         self.feeds_file = feeds_file
         self.feeds_listed = feeds_listed
         self.strict = strict
@@ -182,6 +192,7 @@ class Supervisor:
             try:
                 sessions = session_factory(engine)
                 await self._import_feeds(sessions)
+                await self._add_watches(sessions)
                 if self.once:
                     await self._make_feeds_due(sessions)
                 await self._spawn(bootstrap, db_url)
@@ -253,6 +264,19 @@ class Supervisor:
         self.console.print(f"feeds from {self.feeds_file}: {report}", soft_wrap=True)
         if self.once:
             self.feed_ids = await feed_ids(sessions, report.urls)
+
+    async def _add_watches(self, sessions: Any) -> None:
+        """Save the (name, query) watches given (the demo's); an existing name is kept."""
+        from services.alerter.store import WatchError, add_watch
+        from services.cli.watch import curated_key
+
+        for name, query in self.watches:
+            async with sessions() as session, session.begin():
+                try:
+                    info = await add_watch(session, name, query, curated=curated_key)
+                except WatchError:
+                    continue
+            self.console.print(f"watch {info.name!r}: {info.query}")
 
     async def _make_feeds_due(self, sessions: Any) -> None:
         """--once: the run's feeds (all, or exactly --feeds FILE's) are due now."""
@@ -378,7 +402,11 @@ class Supervisor:
                     return 3
                 if self.once:
                     p = self.progress
-                    finished = p.feeds_polled >= p.feeds_total and p.pending == 0
+                    # done: every link stored or dead-lettered, every stored article matched
+                    # and each of its alerts delivered or recorded as failed
+                    finished = (
+                        p.feeds_polled >= p.feeds_total and p.pending == 0 and p.alerts_pending == 0
+                    )
                     if finished:
                         idle_since = idle_since or time.monotonic()
                         if time.monotonic() - idle_since >= ONCE_SETTLE_S:
@@ -390,7 +418,8 @@ class Supervisor:
                         self.console.print(
                             f"[red]timed out after {self.timeout:.0f}s[/]: "
                             f"{p.feeds_total - p.feeds_polled} of {p.feeds_total} feed(s) not "
-                            f"polled yet, {p.pending} link(s) pending",
+                            f"polled yet, {p.pending} link(s) and {p.alerts_pending} alert "
+                            "item(s) pending",
                             soft_wrap=True,
                         )
                         self._summary()
@@ -454,6 +483,11 @@ class Supervisor:
                 ).all()
                 p.dlq_by_stage = {stage: n for stage, n in dlq}
                 p.dead_letters = sum(p.dlq_by_stage.values())
+                alerts = await alert_progress(session, run_start)
+                p.alerts, p.alerts_delivered = alerts.alerts, alerts.delivered
+                p.alerts_failed, p.alerts_pending = alerts.failed, alerts.pending
+                if p.alerts:
+                    p.recent_alerts = await recent_alerts(session, run_start)
         except Exception as exc:  # the DB may restart under us; the panel says so
             logger.warning("status query failed: %s", exc)
         now = time.monotonic()
@@ -479,7 +513,8 @@ class Supervisor:
         return (
             f"{self._scope()}: polled {p.feeds_polled} failing {p.feeds_failed} next poll "
             f"{self._next_poll()} | links {p.discovered} done {p.done} "
-            f"pending {p.pending} stored {p.stored} dlq {p.dead_letters} | {stages}"
+            f"pending {p.pending} stored {p.stored} alerts {p.alerts} dlq {p.dead_letters} | "
+            f"{stages}"
         )
 
     def _render(self) -> Table:
@@ -489,7 +524,9 @@ class Supervisor:
             caption=(
                 f"{self._scope()} · polled {p.feeds_polled} (failing {p.feeds_failed}) · "
                 f"next poll {self._next_poll()} · links {p.discovered} · pending {p.pending} · "
-                f"stored {p.stored} · duplicates {p.duplicates} · DLQ {p.dead_letters}"
+                f"stored {p.stored} · duplicates {p.duplicates} · alerts {p.alerts} (webhooks "
+                f"delivered {p.alerts_delivered}, failed {p.alerts_failed}, pending "
+                f"{p.alerts_pending}) · DLQ {p.dead_letters}"
             ),
         )
         for column in ("stage", "service", "ok", "rate/s", "lag", "dead-lettered", "ready in"):
@@ -543,6 +580,11 @@ class Supervisor:
             "dead_letters": p.dead_letters,
             "dead_letters_by_stage": p.dlq_by_stage,
             "pending": p.pending,
+            "alerts": p.alerts,
+            "webhooks_delivered": p.alerts_delivered,
+            "webhooks_failed": p.alerts_failed,
+            "alerts_pending": p.alerts_pending,
+            "recent_alerts": [{"watch": w, "title": t, "reason": r} for w, t, r in p.recent_alerts],
             "startup_s": startup,
         }
         self.summary = summary
@@ -564,9 +606,15 @@ class Supervisor:
             "duplicates",
             "dead_letters",
             "pending",
+            "alerts",
+            "webhooks_delivered",
+            "webhooks_failed",
+            "alerts_pending",
         ):
             table.add_row(key.replace("_", " "), str(summary[key]))
         for stage, n in sorted(p.dlq_by_stage.items()):
             table.add_row(f"  dead letters: {stage}", str(n))
         Console().print(table)
+        for watch, title, reason in p.recent_alerts:
+            Console().print(f"alert [bold]{watch}[/]: {title} ({reason})", highlight=False)
         self.console.print("start-up: " + ", ".join(f"{k} {v:.2f}s" for k, v in startup.items()))

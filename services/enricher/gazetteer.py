@@ -92,6 +92,13 @@ class Gazetteer:
                 if words:
                     index[words] = _GazHit(kind, False, ())
         self._index = index
+        #: folded curated (native forms too) and user names -> kind: a Turkish suffix after one
+        #: of these in English text is cut off (recogniser.cut_turkish_suffix)
+        kinds = {folded: entries[0].entity.kind for folded, entries in table.by_fold.items()}
+        if overrides is not None:
+            for folded, key in overrides.aliases.items():
+                kinds[folded] = split_key(overrides.redirect(key))[0]
+        self.kind_of: dict[str, str] = kinds
         #: folded names the rules find on their own (strong forms): see plan_segments
         self.strong: frozenset[str] = frozenset(
             " ".join(words) for words, hit in index.items() if not hit.weak

@@ -117,3 +117,15 @@ def given_names() -> frozenset[str]:
     return frozenset(
         line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")
     )
+
+
+#: Turkish case/possessive/derivational endings written after an apostrophe on a proper name
+#: ("Kandil'deki", "Bağdat'ta", "Fidan'ın"), folded (ı -> i, ü -> u); a suffix is a run of
+#: these. "Shi'ite" or "Da'esh" are cut only when the part before the apostrophe is a known
+#: name, so an English word with an apostrophe is never split by accident.
+TURKISH_SUFFIX_CHUNKS: frozenset[str] = frozenset({
+    "in", "un", "nin", "nun", "i", "u", "yi", "yu", "a", "e", "ya", "ye", "na", "ne",
+    "da", "de", "ta", "te", "dan", "den", "tan", "ten", "nda", "nde", "ndan", "nden", "ki",
+    "la", "le", "yla", "yle", "li", "lu", "ler", "lar", "si", "su", "dir", "tir", "m", "im",
+    "um", "miz", "niz",
+})  # fmt: skip

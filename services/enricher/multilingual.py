@@ -9,7 +9,8 @@ languages' morphology:
 
 * Latin script: the name starts a word; it ends the word, or an apostrophe follows (Turkish
   "Erdoğan'ın", "PKK'nın", "Kandil'deki": whatever follows the apostrophe is a suffix), or a
-  Kurmanji/Turkish ending from :data:`LATIN_SUFFIXES` follows ("Tirkiyeyê", "Iraklı");
+  Kurmanji ending from :data:`LATIN_SUFFIXES` follows ("Tirkiyeyê"; in Turkish only the
+  derivational ones, "Iraklı", :data:`LATIN_SUFFIXES_BY_LANGUAGE`);
 * Arabic script: proclitics may precede it inside the word (و ب ل ف ك and the article,
   "والعراق", "بالحسكة", "للعراق"), and suffixes may follow (Arabic nisba "العراقية", Sorani
   "تورکیاوە", "هەرێمی کوردستاندا", Persian "ایرانی"), see :data:`ARABIC_SCRIPT_SUFFIXES`.
@@ -51,6 +52,12 @@ APOSTROPHES: frozenset[str] = frozenset("'\u2019\u2018\u02bc\u02bb`\u00b4\u2032"
 LATIN_SUFFIXES: frozenset[str] = frozenset({
     "e", "i", "a", "y", "ye", "yi", "ya", "yan", "an", "en", "li", "lu", "ler", "lar",
 })
+#: Turkish writes a case ending on a proper name after an apostrophe ("Van'a", "Muş'a"); only
+#: derivational endings join it ("Iraklı", "Vanlılar"). Without this, "Musa", "Vana"
+#: ("valve") and "Batmanı" were Muş, Van and Batman.
+LATIN_SUFFIXES_BY_LANGUAGE: dict[str, frozenset[str]] = {
+    "tr": frozenset({"li", "lu", "ler", "lar"}),
+}
 #: Proclitics before an Arabic-script name in the same word (folded: ك -> ک), including the
 #: article forms ("وال", "بال", "لل" = li + al).
 ARABIC_PROCLITICS: frozenset[str] = frozenset(fold(p) for p in (
@@ -61,11 +68,13 @@ ARABIC_PROCLITICS: frozenset[str] = frozenset(fold(p) for p in (
 #: Sorani ezafe/case/definite endings, Persian ezafe and plural; up to three in a row.
 ARABIC_SCRIPT_SUFFIXES: frozenset[str] = frozenset(fold(s) for s in (
     "ي", "ية", "يين", "يون", "ی", "ە", "دا", "وە", "ەوە", "یش", "ش", "ەکە", "ەکان", "یەکان",
-    "کان", "ان", "یان", "یی", "ها", "های",
+    "کان", "ان", "یان", "یی", "ها", "های", "ای",
 ))
 MAX_SUFFIXES = 3
 #: Longest proclitic or ending run looked at (folded chars): a longer one is no affix.
 MAX_AFFIX_CHARS = 12
+#: Native-data languages written in Latin script (the others write Arabic script).
+LATIN_LANGUAGES: frozenset[str] = frozenset({"tr", "kmr"})
 #: Language codes that share native alias data ("ku" is fastText's Kurmanji).
 LANGUAGE_ALIASES: dict[str, str] = {"ku": "kmr"}
 #: Last words of a capitalised run that make it something other than a person.
@@ -151,13 +160,13 @@ class FoldedText:
         return word_start, word_end
 
     def original_span(self, start: int, end: int) -> tuple[int, int]:
-        """Original [start, end) of folded [start, end), marks after the last char included."""
+        """Original [start, end) of folded [start, end), combining marks (harakat) after the
+        last char included; format characters (ZWNJ before a Persian plural, RTL marks) and
+        tatweel are not part of the name."""
         a = self.origin[start]
         b = self.origin[end - 1] + 1
         text = self.text
-        while b < len(text) and text[b] not in APOSTROPHES and _fold_char(text[b]) == "":
-            if text[b] == "." or text[b].isspace():
-                break
+        while b < len(text) and unicodedata.combining(text[b]):
             b += 1
         return a, b
 
@@ -195,8 +204,16 @@ class MultilingualGazetteer:
             for entry in entries:
                 if entry.weak:
                     continue  # weak forms need a model span: there is none here
-                if entry.native and language is not None and entry.native != language:
-                    continue  # another language's form: a word of this one may look the same
+                if (
+                    entry.native
+                    and language is not None
+                    and entry.native != language
+                    and not (language in LATIN_LANGUAGES and entry.native not in LATIN_LANGUAGES)
+                ):
+                    # another language's form in the same script: a word of this one may look
+                    # the same. Arabic-script forms never look like a Turkish or Kurmanji word,
+                    # and those articles quote them ("Erdoğan (أردوغان)")
+                    continue
                 pattern = fold_pattern(entry.surface)
                 if pattern:
                     grouped.setdefault(pattern, []).append(entry)
@@ -222,6 +239,7 @@ class MultilingualGazetteer:
             automaton.add_word("\x00", (1, _Pattern("ORG", (), False)))  # never matches text
         automaton.make_automaton()
         self._automaton = automaton
+        self._latin_suffixes = LATIN_SUFFIXES_BY_LANGUAGE.get(language or "", LATIN_SUFFIXES)
 
     def find(self, text: str, field: str, offset: int = 0) -> list[Span]:
         """Known names in ``text`` (one paragraph or a whole field), longest first, no overlaps."""
@@ -278,7 +296,7 @@ class MultilingualGazetteer:
         else:
             if prefix:
                 return None
-            if rest and not apostrophe and not _split_suffixes(rest, LATIN_SUFFIXES, 2):
+            if rest and not apostrophe and not _split_suffixes(rest, self._latin_suffixes, 2):
                 return None
             a, b = ft.original_span(start, end)
             surface = ft.text[a:b]

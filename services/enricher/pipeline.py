@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from services.enricher.canonical import AliasTable, Overrides, fold, load_curated
 from services.enricher.gazetteer import Gazetteer
-from services.enricher.language import identify
+from services.enricher.language import has_sorani_letters, identify
 from services.enricher.multilingual import MultilingualRecognizer, is_arabic_script
 from services.enricher.recogniser import (
     DEFAULT_BATCH_SIZE,
@@ -308,14 +308,28 @@ class _Plan:
         self.language = language
 
 
+#: Languages written in Arabic script: a shorter text in that script with another parser
+#: guess ("en" for "أردوغان يزور بغداد") gets no language rather than the wrong one.
+ARABIC_SCRIPT_LANGUAGES: frozenset[str] = frozenset(
+    {"ar", "fa", "ckb", "sdh", "ur", "ps", "sd", "ug", "azb", "arz", "ks"}
+)
+
+
 def article_language(article: Article) -> str | None:
     """The enricher's language for ``article``: identified on title + body when they are long
-    enough, else the parser's ``article.language`` (None when neither tells)."""
+    enough, else the parser's ``article.language`` unless the script contradicts it (Sorani
+    letters make ``ckb``; other Arabic script with a non-Arabic-script guess makes None);
+    None when nothing tells."""
     text = f"{article.title or ''}\n{article.body_text[:4000]}"
     identified = identify(text)
     if identified is not None:
         return identified
-    return (article.language or "").lower() or None
+    guess = (article.language or "").lower() or None
+    if has_sorani_letters(text):
+        return "ckb"
+    if guess not in ARABIC_SCRIPT_LANGUAGES and is_arabic_script(text, share=0.5):
+        return None
+    return guess
 
 
 def _plan(article: Article, max_chars: int) -> _Plan:
@@ -327,7 +341,8 @@ def _plan(article: Article, max_chars: int) -> _Plan:
         english = not is_arabic_script(f"{article.title or ''} {article.body_text[:2000]}")
     if not english:
         plan.native = True
-        if language not in GAZETTEER_LANGUAGES and plan.status == "ok":
+        # None here is Arabic-script text too short to tell ar/ckb/fa: every native form runs
+        if language is not None and language not in GAZETTEER_LANGUAGES and plan.status == "ok":
             plan.status = "unsupported_language"
             plan.note = (
                 f"language {language!r} has no NER model or native alias data here; "

@@ -39,13 +39,14 @@ headlines), :mod:`.gazetteer` (known names over tokens), :mod:`.rules` (the fixe
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from services.enricher.canonical import KINDS, fold
 from services.enricher.gazetteer import Gazetteer, Tok, View
-from services.enricher.lexicon import SPAN_PADDING, given_names
+from services.enricher.lexicon import SPAN_PADDING, TURKISH_SUFFIX_CHUNKS, given_names
 from services.enricher.rules import fix_labels, fix_people, merge_gazetteer
 from services.enricher.segmentation import (
     confirmed,
@@ -230,11 +231,48 @@ class Recognizer:
                 and texts[end - 1].islower()
             ):
                 end -= 1
+            surface = v.span_text(start, end)
+            label = span.label
+            cut = cut_turkish_suffix(surface, self.gazetteer.kind_of)
+            if cut is not None:
+                surface, label = cut
+            begin = offset + v.starts[start]
             yield Span(
                 field=field,
-                start=offset + v.starts[start],
-                end=offset + v.ends[end - 1],
-                text=v.span_text(start, end),
-                label=span.label,
-                rule=span.rule,
+                start=begin,
+                end=begin + len(surface) if cut is not None else offset + v.ends[end - 1],
+                text=surface,
+                label=label,
+                rule=span.rule if cut is None else span.rule + "+turkish_suffix",
             )
+
+
+_TURKISH_APOSTROPHE = re.compile(r"['\u2019\u02bc]([^\W\d_]+)")
+
+
+def cut_turkish_suffix(surface: str, kind_of: dict[str, str]) -> tuple[str, str] | None:
+    """``(name, kind)`` when ``surface`` is a known name + apostrophe + Turkish endings, maybe
+    followed by more words ("Kandil'deki", "Bağdat'ta Sudani" -> "Kandil", "Bağdat"); the
+    model spans such text whole in English copy, and the suffix would become part of a key."""
+    for match in _TURKISH_APOSTROPHE.finditer(surface):
+        name = surface[: match.start()]
+        kind = kind_of.get(fold(name))
+        if kind is not None and _endings(fold(match.group(1)).replace(" ", "")):
+            return name, kind
+    return None
+
+
+def _endings(rest: str) -> bool:
+    """``rest`` is one or more :data:`TURKISH_SUFFIX_CHUNKS` in a row (at most four)."""
+    if not rest:
+        return False
+    todo = [(rest, 0)]
+    while todo:
+        left, used = todo.pop()
+        if not left:
+            return True
+        if used < 4:
+            todo.extend(
+                (left[len(c) :], used + 1) for c in TURKISH_SUFFIX_CHUNKS if left.startswith(c)
+            )
+    return False

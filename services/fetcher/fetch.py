@@ -24,9 +24,9 @@ from typing import TypeVar
 import brotli
 import httpx
 
-from services.fetcher.guard import BlockedAddressError
 from services.fetcher.urls import ALLOWED_SCHEMES, host_of
 from shared.errors import PermanentError, TransientError
+from shared.guard import BlockedAddressError
 
 logger = logging.getLogger(__name__)
 

@@ -29,13 +29,13 @@ from services.fetcher.fetch import (
     fetch_url,
     with_retries,
 )
-from services.fetcher.guard import Resolver, guarded_transport
 from services.fetcher.politeness import Politeness
 from services.fetcher.robots import RobotsCache
 from services.fetcher.stubs import MAX_STUB_BYTES, find_stub_target
 from services.fetcher.transport import PerOriginTransport
 from services.fetcher.urls import host_of
 from shared.errors import PermanentError, TransientError
+from shared.guard import Resolver, guarded_transport
 from shared.messages import MAX_HTML_CHARS, Link, Page
 from shared.settings import Settings
 

@@ -19,7 +19,9 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
@@ -197,6 +199,15 @@ class Entity(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
 
+    # the alerter finds the entities merged into one (migration 0004); few rows are merged
+    __table_args__ = (
+        Index(
+            "ix_entities_merged_into",
+            "merged_into",
+            postgresql_where=text("merged_into IS NOT NULL"),
+        ),
+    )
+
 
 class EntityAlias(Base):
     __tablename__ = "entity_aliases"
@@ -262,3 +273,77 @@ class DeadLetter(Base):
     service: Mapped[str | None] = mapped_column(Text)
     failed_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
     replayed_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class Watch(Base):
+    """A saved query (``newsflow watch add``); the alerter matches active ones in the stream.
+
+    ``query`` is the saved form, entity aliases already resolved to keys; ``query_input`` is
+    what the user typed. The delivery columns are the webhook destination's status: a failing
+    destination is recorded here (never silently disabled).
+    """
+
+    __tablename__ = "watches"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(Text, unique=True)
+    query: Mapped[str] = mapped_column(Text)
+    query_input: Mapped[str] = mapped_column(Text)
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    webhook_secret: Mapped[str | None] = mapped_column(
+        Text, comment="Standard Webhooks signing secret (whsec_<base64>)"
+    )
+    paused: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+    # webhook destination status
+    last_status: Mapped[int | None] = mapped_column(SmallInteger)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_delivered_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class Alert(Base):
+    """One alert per (watch, article), whatever redelivery or re-enrichment happens."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    watch_id: Mapped[int] = mapped_column(ForeignKey("watches.id", ondelete="CASCADE"))
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    matched_terms: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    matched_entities: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+    published_at: Mapped[datetime | None] = mapped_column(
+        Timestamp, comment="When it was produced to news.alerts.v1 (NULL: not yet)"
+    )
+    delivery: Mapped[str] = mapped_column(
+        String(16), server_default="none", comment="none|pending|delivered|failed|gone"
+    )
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_status: Mapped[int | None] = mapped_column(SmallInteger)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+    __table_args__ = (
+        UniqueConstraint("watch_id", "article_id", name="uq_alerts_watch_article"),
+        Index("ix_alerts_article_id", "article_id"),
+        Index(
+            "ix_alerts_pending",
+            "id",
+            postgresql_where=text("delivery = 'pending' OR published_at IS NULL"),
+        ),
+    )
+
+
+class AlertScan(Base):
+    """Which enrichment of each article the alerter has matched (``run --once`` waits on it)."""
+
+    __tablename__ = "alert_scans"
+
+    article_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    enriched_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    scanned_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())

@@ -20,10 +20,10 @@ from typing import Any
 
 import httpx
 
-from services.fetcher.guard import guarded_transport, is_blocked_ip, system_resolve
 from services.fetcher.service import Fetcher
 from shared.dlq import build_dead_letter
 from shared.errors import NewsflowError
+from shared.guard import guarded_transport, is_blocked_ip, system_resolve
 from shared.messages import Link
 from shared.settings import Settings
 from tests.hostile.site import Case, HostileSite, Response, article_html

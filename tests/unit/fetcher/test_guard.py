@@ -6,9 +6,9 @@ import httpx
 import pytest
 from aiohttp import web
 
-from services.fetcher.guard import GuardedBackend, guarded_transport, is_blocked_ip
 from services.fetcher.service import Fetcher
 from shared.errors import PermanentError
+from shared.guard import GuardedBackend, guarded_transport, is_blocked_ip
 from tests.unit.fetcher.conftest import LoopbackServer, link, make_settings
 
 ARTICLE = "<html><body>ok</body></html>"

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from shared.topology import SERVICES
+
 ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -35,10 +37,11 @@ def test_compose_file_is_valid_and_wired() -> None:
         "parser",
         "enricher",
         "writer",
+        "alerter",
         "prometheus",
         "grafana",
     } <= set(services)
-    for name in ("fetcher", "parser", "enricher", "writer"):
+    for name in SERVICES:  # every stage of the topology runs from the same image
         assert services[name]["command"] == ["newsflow", "worker", name]
         deps = services[name]["depends_on"]
         assert deps["migrate"]["condition"] == "service_completed_successfully"

@@ -5,6 +5,9 @@ later (rebinding), and a redirect can point anywhere. So the check lives in the 
 backend httpcore uses for every new connection: resolve, drop blocked addresses, connect to a
 vetted IP. TLS still verifies against the original host name (httpcore passes it to
 ``start_tls``). Redirect hops open new connections and therefore pass through here again.
+
+In the kernel because every outbound URL goes through it: the fetcher's feeds and pages and
+the alerter's webhooks (one SSRF policy; a stage imports no other stage).
 """
 
 from __future__ import annotations

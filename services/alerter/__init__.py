@@ -1,0 +1,1 @@
+"""Watchlists and alerts: saved Lucene-style queries matched against every stored article."""
