@@ -24,11 +24,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.fetcher.feeds import COMMON_FEED_PATHS, discover_feed_links, parse_feed
-from services.fetcher.guard import is_blocked_ip, is_metadata_ip
 from services.fetcher.service import Fetcher
 from services.fetcher.urls import normalize_url
 from shared.db.models import Feed
 from shared.errors import NewsflowError, PermanentError
+from shared.guard import is_blocked_ip, is_metadata_ip
 
 logger = logging.getLogger(__name__)
 
