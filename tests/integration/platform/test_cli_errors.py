@@ -51,6 +51,7 @@ NO_INFRA = {("feeds", "discover"), ("schemas", "check"), ("settings",), ("db", "
 EXTRA = {
     ("run",): ["--once", "--timeout", "5"],
     ("feeds", "poll"): ["--all"],
+    ("watch", "edit"): ["--query", "Iraq"],
     ("entities", "explain"): ["--with-db"],
     ("feeds", "add"): ["--no-discover"],
 }
