@@ -10,7 +10,7 @@ FEEDS ?= feeds.txt
 PYTEST_ARGS ?=
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-.PHONY: help setup tools run demo test test-unit test-integration test-faults lint fmt up down logs ps \
+.PHONY: help setup tools run demo test test-unit test-integration test-faults soak lint fmt up down logs ps \
         migrate topics lag dlq dlq-prune replay replay-from bench bench-fetcher bench-parser bench-enricher bench-writer bench-alerter eval hostile docs stack-up stack-down clean
 
 help: ## List the targets
@@ -41,7 +41,7 @@ test: setup tools ## Unit + integration tests (real broker and PostgreSQL), plus
 	$(BIN)/newsflow schemas check
 	$(BIN)/pytest -m "not faults" $(PYTEST_ARGS)
 	NEWSFLOW_FAULTS_ARTICLES=100 $(BIN)/pytest -m faults $(PYTEST_ARGS) \
-	  -k "poison or (kill9 and enricher) or hostile"
+	  -k "poison or (kill9 and enricher) or hostile or broker_killed"
 
 test-unit: setup ## Unit tests only (seconds, no infrastructure)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
@@ -51,6 +51,9 @@ test-integration: setup tools ## Integration tests only
 
 test-faults: setup ## Fault-injection tests (kill -9, PostgreSQL restarts, poison messages)
 	$(BIN)/pytest -m faults $(PYTEST_ARGS)
+
+soak: setup ## make run for DURATION s (3600) at RATE new articles/s (0.5): RSS and table sizes start/end (not in CI)
+	$(BIN)/python -m tests.soak.run --duration $(or $(DURATION),3600) --rate $(or $(RATE),0.5)
 
 lint: setup ## ruff format --check, ruff check, mypy (non-mutating)
 	$(BIN)/ruff format --check .

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from prometheus_client import Counter, Histogram, start_http_server
 
@@ -36,12 +37,19 @@ def metrics_port(base: int, service: str) -> int:
     return 0 if base == 0 else base + SERVICES.index(service)
 
 
-def serve_metrics(port: int) -> None:
+#: loopback: other machines (and containers) cannot scrape unless a deployment says so
+DEFAULT_BIND = "127.0.0.1"
+
+
+def serve_metrics(port: int, addr: str = DEFAULT_BIND) -> Any:
+    """Serve /metrics on *addr*:*port* in a daemon thread; the server, or None (port 0 or busy)."""
     if port == 0:
-        return
+        return None
     try:
-        start_http_server(port, addr="0.0.0.0")
+        server, _thread = start_http_server(port, addr=addr)
     except OSError as exc:  # a busy port must not take the service down
         logger.warning(
             "metrics port %s unavailable (%s); metrics disabled for this process", port, exc
         )
+        return None
+    return server

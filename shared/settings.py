@@ -88,6 +88,62 @@ class Settings(BaseSettings):
         description="Prometheus port of the fetcher; parser, enricher, writer and alerter use "
         "+1, +2, +3, +4. 0 disables metrics.",
     )
+    metrics_bind: str = Field(
+        default="127.0.0.1",
+        description="Address the Prometheus endpoints listen on. Loopback by default; the "
+        "compose deployment sets 0.0.0.0 so Prometheus can scrape across containers.",
+    )
+
+    # --- the embedded stack under `newsflow run` -----------------------------------------
+    watchdog_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often `newsflow run` probes the embedded broker and PostgreSQL (pid "
+        "alive and port answering); a dead one is restarted on its port and unfinished work "
+        "re-driven.",
+    )
+    broker_max_rss_mb: int = Field(
+        default=1024,
+        ge=0,
+        description="Planned restart of the embedded broker (through the recovery path) when "
+        "its resident memory passes this; Tansu's memory storage only grows. 0 disables.",
+    )
+    enricher_workers: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Enricher processes `newsflow run` starts (NER is the bottleneck). "
+        "0 = one per CPU core available to newsflow.",
+    )
+
+    # --- retention (applied by `newsflow run` every retention_interval_s) ------------------
+    retention_interval_s: float = Field(
+        default=3600.0, ge=0, description="How often retention runs. 0 disables it."
+    )
+    retention_pages_days: float = Field(
+        default=14.0,
+        ge=0,
+        description="Archived pages older than this are deleted (replay --from pages needs "
+        "them; --from articles does not). 0 keeps them forever.",
+    )
+    retention_seen_links_days: float = Field(
+        default=90.0,
+        ge=0,
+        description="Finished links first seen before this are forgotten; a link still in a "
+        "feed after that is fetched again and updates its article (no duplicate row). Links "
+        "without an outcome are never pruned. 0 keeps them forever.",
+    )
+    retention_dead_letters_days: float = Field(
+        default=30.0,
+        ge=0,
+        description="Replayed dead letters older than this are deleted. 0 keeps them forever.",
+    )
+    retention_pending_dead_letters_days: float = Field(
+        default=90.0,
+        ge=0,
+        description="Dead letters never replayed are deleted after this (their links stay "
+        "marked dead_letter). 0 keeps them forever.",
+    )
 
     # --- faust / consumer groups -------------------------------------------------------
     # Short timeouts suit the embedded broker, where a group join takes ~half the rebalance
@@ -250,6 +306,17 @@ class Settings(BaseSettings):
     @property
     def state_dir(self) -> Path:
         return self.home.resolve()
+
+    @property
+    def enricher_processes(self) -> int:
+        """Enricher workers to start: the setting, or the usable cores when it is 0."""
+        if self.enricher_workers:
+            return self.enricher_workers
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # not Linux
+            cores = os.cpu_count() or 1
+        return max(1, cores)
 
 
 @functools.cache

@@ -2,22 +2,33 @@
 
 Only what is unset in settings is started: ``NEWSFLOW_KAFKA_BOOTSTRAP`` set means an external
 broker, ``NEWSFLOW_DATABASE_URL`` set means an external database. Endpoints and pids are
-recorded in ``$NEWSFLOW_HOME/stack.json``; ``down`` stops only pids recorded there, after
-checking the pid still belongs to the process we started (pid reuse is real on long runs).
+recorded in ``$NEWSFLOW_HOME/stack.json`` (mode 0600: the database URL carries the password);
+``down`` stops only pids recorded there, after checking the pid still belongs to the process we
+started (pid reuse is real on long runs).
+
+PostgreSQL authenticates every connection, socket and TCP alike, with scram-sha-256 and a
+generated secret kept in ``$NEWSFLOW_HOME/pg-secret`` (mode 0600): another account on the
+machine cannot connect. As root, the server runs as the ``postgres`` user; when that user
+cannot enter ``$NEWSFLOW_HOME`` (root's 0700 home directory), the cluster and its log live in
+``/var/lib/newsflow/<name>-<hash>/`` instead, recorded in the stack file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import json
 import logging
 import os
 import pwd
+import re
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,11 +39,21 @@ from shared.errors import StackError
 logger = logging.getLogger(__name__)
 
 STACK_FILE = "stack.json"
+SECRET_FILE = "pg-secret"
 DATABASE_NAME = "newsflow"
 PG_USER = "postgres"
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
 PG_BIN_GLOB = "/usr/lib/postgresql/*/bin"
+#: where root keeps clusters the postgres user could not reach under $NEWSFLOW_HOME
+EXTERNAL_PG_ROOT = Path("/var/lib/newsflow")
+PG_AUTH = "scram-sha-256"
+#: a killed postmaster's backends exit on their own within a second or two; until then its
+#: shared memory is "still in use" and a new server refuses to start
+PG_RESTART_ATTEMPTS = 10
+PG_RESTART_WAIT_S = 1.0
+#: the processes each component's pid must belong to (pid reuse check)
+EXPECT = {"kafka": "tansu", "postgres": "postgres"}
 
 
 @dataclass
@@ -82,11 +103,42 @@ def read_state(home: Path) -> StackState:
         ) from exc
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Write *path* readable by its owner only (0600), atomically."""
+    tmp = path.with_suffix(".tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    tmp.replace(path)
+
+
 def write_state(home: Path, state: StackState) -> None:
     home.mkdir(parents=True, exist_ok=True)
-    tmp = stack_file(home).with_suffix(".tmp")
-    tmp.write_text(json.dumps(state.to_json(), indent=2))
-    tmp.replace(stack_file(home))
+    _write_private(stack_file(home), json.dumps(state.to_json(), indent=2))
+    # a stack file written before passwords existed may still be world-readable
+    os.chmod(stack_file(home), 0o600)
+
+
+def redact_url(url: str | None) -> str | None:
+    """*url* with its password replaced by ``***`` (for anything printed or logged)."""
+    if not url:
+        return url
+    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
+
+
+def pg_secret(home: Path) -> str:
+    """The embedded PostgreSQL's password: created once (0600), then read back."""
+    path = home / SECRET_FILE
+    if path.exists():
+        secret = path.read_text().strip()
+        if secret:
+            return secret
+    home.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_hex(24)  # hex: safe in a URL and in SQL without quoting
+    _write_private(path, secret + "\n")
+    return secret
 
 
 # --- process helpers ---------------------------------------------------------------------
@@ -122,6 +174,39 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.2)
         return sock.connect_ex((host, port)) == 0
+
+
+@dataclass(frozen=True)
+class Health:
+    """One probe of a recorded component: its pid runs (and is ours) and its port answers."""
+
+    name: str
+    alive: bool
+    answers: bool
+
+    @property
+    def ok(self) -> bool:
+        return self.alive and self.answers
+
+
+def probe(component: Component) -> Health:
+    """Probe *component* (a few ms: one /proc read and one loopback connect)."""
+    alive = pid_alive(component.pid, expect=EXPECT.get(component.name))
+    answers = bool(alive and component.port and port_open(component.port))
+    return Health(component.name, alive, answers)
+
+
+def rss_bytes(pid: int | None) -> int:
+    """Resident memory of *pid* in bytes (0 when it is gone)."""
+    if not pid:
+        return 0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -251,8 +336,17 @@ def _as_pg_user() -> list[str]:
     return ["runuser", "-u", PG_USER, "--"]
 
 
-def _run(cmd: list[str], *, what: str) -> None:
-    result = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+def _run(
+    cmd: list[str], *, what: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> None:
+    result = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        env=env,
+    )
     if result.returncode != 0:
         raise StackError(
             f"{what} failed (exit {result.returncode}):\n{result.stderr.strip() or result.stdout.strip()}"
@@ -265,20 +359,67 @@ def _chown_for_pg(path: Path) -> None:
         os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
-def start_postgres(home: Path, *, port: int | None = None) -> Component:
-    bindir = pg_bindir()
-    wrap = _as_pg_user()
-    datadir = (home / "pg").resolve()
-    home.mkdir(parents=True, exist_ok=True)
+def _pg_user_can_enter(path: Path) -> bool:
+    """True unless we are root and the postgres user cannot traverse to *path*."""
+    if os.geteuid() != 0:
+        return True
+    result = subprocess.run(
+        [*_as_pg_user(), "test", "-x", str(path)], capture_output=True, stdin=subprocess.DEVNULL
+    )
+    return result.returncode == 0
+
+
+def external_pg_dir(home: Path) -> Path:
+    """Where root keeps the cluster of *home* when the postgres user cannot enter *home*."""
+    digest = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:12]
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", home.resolve().name) or "home"
+    return EXTERNAL_PG_ROOT / f"{name}-{digest}"
+
+
+def pg_paths(home: Path) -> tuple[Path, Path]:
+    """(data directory, server log) of the embedded cluster of *home*.
+
+    ``$NEWSFLOW_HOME/pg`` and ``logs/postgres.log`` normally. As root, the server runs as the
+    postgres user, which cannot enter a 0700 home directory owned by root: then both live in
+    :func:`external_pg_dir` (created here, owned by postgres, 0700). Raises :class:`StackError`
+    with the one setting to change when neither place works.
+    """
+    home = home.resolve()
+    inside = home / "pg"
     logs = home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    log_path = (logs / "postgres.log").resolve()
-    if not log_path.exists():
-        log_path.touch()
-    _chown_for_pg(log_path)
-    if not (datadir / "PG_VERSION").exists():
-        datadir.mkdir(parents=True, exist_ok=True)
-        _chown_for_pg(datadir)
+    if (inside / "PG_VERSION").exists() or _pg_user_can_enter(logs):
+        return inside, logs / "postgres.log"
+    outside = external_pg_dir(home)
+    try:
+        EXTERNAL_PG_ROOT.mkdir(mode=0o755, parents=True, exist_ok=True)
+        outside.mkdir(mode=0o700, exist_ok=True)
+        _chown_for_pg(outside)
+    except OSError as exc:
+        raise StackError(
+            f"The postgres user cannot enter {home} (running as root; mode "
+            f"{home.stat().st_mode & 0o777:o}) and {EXTERNAL_PG_ROOT} is not writable ({exc}). "
+            "Set NEWSFLOW_HOME to a directory the postgres user can reach, e.g. "
+            "NEWSFLOW_HOME=/var/tmp/newsflow, or set NEWSFLOW_DATABASE_URL."
+        ) from exc
+    return outside / "pg", outside / "postgres.log"
+
+
+def _pg_env(secret: str) -> dict[str, str]:
+    # the password reaches psql through its environment (readable only by us), never argv
+    return {**os.environ, "PGPASSWORD": secret}
+
+
+def _initdb(bindir: Path, wrap: list[str], datadir: Path, secret: str) -> None:
+    # initdb reads the superuser password from a file the postgres user must be able to
+    # read: a private temporary directory it owns, removed right after
+    scratch = Path(tempfile.mkdtemp(prefix="newsflow-initdb-"))
+    try:
+        _chown_for_pg(scratch)
+        pwfile = scratch / "pw"
+        pwfile.write_text(secret + "\n")
+        os.chmod(pwfile, 0o600)
+        _chown_for_pg(pwfile)
         _run(
             [
                 *wrap,
@@ -287,13 +428,74 @@ def start_postgres(home: Path, *, port: int | None = None) -> Component:
                 str(datadir),
                 "-U",
                 PG_USER,
-                "--auth=trust",
+                f"--auth={PG_AUTH}",
+                f"--pwfile={pwfile}",
                 "-E",
                 "UTF8",
                 "--locale=C.UTF-8",
             ],
             what="initdb",
         )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _hba_trusts(datadir: Path) -> bool:
+    try:
+        text = (datadir / "pg_hba.conf").read_text()
+    except OSError:
+        return False
+    return any(
+        line.split()[-1] == "trust"
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    )
+
+
+def _secure_trust_cluster(
+    bindir: Path, wrap: list[str], datadir: Path, port: int, secret: str
+) -> None:
+    """Move a cluster initialised with ``--auth=trust`` (before passwords) to scram-sha-256."""
+    psql = _psql(bindir)
+    # the statement goes through stdin, so the password never shows in a process list
+    _run(
+        [*wrap, psql, "-h", "127.0.0.1", "-p", str(port), "-U", PG_USER, "-d", "postgres", "-q"],
+        what="set the postgres password",
+        stdin=f"SET password_encryption = '{PG_AUTH}';\nALTER USER {PG_USER} PASSWORD '{secret}';\n",
+    )
+    hba = datadir / "pg_hba.conf"
+    lines = []
+    for line in hba.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#") and line.split()[-1] == "trust":
+            line = line[: line.rstrip().rindex("trust")] + PG_AUTH
+        lines.append(line)
+    hba.write_text("\n".join(lines) + "\n")  # rewritten in place: owner and mode unchanged
+    _run([*wrap, str(bindir / "pg_ctl"), "-D", str(datadir), "reload"], what="pg_ctl reload")
+    logger.warning("embedded PostgreSQL in %s now requires its password (was trust)", datadir)
+
+
+def preflight(home: Path, *, want_postgres: bool) -> None:
+    """Fail before anything starts when the embedded PostgreSQL could not start."""
+    if want_postgres:
+        pg_bindir()
+        _as_pg_user()
+        pg_paths(home)
+
+
+def start_postgres(home: Path, *, port: int | None = None) -> Component:
+    bindir = pg_bindir()
+    wrap = _as_pg_user()
+    home = home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    datadir, log_path = pg_paths(home)
+    secret = pg_secret(home)
+    if not log_path.exists():
+        log_path.touch()
+    _chown_for_pg(log_path)
+    if not (datadir / "PG_VERSION").exists():
+        datadir.mkdir(parents=True, exist_ok=True)
+        _chown_for_pg(datadir)
+        _initdb(bindir, wrap, datadir, secret)
     stale = datadir / "postmaster.pid"
     if stale.exists():
         old_pid = int(stale.read_text().splitlines()[0] or 0)
@@ -308,7 +510,8 @@ def start_postgres(home: Path, *, port: int | None = None) -> Component:
         raise StackError(f"Port {port} is busy; pick another or stop what listens there.")
     options = (
         f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 -c max_connections=200 "
-        "-c shared_buffers=256MB -c synchronous_commit=off -c fsync=on"
+        "-c shared_buffers=256MB -c synchronous_commit=off -c fsync=on "
+        f"-c password_encryption={PG_AUTH}"
     )
     _run(
         [
@@ -328,8 +531,10 @@ def start_postgres(home: Path, *, port: int | None = None) -> Component:
         what="pg_ctl start",
     )
     pid = int((datadir / "postmaster.pid").read_text().splitlines()[0])
-    _create_database(bindir, wrap, port)
-    url = f"postgresql+asyncpg://{PG_USER}@127.0.0.1:{port}/{DATABASE_NAME}"
+    if _hba_trusts(datadir):
+        _secure_trust_cluster(bindir, wrap, datadir, port, secret)
+    _create_database(bindir, wrap, port, secret)
+    url = f"postgresql+asyncpg://{PG_USER}:{secret}@127.0.0.1:{port}/{DATABASE_NAME}"
     return Component(
         "postgres",
         pid=pid,
@@ -341,45 +546,26 @@ def start_postgres(home: Path, *, port: int | None = None) -> Component:
     )
 
 
-def _create_database(bindir: Path, wrap: list[str], port: int) -> None:
+def _psql(bindir: Path) -> str:
     psql = bindir / "psql"
-    psql_cmd = str(psql) if psql.exists() else (shutil.which("psql") or "psql")
+    return str(psql) if psql.exists() else (shutil.which("psql") or "psql")
+
+
+def _create_database(bindir: Path, wrap: list[str], port: int, secret: str) -> None:
+    psql_cmd = _psql(bindir)
+    base = [*wrap, psql_cmd, "-h", "127.0.0.1", "-p", str(port), "-U", PG_USER, "-d", "postgres"]
     check = subprocess.run(
-        [
-            *wrap,
-            psql_cmd,
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-U",
-            PG_USER,
-            "-d",
-            "postgres",
-            "-tAc",
-            f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}'",
-        ],
+        [*base, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}'"],
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,
+        env=_pg_env(secret),
     )
     if check.stdout.strip() != "1":
         _run(
-            [
-                *wrap,
-                psql_cmd,
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-U",
-                PG_USER,
-                "-d",
-                "postgres",
-                "-c",
-                f"CREATE DATABASE {DATABASE_NAME}",
-            ],
+            [*base, "-c", f"CREATE DATABASE {DATABASE_NAME}"],
             what="CREATE DATABASE",
+            env=_pg_env(secret),
         )
 
 
@@ -422,9 +608,15 @@ class UpResult:
 
 
 def up(home: Path, *, want_kafka: bool = True, want_postgres: bool = True) -> UpResult:
-    """Start whatever is wanted and not already running. Safe to call twice."""
+    """Start whatever is wanted and not already running. Safe to call twice.
+
+    Checks first that PostgreSQL can start (binaries, the postgres user, a reachable data
+    directory), so a problem stops everything before the broker is started.
+    """
     home = home.resolve()
     state = read_state(home)
+    if want_postgres and not (state.postgres and probe(state.postgres).alive):
+        preflight(home, want_postgres=True)
     started: list[str] = []
     reused: list[str] = []
     seconds: dict[str, float] = {}
@@ -451,6 +643,45 @@ def up(home: Path, *, want_kafka: bool = True, want_postgres: bool = True) -> Up
     return UpResult(state, started, reused, external, seconds)
 
 
+def restart(home: Path, name: str) -> Component:
+    """Start component *name* again on its recorded port (so every URL stays valid).
+
+    A still-running process is stopped first (a planned restart); a killed PostgreSQL is
+    retried while its orphaned backends exit. Returns the new component, already recorded in
+    the stack file. Raises :class:`StackError` when it cannot start.
+    """
+    home = home.resolve()
+    state = read_state(home)
+    old: Component | None = getattr(state, name)
+    if old is None:
+        raise StackError(f"{name} is not part of the stack in {stack_file(home)}")
+    if pid_alive(old.pid, expect=EXPECT[name]):
+        if name == "postgres":
+            stop_postgres(old)
+        else:
+            _terminate(old.pid or 0, expect=EXPECT[name])
+    new: Component | None = None
+    attempts = PG_RESTART_ATTEMPTS if name == "postgres" else 1
+    for attempt in range(1, attempts + 1):
+        try:
+            new = (
+                start_kafka(home, port=old.port)
+                if name == "kafka"
+                else start_postgres(home, port=old.port)
+            )
+            break
+        except StackError as exc:
+            if attempt == attempts:
+                raise
+            logger.info("%s did not start yet (%s); retrying", name, exc.detail.splitlines()[0])
+            time.sleep(PG_RESTART_WAIT_S)
+    assert new is not None
+    state = read_state(home)  # re-read: the other component may have been restarted meanwhile
+    setattr(state, name, new)
+    write_state(home, state)
+    return new
+
+
 def down(home: Path, *, only: list[str] | None = None) -> list[str]:
     """Stop what the stack started (by recorded pid). Returns the names stopped."""
     home = home.resolve()
@@ -474,23 +705,103 @@ def status(home: Path) -> dict[str, Any]:
     home = home.resolve()
     state = read_state(home)
     out: dict[str, Any] = {"home": str(home)}
-    for name, comp, expect in (
-        ("kafka", state.kafka, "tansu"),
-        ("postgres", state.postgres, "postgres"),
-    ):
+    for name, comp in (("kafka", state.kafka), ("postgres", state.postgres)):
         if comp is None:
             out[name] = {"running": False}
             continue
-        alive = pid_alive(comp.pid, expect=expect)
+        health = probe(comp)
+        alive = health.alive
         out[name] = {
             "running": alive,
             "stale": not alive,
+            "answers": health.answers,
             "pid": comp.pid,
-            "endpoint": comp.endpoint,
+            "endpoint": redact_url(comp.endpoint),
             "port": comp.port,
             "log": comp.log,
+            "datadir": comp.extra.get("datadir"),
+            "rss_bytes": rss_bytes(comp.pid) if alive else None,
             "uptime_s": round(time.time() - comp.started_at, 1)
             if alive and comp.started_at
             else None,
         }
     return out
+
+
+# --- watching a running stack --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fault:
+    """Why a component needs a restart: ``gone`` (pid dead), ``silent`` (alive but its port has
+    not answered for a while) or ``memory`` (a planned restart: resident memory over a limit)."""
+
+    name: str
+    reason: str
+    detail: str
+
+
+#: a live process whose port does not answer this long is treated as hung
+SILENT_LIMIT_S = 15.0
+#: planned (memory) restarts at most this often, so a limit below the broker's resting size
+#: cannot turn into a restart loop
+PLANNED_RESTART_GAP_S = 600.0
+
+
+class StackWatch:
+    """Probe the embedded components of *home* that *names* lists; :meth:`check` says which
+    one needs a restart. Plain and synchronous (a few ms): run it in a thread every second.
+
+    The stack file is re-read on every check, so a restart recorded by anyone is followed.
+    """
+
+    def __init__(
+        self,
+        home: Path,
+        names: list[str],
+        *,
+        broker_max_rss: int = 0,
+        silent_limit_s: float = SILENT_LIMIT_S,
+    ) -> None:
+        self.home = home.resolve()
+        self.names = [n for n in ("kafka", "postgres") if n in names]
+        self.broker_max_rss = broker_max_rss
+        self.silent_limit_s = silent_limit_s
+        self._silent_since: dict[str, float] = {}
+        self._planned_at: float | None = None
+
+    def check(self, *, now: float | None = None) -> Fault | None:
+        now = time.monotonic() if now is None else now
+        state = read_state(self.home)
+        for name in self.names:
+            comp: Component | None = getattr(state, name)
+            if comp is None:
+                return Fault(name, "gone", f"{name} is no longer in {stack_file(self.home)}")
+            health = probe(comp)
+            if not health.alive:
+                self._silent_since.pop(name, None)
+                return Fault(name, "gone", f"{name} (pid {comp.pid}) is gone")
+            if not health.answers:
+                since = self._silent_since.setdefault(name, now)
+                if now - since >= self.silent_limit_s:
+                    self._silent_since.pop(name, None)
+                    return Fault(
+                        name,
+                        "silent",
+                        f"{name} (pid {comp.pid}) has not answered on port {comp.port} "
+                        f"for {now - since:.0f}s",
+                    )
+                continue
+            self._silent_since.pop(name, None)
+            recent = self._planned_at is not None and now - self._planned_at < PLANNED_RESTART_GAP_S
+            if name == "kafka" and self.broker_max_rss and not recent:
+                rss = rss_bytes(comp.pid)
+                if rss > self.broker_max_rss:
+                    self._planned_at = now
+                    return Fault(
+                        name,
+                        "memory",
+                        f"broker memory {rss / 2**20:.0f} MB passed "
+                        f"{self.broker_max_rss / 2**20:.0f} MB (planned restart)",
+                    )
+        return None

@@ -16,8 +16,12 @@ def show_settings(as_json: JsonFlag = False) -> None:
     """Show every setting: variable, effective value and meaning (--json: typed values)."""
     from shared.settings import as_json as typed_values
     from shared.settings import describe
+    from shared.stack import redact_url
 
     values = typed_values(settings())
+    # a database URL may carry a password: never print it
+    if values["NEWSFLOW_DATABASE_URL"] is not None:
+        values["NEWSFLOW_DATABASE_URL"] = str(redact_url(values["NEWSFLOW_DATABASE_URL"]))
     if as_json:
         emit_json(values)
         return

@@ -44,6 +44,7 @@ def build() -> typer.Typer:
         entities,
         feeds,
         lag,
+        recover,
         replay,
         run,
         schemas,
@@ -55,7 +56,7 @@ def build() -> typer.Typer:
     if not app.registered_commands and not app.registered_groups:
         for module in (stack, db, topics, schemas, run, config, feeds, entities, articles):
             module.register(app)
-        for module in (dlq, replay, lag, watch):
+        for module in (dlq, replay, lag, recover, watch):
             module.register(app)
     return app
 

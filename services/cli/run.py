@@ -45,7 +45,7 @@ def worker(
     def ready() -> None:
         logger.info("service ready: %s in %.2fs", service, time.monotonic() - started)
 
-    serve_metrics(metrics_port(s.metrics_port_base, service))
+    serve_metrics(metrics_port(s.metrics_port_base, service), s.metrics_bind)
     run_worker(faust_app, loglevel=s.log_level.lower(), on_ready=ready)
 
 

@@ -2,7 +2,20 @@
 
 The supervisor owns only what it started: a stack brought up by ``newsflow stack up`` is
 reused and left running. Children run in their own sessions so a terminal Ctrl-C reaches
-only the supervisor, which then stops them in pipeline order and waits for them.
+only the supervisor, which then stops them and waits for them.
+
+It also keeps the embedded stack alive for weeks (issue 13):
+
+* a watchdog probes the embedded broker and PostgreSQL every ``watchdog_interval_s`` (pid
+  alive, port answering). A dead one is reported once (panel and log), restarted on its
+  port, the topics re-created and every unfinished link re-driven from PostgreSQL
+  (:mod:`services.cli.ops.recover`). A broker loss restarts the workers too: its memory storage
+  lost every record in flight, so they are stopped first and re-driven work goes to fresh
+  consumers. The broker is also restarted on purpose when its memory passes
+  ``broker_max_rss_mb`` (Tansu's memory storage only grows).
+* at start, topics that had to be created (a fresh broker, or a real Kafka that lost them)
+  mean the records in flight are gone: unfinished work is re-driven before the workers start.
+* retention runs every ``retention_interval_s`` (:mod:`services.cli.ops.retention`).
 """
 
 from __future__ import annotations
@@ -12,6 +25,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -44,6 +58,12 @@ logger = logging.getLogger(__name__)
 STAGES = tuple((spec.stage, spec.service) for spec in TOPOLOGY)
 STATUS_EVERY_S = 1.0
 LAG_EVERY_S = 5.0
+#: aiokafka's lines while the broker is unreachable (one every few ms per worker)
+_BROKER_NOISE = re.compile(
+    r"aiokafka.*(Connect call failed|Connection at \S+ closed|NodeNotReadyError|"
+    r"Unable to update metadata|KafkaConnectionError|Marking the coordinator dead|"
+    r"Group Coordinator Request failed|Heartbeat send request failed)"
+)
 #: stage -> (consumer group, main input topic) whose lag the panel shows
 STAGE_INPUTS = {
     spec.stage: (spec.group(), spec.main_input.name)
@@ -55,6 +75,13 @@ STOP_GRACE_S = 20.0
 USAGE_EXIT = 2
 STRICT_FAILURE_EXIT = 4
 INTERRUPTED_EXIT = 130
+#: workers stopped for a broker recovery are killed after this: with the broker gone they
+#: cannot commit anything anyway, and every unfinished item is re-driven
+RECOVERY_STOP_GRACE_S = 5.0
+#: how long the panel keeps showing a recovered component's notice
+NOTICE_S = 60.0
+#: retention's first pass waits this long after start (the workers are starting meanwhile)
+RETENTION_FIRST_DELAY_S = 30.0
 #: --once finishes only after the pipeline has been idle (nothing pending) this long.
 ONCE_SETTLE_S = 2.0
 
@@ -67,6 +94,10 @@ class Child:
     metrics_port: int
     ready_s: float | None = None
     exit_code: int | None = None
+    #: which worker of its service (several enrichers share one consumer group)
+    index: int = 0
+    #: the last (stage, outcome) -> count scraped from its metrics
+    last_counts: dict[tuple[str, str], float] = field(default_factory=dict)
 
 
 @dataclass
@@ -100,13 +131,23 @@ class Progress:
         return self.discovered - self.done
 
 
-def _metrics_base(preferred: int) -> int:
+def _metrics_base(preferred: int, ports: int = len(SERVICES)) -> int:
+    """The first base from *preferred* (in steps of 10) with *ports* free ports after it."""
     if preferred == 0:
         return 0
-    for base in (preferred, *range(preferred + 10, preferred + 200, 10)):
-        if not any(stack.port_open(base + i) for i in range(len(SERVICES))):
+    step = max(10, ports)
+    for base in (preferred, *range(preferred + step, preferred + 20 * step, step)):
+        if not any(stack.port_open(base + i) for i in range(ports)):
             return base
     return 0
+
+
+def _add_counts(
+    total: dict[tuple[str, str], float], more: dict[tuple[str, str], float]
+) -> dict[tuple[str, str], float]:
+    for key, value in more.items():
+        total[key] = total.get(key, 0.0) + value
+    return total
 
 
 #: An HTTP(S)_PROXY in the environment must not capture loopback metrics requests.
@@ -171,6 +212,24 @@ class Supervisor:
         self.timings: dict[str, float] = {}
         self.progress = Progress()
         self._last_counts: tuple[float, dict[str, float]] | None = None
+        self.bootstrap = ""
+        self.db_url = ""
+        self.run_start = datetime.now(UTC)
+        #: set while a component is restarted: children exiting then are not crashes
+        self.recovering = False
+        #: one line about the stack's health for the panel ("" when all is well)
+        self.notice = ""
+        self._notice_at = 0.0
+        self.recoveries: list[dict[str, Any]] = []
+        self.suppressed_lines = 0
+        self._db_unreachable = False
+        #: components whose recovery failed and is being retried (said once)
+        self._failing: set[str] = set()
+        #: set by a worker's broker-connection error: probe at once
+        self._probe_now = asyncio.Event()
+        self._metrics_ports: list[int] = []
+        #: counts of workers that exited (a recovery restarts them; their totals stay)
+        self._retired_counts: dict[str, dict[tuple[str, str], float]] = {}
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -178,7 +237,7 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stopping.set)
-        run_start = datetime.now(UTC)
+        run_start = self.run_start = datetime.now(UTC)
         code = 1
         lock = RunLock(self.settings.state_dir)
         try:
@@ -187,21 +246,30 @@ class Supervisor:
             self.console.print(f"[red]error:[/] {exc.detail}", soft_wrap=True)
             return USAGE_EXIT
         try:
-            bootstrap, db_url = await self._prepare()
+            bootstrap, db_url, topics_lost = await self._prepare()
+            self.bootstrap, self.db_url = bootstrap, db_url
             engine = create_engine(db_url, pool_size=2)
             try:
                 sessions = session_factory(engine)
+                if topics_lost:
+                    await self._redrive(sessions, why="topics were (re)created")
                 await self._import_feeds(sessions)
                 await self._add_watches(sessions)
                 if self.once:
                     await self._make_feeds_due(sessions)
                 await self._spawn(bootstrap, db_url)
-                lag_task = asyncio.create_task(self._lag_loop(bootstrap))
+                tasks = [
+                    asyncio.create_task(self._lag_loop(bootstrap)),
+                    asyncio.create_task(self._guard(sessions)),
+                    asyncio.create_task(self._retention_loop(sessions)),
+                ]
                 try:
                     code = await self._watch(sessions, run_start)
                 finally:
-                    lag_task.cancel()
-                    await asyncio.gather(lag_task, return_exceptions=True)
+                    for task in tasks:
+                        task.cancel()
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                    await self._stop_children()
             finally:
                 await engine.dispose()
         except NewsflowError as exc:
@@ -217,7 +285,8 @@ class Supervisor:
             lock.release()  # last: the home is free only once its stack is down
         return code
 
-    async def _prepare(self) -> tuple[str, str]:
+    async def _prepare(self) -> tuple[str, str, bool]:
+        """Stack, migrations, topics: (bootstrap, database URL, whether topics were created)."""
         s = self.settings
         t0 = time.monotonic()
         result = await asyncio.to_thread(
@@ -244,14 +313,159 @@ class Supervisor:
         await asyncio.to_thread(upgrade, db_url)  # alembic's env runs its own event loop
         self.timings["migrations"] = time.monotonic() - t1
         t2 = time.monotonic()
-        await kafka.create_topics(
+        created = await self._create_topics(bootstrap)
+        self.timings["topics"] = time.monotonic() - t2
+        return bootstrap, db_url, created
+
+    async def _create_topics(self, bootstrap: str) -> bool:
+        """Create missing topics; True when any had to be created (records in flight lost)."""
+        s = self.settings
+        outcome = await kafka.create_topics(
             bootstrap,
             partitions=s.topic_partitions,
             replication=s.topic_replication,
             prefix=s.topic_prefix,
         )
-        self.timings["topics"] = time.monotonic() - t2
-        return bootstrap, db_url
+        return any(what == "created" for what in outcome.values())
+
+    # --- recovery ------------------------------------------------------------------------
+
+    def _say(self, message: str, *, level: int = logging.WARNING) -> None:
+        """Tell the operator once: a log record and the panel's notice line."""
+        logger.log(level, "%s", message)
+        self.notice = message
+        self._notice_at = time.monotonic()
+
+    def _current_notice(self) -> str:
+        """The notice while it matters: during a recovery or failure, then for a minute."""
+        if self.recovering or self._failing or time.monotonic() - self._notice_at < NOTICE_S:
+            return self.notice
+        return ""
+
+    async def _redrive(self, sessions: Any, *, why: str) -> dict[str, Any]:
+        """Re-send every unfinished link (or its archived page); what was sent."""
+        from services.cli.ops.recover import redrive
+        from services.cli.ops.sink import KafkaSink
+
+        async with KafkaSink(self.bootstrap) as sink:
+            done = await redrive(
+                sessions, sink, before=datetime.now(UTC), prefix=self.settings.topic_prefix
+            )
+        if done.total:
+            self.console.print(
+                f"re-drove {done.links} link(s) and {done.pages} archived page(s) "
+                f"without an outcome ({why})",
+                soft_wrap=True,
+            )
+        return done.to_json()
+
+    async def _guard(self, sessions: Any) -> None:
+        """Watchdog: probe the embedded components and recover the first one that fails."""
+        s = self.settings
+        names = [
+            name
+            for name, external in (("kafka", s.kafka_bootstrap), ("postgres", s.database_url))
+            if not external
+        ]
+        if not names:
+            return
+        watch = stack.StackWatch(s.state_dir, names, broker_max_rss=s.broker_max_rss_mb * 2**20)
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._probe_now.wait(), timeout=s.watchdog_interval_s)
+            self._probe_now.clear()
+            try:
+                fault = await asyncio.to_thread(watch.check)
+            except StackError as exc:  # an unreadable stack file: say so, keep running
+                if self.notice != exc.detail:
+                    self._say(exc.detail)
+                continue
+            if fault is None:
+                continue
+            try:
+                await self._recover(sessions, fault)
+            except Exception as exc:  # keep watching: the next probe tries again
+                if fault.name not in self._failing:  # the same failure again is not news
+                    self._failing.add(fault.name)
+                    self._say(
+                        f"recovery of {fault.name} failed: {exc}; retrying every "
+                        f"{s.watchdog_interval_s:.0f}s",
+                        level=logging.ERROR,
+                    )
+                self.recovering = False
+
+    async def _recover(self, sessions: Any, fault: stack.Fault) -> None:
+        t0 = time.monotonic()
+        if fault.name not in self._failing:
+            self._say(f"{fault.detail}: restarting {fault.name} on the same port")
+        redriven: dict[str, Any] = {}
+        if fault.name == "kafka":
+            # every record in flight is gone with the broker: stop the workers (they can
+            # neither commit nor produce), restart it, re-create the topics, re-drive from
+            # PostgreSQL, then start fresh workers
+            self.recovering = True
+            try:
+                await self._stop_children(grace=RECOVERY_STOP_GRACE_S)
+                await asyncio.to_thread(stack.restart, self.settings.state_dir, "kafka")
+                await self._create_topics(self.bootstrap)
+                redriven = await self._redrive(sessions, why="broker restarted")
+                if self.once:
+                    await self._reoffer_unpolled_feeds(sessions)
+                await self._spawn(self.bootstrap, self.db_url)
+            finally:
+                self.recovering = False
+        else:
+            # the workers ride out a database outage (they retry); but a killed server may
+            # have lost its last commits (synchronous_commit=off), so re-drive after it is back
+            await asyncio.to_thread(stack.restart, self.settings.state_dir, "postgres")
+            redriven = await self._redrive(sessions, why="PostgreSQL restarted")
+        seconds = time.monotonic() - t0
+        self._failing.discard(fault.name)
+        self.recoveries.append(
+            {
+                "component": fault.name,
+                "reason": fault.reason,
+                "seconds": round(seconds, 1),
+                **redriven,
+            }
+        )
+        hidden = (
+            f"; {self.suppressed_lines} connection-error line(s) from the workers were not shown"
+            if self.suppressed_lines
+            else ""
+        )
+        self._say(
+            f"{fault.name} recovered in {seconds:.1f}s; re-drove {redriven.get('total', 0)} "
+            f"unfinished item(s){hidden}",
+            level=logging.INFO,
+        )
+        self.suppressed_lines = 0
+
+    async def _reoffer_unpolled_feeds(self, sessions: Any) -> None:
+        # a poll cut short by the broker rolled back, but its feeds stay leased to the dead
+        # fetcher; with --once, offer every feed not yet polled in this run again now
+        async with sessions() as session, session.begin():
+            await session.execute(
+                text(
+                    "UPDATE feeds SET next_poll_at = now()"
+                    " WHERE last_polled_at IS NULL OR last_polled_at < :t"
+                ),
+                {"t": self.run_start},
+            )
+
+    async def _retention_loop(self, sessions: Any) -> None:
+        from services.cli.ops.retention import apply_retention
+
+        interval = self.settings.retention_interval_s
+        if interval <= 0:
+            return
+        await asyncio.sleep(min(interval, RETENTION_FIRST_DELAY_S))
+        while True:
+            try:
+                await apply_retention(sessions, self.settings, now=datetime.now(UTC))
+            except Exception as exc:  # the database may be restarting; try next time
+                logger.warning("retention pass failed: %s", exc)
+            await asyncio.sleep(interval)
 
     async def _import_feeds(self, sessions: Any) -> None:
         if self.feeds_file is None:
@@ -289,14 +503,25 @@ class Supervisor:
                     {"ids": self.feed_ids},
                 )
 
+    def _plan(self) -> list[tuple[str, int]]:
+        """(service, index) of every worker to start: several enrichers (NER is the bottleneck)."""
+        return [
+            (service, i)
+            for service in SERVICES
+            for i in range(self.settings.enricher_processes if service == "enricher" else 1)
+        ]
+
     async def _spawn(self, bootstrap: str, db_url: str) -> None:
-        base = _metrics_base(self.settings.metrics_port_base)
+        plan = self._plan()
+        if not self._metrics_ports:  # chosen once: a restarted worker keeps its port
+            base = _metrics_base(self.settings.metrics_port_base, len(plan))
+            self._metrics_ports = [base + i if base else 0 for i in range(len(plan))]
         env = dict(os.environ)
         env.update(
             {
                 "NEWSFLOW_KAFKA_BOOTSTRAP": bootstrap,
                 "NEWSFLOW_DATABASE_URL": db_url,
-                "NEWSFLOW_METRICS_PORT_BASE": str(base),
+                "NEWSFLOW_METRICS_BIND": self.settings.metrics_bind,
                 "NEWSFLOW_HOME": str(self.settings.state_dir),
                 # --once --feeds FILE polls exactly FILE's feeds, not every registered one
                 "NEWSFLOW_POLL_ONLY_FEEDS": ",".join(map(str, self.feed_ids))
@@ -307,20 +532,23 @@ class Supervisor:
                 else ("json" if self.settings.log_format == "auto" else self.settings.log_format),
             }
         )
-        for index, service in enumerate(SERVICES):
+        for (service, index), port in zip(plan, self._metrics_ports, strict=True):
+            # each worker its own metrics port: NEWSFLOW_METRICS_PORT_BASE minus the offset
+            # the worker adds for its service
+            offset = SERVICES.index(service)
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
                 "services.cli",
                 "worker",
                 service,
-                env=env,
+                env={**env, "NEWSFLOW_METRICS_PORT_BASE": str(port - offset if port else 0)},
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
             )
-            child = Child(service, proc, time.monotonic(), base + index if base else 0)
+            child = Child(service, proc, time.monotonic(), port, index=index)
             self.children.append(child)
             self._pumps.append(asyncio.create_task(self._pump(child)))
 
@@ -329,6 +557,9 @@ class Supervisor:
         from services.cli.ops.lag import consumer_lag, group_topics, totals
 
         while True:
+            await asyncio.sleep(LAG_EVERY_S)
+            if self.recovering:  # the broker is being replaced; nothing to ask
+                continue
             try:
                 rows = await consumer_lag(
                     bootstrap,
@@ -344,7 +575,6 @@ class Supervisor:
                 }
             except Exception as exc:  # lag is informative; never let it stop the run
                 logger.debug("lag query failed: %s", exc)
-            await asyncio.sleep(LAG_EVERY_S)
 
     async def _pump(self, child: Child) -> None:
         assert child.proc.stdout is not None
@@ -352,84 +582,112 @@ class Supervisor:
             line = raw.decode("utf-8", "replace").rstrip()
             if child.ready_s is None and "service ready" in line:
                 child.ready_s = time.monotonic() - child.started
+            noise = self.settings.kafka_bootstrap is None and _BROKER_NOISE.search(line)
+            if self.recovering or noise:
+                # workers losing their broker log a connection error every few ms; the
+                # watchdog announces the loss once, so their noise is counted, not printed
+                self.suppressed_lines += 1
+                if not self.recovering:
+                    self._probe_now.set()  # do not wait for the next probe to find out
+                continue
             if line:
                 self.console.print(line, markup=False, highlight=False, soft_wrap=True)
         child.exit_code = await child.proc.wait()
 
-    async def _stop_children(self) -> None:
-        # stop upstream first so downstream can drain what is in flight
+    async def _stop_children(self, *, grace: float = STOP_GRACE_S) -> None:
+        """SIGTERM every worker (each stops consuming, flushes, commits and closes its pools),
+        wait up to *grace*, kill what is left; then forget them (their counts are kept)."""
         for child in self.children:
             if child.proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     child.proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_S
+        deadline = time.monotonic() + grace
         for child in self.children:
             try:
                 await asyncio.wait_for(
                     child.proc.wait(), timeout=max(0.1, deadline - time.monotonic())
                 )
             except TimeoutError:
-                logger.warning("%s did not stop in %.0fs; killing it", child.service, STOP_GRACE_S)
+                if not self.recovering:
+                    logger.warning("%s did not stop in %.0fs; killing it", child.service, grace)
                 with contextlib.suppress(ProcessLookupError):
                     child.proc.kill()
                 await child.proc.wait()
+        if self._pumps:
+            await asyncio.gather(*self._pumps, return_exceptions=True)
+        for child in self.children:  # a restarted worker's counters start at zero again
+            _add_counts(self._retired_counts.setdefault(child.service, {}), child.last_counts)
+        self.children = []
+        self._pumps = []
 
     # --- watching ------------------------------------------------------------------------
 
     async def _watch(self, sessions: Any, run_start: datetime) -> int:
-        deadline = time.monotonic() + self.timeout
-        idle_since: float | None = None
         live = (
             Live(self._render(), console=self.console, refresh_per_second=4, transient=False)
             if self.console.is_terminal
             else None
         )
-        last_plain = 0.0
+        # the panel is stopped (its last frame drawn) before anything else is printed, so a
+        # final redraw can never cut the summary table in half
         with live if live is not None else contextlib.nullcontext():
-            while not self.stopping.is_set():
-                await self._refresh(sessions, run_start)
-                if live is not None:
-                    live.update(self._render())
-                elif time.monotonic() - last_plain > 10:
-                    last_plain = time.monotonic()
-                    logger.info("status %s", self._status_line())
-                crashed = [c for c in self.children if c.proc.returncode is not None]
-                if crashed:
-                    for c in crashed:
-                        self.console.print(
-                            f"[red]{c.service} exited with code {c.proc.returncode}[/]"
-                        )
-                    return 3
-                if self.once:
-                    p = self.progress
-                    # done: every link stored or dead-lettered, every stored article matched
-                    # and each of its alerts delivered or recorded as failed
-                    finished = (
-                        p.feeds_polled >= p.feeds_total and p.pending == 0 and p.alerts_pending == 0
-                    )
-                    if finished:
-                        idle_since = idle_since or time.monotonic()
-                        if time.monotonic() - idle_since >= ONCE_SETTLE_S:
-                            self._summary()
-                            return self._once_exit_code()
-                    else:
-                        idle_since = None
-                    if time.monotonic() > deadline:
-                        self.console.print(
-                            f"[red]timed out after {self.timeout:.0f}s[/]: "
-                            f"{p.feeds_total - p.feeds_polled} of {p.feeds_total} feed(s) not "
-                            f"polled yet, {p.pending} link(s) and {p.alerts_pending} alert "
-                            "item(s) pending",
-                            soft_wrap=True,
-                        )
-                        self._summary()
-                        return 1
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stopping.wait(), timeout=STATUS_EVERY_S)
-        self.console.print("stopping (Ctrl-C)…")
-        if self.once:
+            code, message = await self._watch_loop(sessions, run_start, live)
+            if live is not None:
+                live.update(self._render())
+        if message:
+            self.console.print(message, soft_wrap=True)
+        if self.once and code != 3:
             self._summary()
-        return INTERRUPTED_EXIT
+        return code
+
+    async def _watch_loop(
+        self, sessions: Any, run_start: datetime, live: Live | None
+    ) -> tuple[int, str]:
+        """Refresh until done, stopped or crashed: (exit code, message to print after)."""
+        deadline = time.monotonic() + self.timeout
+        idle_since: float | None = None
+        last_plain = 0.0
+        while not self.stopping.is_set():
+            await self._refresh(sessions, run_start)
+            if live is not None:
+                live.update(self._render())
+            elif time.monotonic() - last_plain > 10:
+                last_plain = time.monotonic()
+                logger.info("status %s", self._status_line())
+            crashed = [
+                c for c in self.children if c.proc.returncode is not None and not self.recovering
+            ]
+            if crashed:
+                return 3, "\n".join(
+                    f"[red]{c.service} exited with code {c.proc.returncode}[/]" for c in crashed
+                )
+            if self.once:
+                p = self.progress
+                # done: every link stored or dead-lettered, every stored article matched
+                # and each of its alerts delivered or recorded as failed
+                finished = (
+                    p.feeds_polled >= p.feeds_total
+                    and p.pending == 0
+                    and p.alerts_pending == 0
+                    and not self.recovering
+                )
+                if finished:
+                    idle_since = idle_since or time.monotonic()
+                    if time.monotonic() - idle_since >= ONCE_SETTLE_S:
+                        return self._once_exit_code(), ""
+                else:
+                    idle_since = None
+                if time.monotonic() > deadline:
+                    return 1, (
+                        f"[red]timed out after {self.timeout:.0f}s[/]: "
+                        f"{p.feeds_total - p.feeds_polled} of {p.feeds_total} feed(s) not "
+                        f"polled yet, {p.pending} link(s) and {p.alerts_pending} alert "
+                        "item(s) pending"
+                    )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), timeout=STATUS_EVERY_S)
+        # 130 for a continuous run too: a script must tell "interrupted" from "done"
+        return INTERRUPTED_EXIT, "stopping (Ctrl-C)…"
 
     def _once_exit_code(self) -> int:
         """0: the run completed; with --strict, 4 when a feed failed or an item was
@@ -488,13 +746,22 @@ class Supervisor:
                 p.alerts_failed, p.alerts_pending = alerts.failed, alerts.pending
                 if p.alerts:
                     p.recent_alerts = await recent_alerts(session, run_start)
-        except Exception as exc:  # the DB may restart under us; the panel says so
-            logger.warning("status query failed: %s", exc)
+            self._db_unreachable = False
+        except Exception as exc:  # the DB may restart under us: said once, not every second
+            if not self._db_unreachable:
+                logger.warning("status query failed (the panel keeps its last counts): %s", exc)
+            self._db_unreachable = True
         now = time.monotonic()
         ok: dict[str, float] = {}
+        for child in self.children:
+            scraped = scrape(child.metrics_port)
+            if scraped:
+                child.last_counts = scraped
         for stage, service in STAGES:
-            child = next((c for c in self.children if c.service == service), None)
-            counts = scrape(child.metrics_port) if child else {}
+            counts = dict(self._retired_counts.get(service, {}))
+            for child in self.children:
+                if child.service == service:
+                    _add_counts(counts, child.last_counts)
             ok[stage] = counts.get((stage, "ok"), 0.0)
             p.stage_dlq[stage] = counts.get((stage, "dlq"), 0.0)
         if self._last_counts is not None:
@@ -510,35 +777,37 @@ class Supervisor:
             f"{s}={int(p.stage_ok.get(s, 0))}({p.rates.get(s, 0):.1f}/s, lag {p.lag.get(s, '?')})"
             for s, _ in STAGES
         )
-        return (
-            f"{self._scope()}: polled {p.feeds_polled} failing {p.feeds_failed} next poll "
-            f"{self._next_poll()} | links {p.discovered} done {p.done} "
+        line = (
+            f"feeds {p.feeds_polled}/{p.feeds_total} links {p.discovered} done {p.done} "
             f"pending {p.pending} stored {p.stored} alerts {p.alerts} dlq {p.dead_letters} | "
             f"{stages}"
         )
+        notice = self._current_notice()
+        return f"{line} | {notice}" if notice else line
 
     def _render(self) -> Table:
         p = self.progress
-        table = Table(
-            title="newsflow",
-            caption=(
-                f"{self._scope()} · polled {p.feeds_polled} (failing {p.feeds_failed}) · "
-                f"next poll {self._next_poll()} · links {p.discovered} · pending {p.pending} · "
-                f"stored {p.stored} · duplicates {p.duplicates} · alerts {p.alerts} (webhooks "
-                f"delivered {p.alerts_delivered}, failed {p.alerts_failed}, pending "
-                f"{p.alerts_pending}) · DLQ {p.dead_letters}"
-            ),
+        caption = (
+            f"feeds polled {p.feeds_polled}/{p.feeds_total} (failing {p.feeds_failed}) · "
+            f"links {p.discovered} · pending {p.pending} · stored {p.stored} · "
+            f"duplicates {p.duplicates} · alerts {p.alerts} (webhooks delivered "
+            f"{p.alerts_delivered}, failed {p.alerts_failed}, pending {p.alerts_pending}) · "
+            f"DLQ {p.dead_letters}"
         )
+        if notice := self._current_notice():
+            caption += f"\nstack: {notice}"
+        table = Table(title="newsflow", caption=caption)
         for column in ("stage", "service", "ok", "rate/s", "lag", "dead-lettered", "ready in"):
             table.add_column(
                 column, justify="right" if column not in ("stage", "service") else "left"
             )
         for stage, service in STAGES:
-            child = next((c for c in self.children if c.service == service), None)
+            mine = [c for c in self.children if c.service == service]
+            child = mine[0] if mine else None
             ready = f"{child.ready_s:.1f}s" if child and child.ready_s is not None else "…"
             table.add_row(
                 stage,
-                service,
+                f"{service} ×{len(mine)}" if len(mine) > 1 else service,
                 str(int(p.stage_ok.get(stage, 0))),
                 f"{p.rates.get(stage, 0):.1f}",
                 str(p.lag[stage]) if stage in p.lag else "…",
@@ -586,6 +855,7 @@ class Supervisor:
             "alerts_pending": p.alerts_pending,
             "recent_alerts": [{"watch": w, "title": t, "reason": r} for w, t, r in p.recent_alerts],
             "startup_s": startup,
+            "recoveries": self.recoveries,
         }
         self.summary = summary
         if self.quiet_summary:
@@ -614,6 +884,11 @@ class Supervisor:
             table.add_row(key.replace("_", " "), str(summary[key]))
         for stage, n in sorted(p.dlq_by_stage.items()):
             table.add_row(f"  dead letters: {stage}", str(n))
+        for r in self.recoveries:
+            table.add_row(
+                f"recovered {r['component']} ({r['reason']}, {r['seconds']}s), re-drove",
+                str(r.get("total", 0)),
+            )
         Console().print(table)
         for watch, title, reason in p.recent_alerts:
             Console().print(f"alert [bold]{watch}[/]: {title} ({reason})", highlight=False)

@@ -19,9 +19,13 @@ are resolved for this corpus's region by :data:`REGIONAL_ZONES` (data, not code)
 from __future__ import annotations
 
 import calendar
+import contextlib
 import logging
 import re
-from collections.abc import Callable
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -111,6 +115,57 @@ _ISO_GARBLED = re.compile(r"[^\W\dTZ_]|(?<!\d)(2[4-9]|[3-9]\d):\d\d|:[6-9]\d|^\d
 _TRAILING_ZONE = re.compile(r"(?<=\d)(\s*)([A-Za-z]{1,6})(\s*[+-]\d{1,2}(?::?\d{2})?)?\s*$")
 
 
+#: ISO 8601 with a two-digit offset ("2026-11-30 10:00:00 +03"): W3C-DTF wants "+03:00", and
+#: feedparser's lenient ISO handler then kept the date and dropped the time (00:00 UTC).
+_ISO_SHORT_OFFSET = re.compile(
+    r"^(\d{4}-\d\d-\d\d[T ]\d\d:\d\d(?::\d\d(?:[.,]\d+)?)?)\s*([+-]\d\d)$"
+)
+#: ISO 8601 basic format ("20261130T100000Z", "20261130T1000+0300"), which W3C-DTF lacks; the
+#: lenient handler read only its date.
+_ISO_BASIC = re.compile(
+    r"^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)?(?:[.,]\d+)?(Z|[+-]\d\d(?::?\d\d)?)?$"
+)
+#: Unix time in seconds (9-10 digits: 1973-2286) or milliseconds (12-13 digits), as some
+#: feeds write it; the lenient ISO handler read "1796032800" as 28 March 1796.
+_EPOCH_S = re.compile(r"^\d{9,10}$")
+_EPOCH_MS = re.compile(r"^\d{12,13}$")
+#: A numeric UTC offset at the end; real ones lie within -12:00..+14:00 (RFC 822 readers
+#: accept "+9999" and shift the date by four days).
+_NUMERIC_OFFSET = re.compile(r"[+-](\d\d):?(\d\d)$")
+MAX_OFFSET_MINUTES = 14 * 60
+#: A time of day written in the text, which a parse must not drop.
+_CLOCK = re.compile(r"\d:\d\d")
+_CLOCK_MIDNIGHT = re.compile(r"(?<!\d)0?0:00(?::00)?(?![:\d])")
+
+
+def _iso_normalised(text: str) -> str:
+    m = _ISO_SHORT_OFFSET.match(text)
+    if m:
+        return f"{m.group(1)}{m.group(2)}:00"
+    m = _ISO_BASIC.match(text)
+    if m:
+        year, month, day, hour, minute, second, zone = m.groups()
+        if zone and zone not in ("Z",) and ":" not in zone:
+            zone = f"{zone[:3]}:{zone[3:] or '00'}"
+        return f"{year}-{month}-{day}T{hour}:{minute}:{second or '00'}{zone or ''}"
+    return text
+
+
+def _epoch(text: str) -> datetime | None:
+    if _EPOCH_S.match(text):
+        return datetime.fromtimestamp(int(text), UTC)
+    if _EPOCH_MS.match(text):
+        return datetime.fromtimestamp(int(text) / 1000, UTC)
+    return None
+
+
+def _impossible_offset(text: str) -> bool:
+    m = _NUMERIC_OFFSET.search(text)
+    return m is not None and (
+        int(m.group(1)) * 60 + int(m.group(2)) > MAX_OFFSET_MINUTES or int(m.group(2)) > 59
+    )
+
+
 def _regional(value: str) -> str:
     m = _TRAILING_ZONE.search(value)
     if m is None or m.group(3):
@@ -149,7 +204,11 @@ def _feedparser_stamp(text: str) -> Any:
         stamp = _parse_date_iso8601(text)
     except (KeyError, OverflowError, ValueError, AttributeError):
         return None
-    return stamp if stamp and len(stamp) == 9 else None
+    if not stamp or len(stamp) != 9:
+        return None
+    if _CLOCK.search(text) and tuple(stamp[3:6]) == (0, 0, 0) and not _CLOCK_MIDNIGHT.search(text):
+        return None  # it kept the date and dropped a time the text wrote: a wrong instant
+    return stamp
 
 
 def parse_feed_date(value: Any) -> datetime | None:
@@ -157,12 +216,19 @@ def parse_feed_date(value: Any) -> datetime | None:
 
     Never raises: a date nobody can read is a missing date, not a lost feed.
     """
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # JSON Feeds that write Unix time as a number
     if not isinstance(value, str):
         return None
     text = _SPACE.sub(" ", value).strip()
     if not text or len(text) > MAX_DATE_CHARS:
         return None
-    text = _regional(text)
+    epoch = _epoch(text)
+    if epoch is not None:
+        return epoch
+    if _impossible_offset(text):
+        return None
+    text = _regional(_iso_normalised(text))
     if _feedparser_trusted(text):
         stamp = _feedparser_stamp(text)
         if stamp is not None:
@@ -172,6 +238,60 @@ def parse_feed_date(value: Any) -> datetime | None:
                 return None
     if _ISO_SHAPED.match(text):
         return None
+    return _dateparser_date(text)
+
+
+#: dateparser costs 2-3 ms CPU per date it reads and as much per string it refuses: 5,000
+#: items with odd dates were 13 s of CPU in every poll. Its answers are kept (feeds repeat
+#: the same strings poll after poll) ...
+DATEPARSER_CACHE_SIZE = 20_000
+#: ... and within one document it may spend at most this long on strings it then refuses
+#: (dates it reads cost nothing from it); after that, strings it has not seen are read by
+#: feedparser only (usually: no date), and the log says how many.
+DATEPARSER_BUDGET_S = 1.0
+_dateparser_cache: OrderedDict[str, datetime | None] = OrderedDict()
+#: Seconds dateparser may still spend in the current document (None: no budget).
+_budget: ContextVar[list[float] | None] = ContextVar("dateparser_budget", default=None)
+
+
+@contextlib.contextmanager
+def dateparser_budget(seconds: float | None = None) -> Iterator[list[float]]:
+    """Bound dateparser's CPU on refused strings within the block to *seconds* (default
+    :data:`DATEPARSER_BUDGET_S`); yields ``[remaining_s, skipped_count]``."""
+    seconds = DATEPARSER_BUDGET_S if seconds is None else seconds
+    state = [seconds, 0.0]
+    token = _budget.set(state)
+    try:
+        yield state
+    finally:
+        _budget.reset(token)
+        if state[1]:
+            logger.warning(
+                "date budget of %.1f s spent; %d date(s) read by feedparser only",
+                seconds,
+                int(state[1]),
+            )
+
+
+def _dateparser_date(text: str) -> datetime | None:
+    if text in _dateparser_cache:
+        _dateparser_cache.move_to_end(text)
+        return _dateparser_cache[text]
+    state = _budget.get()
+    if state is not None and state[0] <= 0:
+        state[1] += 1
+        return None
+    started = time.process_time()
+    when = _dateparser_read(text)
+    if state is not None and when is None:  # only refusals spend it: real dates are read
+        state[0] -= time.process_time() - started
+    _dateparser_cache[text] = when
+    if len(_dateparser_cache) > DATEPARSER_CACHE_SIZE:
+        _dateparser_cache.popitem(last=False)
+    return when
+
+
+def _dateparser_read(text: str) -> datetime | None:
     for levantine, month in LEVANTINE_MONTHS:
         if levantine in text:
             text = text.replace(levantine, month)  # same script: dateparser reads one language

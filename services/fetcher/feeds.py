@@ -22,7 +22,7 @@ import feedparser
 from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
 
 from services.fetcher.charset import detect_charset
-from services.fetcher.dates import parse_feed_date
+from services.fetcher.dates import dateparser_budget, parse_feed_date
 from services.fetcher.urls import normalize_url
 from shared.errors import PermanentError
 from shared.messages import clean_text
@@ -112,8 +112,15 @@ def _text(value: Any, limit: int) -> str | None:
     return text[:limit] or None
 
 
+#: An item date earlier than this is a placeholder, not a publication date: CMSs write
+#: 0001-01-01 and 1970-01-01 (Unix time 0) for "no date", and feeds began in the late 1990s.
+#: (Here, not in ``dates.py``: reading "Thu, 01 Jan 0100" as year 100 is right for a parser.)
+EARLIEST_ITEM_DATE = datetime(1990, 1, 1, tzinfo=UTC)
+
+
 def _future_safe(when: datetime | None, now: datetime) -> datetime | None:
-    if when is None or when > now + FUTURE_DATE_TOLERANCE:
+    """*when*, or None when it is in the future (beyond the tolerance) or a placeholder."""
+    if when is None or when > now + FUTURE_DATE_TOLERANCE or when < EARLIEST_ITEM_DATE:
         return None
     return when
 
@@ -242,13 +249,28 @@ def _parse_json_feed(data: dict[str, Any], *, url: str, now: datetime) -> Parsed
     )
 
 
+#: Longest item URL taken, in UTF-8 bytes: the sitemap protocol's limit. PostgreSQL's btree
+#: indexes (seen_links.url, articles.canonical_url) refuse keys over ~2,700 bytes, so a
+#: 9,000-character link was refused only at the insert, as "not stored (Error)".
+MAX_ITEM_URL_BYTES = 2048
+#: Characters of a refused over-long URL quoted in the feed's status.
+QUOTED_URL_CHARS = 120
+
+
 def _item_link(raw: str, *, base: str, refused: list[str]) -> str | None:
     """The normalised item URL, or None with the reason added to *refused* (never fetched)."""
     try:
-        return normalize_url(raw, base=base)
+        link = normalize_url(raw, base=base)
     except ValueError as exc:
         refused.append(str(exc))
         return None
+    size = len(link.encode("utf-8", "replace"))
+    if size > MAX_ITEM_URL_BYTES:
+        refused.append(
+            f"URL of {size} bytes, over {MAX_ITEM_URL_BYTES}: {link[:QUOTED_URL_CHARS]}…"
+        )
+        return None
+    return link
 
 
 def _is_web_url(value: Any) -> bool:
@@ -277,7 +299,9 @@ def _entry_date(entry: Any) -> datetime | None:
     """published (pubDate, dcterms:issued), else updated (dc:date, atom:updated,
     dcterms:modified), else created; parsed by :mod:`services.fetcher.dates`."""
     for key in ("published", "updated", "created"):
-        when = parse_feed_date(entry.get(key))
+        # dict.get: feedparser's own get maps a missing "updated" to "published" (with a
+        # DeprecationWarning), which read an unreadable date twice
+        when = parse_feed_date(dict.get(entry, key))
         if when is not None:
             return when
     return None
@@ -337,8 +361,18 @@ def _readable_encoding(body: bytes, content_type: str | None) -> tuple[bytes, st
     a windows-1254 Turkish feed comes out as "Þýrnak". Such a body is sniffed (the same
     detector as pages, which prefers the corpus's regional charsets) and re-encoded as UTF-8.
     """
-    if body.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+    if body.startswith(b"\xef\xbb\xbf"):
         return body, content_type  # a BOM is the strongest declaration there is
+    if body.startswith((b"\xff\xfe", b"\xfe\xff")):
+        # UTF-16 (BOM-declared) becomes UTF-8, so the byte-level cleaning that follows
+        # (neutralise_charrefs) sees its references: "&#xD800;" in a UTF-16 feed crashed
+        # feedparser. Undecodable UTF-16 is left to feedparser as it is.
+        try:
+            text = body.decode("utf-16").removeprefix("\ufeff")
+        except UnicodeDecodeError:
+            return body, content_type
+        utf8 = _XML_ENCODING_BYTES.sub(rb'\1encoding="utf-8"', text.encode("utf-8"), count=1)
+        return utf8, (content_type or "application/xml").split(";", 1)[0]
     head = body[:512]
     decl = _XML_ENCODING.search(head)
     header = _HEADER_CHARSET.search(content_type or "")
@@ -355,6 +389,73 @@ def _readable_encoding(body: bytes, content_type: str | None) -> tuple[bytes, st
     logger.info("feed bytes are not in their declared charset %s; read as %s", declared, codec)
     ctype = (content_type or "application/xml").split(";", 1)[0]
     return text.encode("utf-8"), ctype
+
+
+#: A numeric character reference, as feedparser's loose parser matches it (``;`` required).
+_CHARREF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
+#: More digits than any code point needs: the reference cannot name a character.
+_MAX_CHARREF_DIGITS = 8
+
+
+def _charref_code_point(match: re.Match[bytes]) -> int | None:
+    hex_digits, dec_digits = match.groups()
+    digits = (hex_digits or dec_digits).lstrip(b"0") or b"0"
+    if len(digits) > _MAX_CHARREF_DIGITS:
+        return None
+    return int(digits, 16 if hex_digits else 10)
+
+
+def neutralise_charrefs(body: bytes) -> tuple[bytes, int]:
+    """``(body, count)``: references to code points no text can hold (lone surrogates such
+    as ``&#xD800;``, beyond U+10FFFF) replaced by ``&#xFFFD;``, as HTML reads them.
+
+    feedparser's loose parser runs ``chr(n).encode("utf-8")`` on every reference, so one
+    ``&#xD800;`` in one item used to fail the whole feed (UnicodeEncodeError). Only
+    ASCII-compatible bodies are rewritten; a UTF-16 body passes through unchanged.
+    """
+    count = 0
+
+    def replace_unholdable(match: re.Match[bytes]) -> bytes:
+        nonlocal count
+        code = _charref_code_point(match)
+        if code is None or 0xD800 <= code <= 0xDFFF or code > 0x10FFFF:
+            count += 1
+            return b"&#xFFFD;"
+        return match.group(0)
+
+    if b"&#" not in body:  # the common case: no copy
+        return body, 0
+    return _CHARREF.sub(replace_unholdable, body), count
+
+
+#: Raw bytes XML 1.0 forbids (C0 controls other than tab, LF, CR).
+_XML_FORBIDDEN_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_XML_ALLOWED_CONTROLS = (0x09, 0x0A, 0x0D)
+
+
+def xml_chars_cleaned(body: bytes) -> tuple[bytes, str | None]:
+    """``(body, note)`` with what makes XML not well-formed although every tag is right
+    removed: raw C0 control bytes and references to them (``&#0;``) dropped, references to
+    no character (``&#xD800;``, ``&#xFFFE;``) made U+FFFD. ``note`` says what, None if
+    nothing. For ASCII-compatible bodies (sitemaps are UTF-8)."""
+    body, raw = _XML_FORBIDDEN_BYTES.subn(b"", body)
+    refs = 0
+
+    def replace_forbidden(match: re.Match[bytes]) -> bytes:
+        nonlocal refs
+        code = _charref_code_point(match)
+        if code is not None and code < 0x20 and code not in _XML_ALLOWED_CONTROLS:
+            refs += 1
+            return b""
+        if code is None or 0xD800 <= code <= 0xDFFF or code in (0xFFFE, 0xFFFF) or code > 0x10FFFF:
+            refs += 1
+            return b"&#xFFFD;"
+        return match.group(0)
+
+    if b"&#" in body:
+        body = _CHARREF.sub(replace_forbidden, body)
+    parts = [f"{n} {what}" for n, what in ((raw, "control byte"), (refs, "bad reference")) if n]
+    return body, ", ".join(parts) or None
 
 
 def run_feedparser(body: bytes, *, url: str, content_type: str | None) -> Any:
@@ -419,7 +520,9 @@ def parse_feed(
     PostgreSQL or the topics cannot carry is cleaned here, where it enters, and listed in
     ``cleaned``.
     """
-    return _clean_parsed(_parse_document(body, url=url, content_type=content_type, now=now))
+    with dateparser_budget():
+        parsed = _parse_document(body, url=url, content_type=content_type, now=now)
+    return _clean_parsed(parsed)
 
 
 def _clean_field(value: str | None, where: str, notes: list[str]) -> str | None:
@@ -465,7 +568,7 @@ def _parse_document(
     if head.startswith(b"{") or ctype in ("application/feed+json", "application/json"):
         try:
             data = json.loads(body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[…" 5,000 deep
             raise _not_a_feed(url, content_type, f"invalid JSON ({exc})") from exc
         version = data.get("version") if isinstance(data, dict) else None
         if not (isinstance(version, str) and "jsonfeed.org" in version):
@@ -474,6 +577,15 @@ def _parse_document(
     if _HTML_START.match(body[:4096]):
         raise _not_a_feed(url, content_type, "an HTML page")
     root = check_xml_safety(body)
+    if root is None:
+        # One control byte or bad reference in one <loc> made expat refuse the document, and
+        # feedparser does not read sitemaps: the whole sitemap was lost for one item.
+        cleaned_body, note = xml_chars_cleaned(body)
+        retried = check_xml_safety(cleaned_body) if note else None
+        if retried is not None and _local(retried.tag) in ("urlset", "sitemapindex"):
+            parsed = _parse_sitemap(retried, url=url, now=now)
+            parsed.cleaned.append(f"document: {note}")
+            return parsed
     if root is not None:
         tag = _local(root.tag)
         if tag in ("urlset", "sitemapindex"):
@@ -481,6 +593,7 @@ def _parse_document(
         if tag == "html":
             raise _not_a_feed(url, content_type, "an XHTML page")
     body, content_type = _readable_encoding(body, content_type)
+    body, unholdable = neutralise_charrefs(body)
     parsed = run_feedparser(body, url=url, content_type=content_type)
     if not parsed.version and not parsed.entries:
         if ctype in ("text/html", "application/xhtml+xml"):
@@ -506,6 +619,9 @@ def _parse_document(
             recovered = f"{type(problem).__name__}: {problem}"[:500]
     site = parsed.feed.get("link")
     return ParsedFeed(
+        cleaned=[f"document: {unholdable} character reference(s) to no character"]
+        if unholdable
+        else [],
         kind=parsed.version or "unknown",
         title=_text(parsed.feed.get("title"), MAX_TITLE_CHARS),
         site_url=site if isinstance(site, str) else None,

@@ -445,13 +445,25 @@ async def poll_forever(
 ) -> None:
     """Poll due feeds every *tick_s* seconds until *should_stop()*; never raises (a failed
     cycle is logged and retried: the claimed feeds' leases expire and are polled again)."""
+    from aiokafka.errors import KafkaError
+
+    from shared.db.errors import is_transient_db_error
     from shared.metrics import FEED_POLLS
 
     while not should_stop():
         try:
             report = await fetcher.poll_due_feeds(send_links=send_links)
-        except Exception:
-            logger.exception("poll cycle failed; retrying in %ss", POLL_ERROR_BACKOFF_S)
+        except Exception as exc:
+            if is_transient_db_error(exc) or isinstance(exc, KafkaError):
+                # an outage (database or broker restarting): one line, no traceback
+                logger.warning(
+                    "poll cycle failed (%s: %s); retrying in %ss",
+                    type(exc).__name__,
+                    str(exc).splitlines()[0] if str(exc) else "",
+                    POLL_ERROR_BACKOFF_S,
+                )
+            else:
+                logger.exception("poll cycle failed; retrying in %ss", POLL_ERROR_BACKOFF_S)
             FEED_POLLS.labels("cycle_error").inc()
             await asyncio.sleep(POLL_ERROR_BACKOFF_S)
             continue

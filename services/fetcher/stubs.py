@@ -21,7 +21,9 @@ MAX_STUB_TEXT_CHARS = 200
 #: A stub is small; a bigger page is parsed by the parser, never as a stub.
 MAX_STUB_BYTES = 16 * 1024
 
-_REFRESH = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:[;,]\s*(?:url\s*=\s*)?(.*))?$", re.I | re.S)
+#: HTML's declarative refresh: whole seconds, then any fraction (".5" and "0.5." are valid and
+#: mean 0), then ``;`` or ``,``, an optional ``url=``, the URL (up to its closing quote).
+_REFRESH = re.compile(r"^\s*(\d*)(?:\.[\d.]*)?\s*(?:[;,]\s*(?:url\s*=\s*)?(.*))?$", re.I | re.S)
 _SCRIPT_TARGET = re.compile(
     r"""(?:window\.|document\.|top\.|self\.)?location(?:\.href)?\s*(?:=|\.replace\(|\.assign\()\s*"""
     r"""(["'])([^"'\s]+)\1""",
@@ -49,10 +51,13 @@ def find_stub_target(html: str) -> str | None:
             continue
         if any(a.tag == "noscript" for a in meta.iterancestors()):
             continue
-        m = _REFRESH.match(meta.get("content") or "")
-        if m is None or float(m.group(1)) > MAX_STUB_DELAY_S:
+        content = meta.get("content") or ""
+        m = _REFRESH.match(content)
+        if m is None or not (m.group(1) or content.lstrip().startswith(".")):
             continue
-        target = (m.group(2) or "").strip().strip("'\"").strip()
+        if int(m.group(1) or 0) > MAX_STUB_DELAY_S:
+            continue
+        target = _unquoted((m.group(2) or "").strip())
         if target:
             return target
     scripts = [s.text or "" for s in doc.iter("script")]
@@ -62,6 +67,14 @@ def find_stub_target(html: str) -> str | None:
         if m2:
             return m2.group(2)
     return None
+
+
+def _unquoted(target: str) -> str:
+    """The URL of a refresh: a quoted one ends at its closing quote (``'/a' x`` is ``/a``)."""
+    if target[:1] in ("'", '"'):
+        end = target.find(target[0], 1)
+        target = target[1:] if end < 0 else target[1:end]
+    return target.strip()
 
 
 def _visible_chars(doc: lxml.html.HtmlElement) -> int:

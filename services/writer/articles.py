@@ -312,13 +312,14 @@ async def store_enriched(
     # An exact duplicate (same text under another URL) is the same article: no second row,
     # but its link is done.
     duplicates = [item.article.url for item in items if item.article.status == "duplicate"]
-    items = _latest_per_article([item for item in items if item.article.status != "duplicate"])
+    articles = [item for item in items if item.article.status != "duplicate"]
+    # Every link is done, including one whose page ended at the same canonical URL as
+    # another link's (a 302 to a redirect stub, a stub and the page it names): marking only
+    # the copy the upsert keeps left the other pending and `run --once` waited for it.
+    stored_links = {item.article.url: "stored" for item in articles}
+    items = _latest_per_article(articles)
     conn = await driver_connection(session)
-    await _mark_links(
-        conn,
-        dict.fromkeys(duplicates, "duplicate") | {item.article.url: "stored" for item in items},
-        now=now,
-    )
+    await _mark_links(conn, dict.fromkeys(duplicates, "duplicate") | stored_links, now=now)
     report.duplicates = len(duplicates)
     if not items:
         return report

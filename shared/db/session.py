@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -17,6 +19,11 @@ from shared.db.errors import db_error_kind, is_transient_db_error
 from shared.errors import TransientError
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
+
+#: how long closing a pool may take when its worker stops (milliseconds normally)
+DISPOSE_TIMEOUT_S = 5.0
 
 DEFAULT_POOL_SIZE = 5
 
@@ -47,7 +54,37 @@ async def open_sessions(
     try:
         yield session_factory(engine)
     finally:
-        await engine.dispose()
+        await dispose(engine)
+
+
+async def dispose(engine: AsyncEngine, *, within_s: float = DISPOSE_TIMEOUT_S) -> None:
+    """Close *engine*'s pool, also from a task that is being cancelled (a stopping worker).
+
+    faust stops a worker by cancelling its agents, more than once; a cancellation that lands
+    while asyncpg says goodbye to the server cut the close short and SQLAlchemy logged it as an
+    ERROR with a CancelledError traceback on every normal stop. The close runs in its own task,
+    shielded: a cancellation waits for it (at most *within_s*) and is re-raised afterwards.
+    """
+    closing = asyncio.ensure_future(engine.dispose())
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    cancelled = False
+    while not closing.done():
+        left = deadline - loop.time()
+        if left <= 0:
+            logger.warning("database pool did not close within %.0fs; leaving it", within_s)
+            closing.cancel()
+            break
+        try:
+            await asyncio.wait_for(asyncio.shield(closing), timeout=left)
+        except asyncio.CancelledError:
+            cancelled = True
+        except TimeoutError:
+            continue
+    if closing.done() and not closing.cancelled() and closing.exception() is not None:
+        logger.warning("closing the database pool failed: %s", closing.exception())
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 async def driver_connection(session: AsyncSession) -> Any:

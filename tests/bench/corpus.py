@@ -471,8 +471,13 @@ content and ads. <button>Accept all</button> <button>Manage preferences</button>
 
 
 def render_feed(corpus: Corpus, host: Host, feed: str, base: str) -> str:
+    return render_feed_items(corpus, host, corpus.feeds(host).get(feed, []), base)
+
+
+def render_feed_items(corpus: Corpus, host: Host, articles: list[Planned], base: str) -> str:
+    """An RSS document listing *articles* (in the order given)."""
     items = []
-    for a in corpus.feeds(host).get(feed, []):
+    for a in articles:
         items.append(
             f"<item><title>{html.escape(a.title)}</title>"
             f"<link>{base}{a.path}?utm_source=rss&amp;utm_medium=feed</link>"

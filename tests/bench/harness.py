@@ -39,6 +39,11 @@ RELAXED_POLITENESS = {
 }
 
 
+def newsflow() -> str:
+    """The ``newsflow`` command of this environment (the console script beside Python)."""
+    return str(Path(sys.executable).with_name("newsflow"))
+
+
 def plain_dsn(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://")
 

@@ -39,6 +39,7 @@ from typing import Any
 
 import psutil
 
+from shared.settings import Settings
 from tests.bench import harness
 from tests.bench.corpus import DEFAULT_ARTICLES, DEFAULT_HOSTS, DEFAULT_SEED, Corpus
 from tests.bench.server import serving
@@ -558,8 +559,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--enrichers",
         type=int,
-        default=1,
-        help="enricher workers (make run starts 1; more is a scale-out experiment)",
+        default=Settings().enricher_processes,
+        help="enricher workers (default: what make run starts, NEWSFLOW_ENRICHER_WORKERS or "
+        "one per core)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument("--no-docs", action="store_true", help="do not copy to docs/bench/latest.*")

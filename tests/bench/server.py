@@ -165,10 +165,10 @@ def _free_common_port(corpus: Corpus) -> int:
 
 
 @contextlib.contextmanager
-def serving(corpus: Corpus) -> Iterator[SiteNetwork]:
+def serving(corpus: Corpus, *, prerender: bool = True) -> Iterator[SiteNetwork]:
     """Serve *corpus* in this process (threads); retry once if a port clashes."""
     for attempt in range(3):
-        network = SiteNetwork(corpus, port=_free_common_port(corpus))
+        network = SiteNetwork(corpus, port=_free_common_port(corpus), prerender=prerender)
         try:
             network.__enter__()
         except OSError:

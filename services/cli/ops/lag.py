@@ -60,6 +60,16 @@ class PartitionLag:
         return asdict(self)
 
 
+async def _start(consumer: AIOKafkaConsumer) -> None:
+    """Start *consumer*; if the broker is unreachable, close it before raising (an unclosed
+    consumer is reported as an ERROR when it is garbage-collected)."""
+    try:
+        await consumer.start()
+    except BaseException:
+        await consumer.stop()
+        raise
+
+
 async def log_ends(
     bootstrap: str, partitions: Iterable[TopicPartition], *, wait_s: float = FETCH_TIMEOUT_S
 ) -> dict[TopicPartition, tuple[int, int, bool]]:
@@ -74,7 +84,7 @@ async def log_ends(
         fetch_max_bytes=MAX_MESSAGE_BYTES,
         max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
     )
-    await consumer.start()
+    await _start(consumer)
     try:
         consumer.assign(tps)
         starts = await consumer.beginning_offsets(tps)
@@ -115,7 +125,7 @@ async def log_ends(
 async def topic_partitions(bootstrap: str, topics: Iterable[str]) -> dict[str, list[int]]:
     """``topic -> partition numbers`` for those of *topics* that exist."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=REQUEST_TIMEOUT_MS)
-    await consumer.start()
+    await _start(consumer)
     try:
         existing = await consumer.topics()
         found: dict[str, list[int]] = {}

@@ -57,8 +57,11 @@ def test_up_twice_status_and_down_by_pid(home: Path) -> None:
     assert again["started"] == [] and sorted(again["reused"]) == ["kafka", "postgres"]
     assert again["status"]["kafka"]["pid"] == kafka_pid  # nothing restarted
 
-    url = cli(home, "db", "url")
-    assert url.stdout.strip() == data["status"]["postgres"]["endpoint"]
+    url = cli(home, "db", "url").stdout.strip()
+    secret = (home / stack.SECRET_FILE).read_text().strip()
+    # the owner gets a working URL; status shows it with the password masked
+    assert url == data["status"]["postgres"]["endpoint"].replace("***", secret)
+    assert secret not in first.stdout + first.stderr + second.stdout + second.stderr
     assert cli(home, "db", "upgrade").returncode == 0
     for command in (("dlq", "replay"), ("articles", "list")):  # both failed after a bare up
         ran = cli(home, *command)
@@ -141,3 +144,24 @@ def test_external_settings_skip_the_embedded_parts(home: Path) -> None:
     assert result.stderr.startswith("error: cannot reach the database (db.invalid/x)")
     assert "Traceback" not in result.stderr
     assert stack.read_state(home) == stack.StackState()
+
+
+def test_probe_notices_a_killed_broker_and_restart_reuses_its_port(home: Path) -> None:
+    kafka = stack.up(home, want_postgres=False).state.kafka
+    assert kafka is not None and kafka.pid and kafka.port
+    assert stack.probe(kafka).ok and stack.rss_bytes(kafka.pid) > 0
+    os.kill(kafka.pid, 9)
+    dead = stack.probe(kafka)
+    for _ in range(50):  # the zombie is reaped by init; the probe must not wait for that
+        if not dead.alive:
+            break
+        dead = stack.probe(kafka)
+    assert not dead.alive and not dead.ok
+    again = stack.restart(home, "kafka")
+    assert again.port == kafka.port and again.pid != kafka.pid
+    assert stack.probe(again).ok
+    assert stack.read_state(home).kafka == again
+    # a planned restart (memory limit) stops the live broker first
+    planned = stack.restart(home, "kafka")
+    assert planned.port == kafka.port and planned.pid != again.pid
+    assert not stack.pid_alive(again.pid, expect="tansu") and stack.probe(planned).ok

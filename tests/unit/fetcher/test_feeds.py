@@ -184,3 +184,92 @@ def test_refused_links_are_counted_in_atom_json_and_sitemaps() -> None:
     parsed = parse_feed(sitemap, url="https://news.example/sitemap.xml", now=NOW)
     assert [item.url for item in parsed.items] == ["https://news.example/y"]
     assert parsed.refused == ["URL carries credentials: https://…@news.example"]
+
+
+@pytest.mark.parametrize(
+    "ref", ["&#xD800;", "&#55296;", "&#xDE00;", "&#x110000;", "&#99999999999;"]
+)
+def test_charref_to_no_character_costs_one_field_not_the_feed(ref: str) -> None:
+    # feedparser's loose parser ran chr(n).encode("utf-8") on it: UnicodeEncodeError, and
+    # the whole feed was an error:internal with no items
+    body = (
+        "<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>t</title>"
+        f"<item><title>bad {ref} ref</title><link>/a/1</link></item>"
+        "<item><title>fine &#x41;&#66;</title><link>/a/2</link></item>"
+        "</channel></rss>"
+    ).encode()
+    feed = parse_feed(body, url="https://news.example/feed", now=NOW)
+    bad, fine = feed.items
+    assert bad.title == "bad \ufffd ref"
+    assert fine.title == "fine AB"
+    assert feed.cleaned[0] == "document: 1 character reference(s) to no character"
+
+
+@pytest.mark.parametrize(
+    ("loc", "expected"),
+    [
+        ("https://news.example/a\x00b", "https://news.example/ab"),  # raw NUL byte
+        ("https://news.example/a&#0;b", "https://news.example/ab"),
+        ("https://news.example/a&#x1B;b", "https://news.example/ab"),
+        ("https://news.example/a&#xD800;b", "https://news.example/a\ufffdb"),
+    ],
+)
+def test_one_forbidden_character_costs_the_sitemap_nothing(loc: str, expected: str) -> None:
+    # expat refused the whole document and feedparser does not read sitemaps: not_a_feed
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        f"<url><loc>{loc}</loc></url>"
+        "<url><loc>https://news.example/fine</loc><lastmod>2026-11-21T10:00:00+03:00</lastmod></url>"
+        "</urlset>"
+    ).encode()
+    feed = parse_feed(body, url="https://news.example/sitemap.xml", now=NOW)
+    assert feed.kind == "sitemap"
+    assert [item.url for item in feed.items] == [expected, "https://news.example/fine"]
+    assert feed.items[1].published_at == datetime(2026, 11, 21, 7, 0, tzinfo=UTC)
+    assert feed.cleaned and feed.cleaned[0].startswith("document: 1 ")
+
+
+def test_utf16_feed_with_a_reference_to_no_character_keeps_its_items() -> None:
+    body = (
+        '\ufeff<?xml version="1.0" encoding="utf-16"?><rss version="2.0"><channel>'
+        "<item><title>Kerkûk &#xD800;</title><link>/a/1</link></item>"
+        "<item><title>Hewlêr</title><link>/a/2</link></item></channel></rss>"
+    ).encode("utf-16")
+    feed = parse_feed(body, url="https://news.example/feed", now=NOW)
+    assert [item.title for item in feed.items] == ["Kerkûk \ufffd", "Hewlêr"]
+
+
+def test_json_nested_past_the_recursion_limit_is_not_a_feed() -> None:
+    # RecursionError escaped parse_feed: the poll logged a crash (error:internal)
+    body = b'{"version": "https://jsonfeed.org/version/1.1", "items": ' + b"[" * 100_000
+    with pytest.raises(PermanentError) as caught:
+        parse_feed(body, url="https://news.example/feed.json", now=NOW)
+    assert caught.value.kind == "not_a_feed"
+
+
+def test_item_url_over_the_sitemap_limit_is_refused_with_its_reason() -> None:
+    # 9,000 characters reached the seen_links insert, which refused it as "not stored (Error)"
+    long_url = "https://news.example/a?x=" + "q" * 9000
+    body = (
+        "<rss version='2.0'><channel><title>t</title>"
+        f"<item><link>{long_url}</link></item>"
+        "<item><link>https://news.example/ok</link></item></channel></rss>"
+    ).encode()
+    feed = parse_feed(body, url="https://news.example/feed", now=NOW)
+    assert [item.url for item in feed.items] == ["https://news.example/ok"]
+    assert feed.refused[0].startswith("URL of 9025 bytes, over 2048: https://news.example/a?x=qq")
+
+
+@pytest.mark.parametrize(
+    "date", ["0001-01-01T00:00:00Z", "1970-01-01T00:00:00Z", "Thu, 01 Jan 1970 00:00:00 GMT"]
+)
+def test_placeholder_dates_are_no_date(date: str) -> None:
+    # CMSs write these for "no date"; they reached links and the feed's cadence history
+    body = (
+        "<rss version='2.0'><channel><title>t</title>"
+        f"<item><link>https://news.example/a</link><pubDate>{date}</pubDate></item>"
+        "</channel></rss>"
+    ).encode()
+    feed = parse_feed(body, url="https://news.example/feed", now=NOW)
+    assert feed.items[0].published_at is None

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import gzip
+import html
 import zlib
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -56,6 +58,12 @@ SEVEN_UTC = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
         "الاثنين 30 نوفمبر 2026 - 10:00 +0300",  # Arabic (Egyptian/Gulf month name)
         "الإثنين، 30 تشرين الثاني 2026 10:00 +0300",  # Arabic (Iraqi/Levantine month name)
         "٣٠ نوفمبر ٢٠٢٦ ١٠:٠٠ +0300",  # Eastern Arabic digits
+        "2026-11-30 10:00:00 +03",  # two-digit ISO offset (the lenient handler gave 00:00)
+        "2026-11-30T10:00:00+03",
+        "20261130T100000+0300",  # ISO 8601 basic format (also gave 00:00)
+        "20261130T070000Z",
+        "1796022000",  # Unix time (read as 28 March 1796)
+        "1796022000000",  # Unix time in milliseconds
     ],
 )
 def test_feed_date_formats_mean_0700_utc(text: str) -> None:
@@ -64,9 +72,21 @@ def test_feed_date_formats_mean_0700_utc(text: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "   ", "garbage", "2013-xx-27", "2003-12-31T25:14:55Z", "yesterday", "x" * 300, None],
+    [
+        "",
+        "   ",
+        "garbage",
+        "2013-xx-27",
+        "2003-12-31T25:14:55Z",
+        "yesterday",
+        "x" * 300,
+        None,
+        "Mon, 30 Nov 2026 10:00:00 +9999",  # no such offset (was read as 26 Nov 05:21)
+        "Mon, 30 Nov 2026 10:00:00 +0375",
+        True,
+    ],
 )
-def test_what_is_not_a_date_is_none(text: str | None) -> None:
+def test_what_is_not_a_date_is_none(text: str | bool | None) -> None:
     assert parse_feed_date(text) is None
 
 
@@ -75,6 +95,12 @@ def test_dates_only_a_date_are_midnight_utc() -> None:
     assert parse_feed_date("05/11/2026 10:00") == datetime(2026, 11, 5, 10, tzinfo=UTC)  # DMY
     assert parse_feed_date("11/30/2026 10:00 AM") == datetime(2026, 11, 30, 10, tzinfo=UTC)
     assert parse_feed_date("30.11.2026 10:00") == datetime(2026, 11, 30, 10, tzinfo=UTC)
+    assert parse_feed_date("20261130") == datetime(2026, 11, 30, tzinfo=UTC)
+    assert parse_feed_date("2026-11-30 00:00:00 +03") == datetime(2026, 11, 29, 21, tzinfo=UTC)
+
+
+def test_unix_time_as_a_json_number() -> None:
+    assert parse_feed_date(1796022000) == SEVEN_UTC
 
 
 def rss_item(inner: str, *, item_attrs: str = "", channel_attrs: str = "") -> bytes:
@@ -284,6 +310,25 @@ def test_stub_detection_rules() -> None:
     assert find_stub_target(full_with_refresh) is None  # article text: not a stub
 
 
+@pytest.mark.parametrize(
+    ("content", "target"),
+    [
+        ("0; url='/a/x.html' trailing", "/a/x.html"),  # a quoted URL ends at its quote
+        ('0; URL="/a/x.html"', "/a/x.html"),
+        (".5; url=/a/x", "/a/x"),  # HTML reads ".5" as 0 s (the stub was not followed)
+        ("0.5.; url=/a/x", "/a/x"),
+        ("0 ;  URL = /a/x ", "/a/x"),
+        ("; url=/a/x", None),  # no time at all is no refresh
+        ("x; url=/a/x", None),
+        ("0", None),  # a reload of itself
+    ],
+)
+def test_refresh_content_read_as_html_reads_it(content: str, target: str | None) -> None:
+    attr = html.escape(content, quote=True)
+    page = f'<html><head><meta http-equiv="refresh" content="{attr}"></head></html>'
+    assert find_stub_target(page) == target
+
+
 async def test_stub_is_followed_and_counted_in_the_chain(
     server: LoopbackServer, make_fetcher
 ) -> None:
@@ -418,3 +463,33 @@ async def test_big_feeds_parse_off_the_event_loop(monkeypatch: pytest.MonkeyPatc
         )
     assert len(big) >= poll.PARSE_OFFLOAD_BYTES and len(parsed.items) == 4001
     assert threads[0].startswith("feed-parse") and threads[1] == threading.main_thread().name
+
+
+def test_dateparser_budget_bounds_refused_strings_and_the_cache_answers_repeats() -> None:
+    from services.fetcher import dates
+
+    with dates.dateparser_budget(0.0) as state:
+        # budget spent: a string dateparser has not seen is not read (5,000 odd dates were
+        # 13 s of CPU in every poll)...
+        assert parse_feed_date("30 Kasım 2026 10:00:00 +0300 budget") is None
+        assert state[1] == 1
+        # ...but feedparser's formats still are
+        assert parse_feed_date("Mon, 30 Nov 2026 10:00:00 +0300") == SEVEN_UTC
+    assert parse_feed_date("30 Kasım 2026 10:00:00 +0300") == SEVEN_UTC
+    with dates.dateparser_budget(0.0):
+        assert parse_feed_date("30 Kasım 2026 10:00:00 +0300") == SEVEN_UTC  # cached
+
+
+def test_parse_feed_spends_a_bounded_time_on_dates_it_cannot_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services.fetcher import dates
+
+    monkeypatch.setattr(dates, "_dateparser_cache", OrderedDict())
+    monkeypatch.setattr(dates, "DATEPARSER_BUDGET_S", 0.0)
+    body = rss_item("<pubDate>Pazartesi, 30 Kasım 2026 10:00 +0300</pubDate><link>/a</link>")
+    feed = parse_feed(body, url="https://news.example/feed", now=NOW)
+    assert feed.items[0].published_at is None  # over budget: not read, the feed is kept
+    monkeypatch.setattr(dates, "DATEPARSER_BUDGET_S", 1.0)
+    feed = parse_feed(body, url="https://news.example/feed", now=NOW)
+    assert feed.items[0].published_at == SEVEN_UTC

@@ -47,6 +47,8 @@ def test_compose_file_is_valid_and_wired() -> None:
         assert deps["migrate"]["condition"] == "service_completed_successfully"
         assert deps["topics"]["condition"] == "service_completed_successfully"
         assert deps["postgres"]["condition"] == "service_healthy"
+        # Prometheus scrapes from another container: the loopback default would hide them
+        assert services[name]["environment"]["NEWSFLOW_METRICS_BIND"] == "0.0.0.0"
     assert "healthcheck" in services["postgres"] and "healthcheck" in services["kafka"]
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
 

@@ -130,3 +130,20 @@ def test_settings_json_keeps_types(monkeypatch: pytest.MonkeyPatch) -> None:
     assert data["NEWSFLOW_FETCH_TIMEOUT_S"] == 20.0
     assert data["NEWSFLOW_DATABASE_URL"] is None
     assert isinstance(data["NEWSFLOW_HOME"], str)
+
+
+def test_enricher_workers_default_to_the_usable_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    monkeypatch.delenv("NEWSFLOW_ENRICHER_WORKERS", raising=False)
+    assert Settings(_env_file=None).enricher_processes == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("NEWSFLOW_ENRICHER_WORKERS", "3")
+    assert Settings(_env_file=None).enricher_processes == 3
+
+
+def test_retention_defaults_and_validation() -> None:
+    s = Settings(_env_file=None)
+    assert (s.retention_pages_days, s.retention_seen_links_days) == (14.0, 90.0)
+    assert (s.retention_dead_letters_days, s.retention_pending_dead_letters_days) == (30.0, 90.0)
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None, retention_pages_days=-1)

@@ -1,0 +1,160 @@
+"""Re-drive unfinished work from PostgreSQL after the broker lost records (``newsflow recover``).
+
+PostgreSQL is the source of truth; the topics only carry work in flight. What "unfinished"
+means, stage by stage:
+
+* **feed polls**: a poll's links and the feed's new state commit in one transaction, after
+  the links were confirmed by the broker. A poll that never committed leaves its feed due
+  (its lease expires): the next poll finds the same items again. Nothing to re-drive.
+* **links** (``seen_links``): a row is inserted when a link is first sent, and the writer sets
+  ``outcome``/``done_at`` in the transaction that stores the article (or its duplicate mark,
+  or its dead letter). A link without ``done_at`` is therefore *unfinished*: somewhere between
+  ``news.links.v1`` and the writer's commit. Because ``seen_links`` remembers its URL, no poll
+  will ever send it again: it must be re-driven.
+* **pages**: the writer archives every fetched page (``pages``, keyed by the link URL) as soon
+  as it is fetched. An unfinished link whose page is archived is re-driven from the page onto
+  ``news.pages.v1`` (parse, enrich, store; no refetch, which spares the site); otherwise the
+  link itself goes back onto ``news.links.v1``.
+* **articles and entities** are written only by the writer, together with the link's outcome,
+  so there is no "stored but not finished" state to repair.
+
+Nothing is stored twice: the writer upserts on ``articles.canonical_url`` and the parser's
+duplicate detection resolves a redelivered article exactly as the first time (an original
+never becomes a duplicate of itself). Re-driving a link that is still in flight only costs a
+second pass through the stages. The feed entry's title/date/summary are not stored, so a
+re-sent link carries an empty entry: the parser then relies on the page's own metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.cli.ops.replay import page_record
+from services.cli.ops.sink import Headers, Sink
+from shared.messages import FeedEntry, Link
+from shared.topics import LINKS, PAGES
+
+logger = logging.getLogger(__name__)
+
+#: Unfinished links read and confirmed per round trip (a page is up to ~1 MB gzipped).
+CHUNK = 200
+REDRIVE_HEADER = "newsflow-redrive"
+
+_UNFINISHED = text(
+    "SELECT s.url, s.feed_id, s.first_seen_at, f.url AS feed_url, p.host AS page_host,"
+    " p.payload_gz"
+    " FROM seen_links s"
+    " LEFT JOIN feeds f ON f.id = s.feed_id"
+    " LEFT JOIN pages p ON p.url = s.url"
+    " WHERE s.done_at IS NULL AND s.first_seen_at < :before"
+    " AND (s.first_seen_at, s.url) > (:after_t, :after_url)"
+    " ORDER BY s.first_seen_at, s.url LIMIT :n"
+)
+_COUNT = text(
+    "SELECT count(*) AS links, count(p.url) AS pages, min(s.first_seen_at) AS oldest"
+    " FROM seen_links s LEFT JOIN pages p ON p.url = s.url"
+    " WHERE s.done_at IS NULL AND s.first_seen_at < :before"
+)
+_EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
+
+
+@dataclass(frozen=True, slots=True)
+class Redrive:
+    """What a re-drive sent (or, with ``dry_run``, would send)."""
+
+    links: int  # re-sent to news.links.v1 (fetched again)
+    pages: int  # re-sent from the page archive to news.pages.v1 (parsed again)
+    oldest: datetime | None  # first_seen_at of the oldest unfinished link
+    dry_run: bool = False
+
+    @property
+    def total(self) -> int:
+        return self.links + self.pages
+
+    def to_json(self) -> dict[str, Any]:
+        oldest = self.oldest.isoformat() if self.oldest else None
+        return {**asdict(self), "oldest": oldest, "total": self.total}
+
+
+def _link(row: Any) -> Link:
+    from services.fetcher.urls import host_of
+
+    return Link(
+        url=row.url,
+        host=host_of(row.url),
+        feed_id=row.feed_id,
+        feed_url=row.feed_url,
+        entry=FeedEntry(),
+        discovered_at=row.first_seen_at,
+    )
+
+
+async def redrive(
+    sessions: async_sessionmaker[AsyncSession],
+    sink: Sink,
+    *,
+    before: datetime,
+    prefix: str = "",
+    dry_run: bool = False,
+    chunk: int = CHUNK,
+) -> Redrive:
+    """Send every link first seen before *before* that has no outcome yet, oldest first.
+
+    Links with an archived page go to ``prefix + news.pages.v1`` (the archived record, byte
+    for byte), the others to ``prefix + news.links.v1``. Each chunk is confirmed by the broker
+    before the next is read. Raises what the broker or the database raised; what was
+    confirmed before stays sent, and running it again is harmless.
+    """
+    if dry_run:
+        async with sessions() as session:
+            row = (await session.execute(_COUNT, {"before": before})).one()
+        return Redrive(row.links - row.pages, row.pages, row.oldest, dry_run=True)
+    links = pages = 0
+    oldest: datetime | None = None
+    cursor: tuple[datetime, str] = (_EPOCH, "")
+    headers: dict[str, Headers] = {
+        "links": [(REDRIVE_HEADER, b"links")],
+        "pages": [(REDRIVE_HEADER, b"pages")],
+    }
+    while True:
+        async with sessions() as session:
+            rows = (
+                await session.execute(
+                    _UNFINISHED,
+                    {"before": before, "after_t": cursor[0], "after_url": cursor[1], "n": chunk},
+                )
+            ).all()
+        if not rows:
+            break
+        for row in rows:
+            oldest = oldest or row.first_seen_at
+            if row.payload_gz is not None:
+                await sink.send(
+                    prefix + PAGES.name,
+                    key=row.page_host.encode(),
+                    value=page_record(row.payload_gz),
+                    headers=headers["pages"],
+                )
+                pages += 1
+            else:
+                link = _link(row)
+                await sink.send(
+                    prefix + LINKS.name,
+                    key=link.host.encode(),
+                    value=link.to_bytes(),
+                    headers=headers["links"],
+                )
+                links += 1
+        await sink.flush()
+        cursor = (rows[-1].first_seen_at, rows[-1].url)
+        if len(rows) < chunk:
+            break
+    if links or pages:
+        logger.info("re-drove unfinished work: links=%s pages=%s oldest=%s", links, pages, oldest)
+    return Redrive(links, pages, oldest)

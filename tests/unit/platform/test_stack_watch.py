@@ -1,0 +1,76 @@
+"""The watchdog's decision: which embedded component needs a restart, and why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shared import stack
+
+
+@pytest.fixture
+def probes(monkeypatch: pytest.MonkeyPatch) -> dict[str, stack.Health]:
+    state = stack.StackState(
+        kafka=stack.Component("kafka", pid=11, port=1001),
+        postgres=stack.Component("postgres", pid=22, port=1002),
+    )
+    health = {
+        "kafka": stack.Health("kafka", True, True),
+        "postgres": stack.Health("postgres", True, True),
+    }
+    monkeypatch.setattr(stack, "read_state", lambda home: state)
+    monkeypatch.setattr(stack, "probe", lambda comp: health[comp.name])
+    monkeypatch.setattr(stack, "rss_bytes", lambda pid: 500 * 2**20 if pid == 11 else 0)
+    return health
+
+
+def test_healthy_stack_needs_nothing(probes: dict[str, stack.Health]) -> None:
+    assert stack.StackWatch(Path("/x"), ["kafka", "postgres"]).check(now=0) is None
+
+
+def test_a_dead_pid_is_a_fault_at_once(probes: dict[str, stack.Health]) -> None:
+    probes["postgres"] = stack.Health("postgres", False, False)
+    fault = stack.StackWatch(Path("/x"), ["kafka", "postgres"]).check(now=0)
+    assert fault is not None and (fault.name, fault.reason) == ("postgres", "gone")
+    assert "pid 22" in fault.detail
+
+
+def test_only_watched_components_count(probes: dict[str, stack.Health]) -> None:
+    probes["postgres"] = stack.Health("postgres", False, False)  # external: not ours
+    assert stack.StackWatch(Path("/x"), ["kafka"]).check(now=0) is None
+
+
+def test_a_silent_port_is_a_fault_only_after_the_limit(probes: dict[str, stack.Health]) -> None:
+    watch = stack.StackWatch(Path("/x"), ["kafka"], silent_limit_s=15)
+    probes["kafka"] = stack.Health("kafka", True, False)
+    assert watch.check(now=100) is None
+    assert watch.check(now=110) is None
+    probes["kafka"] = stack.Health("kafka", True, True)  # answered again: the clock resets
+    assert watch.check(now=112) is None
+    probes["kafka"] = stack.Health("kafka", True, False)
+    assert watch.check(now=113) is None
+    fault = watch.check(now=128)
+    assert fault is not None and fault.reason == "silent"
+
+
+def test_broker_memory_over_the_limit_is_a_planned_restart(
+    probes: dict[str, stack.Health],
+) -> None:
+    assert stack.StackWatch(Path("/x"), ["kafka"], broker_max_rss=600 * 2**20).check() is None
+    watch = stack.StackWatch(Path("/x"), ["kafka"], broker_max_rss=400 * 2**20)
+    fault = watch.check(now=1000)
+    assert fault is not None and (fault.name, fault.reason) == ("kafka", "memory")
+    assert "500 MB" in fault.detail
+    # still over (a limit below its resting size): not again until the gap has passed
+    assert watch.check(now=1000 + stack.PLANNED_RESTART_GAP_S - 1) is None
+    assert watch.check(now=1000 + stack.PLANNED_RESTART_GAP_S + 1) is not None
+    # 0 disables it
+    assert stack.StackWatch(Path("/x"), ["kafka"], broker_max_rss=0).check() is None
+
+
+def test_redact_url_hides_only_the_password() -> None:
+    url = "postgresql+asyncpg://postgres:s3cret@127.0.0.1:5432/newsflow"
+    assert stack.redact_url(url) == "postgresql+asyncpg://postgres:***@127.0.0.1:5432/newsflow"
+    assert stack.redact_url("postgresql://u@h/db") == "postgresql://u@h/db"
+    assert stack.redact_url(None) is None
