@@ -52,8 +52,14 @@ FIELDS: dict[str, str] = {
 }
 #: Aliases users type out of habit.
 FIELD_SYNONYMS: dict[str, str] = {"language": "lang", "host": "source", "text": "text"}
+#: Lucene operators are upper case; typed in lower case they are words (``pkk or baghdad``
+#: would need the word "or"), which is almost never what the analyst meant: refused.
+OPERATOR_WORDS = frozenset({"and", "or", "not"})
 MAX_QUERY_CHARS = 4000
 MAX_NODES = 200
+#: Nesting (parentheses, NOT) deeper than this is refused: parsing, matching and rendering
+#: recurse, and '((((...x...))))' within MAX_QUERY_CHARS used to end in a RecursionError.
+MAX_DEPTH = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +145,8 @@ def parse(query: str) -> Node:
         )
     try:
         parsed = luqum_parse(query)
+    except RecursionError as exc:
+        raise _too_deep(query) from exc
     except IllegalCharacterError as exc:
         found = _POSITION.search(str(exc))
         pos = int(found.group(1)) if found else None
@@ -150,13 +158,42 @@ def parse(query: str) -> Node:
             pos = int(found.group(1))
             token = query[pos:].split(maxsplit=1)[0] if query[pos:].strip() else ""
             message = f"syntax error: unexpected {token!r}"
+        elif query.rstrip().endswith(":"):
+            field = query.rstrip().rsplit(None, 1)[-1].lstrip("(+-")
+            pos, message = None, f"syntax error: field {field!r} has no value"
         else:
             pos, message = None, "syntax error: unexpected end of query (unclosed parenthesis?)"
         raise QueryError(message, query=query, position=pos) from exc
-    node = _Builder(query).build(parsed, None)
+    try:
+        node = _Builder(query).build(parsed, None)
+    except RecursionError as exc:
+        raise _too_deep(query) from exc
+    if _depth(node) > MAX_DEPTH:
+        raise _too_deep(query)
     if _count(node) > MAX_NODES:
         raise QueryError(f"query has more than {MAX_NODES} parts", query=query, position=0)
     return node
+
+
+def _too_deep(query: str) -> QueryError:
+    return QueryError(
+        f"query nested more than {MAX_DEPTH} levels deep (parentheses or NOT)",
+        query=query,
+        position=0,
+    )
+
+
+def _depth(node: Node) -> int:
+    """Nesting depth of the tree, without recursion (the tree may be deep)."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(item, And | Or):
+            stack.extend((child, level + 1) for child in item.children)
+        elif isinstance(item, Not):
+            stack.append((item.child, level + 1))
+    return deepest
 
 
 def _count(node: Node) -> int:
@@ -228,7 +265,13 @@ class _Builder:
         if field == "published":
             return self.date_range(item)
         if kind == "value":
-            return self.value(field or "", text, item)
+            return self.value(field or "", text, item)  # lang:or is Odia, not an operator
+        if isinstance(item, tree.Word) and raw is None and text.lower() in OPERATOR_WORDS:
+            raise self.error(
+                f"{text!r} is read as a word: write the operator in capitals ({text.upper()}),"
+                f' or quote it ("{text}") to match the word',
+                item,
+            )
         words = tuple(tokens(text))
         if not words:
             raise self.error(
@@ -366,7 +409,11 @@ def render(node: Node, *, top: bool = True) -> str:
     Entity values are printed as given (keys once resolved), text as the user typed it.
     """
     if isinstance(node, Term):
-        text = _quote(node.raw) if len(node.words) > 1 or not node.raw.isalnum() else node.raw
+        # an operator word ("AND", "or") is only a term when quoted
+        bare = (
+            len(node.words) == 1 and node.raw.isalnum() and node.raw.lower() not in OPERATOR_WORDS
+        )
+        text = node.raw if bare else _quote(node.raw)
         return text if node.field == "text" else f"{node.field}:{text}"
     if isinstance(node, Value):
         value = node.value

@@ -155,10 +155,16 @@ def guarded_client(
 
 
 def destination(url: str) -> str:
-    """The backoff unit: scheme://host:port (one slow receiver never delays another)."""
+    """The backoff unit: the webhook URL (scheme, host and port normalised, path and query
+    kept). Not the host: Slack, Teams or Discord serve every customer's webhook from one host,
+    and one watch's dead hook (a 404, or a 429 with a one-hour Retry-After) must not hold up
+    the others' alerts.
+    """
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+    path = parts.path or "/"
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}{path}{query}"
 
 
 # --- retry policy -----------------------------------------------------------------------------
@@ -240,13 +246,23 @@ async def send_once(
         if secret
         else {"webhook-id": msg_id, "content-type": "application/json", "user-agent": USER_AGENT}
     )
+    # httpx's timeouts are per read: a receiver trickling a byte a second never trips them,
+    # so the whole exchange gets one deadline too.
+    deadline_s = client.timeout.read or DEFAULT_TIMEOUT_S
     try:
-        response = await client.post(url, content=body.encode(), headers=headers)
+        async with asyncio.timeout(deadline_s):
+            async with client.stream("POST", url, content=body.encode(), headers=headers) as reply:
+                # the status is the answer; the body is never read (a receiver answering with
+                # gigabytes would otherwise be held in the alerter's memory)
+                return classify(reply.status_code, reply.headers)
+    except TimeoutError:
+        return Attempt("retry", None, f"no complete response within {deadline_s:g}s")
+    except httpx.TimeoutException as exc:
+        return Attempt("retry", None, f"{type(exc).__name__}: no response within {deadline_s:g}s")
     except httpx.HTTPError as exc:
         return Attempt("retry", None, f"{type(exc).__name__}: {exc}"[:500])
     except guard.BlockedAddressError as exc:  # refused at connect time: retrying cannot help
         return Attempt("rejected", None, str(exc)[:500])
-    return classify(response.status_code, response.headers)
 
 
 # --- per-destination backoff ------------------------------------------------------------------

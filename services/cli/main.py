@@ -107,9 +107,11 @@ def _mapped(exc: BaseException) -> NewsflowError | None:
     return None
 
 
-def _error(detail: str) -> None:
-    # soft_wrap: one line however narrow the terminal, so scripts can grep it
-    console.print(f"[red]error:[/] {escape(detail)}", soft_wrap=True, highlight=False)
+def _print_error(detail: str) -> None:
+    """One ``error:`` line on stderr, *detail* printed as written: escaped, because details
+    quote user input (``published:[2026-11-01 TO *]``, ``http://[::1]/``) that rich would
+    otherwise eat as markup, and unwrapped, so a query's caret stays under its character."""
+    console.print(f"[red]error:[/] {escape(detail)}", soft_wrap=True)
 
 
 def _warn_unknown_variables() -> None:
@@ -143,7 +145,7 @@ def main() -> None:
     try:
         app()
     except NewsflowError as exc:
-        _error(exc.detail)
+        _print_error(exc.detail)
         sys.exit(USAGE_EXIT)
     except KeyboardInterrupt:
         sys.exit(INTERRUPTED_EXIT)
@@ -151,7 +153,7 @@ def main() -> None:
         mapped = _mapped(exc)
         if mapped is None:
             raise
-        _error(mapped.detail)
+        _print_error(mapped.detail)
         sys.exit(USAGE_EXIT)
 
 

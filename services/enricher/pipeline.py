@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 #: Bump when recognition rules, resolution rules or data files change: it is stored with
 #: every article so ``newsflow reenrich`` can find articles enriched by older rules.
 #: tests/unit/enricher/test_data.py pins the data digests to this version.
-RULES_VERSION = "2026.11.30-2"
+RULES_VERSION = "2026.11.30-3"
 DEFAULT_MAX_CHARS = 200_000
 #: Languages the shipped model handles (ISO 639-1 prefixes of the article's language).
 SUPPORTED_LANGUAGES: tuple[str, ...] = ("en",)
@@ -391,16 +391,34 @@ def _without_site_name(title: str | None, site_name: str | None) -> str | None:
     return title
 
 
+#: words naming a publisher's language edition: "Rudaw English" is Rudaw in the text.
+#: Only these: generic words ("News", "Media") would turn "Iraq News" into "Iraq".
+EDITION_WORDS = frozenset(
+    {"english", "arabic", "turkish", "turkce", "kurdish", "kurdi", "persian", "farsi", "sorani",
+     "kurmanji", "عربي", "العربية", "فارسی", "كوردی", "کوردی"}
+)  # fmt: skip
+
+
 def _publisher_key(name: str) -> str:
     return fold(name).removeprefix("the ")
+
+
+def _publisher_keys(site_name: str) -> set[str]:
+    """The site's name, and without its edition word ("Rudaw English" -> "rudaw")."""
+    key = _publisher_key(site_name)
+    core = " ".join(word for word in key.split() if fold(word) not in _EDITION_KEYS)
+    return {k for k in (key, core) if k}
+
+
+_EDITION_KEYS = frozenset(fold(word) for word in EDITION_WORDS)
 
 
 def _without_publisher(spans: list[Span], site_name: str | None) -> list[Span]:
     """The publisher's own name (a credit, a signature, a leftover title suffix) is never an
     entity mention of its own articles."""
-    if not site_name or not (key := _publisher_key(site_name)):
+    if not site_name or not (keys := _publisher_keys(site_name)):
         return spans
-    return [span for span in spans if _publisher_key(span.text) != key]
+    return [span for span in spans if _publisher_key(span.text) not in keys]
 
 
 def truncate_at(text: str, limit: int) -> int:

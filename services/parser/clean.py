@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from lxml.html import HtmlElement
 
-from services.parser.extract import Caption
+from services.parser.extract import PHOTO_WORDS, Caption
 from shared.messages import RemovedSpan
 
 _MONTH = (
@@ -41,6 +41,19 @@ _SHARE_WORDS = (
     "|شارك|مشاركة|الخبر|المقال"  # Arabic: share, sharing, the news item, the article
     "|linkedin|reddit|pinterest|messenger|email|e-mail|mail|print|copy|link|url|comments?|save"
 )
+
+
+#: news agencies and wire services credited in bylines and sign-offs: a source, never a person
+#: (compared by normalise_key). The author only when no person is named, as an organisation.
+NEWS_AGENCIES = frozenset(
+    {
+        "afp", "ap", "associated press", "reuters", "dpa", "efe", "ansa", "xinhua", "upi",
+        "aa", "anadolu", "anadolu agency", "anadolu ajansı", "anadolu ajansi", "dha", "iha",
+        "anka", "ilkha", "mezopotamya ajansı", "ina", "iraqi news agency", "nina", "sana", "irna",
+        "isna", "tasnim", "fars", "mehr", "kuna", "wam", "spa", "mena", "bna", "sputnik", "tass",
+        "وكالة الأنباء العراقية", "واع", "سانا", "رويترز", "الأناضول", "فرانس برس",
+    }
+)  # fmt: skip
 
 #: (reason, whole-paragraph pattern, max words). First match wins; order matters.
 LINE_RULES: tuple[tuple[str, str, int], ...] = (
@@ -104,9 +117,24 @@ LINE_RULES: tuple[tuple[str, str, int], ...] = (
         25,
     ),
     ("tags", r"(?:tags?|topics?|filed under|keywords)\s*[:|]\s*.+", 25),
+    # "Source: Reuters", "Kaynak: AA", "المصدر: وكالة الأنباء العراقية", "Sources: AFP, AA"
+    (
+        "source",
+        r"[(\[]?(?:sources?|kaynak(?:lar)?|haber kaynağı|المصدر|مصدر|سەرچاوە|çavkanî|منبع)"
+        r"\s*:\s*[^.!?]{1,60}[)\]]?",
+        8,
+    ),
+    # a desk or a role alone on a line near the top is where a byline would be
+    (
+        "byline",
+        r"(?:haber merkezi|dış haberler(?: servisi)?|staff (?:reporter|writer)|news ?desk"
+        r"|web desk|newsroom|(?:ال)?محرر(?:\s+\S+){0,3}|سەرنووسەر|دبیرخانه)[\W_]*",
+        5,
+    ),
     (
         "credit",
-        r"[(\[]?(?:photos?|photograph|image|picture|pic|video|graphic|illustration|file photo)"
+        rf"[(\[]?(?:photos?|photograph|image|picture|pic|video|graphic|illustration|file photo"
+        rf"|{PHOTO_WORDS})"
         r"(?: credit)?\s*[:/|©]\s*.{1,80}[)\]]?|[(\[]?©\s*.{1,60}[)\]]?"
         r"|[(\[]?(?:credit|photo credit|image credit)\s*:\s*.{1,60}[)\]]?",
         14,
@@ -114,8 +142,20 @@ LINE_RULES: tuple[tuple[str, str, int], ...] = (
     (
         # a line ending in a photo credit is a caption, whatever precedes it
         "caption",
-        r".{1,400}?\s[(\[](?:photos?|photograph|image|picture|foto(?:ğraf)?|credit)\s*[:/]\s*"
+        rf".{{1,400}}?\s[(\[](?:photos?|photograph|image|picture|credit|{PHOTO_WORDS})\s*[:/]\s*"
         r"[^()\[\]]{1,80}[)\]]\W*",
+        60,
+    ),
+    (
+        # the same without brackets, after a full stop or a bar: "Smoke over Sinjar. Photo:
+        # Safin Hamid / AFP", "... | Photo by Safin Hamid/AFP", "... AFP PHOTO / SAFIN HAMID",
+        # "... (AFP via Getty Images)". The credit is a few words with no sentence in it.
+        "caption",
+        rf".{{1,400}}?(?:[.!?…”\"]\s+|\s[|–—•·]\s*)"
+        rf"(?:(?:photos?|photograph|image|picture|credit|{PHOTO_WORDS})(?:\s+credit)?\s*:"
+        r"|(?:photo(?:graph)?|picture|image)\s+by)\s+[^.!?:;()]{1,60}"
+        r"|.{1,400}?\s(?:[(\[]?(?:afp|ap|aa|epa|reuters|dha|iha)\s+photos?\s*/\s*[^.!?:;()]{1,60}"
+        r"|[(\[](?:[\w./-]+(?:\s+[\w./-]+){0,3}\s+(?:via|/)\s+)?getty\s+images[)\]])\W*",
         60,
     ),
     (
@@ -385,6 +425,30 @@ def _attached(element: HtmlElement, container: HtmlElement) -> bool:
     return parent is container
 
 
+#: a headline broken by <br> or block spans comes out of the extractor as this many lines
+MAX_TITLE_LINES = 3
+
+
+def _title_lines(texts: Sequence[str], position: int, title_keys: set[str]) -> int:
+    """How many lines from ``position`` on spell a title (0: none); the longest wins, so the
+    <h1>'s second line goes with its first even when the first alone is the <title>."""
+    joined = ""
+    found = 0
+    for count, text in enumerate(texts[position : position + MAX_TITLE_LINES], start=1):
+        joined = f"{joined} {normalise_key(text)}".strip()
+        if joined in title_keys:
+            found = count
+        if not any(key.startswith(joined) for key in title_keys):
+            break
+    return found
+
+
+def _agency_sign_off(text: str) -> bool:
+    """A line of nothing but news agency names: the wire credit closing a text."""
+    parts = [normalise_key(part) for part in re.split(r"[/,&|]|\band\b|\bve\b", text)]
+    return bool(parts) and all(part in NEWS_AGENCIES for part in parts)
+
+
 def clean_paragraphs(
     paragraphs: Sequence[str],
     *,
@@ -422,6 +486,7 @@ def clean_paragraphs(
 
     texts = [normalise_paragraph(raw) for raw in paragraphs]
     navigation = _leading_navigation([t for t in texts if t])
+    title_end = 0  # lines before this index belong to a headline already cut
     for position, text in enumerate(texts):
         if not text:
             continue
@@ -434,9 +499,15 @@ def clean_paragraphs(
         if not key:
             cut(text, "punctuation")
             continue
-        if key in title_keys and not kept.alive:
-            cut(text, "title")
-            continue
+        if position < title_end:
+            continue  # a further line of a headline already cut
+        if not kept.alive and title_keys:
+            # a headline with a <br> (or spans on two lines) comes out as 2-3 lines
+            lines = _title_lines(texts, position, title_keys)
+            if lines:
+                cut(" ".join(t for t in texts[position : position + lines] if t), "title")
+                title_end = position + lines
+                continue
         if key in caption_keys:
             cut(text, "caption")
             to_captions(caption_keys[key])
@@ -473,8 +544,11 @@ def clean_paragraphs(
     # promotional furniture closing the text ("Northgate Advertisment", "Sponsored")
     while out.paragraphs and (reason := _edge_rule(out.paragraphs[-1])) is not None:
         cut(out.paragraphs.pop(), reason)
-    # the reporter's name signing off the text ("Lê Phương")
-    if len(out.paragraphs) > 1 and _SIGN_OFF.fullmatch(out.paragraphs[-1]):
+    # the reporter's name signing off the text ("Lê Phương"), or the agency's ("AFP", "(AA)",
+    # "— Reuters", "AFP/DHA")
+    if len(out.paragraphs) > 1 and (
+        _SIGN_OFF.fullmatch(out.paragraphs[-1]) or _agency_sign_off(out.paragraphs[-1])
+    ):
         cut(out.paragraphs.pop(), "byline")
     return out
 

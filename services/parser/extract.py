@@ -48,10 +48,14 @@ MIN_DENSITY_PARAGRAPH_CHARS = 40
 CAPTION_SELECTOR = "//figcaption | //*[contains(@class, 'caption')]"
 CAPTION_CLASS_SUFFIXES = ("-caption", "_caption", "-caption-text", "caption-text")
 CREDIT_SELECTOR = ".//*[contains(@class, 'credit') or contains(@class, 'copyright') or contains(@class, 'source')]"
+#: "photo" in the other languages we read, as credit lines write it: Turkish "Fotoğraf: AA",
+#: Arabic "الصورة: رويترز" / "تصوير: ...", Persian "عکس: ...",
+#: Sorani "وێنە: ...", Kurmanji "Wêne: ..."
+PHOTO_WORDS = r"foto(?:ğraf(?:lar)?)?|görsel|(?:ال)?صور[ةه]?|تصوير|عکس|وێنە|wêne"
 #: a photo credit at the end of a caption: "(Photo: X)", "Photo: X / AFP", "Credit: X", "© X"
 PHOTO_CREDIT = re.compile(
     r"\s*[(\[]?\s*(?:(?:photos?|photograph|image|picture|pic|video|graphic|illustration|file photo"
-    r"|foto(?:ğraf)?|görsel|صورة)(?:\s+credit)?|credit|photo credit|image credit)\s*[:/|]\s*"
+    rf"|{PHOTO_WORDS})(?:\s+credit)?|credit|photo credit|image credit)\s*[:/|]\s*"
     r"[^()\[\]]{1,80}[)\]]?\s*$|\s*[(\[]?©\s*[^()\[\]]{1,60}[)\]]?\s*$",
     re.IGNORECASE,
 )

@@ -14,7 +14,7 @@ from email.utils import parsedate_to_datetime
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-from services.parser.clean import normalise_key
+from services.parser.clean import NEWS_AGENCIES, normalise_key
 
 #: separators between a headline and the site name in <title>/og:title. Bars, double colons,
 #: middots and guillemets separate even without spaces; dashes and slashes only with spaces
@@ -52,6 +52,7 @@ AUTHOR_JUNK = frozenset(
         "correspondent",
         "our correspondent",
         "agencies",
+        "agenturen",
         "agency",
         "news agencies",
         "wire services",
@@ -74,13 +75,29 @@ AUTHOR_PREFIXES = re.compile(
 )
 #: "and"/"with" in the languages of the pages we read (en, de, fr, es/pt/it, nl, nordic, tr)
 AUTHOR_SPLIT = re.compile(
-    r"\s*(?:,|;|&|\||\s[-–—]\s|\b(?:and|with|und|mit|et|avec|y|e|con|en|og|och|ve|ile)\b)\s*",
+    r"\s*(?:,|;|&|\||/|\s[-–—]\s|\b(?:and|with|und|mit|et|avec|y|e|con|en|og|och|ve|ile)\b)\s*",
     re.IGNORECASE,
 )
 #: author values that credit a photo or a source, not a writer ("Foto: X", "Quelle: dpa")
 AUTHOR_CREDIT = re.compile(
-    r"^(?:photo|foto|image|bild|picture|quelle|source|kaynak|credit)s?\s*:", re.IGNORECASE
+    r"^(?:(?:photo|foto|image|bild|picture|quelle|source|kaynak|credit)s?\s*:"
+    r"|(?:photo|image|picture)(?:graph)?\s+by\s)",
+    re.IGNORECASE,
 )
+#: words that make an author string an organisation ("Haber Ajansı", "وكالة ...", "Rudaw TV")
+ORGANISATION_WORDS = re.compile(
+    r"\b(?:agency|ajans[ıi]?|press|news|media|network|tv|television|radio|channel|group"
+    r"|newspaper|gazetesi|wire)\b|^(?:وكالة|شبكة|قناة|مؤسسة|صحيفة|جريدة)\s",
+    re.IGNORECASE,
+)
+#: words a publisher adds to its name for an edition ("Rudaw English", "Kurdistan24 Türkçe")
+EDITION_WORDS = frozenset(
+    {"english", "arabic", "turkish", "turkce", "türkçe", "kurdish", "persian", "farsi", "online",
+     "digital", "news", "staff", "desk", "team", "web", "عربي", "العربية"}
+)  # fmt: skip
+#: author strings that name a desk or a role in words AUTHOR_JUNK cannot list one by one:
+#: Arabic "محرر الشؤون المحلية" (the local affairs editor), Turkish "Dış Haberler Servisi"
+AUTHOR_ROLE = re.compile(r"^(?:ال)?محرر(?:\s|$)|^(?:dış haberler|haber merkezi)\b", re.IGNORECASE)
 #: a trailing "(abc)" is the author's initials or desk code: "Elena Oberholzer (obe)"
 AUTHOR_TRAILING_CODE = re.compile(r"\s*\([^()]{0,12}\)?$")
 MAX_AUTHOR_WORDS = 5
@@ -208,6 +225,36 @@ def split_by_agreement(
     return title, None
 
 
+#: a title affix this short whose letters are part of the host's name is the site's name
+MAX_HOST_AFFIX_WORDS = 3
+MIN_HOST_AFFIX_CHARS = 4
+
+
+def split_host_affix(title: str, host_label: str) -> tuple[str, str | None]:
+    """``"Headline | Rudaw"`` on rudawnews.net -> ``("Headline", "Rudaw")``: the affix is the
+    host's name (or the host's name is in it: "Kurdistan24 English" on kurdistan24.net), so it
+    is cut even when no <h1> agrees and the page declares no site name. Only the outermost
+    affix, and only a short one: "Erdoğan – Barzani meeting" keeps its dash."""
+    host = normalise_key(host_label).replace(" ", "")
+    if len(host) < MIN_HOST_AFFIX_CHARS:
+        return title, None
+    for head, tail in _splits(title):
+        for kept, affix in ((head, tail), (tail, head)):
+            words = normalise_key(affix).split()
+            # "Rudaw English", "Rudaw Türkçe": the edition's word is not part of the name
+            compact = "".join(w for w in words if w not in EDITION_WORDS) or "".join(words)
+            if (
+                len(affix.split()) <= MAX_HOST_AFFIX_WORDS
+                and len(compact) >= MIN_HOST_AFFIX_CHARS
+                and (compact in host or host in compact)
+                and len(kept.split()) >= max(2, len(affix.split()))
+                # the outermost affix only, never a piece from the middle of the title
+                and not any(separator in f" {affix} " for separator in TITLE_SEPARATORS)
+            ):
+                return kept, affix
+    return title, None
+
+
 @dataclass(frozen=True, slots=True)
 class Title:
     text: str | None
@@ -240,6 +287,8 @@ def choose_title(
         title, cut = split_by_agreement(
             title, agreed, declared=[d for d in declared if d], host_label=host_label
         )
+        if cut is None and host_label:
+            title, cut = split_host_affix(title, host_label)
         # an empty kicker or label leaves ": Headline" behind
         title = title.strip(TITLE_EDGE_PUNCTUATION)
         affix = affix or cut
@@ -275,6 +324,8 @@ def clean_authors(
     seen: set[str] = set()
     for value in raw:
         value = unicodedata.normalize("NFC", " ".join(value.split()))
+        if value.startswith("(") and value.endswith(")"):
+            value = value[1:-1].strip()  # "(AA)": a credit in brackets, not initials
         if (
             not value
             or "://" in value
@@ -290,8 +341,9 @@ def clean_authors(
                 not key
                 or key in seen
                 or key in AUTHOR_JUNK
-                or key in site_keys
-                or key.replace(" ", "") in site_keys
+                or AUTHOR_ROLE.match(name)
+                or _names_site(key, site_keys)
+                or (not keep_sites and _is_organisation(name, key))
                 or "@" in name
                 or _DATEISH.search(name.lower())
                 or len(key.split()) > MAX_AUTHOR_WORDS
@@ -307,6 +359,28 @@ def clean_authors(
             seen.add(key)
             names.append(name)
     return names
+
+
+def _names_site(key: str, site_keys: set[str]) -> bool:
+    """ "Rudaw", "Rudaw English", "Kurdistan24 Staff" for the site "Rudaw News"/rudaw.net."""
+    if not site_keys:
+        return False
+    core = " ".join(word for word in key.split() if word not in EDITION_WORDS) or key
+    compact = core.replace(" ", "")
+    if core in site_keys or compact in site_keys:
+        return True
+    # the site's name without its suffix ("rudaw" of "rudaw news", "rudawnews"); one word only:
+    # "Matthew Davis" of "Matthew Davis's Blog" is the person the blog is named after
+    return (
+        len(core.split()) == 1
+        and len(compact) >= 4
+        and any(site.startswith(compact) and len(compact) * 2 > len(site) for site in site_keys)
+    )
+
+
+def _is_organisation(name: str, key: str) -> bool:
+    """An agency or an organisation's name (by its words), not a person's."""
+    return key in NEWS_AGENCIES or bool(ORGANISATION_WORDS.search(name))
 
 
 AuthorKind = Literal["person", "organization"]

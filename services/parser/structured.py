@@ -127,9 +127,12 @@ _ANY_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
 
 #: JSON-LD keys whose values are further nodes describing the page
 NESTED_NODE_KEYS = ("mainEntity", "@graph")
-#: markers around a JSON-LD block that are not JSON: CDATA sections (with "//" before them)
-#: and HTML comments, at the start or the end only
-_JSONLD_WRAPPER = re.compile(r"^\s*(?://\s*)?(?:<!\[CDATA\[|<!--)|(?://\s*)?(?:\]\]>|-->)\s*$")
+#: markers around a JSON-LD block that are not JSON: CDATA sections (with "//" or "/* */"
+#: around them), HTML comments and a stray ";", at the start or the end only
+_JSONLD_WRAPPER = re.compile(
+    r"^\s*(?://\s*|/\*\s*)?(?:<!\[CDATA\[|<!--)(?:\s*\*/)?"
+    r"|(?://\s*|/\*\s*)?(?:\]\]>|-->)(?:\s*\*/)?\s*$|;\s*$"
+)
 #: JSON-LD blocks above this size are skipped: they are data dumps, not page metadata.
 MAX_JSONLD_CHARS = 500_000
 
@@ -174,9 +177,33 @@ def read_structured(tree: HtmlElement) -> Structured:
     """Collect JSON-LD (incl. ``@graph``), OpenGraph/meta tags and link rels from ``tree``."""
     found = Structured()
     _read_meta(tree, found)
-    for node in _jsonld_nodes(tree):
-        _read_jsonld_node(node, found)
+    nodes = list(_jsonld_nodes(tree))
+    # Yoast and other @graph writers name the author and publisher by reference:
+    # "author": {"@id": ".../#/schema/person/abc"}, the Person being another node
+    by_id = {node["@id"]: node for node in nodes if isinstance(node.get("@id"), str)}
+    for node in nodes:
+        _read_jsonld_node(_resolved(node, by_id), found)
     return found
+
+
+#: JSON-LD keys whose {"@id": ...} references are replaced by the node they name
+REFERENCE_KEYS = ("author", "publisher", "creator")
+
+
+def _resolved(node: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``node`` with its author/publisher references replaced by the nodes they name (one
+    level: a reference to a reference stays as it is)."""
+
+    def resolve(value: Any) -> Any:
+        if isinstance(value, list):
+            return [resolve(item) for item in value]
+        if isinstance(value, dict) and set(value) <= {"@id", "@type"}:
+            return by_id.get(str(value.get("@id")), value)
+        return value
+
+    if not any(key in node for key in REFERENCE_KEYS):
+        return node
+    return {**node, **{key: resolve(node[key]) for key in REFERENCE_KEYS if key in node}}
 
 
 def clean_value(value: str) -> str:
@@ -196,8 +223,57 @@ def clean_value(value: str) -> str:
     return " ".join(value.split())
 
 
+#: elements that end a line: their text and the text after them are separate words
+_LINE_BREAKING = frozenset({"br", "p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "td"})
+
+
 def _text(element: HtmlElement) -> str:
-    return clean_value(element.text_content())
+    """The element's text, a space where a <br> or a block breaks the line
+    ("Duhok<br>and Zakho" is "Duhok and Zakho", not "Duhokand Zakho")."""
+    parts: list[str] = []
+
+    def walk(node: HtmlElement) -> None:
+        if isinstance(node.tag, str):  # not a comment or processing instruction
+            breaks = node.tag.lower() in _LINE_BREAKING
+            if breaks:
+                parts.append(" ")
+            parts.append(node.text or "")
+            for child in node:
+                walk(child)
+                parts.append(child.tail or "")
+            if breaks:
+                parts.append(" ")
+        else:
+            for child in node:
+                walk(child)
+
+    walk(element)
+    return clean_value("".join(parts))
+
+
+#: an unmarked <time datetime> is the article's date only where the article's header is: the
+#: first one inside the page's first <article>, not inside a link or list (related stories,
+#: "latest news"; a forum's later posts are further <article>s)
+ARTICLE_TIME = "(//article)[1]//time[@datetime][not(ancestor::a)][not(ancestor::li)]"
+
+
+def _time_published(tree: HtmlElement) -> str | None:
+    """The ``datetime`` of the <time> the page marks as published (itemprop, pubdate, class),
+    else of the first unmarked <time> of the <article>: the publisher states both."""
+    for time_el in tree.iter("time"):
+        marked = (time_el.get("itemprop") or "").lower() == "datepublished"
+        marked = marked or time_el.get("pubdate") is not None
+        marked = marked or "published" in (time_el.get("class") or "").lower().split()
+        if marked and time_el.get("datetime"):
+            return time_el.get("datetime")
+    for time_el in tree.xpath(ARTICLE_TIME):
+        # a <time> marked as the modification date is not the publication date
+        if (time_el.get("itemprop") or "").lower() == "datemodified":
+            continue
+        if {"updated", "modified"} & set((time_el.get("class") or "").lower().split()):
+            continue
+        return str(time_el.get("datetime"))
+    return None
 
 
 def _read_meta(tree: HtmlElement, found: Structured) -> None:
@@ -215,13 +291,7 @@ def _read_meta(tree: HtmlElement, found: Structured) -> None:
         rels = (link.get("rel") or "").lower().split()
         if "canonical" in rels and found.canonical is None and link.get("href"):
             found.canonical = link.get("href", "").strip()
-    for time_el in tree.iter("time"):
-        marked = (time_el.get("itemprop") or "").lower() == "datepublished"
-        marked = marked or time_el.get("pubdate") is not None
-        marked = marked or "published" in (time_el.get("class") or "").lower().split()
-        if marked and time_el.get("datetime"):
-            found.time_published = time_el.get("datetime")
-            break
+    found.time_published = _time_published(tree)
     root = tree.getroottree().getroot()
     found.html_lang = (root.get("lang") or root.get("xml:lang") or "").strip() or None
     title = tree.find(".//title")

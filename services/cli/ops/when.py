@@ -18,7 +18,10 @@ def parse_since(text: str, *, now: datetime | None = None) -> datetime:
     now = now or datetime.now(UTC)
     match = _RELATIVE.match(text)
     if match:
-        return now - timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2).lower()])
+        try:
+            return now - timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2).lower()])
+        except OverflowError:  # '99999999d': before year 1, was a traceback
+            raise ValueError(f"{text!r} reaches back before year 1; use a smaller age") from None
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:

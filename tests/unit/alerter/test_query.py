@@ -18,6 +18,7 @@ from services.alerter.query import (
     entity_values,
     parse,
     render,
+    walk,
     with_keys,
 )
 
@@ -126,6 +127,14 @@ def test_published_ranges_inclusive_exclusive_and_open() -> None:
         ("a && b", 2, "no letters or digits"),
         ("", 0, "empty query"),
         ("title:(body:x)", 7, "inside field"),
+        # lower-case operators are words: 'pkk or baghdad' silently required the word "or"
+        ("pkk or baghdad", 4, "write the operator in capitals (OR)"),
+        ("pkk and baghdad", 4, "(AND)"),
+        ("Sinjar not rumour", 7, "(NOT)"),
+        ("a Or b", 2, "(OR)"),
+        # a field without a value used to blame an unclosed parenthesis
+        ("PKK AND entity:", None, "field 'entity:' has no value"),
+        ("(lang:", None, "field 'lang:' has no value"),
     ],
 )
 def test_errors_point_at_the_position(query: str, position: int | None, fragment: str) -> None:
@@ -138,6 +147,40 @@ def test_errors_point_at_the_position(query: str, position: int | None, fragment
     pointer = caught.value.pointer().splitlines()
     assert pointer[0] == query
     assert pointer[1].index("^") == (len(query) if position is None else position)
+
+
+@pytest.mark.parametrize("query", ['pkk "or" baghdad', '"AND" x', 'title:"not"', "lang:or"])
+def test_operator_words_quoted_or_as_values_survive_the_saved_form(query: str) -> None:
+    # the saved form is parsed again by every alerter: '"AND" x' used to be saved as
+    # 'AND AND x', which no longer parsed, so the watch was skipped and never alerted
+    saved = render(parse(query))
+    assert render(parse(saved)) == saved
+    assert [t.words for t in walk(parse(saved)) if isinstance(t, Term)] == [
+        t.words for t in walk(parse(query)) if isinstance(t, Term)
+    ]
+
+
+def _alternating(levels: int) -> str:
+    query = "x"
+    for level in range(levels):
+        query = f"w{level} {'AND' if level % 2 else 'OR'} ({query})"
+    return query
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["(" * 1990 + "x" + ")" * 1990, "NOT " * 990 + "x", "-" * 3000 + "x", _alternating(45)],
+)
+def test_deep_nesting_is_a_query_error_not_a_crash(query: str) -> None:
+    # these used to raise RecursionError (a traceback at 'watch add', not an error)
+    with pytest.raises(QueryError) as caught:
+        parse(query)
+    assert "nested more than 40 levels" in caught.value.message
+
+
+def test_reasonable_nesting_still_parses() -> None:
+    node = parse(_alternating(30))
+    assert render(parse(render(node))) == render(node)
 
 
 def test_render_is_a_fixed_point_and_shows_keys() -> None:

@@ -3,10 +3,12 @@ guard, retries with capped backoff, Retry-After, 410, and per-destination state.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import random
+import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -180,11 +182,18 @@ async def test_retry_budget_then_failed_and_destination_backoff_is_shared() -> N
         assert (outcome.state, outcome.attempts) == ("failed", 3)
         assert "gave up after 3 attempts" in (outcome.error or "")
         assert len(clock.slept) == 2 and 1 <= clock.slept[0] <= 2 and 2 <= clock.slept[1] <= 4
-        # the same destination (another path) waits out the backoff the failures left
-        assert deliverer.failures("https://hooks.example.org/b") == 3
+        # the same destination waits out the backoff the failures left
+        assert deliverer.failures("https://HOOKS.example.org:443/a") == 3
         before = len(clock.slept)
-        await deliverer.deliver("https://hooks.example.org/b", "{}", secret=None, msg_id="x")
+        await deliverer.deliver("https://hooks.example.org/a", "{}", secret=None, msg_id="x")
         assert len(clock.slept) > before and clock.slept[before] >= 4
+        # another webhook on the same host (Slack: one host for every customer) is not
+        # delayed: it used to wait out /a's backoff, up to an hour after a 429 Retry-After
+        assert deliverer.failures("https://hooks.example.org/b") == 0
+        slept = len(clock.slept)
+        await deliverer.deliver("https://hooks.example.org/b", "{}", secret=None, msg_id="z")
+        assert len(clock.slept) - slept == policy.attempts - 1  # its own retries only
+        assert clock.slept[slept] <= 2  # first backoff, not /a's
         # another destination is not delayed by it
         slept = len(clock.slept)
         seen.clear()
@@ -293,3 +302,55 @@ def test_timestamp_header_is_current_seconds() -> None:
     at = datetime.now(UTC) - timedelta(seconds=3)
     headers = signed_headers(new_secret(), "a", "{}", at=at)
     assert headers["webhook-timestamp"] == str(int(at.timestamp()))
+
+
+# --- hostile receivers ------------------------------------------------------------------------
+
+
+async def test_reply_body_is_never_read() -> None:
+    # a receiver answering 200 with an endless body used to be read whole into memory
+    served = 0
+
+    async def endless():
+        nonlocal served
+        while True:
+            served += 1
+            yield b"x" * 65536
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=endless())
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        outcome = await Deliverer(client).deliver(
+            "https://hooks.example.org/", "{}", secret=None, msg_id="a"
+        )
+    assert outcome.state == "delivered"
+    assert served <= 1
+
+
+async def test_trickling_receiver_hits_the_whole_exchange_deadline() -> None:
+    # one header byte every 0.1 s never trips httpx's per-read timeout of 0.5 s
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        try:
+            writer.write(b"HTTP/1.1 200 OK\r\n")
+            while True:
+                writer.write(b"X")
+                await writer.drain()
+                await asyncio.sleep(0.1)
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    started = time.monotonic()
+    async with server, guarded_client(allow_private=True, timeout_s=0.5) as client:
+        clock = FakeClock()
+        outcome = await Deliverer(
+            client, policy=RetryPolicy(attempts=1), clock=clock, sleep=clock.sleep
+        ).deliver(f"http://127.0.0.1:{port}/", "{}", secret=None, msg_id="a")
+    assert outcome.state == "failed"
+    assert "no complete response within 0.5s" in (outcome.error or "")
+    assert time.monotonic() - started < 3

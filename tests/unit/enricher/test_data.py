@@ -22,6 +22,11 @@ PINNED_DIGESTS = {
         "aliases.json": "95fcfa7fd8be28a8409961ae7eae7ba7811168b4805a157647e600ca75d14a0e",
         "given_names.txt": "9b2e6670a141eade79d34f089990e3486553fcc11961843aa05371d98fa8849b",
     },
+    # publisher names without their edition word ("Rudaw English" drops "Rudaw")
+    "2026.11.30-3": {
+        "aliases.json": "95fcfa7fd8be28a8409961ae7eae7ba7811168b4805a157647e600ca75d14a0e",
+        "given_names.txt": "9b2e6670a141eade79d34f089990e3486553fcc11961843aa05371d98fa8849b",
+    },
 }
 
 

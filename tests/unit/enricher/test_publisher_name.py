@@ -50,3 +50,17 @@ def test_parsed_page_site_never_among_its_entities(enricher: Enricher) -> None:
     )
     result = enricher.enrich(article)
     assert not [e.name for e in result.entities if "post" in fold(e.name)]
+
+
+def test_an_edition_of_the_site_drops_the_bare_name_too(enricher: Enricher, make_article) -> None:
+    # the parser names the site from "Headline | Rudaw English"; the text says "Rudaw"
+    result = enricher.enrich(
+        make_article(
+            "Rudaw reporter Sara Jamal said Iraqi soldiers were attacked near Daquq, and "
+            "Rudaw English confirmed the report with police in Kirkuk on Tuesday.",
+            title="Gunmen attack checkpoint near Kirkuk",
+            site_name="Rudaw English",
+        )
+    )
+    assert not [m.text for m in result.mentions if "rudaw" in fold(m.text)]
+    assert "Kirkuk" in {m.text for m in result.mentions}

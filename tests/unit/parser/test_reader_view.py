@@ -105,7 +105,8 @@ def test_case1_a_weak_date_alone_still_gets_the_plausibility_checks(
         '"datePublished": "2019-03-12T08:30:00+03:00",',
         '"dateModified": "2019-03-12T11:05:00+03:00",',
         '<meta property="article:published_time" content="2019-03-12T08:30:00+03:00">',
-        ' itemprop="datePublished"',
+        # an unmarked <time datetime> in the article is the publisher's statement (strong)
+        ' datetime="2019-03-12T08:30:00+03:00" itemprop="datePublished"',
     ):
         html = html.replace(strong, "")
     article = parse(build(html, "https://www.northgatemedia.net/kurdistan/2019/03/12/zakho"))
