@@ -14,7 +14,8 @@ COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
         migrate topics lag dlq dlq-prune replay replay-from bench bench-fetcher bench-parser bench-enricher bench-writer bench-alerter eval hostile docs stack-up stack-down clean
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@if [ -t 1 ] && [ -z "$$NO_COLOR" ]; then on='\033[36m'; off='\033[0m'; else on=; off=; fi; \
+	awk -v on="$$on" -v off="$$off" 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %s%-18s%s %s\n", on, $$1, off, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 not found: install it or set PYTHON=/path/to/python3.11"; exit 1; }
@@ -88,10 +89,10 @@ dlq-prune: setup ## Delete replayed dead letters older than BEFORE (default 30d;
 	$(BIN)/newsflow dlq prune --before $(or $(BEFORE),30d) $(if $(PENDING),--include-pending)
 
 replay: setup ## Re-inject dead letters (STAGE=fetch|parse|enrich, SINCE=2026-01-01T00:00)
-	$(BIN)/newsflow dlq replay $(if $(STAGE),--stage $(STAGE)) $(if $(SINCE),--since $(SINCE))
+	$(BIN)/newsflow dlq replay $(if $(STAGE),--stage $(STAGE)) $(if $(SINCE),--failed-since $(SINCE))
 
 replay-from: setup ## Re-run later stages from stored data (FROM=articles|pages SINCE=2026-01-01)
-	$(BIN)/newsflow replay --from $(FROM) --since $(SINCE)
+	$(BIN)/newsflow replay --from $(FROM) --stored-since $(SINCE)
 
 bench: setup ## End-to-end benchmark on a synthetic loopback news site (writes bench-results/)
 	$(BIN)/pip install --quiet -e ".[dev,bench]"

@@ -93,9 +93,11 @@ class BlockedAddressError(Exception):
     ) -> None:
         self.host = host
         self.addresses = list(addresses)
+        # Suggest the setting only where it helps: no setting unlocks a metadata endpoint.
+        metadata_only = bool(self.addresses) and all(is_metadata_ip(a) for a in self.addresses)
         hint = (
-            "cloud metadata endpoints are refused even with private networks allowed"
-            if private_allowed
+            "cloud metadata endpoints are refused whatever the settings"
+            if private_allowed or metadata_only
             else "set NEWSFLOW_ALLOW_PRIVATE_NETWORKS=true to allow private targets"
         )
         super().__init__(
@@ -170,7 +172,9 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
             raise httpcore.ConnectError(f"DNS lookup of {host!r} failed: {exc}") from exc
         allowed = [a for a in addresses if not self._refused(a)]
         if not allowed:
-            logger.warning("ssrf guard blocked host=%s addresses=%s", host, addresses)
+            # debug, not warning: the caller reports the refusal (feed status, dead letter,
+            # CLI error line); a warning here printed the same refusal twice.
+            logger.debug("ssrf guard blocked host=%s addresses=%s", host, addresses)
             raise BlockedAddressError(host, addresses, private_allowed=self._allow_private)
         last_exc: Exception | None = None
         for ip in allowed:

@@ -18,8 +18,9 @@ def resolve_database_url(settings: Settings) -> str:
     ):
         return state.postgres.endpoint
     raise StackError(
-        "No database: NEWSFLOW_DATABASE_URL is unset and the embedded PostgreSQL is not running. "
-        "Run 'newsflow stack up' (or 'make run'), or set NEWSFLOW_DATABASE_URL."
+        "No database: NEWSFLOW_DATABASE_URL is unset and the embedded PostgreSQL is not running "
+        f"in NEWSFLOW_HOME={settings.state_dir}. Run 'newsflow stack up' (or 'make run'), "
+        "check NEWSFLOW_HOME, or set NEWSFLOW_DATABASE_URL."
     )
 
 
@@ -30,6 +31,7 @@ def resolve_kafka_bootstrap(settings: Settings) -> str:
     if state.kafka and state.kafka.endpoint and stack.pid_alive(state.kafka.pid, expect="tansu"):
         return state.kafka.endpoint
     raise StackError(
-        "No broker: NEWSFLOW_KAFKA_BOOTSTRAP is unset and the embedded broker is not running. "
-        "Run 'newsflow stack up' (or 'make run'), or set NEWSFLOW_KAFKA_BOOTSTRAP."
+        "No broker: NEWSFLOW_KAFKA_BOOTSTRAP is unset and the embedded broker is not running "
+        f"in NEWSFLOW_HOME={settings.state_dir}. Run 'newsflow stack up' (or 'make run'), "
+        "check NEWSFLOW_HOME, or set NEWSFLOW_KAFKA_BOOTSTRAP."
     )

@@ -2,25 +2,58 @@
 
 Unset ``database_url``/``kafka_bootstrap`` mean "use the embedded stack": the CLI resolves
 them from ``$NEWSFLOW_HOME/stack.json`` (see :mod:`shared.stack`).
+
+The default home and the ``.env`` file are found from the checkout, not the current
+directory: ``newsflow articles list`` run from a subfolder must see the same stack as
+``make run`` started from the root.
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_HOME = Path(".newsflow")
+from shared.errors import ConfigError
+
+ENV_PREFIX = "NEWSFLOW_"
+#: The source checkout this module runs from (``make setup`` installs it editable).
+CHECKOUT = Path(__file__).resolve().parents[1]
+HOME_DIR_NAME = ".newsflow"
+#: Shown for NEWSFLOW_HOME in the README and .env.example (the real value depends on the machine).
+DEFAULT_HOME_DOC = "<checkout>/.newsflow"
+#: ``NEWSFLOW_*`` names used by test and benchmark harnesses, not by newsflow itself.
+RESERVED_PREFIXES = ("NEWSFLOW_TEST_", "NEWSFLOW_FAULTS_", "NEWSFLOW_BENCH_")
 DEFAULT_USER_AGENT = "newsflow/0.1 (+https://github.com/newsflow/newsflow; news ingestion bot)"
 
 
+def _is_checkout(path: Path) -> bool:
+    return (path / "pyproject.toml").is_file() and (path / "shared" / "settings.py").is_file()
+
+
+def default_home() -> Path:
+    """``.newsflow`` at the root of the checkout, whatever the current directory; when newsflow
+    is installed without a checkout, ``$XDG_DATA_HOME/newsflow`` (``~/.local/share/newsflow``)."""
+    if _is_checkout(CHECKOUT):
+        return CHECKOUT / HOME_DIR_NAME
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "newsflow"
+
+
 class Settings(BaseSettings):
+    # .env at the checkout root, then one in the current directory (it wins where both set a
+    # variable); a missing file is skipped.
     model_config = SettingsConfigDict(
-        env_prefix="NEWSFLOW_", env_file=".env", extra="ignore", validate_default=True
+        env_prefix=ENV_PREFIX,
+        env_file=(CHECKOUT / ".env", ".env"),
+        extra="ignore",
+        validate_default=True,
     )
 
     # --- where things are -------------------------------------------------------------
@@ -33,7 +66,12 @@ class Settings(BaseSettings):
         default=None,
         description="host:port[,host:port] of an external Kafka. Unset: the embedded Tansu broker.",
     )
-    home: Path = Field(default=DEFAULT_HOME, description="State directory (pids, data, logs).")
+    home: Path = Field(
+        default_factory=default_home,
+        description="State directory (pids, data, logs). Unset: .newsflow at the checkout "
+        "root from any current directory (~/.local/share/newsflow without a checkout).",
+        json_schema_extra={"doc_default": DEFAULT_HOME_DOC},
+    )
     topic_partitions: int = Field(default=8, ge=1, le=256, description="Partitions per topic.")
     topic_replication: int = Field(default=1, ge=1, description="Replication factor per topic.")
     topic_prefix: str = Field(
@@ -145,6 +183,11 @@ class Settings(BaseSettings):
         description="A Retry-After up to this long is waited out in-line; longer ones fail the "
         "attempt at once (TransientError with retry_after) and block only that host.",
     )
+    poll_only_feeds: str = Field(
+        default="",
+        description="Comma-separated feed ids this fetcher polls; empty: every registered feed. "
+        "'newsflow run --once --feeds FILE' sets it to the feeds FILE lists.",
+    )
     poll_concurrency: int = Field(default=32, ge=1, description="Feeds fetched at once.")
     poll_batch_size: int = Field(default=200, ge=1, description="Feeds claimed per DB round trip.")
     poll_lease_s: float = Field(
@@ -212,6 +255,24 @@ class Settings(BaseSettings):
         default=16, ge=1, description="Webhook deliveries in flight (one per destination)."
     )
 
+    @field_validator("home", mode="before")
+    @classmethod
+    def _home(cls, value: Any) -> Any:
+        return default_home() if value is None or value == "" else value
+
+    @field_validator("poll_only_feeds")
+    @classmethod
+    def _feed_ids(cls, value: str) -> str:
+        ids = [part.strip() for part in value.split(",") if part.strip()]
+        if not all(part.isdigit() for part in ids):
+            raise ValueError("must be feed ids separated by commas, e.g. 3,7,12")
+        return ",".join(ids)
+
+    @property
+    def poll_only_feed_ids(self) -> tuple[int, ...]:
+        """The feed ids of ``poll_only_feeds``; empty: every feed."""
+        return tuple(int(part) for part in self.poll_only_feeds.split(",") if part)
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str | None) -> str | None:
@@ -263,19 +324,74 @@ def get_settings() -> Settings:
     return Settings()
 
 
+def variable(field_name: str) -> str:
+    """The environment variable of a settings field: ``home`` -> ``NEWSFLOW_HOME``."""
+    return f"{ENV_PREFIX}{field_name.upper()}"
+
+
 def describe() -> list[tuple[str, str, str]]:
     """(variable, default, description) for every setting: feeds the README and .env.example."""
     rows = []
     for name, info in Settings.model_fields.items():
-        default = info.default
-        shown = "" if default is None else str(default)
-        rows.append((f"NEWSFLOW_{name.upper()}", shown, info.description or ""))
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        if "doc_default" in extra:
+            shown = str(extra["doc_default"])
+        else:
+            shown = "" if info.default is None else str(info.default)
+        rows.append((variable(name), shown, info.description or ""))
     return rows
+
+
+def explain_validation_error(exc: ValidationError) -> str:
+    """One line per bad value, naming the variable a user sets rather than the field:
+    ``NEWSFLOW_TOPIC_PARTITIONS='abc': Input should be a valid integer``."""
+    lines = []
+    for error in exc.errors():
+        loc = error.get("loc") or ()
+        name = variable(str(loc[0])) if loc else "settings"
+        message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+        value = error.get("input")
+        shown = "" if isinstance(value, dict) or value is None else f"={str(value)!r}"
+        lines.append(f"{name}{shown}: {message}")
+    return "; ".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """``Settings()``, with a bad value raised as a ConfigError that names its variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid settings: {explain_validation_error(exc)}") from exc
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """A warning for each ``NEWSFLOW_*`` variable that is no setting (newsflow ignores it),
+    with the closest real name: a misspelt variable must not pass silently."""
+    environ = os.environ if environ is None else environ
+    known = [variable(name) for name in Settings.model_fields]
+    warnings = []
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or name in known or name.startswith(RESERVED_PREFIXES):
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        hint = f"did you mean {close[0]}? " if close else ""
+        warnings.append(
+            f"{name} is not a newsflow setting and is ignored ({hint}"
+            "'newsflow settings' lists them all)"
+        )
+    return warnings
+
+
+def as_json(settings: Settings) -> dict[str, Any]:
+    """Every effective value by variable, typed as JSON (false, 8, null), not as strings."""
+    values = settings.model_dump(mode="json")
+    return {variable(name): values[name] for name in Settings.model_fields}
 
 
 def render_env_example() -> str:
     lines = [
-        "# newsflow settings. Copy to .env (read from the working directory) or export them.",
+        "# newsflow settings. Copy to .env (read from the checkout root, then the working",
+        "# directory) or export them.",
         "# Unset NEWSFLOW_DATABASE_URL / NEWSFLOW_KAFKA_BOOTSTRAP mean: use the embedded stack.",
         "# docker-compose also needs POSTGRES_PASSWORD and GRAFANA_ADMIN_PASSWORD.",
         "",
@@ -283,6 +399,7 @@ def render_env_example() -> str:
     for var, default, description in describe():
         if description:
             lines.append(f"# {description}")
-        lines.append(f"# {var}={default}")
+        # a described default (NEWSFLOW_HOME) is no value to paste: leave it empty (= default)
+        lines.append(f"# {var}={'' if default == DEFAULT_HOME_DOC else default}")
     lines += ["", "POSTGRES_PASSWORD=", "GRAFANA_ADMIN_PASSWORD=", ""]
     return "\n".join(lines)

@@ -11,7 +11,7 @@ from services.cli.common import (
     DEFAULT_LIMIT,
     JsonFlag,
     LimitOption,
-    SinceOption,
+    PublishedSinceOption,
     emit_json,
     new_table,
     show,
@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
 
     @articles_app.command("list")
     def articles_list(
-        since: SinceOption = None,
+        since: PublishedSinceOption = None,
         feed: Annotated[str | None, typer.Option(help="Feed id or feed URL.")] = None,
         entity: Annotated[
             str | None, typer.Option(help="Entity key (GPE:iraq), id, name or alias.")

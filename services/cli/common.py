@@ -21,9 +21,27 @@ from shared.settings import Settings
 T = TypeVar("T")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+#: Every time filter names the date it compares ("since" alone meant published in one command
+#: and stored in another); --since stays as a second name for scripts.
+WHEN_HELP = "ISO date/time (UTC if no offset) or an age (2h, 7d)"
 SinceOption = Annotated[
     str | None,
-    typer.Option(help="Only since this time: ISO date/time (UTC if no offset) or an age (2h, 7d)."),
+    typer.Option(help=f"Only since this time: {WHEN_HELP}."),
+]
+PublishedSinceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--published-since",
+        "--since",
+        help=f"Only articles published at or after this time (stored time if undated): "
+        f"{WHEN_HELP}.",
+    ),
+]
+FailedSinceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--failed-since", "--since", help=f"Only letters that failed at or after: {WHEN_HELP}."
+    ),
 ]
 LimitOption = Annotated[int, typer.Option(min=1, help="At most this many rows.")]
 DEFAULT_LIMIT = 20
@@ -61,11 +79,26 @@ def since_option(value: str | None) -> datetime | None:
 
 
 def settings() -> Settings:
-    """The validated settings; an invalid value is one ``invalid settings`` line, exit 2."""
+    """The validated settings; an invalid value is one ``invalid settings`` line naming the
+    variable (``NEWSFLOW_TOPIC_PARTITIONS='abc': …``), exit 2."""
+    from shared.settings import load_settings
+
+    return load_settings()
+
+
+def _configured(kind: str) -> tuple[str, bool]:
+    """(what to show, external?) for the database or broker the settings name, without
+    failing: this runs while reporting another error."""
+    from shared.settings import load_settings
+
     try:
-        return Settings()
-    except Exception as exc:  # pydantic ValidationError: say which variable and what is expected
-        raise NewsflowError(f"invalid settings: {exc}", kind="config") from exc
+        s = load_settings()
+    except NewsflowError:
+        return f"the configured {kind}", True
+    value = s.database_url if kind == "database" else s.kafka_bootstrap
+    if value:
+        return value.split("@")[-1], True  # never print a password
+    return f"the embedded {kind} in NEWSFLOW_HOME={s.state_dir}", False
 
 
 def db_failure(exc: BaseException, url: str | None) -> NewsflowError | None:
@@ -75,7 +108,9 @@ def db_failure(exc: BaseException, url: str | None) -> NewsflowError | None:
 
     from shared.db.errors import is_unreachable
 
-    shown = "the configured database" if url is None else url.split("@")[-1]  # no password
+    shown, external = _configured("database")
+    if url is not None:
+        shown = url.split("@")[-1]  # never print a password
     state = getattr(getattr(exc, "orig", exc), "sqlstate", None)
     if state == "42P01" or isinstance(exc, asyncpg.exceptions.UndefinedTableError):
         return NewsflowError(
@@ -83,12 +118,22 @@ def db_failure(exc: BaseException, url: str | None) -> NewsflowError | None:
             kind="config",
         )
     if is_unreachable(exc):
+        fix = (
+            "Check that it is running and NEWSFLOW_DATABASE_URL"
+            if external
+            else "Start it with 'newsflow stack up'"
+        )
         return NewsflowError(
-            f"cannot reach the database ({shown}): {exc}. Start it with 'newsflow stack up' "
-            "or check NEWSFLOW_DATABASE_URL.",
-            kind="config",
+            f"cannot reach the database ({shown}): {_reason(exc)}. {fix}.", kind="config"
         )
     return None
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost useful message of *exc* (SQLAlchemy wraps asyncpg wraps OSError)."""
+    inner = getattr(exc, "orig", None) or exc.__cause__ or exc
+    text = str(inner).strip() or type(inner).__name__
+    return text.splitlines()[0][:200]
 
 
 def with_db(action: Callable[[Any], Awaitable[T]], *, sessions: bool = False) -> T:
@@ -131,16 +176,20 @@ def broker_failure(exc: BaseException, bootstrap: str | None) -> NewsflowError |
     None for anything else. ``bootstrap=None``: the broker the settings name."""
     from aiokafka.errors import KafkaConnectionError, KafkaError
 
-    bootstrap = bootstrap or "the configured bootstrap"
-
-    if isinstance(exc, KafkaConnectionError | OSError | ConnectionError):
+    shown, external = _configured("broker")
+    if bootstrap is not None:
+        shown = bootstrap
+    if isinstance(exc, KafkaConnectionError | OSError | ConnectionError | TimeoutError):
+        fix = (
+            "Check that it is running and NEWSFLOW_KAFKA_BOOTSTRAP"
+            if external
+            else "Start it with 'newsflow stack up'"
+        )
         return NewsflowError(
-            f"cannot reach the broker at {bootstrap} ({exc}). Start it with 'newsflow stack up' "
-            "or check NEWSFLOW_KAFKA_BOOTSTRAP.",
-            kind="config",
+            f"cannot reach the broker at {shown} ({_reason(exc)}). {fix}.", kind="config"
         )
     if isinstance(exc, KafkaError):
-        return NewsflowError(f"broker error from {bootstrap}: {exc!r}", kind="broker")
+        return NewsflowError(f"broker error from {shown}: {exc!r}", kind="broker")
     return None
 
 

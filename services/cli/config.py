@@ -13,26 +13,32 @@ out = Console()
 
 
 def show_settings(as_json: JsonFlag = False) -> None:
-    """Show every setting: variable, effective value and meaning."""
+    """Show every setting: variable, effective value and meaning (--json: typed values)."""
+    from shared.settings import as_json as typed_values
     from shared.settings import describe
     from shared.stack import redact_url
 
-    s = settings()
-    rows = [
-        (var, str(getattr(s, var.removeprefix("NEWSFLOW_").lower())), doc)
-        for var, _d, doc in describe()
-    ]
+    values = typed_values(settings())
     # a database URL may carry a password: never print it
-    rows = [
-        (var, str(redact_url(value)) if var == "NEWSFLOW_DATABASE_URL" else value, doc)
-        for var, value, doc in rows
-    ]
+    if values["NEWSFLOW_DATABASE_URL"] is not None:
+        values["NEWSFLOW_DATABASE_URL"] = str(redact_url(values["NEWSFLOW_DATABASE_URL"]))
     if as_json:
-        emit_json({var: value for var, value, _doc in rows})
+        emit_json(values)
         return
-    table = Table("variable", "value", "meaning")
-    for row in rows:
-        table.add_row(*row)
+    # The variable column never wraps or truncates: users copy these names.
+    table = Table()
+    table.add_column("variable", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    table.add_column("meaning")
+    for var, _default, doc in describe():
+        value = values[var]
+        if value is None:
+            shown = "(unset)"
+        elif isinstance(value, bool):
+            shown = str(value).lower()
+        else:
+            shown = str(value)
+        table.add_row(var, shown, doc)
     out.print(table)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -156,3 +157,170 @@ class DemoSite:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+# --- the demo command ------------------------------------------------------------------------
+
+#: The demo's home, inside the user's: its own database and broker, never the user's.
+DEMO_HOME = "demo"
+#: Settings the demo ignores from the environment: it always runs its own embedded stack.
+DEMO_OVERRIDDEN = (
+    "NEWSFLOW_DATABASE_URL",
+    "NEWSFLOW_KAFKA_BOOTSTRAP",
+    "NEWSFLOW_TOPIC_PREFIX",
+    "NEWSFLOW_POLL_ONLY_FEEDS",
+)
+TOP_ENTITIES_SHOWN = 8
+
+
+def demo_home(settings: Any) -> Path:
+    return Path(settings.state_dir) / DEMO_HOME
+
+
+def browse_commands(home: Path) -> list[str]:
+    """The commands that open what the demo stored (its stack is stopped at the end)."""
+    prefix = f"NEWSFLOW_HOME={home} newsflow"
+    return [
+        f"{prefix} stack up",
+        f"{prefix} articles list",
+        f"{prefix} watch list",
+        f"{prefix} articles show 1",
+        f"{prefix} entities list",
+        f'{prefix} search "Kurdistan"',
+        f"{prefix} stack down",
+    ]
+
+
+def _fresh_home(home: Path) -> None:
+    """Stop a previous demo's stack and remove its data: every demo starts from nothing, so it
+    stores the same articles every time."""
+    import shutil
+
+    from shared import stack
+    from shared.run_lock import holder
+
+    pid = holder(home)
+    if pid is not None:
+        from shared.errors import ConfigError
+
+        raise ConfigError(
+            f"another demo (pid {pid}) is running in {home}; wait for it or stop it first",
+            kind="busy",
+        )
+    if home.exists():
+        stack.down(home)
+        shutil.rmtree(home)
+    home.mkdir(parents=True)
+    os.chmod(home, 0o755)  # the postgres user (when run as root) must reach its data dir
+
+
+async def _stored(settings: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    from services.cli.ops import read
+    from shared.db.session import open_sessions
+    from shared.runtime import resolve_database_url
+
+    async with (
+        open_sessions(resolve_database_url(settings), pool_size=1) as sessions,
+        sessions() as session,
+    ):
+        articles = await read.list_articles(session, limit=50)
+        entities = await read.list_entities(session, limit=TOP_ENTITIES_SHOWN)
+    return articles, entities
+
+
+def run_demo(settings: Any, *, timeout: float, as_json: bool) -> int:
+    """``newsflow demo``: the sample site through the whole pipeline in the demo's own home.
+
+    Returns the exit code of the run (0 when every article was stored or dead-lettered)."""
+    import asyncio
+
+    from rich.console import Console
+
+    from services.cli.supervisor import Supervisor
+    from shared import stack
+    from shared.logs import configure_logging
+    from shared.settings import load_settings
+
+    console = Console(stderr=True)
+    home = demo_home(settings)
+    _fresh_home(home)
+    # the demo's own settings: its home, its embedded stack, loopback allowed (the sample site)
+    for name in DEMO_OVERRIDDEN:
+        os.environ.pop(name, None)
+    os.environ["NEWSFLOW_HOME"] = str(home)
+    os.environ["NEWSFLOW_ALLOW_PRIVATE_NETWORKS"] = "true"
+    os.environ.setdefault("NEWSFLOW_HOST_INTERVAL_S", "0.1")
+    demo_settings = load_settings()
+    configure_logging(level=demo_settings.log_level, fmt=demo_settings.log_format, service="demo")
+    feeds = home / "feeds.txt"
+    with DemoSite() as site:
+        feeds.write_text(site.feed_url + "\n", encoding="utf-8")
+        console.print(
+            f"demo: sample site at {site.base} ({len(site.articles)} articles); "
+            f"its own home {home} (your feeds and database are not touched)",
+            soft_wrap=True,
+        )
+        supervisor = Supervisor(
+            demo_settings,
+            feeds_file=feeds,
+            once=True,
+            timeout=timeout,
+            keep_stack=True,
+            as_json=as_json,
+            quiet_summary=as_json,
+            watches=[DEMO_WATCH],
+        )
+        try:
+            code = asyncio.run(supervisor.run())
+            articles, entities = asyncio.run(_stored(demo_settings)) if code == 0 else ([], [])
+        finally:
+            stack.down(home)
+    browse = browse_commands(home)
+    if as_json:
+        import json
+        import sys
+
+        sys.stdout.write(
+            json.dumps(
+                {
+                    "home": str(home),
+                    "summary": supervisor.summary,
+                    "articles": [
+                        {"id": a["id"], "title": a["title"], "top_entities": a["top_entities"]}
+                        for a in articles
+                    ],
+                    "entities": [
+                        {"key": e["key"], "name": e["name"], "articles": e["articles"]}
+                        for e in entities
+                    ],
+                    "alerts": supervisor.summary.get("recent_alerts", []),
+                    "browse": browse,
+                },
+                indent=2,
+                ensure_ascii=False,
+                default=str,
+            )
+            + "\n"
+        )
+        return code
+    out = Console()
+    if articles:
+        out.print("\n[bold]The demo stored:[/]")
+        for a in articles:
+            out.print(f"  #{a['id']} {a['title']}", soft_wrap=True, highlight=False)
+            if a["top_entities"]:
+                out.print(f"      {', '.join(a['top_entities'])}", soft_wrap=True, highlight=False)
+        out.print(
+            "[bold]Top entities:[/] "
+            + ", ".join(f"{e['name']} ({e['articles']})" for e in entities),
+            soft_wrap=True,
+            highlight=False,
+        )
+    out.print(
+        "\n[bold]Browse it[/] (the demo's own stack, stopped now; its data is kept until "
+        "the next demo):",
+        highlight=False,
+    )
+    for command in browse:
+        out.print(f"  {command}", soft_wrap=True, highlight=False, markup=False)
+    return code

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 import typer
 
 from services.cli.common import (
+    FailedSinceOption,
     JsonFlag,
-    SinceOption,
     broker_bootstrap,
     broker_errors,
     emit_json,
@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         stage: Annotated[
             str | None, typer.Option(help="fetch | parse | enrich | store | feed")
         ] = None,
-        since: SinceOption = None,
+        since: FailedSinceOption = None,
         pending: Annotated[
             bool, typer.Option("--pending", help="Only letters not replayed yet.")
         ] = False,
@@ -106,7 +106,7 @@ def register(app: typer.Typer) -> None:
     @dlq_app.command("replay")
     def dlq_replay(
         stage: Annotated[str | None, typer.Option(help="Only this stage's letters.")] = None,
-        since: SinceOption = None,
+        since: FailedSinceOption = None,
         letter_id: Annotated[
             list[int] | None, typer.Option("--id", help="Only this letter (repeatable).")
         ] = None,

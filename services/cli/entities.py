@@ -19,7 +19,7 @@ from services.cli.common import (
     DEFAULT_LIMIT,
     JsonFlag,
     LimitOption,
-    SinceOption,
+    PublishedSinceOption,
     emit_json,
     new_table,
     show,
@@ -184,7 +184,7 @@ def register(root: typer.Typer) -> None:
     @app.command("list")
     def entities_list(
         kind: Annotated[str | None, typer.Option(help="PERSON, ORG, GPE, LOC, NORP, …")] = None,
-        since: SinceOption = None,
+        since: PublishedSinceOption = None,
         limit: LimitOption = DEFAULT_LIMIT,
         as_json: JsonFlag = False,
     ) -> None:

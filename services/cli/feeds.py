@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -13,10 +14,11 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.cli.common import JsonFlag, emit_json, settings
+from services.cli.common import JsonFlag, db_failure, emit_json, settings
 from services.fetcher import admin
 from services.fetcher.service import running_fetcher
 from shared.db.session import open_sessions
+from shared.errors import NewsflowError
 from shared.runtime import resolve_database_url
 from shared.settings import Settings
 
@@ -37,7 +39,32 @@ def _sessions(settings: Settings) -> AbstractAsyncContextManager[async_sessionma
 
 
 def _run(work: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
-    return asyncio.run(work(settings()))
+    """Run *work*; an unreachable database is one actionable line (see db_failure)."""
+    from shared.errors import NewsflowError
+
+    try:
+        return asyncio.run(work(settings()))
+    except NewsflowError:
+        raise
+    except Exception as exc:
+        mapped = db_failure(exc, None)
+        if mapped is None:
+            raise
+        raise mapped from exc
+
+
+def _relative(at: datetime | None) -> str:
+    """``in 9m``, ``in 3h``, ``due now``: when a feed is polled next, as a person reads it."""
+    if at is None:
+        return "-"
+    seconds = (at - datetime.now(UTC)).total_seconds()
+    if seconds <= 0:
+        return "due now"
+    if seconds < 90:
+        return f"in {seconds:.0f}s"
+    if seconds < 90 * 60:
+        return f"in {seconds / 60:.0f}m"
+    return f"in {seconds / 3600:.1f}h"
 
 
 def _print_add_results(results: list[admin.AddResult], as_json: bool) -> bool:
@@ -52,7 +79,7 @@ def _print_add_results(results: list[admin.AddResult], as_json: bool) -> bool:
         if as_json:
             break
         if r.error:
-            _err().print(f"[red]✗[/red] {r.requested}: {r.error}")
+            _err().print(f"[red]✗[/red] {r.requested}: {r.error}", soft_wrap=True)
             continue
         for feed in r.feeds:
             state = "added" if feed in r.added else "already present"
@@ -81,8 +108,12 @@ def register(root: typer.Typer) -> None:
         async def work(settings: Settings) -> list[admin.AddResult]:
             async with _sessions(settings) as sessions:
                 if no_discover:
-                    stored = await admin.add_feeds(sessions, urls)
-                    return [admin.AddResult(u, (u,), (u,) if new else ()) for u, new in stored]
+                    valid, invalid = admin.check_feed_urls(
+                        urls, allow_private=settings.allow_private_networks
+                    )
+                    stored = await admin.add_feeds(sessions, valid)
+                    added = [admin.AddResult(u, (u,), (u,) if new else ()) for u, new in stored]
+                    return added + [admin.AddResult(url, (), (), error=why) for url, why in invalid]
                 async with running_fetcher(settings, sessions) as fetcher:
                     return await admin.add_with_discovery(sessions, fetcher, urls)
 
@@ -96,16 +127,27 @@ def register(root: typer.Typer) -> None:
 
     @app.command("import")
     def import_(
-        file: Annotated[
-            Path, typer.Argument(exists=True, dir_okay=False, help="OPML or text file.")
-        ],
+        file: Annotated[Path, typer.Argument(help="OPML or text file (one URL a line).")],
         as_json: JsonFlag = False,
     ) -> None:
-        """Import feed URLs from an OPML file or a text file (one URL a line)."""
+        """Import feed URLs from an OPML file or a text file (one URL a line). The file lists
+        feeds, so nothing is fetched; URLs the SSRF guard will refuse are refused now."""
+        try:
+            listed = admin.read_feed_file(file)
+        except ValueError as exc:
+            raise NewsflowError(str(exc), kind="usage") from exc
+        if not listed:
+            _err().print(
+                f"[yellow]warning:[/] {file} lists no feed URLs (one URL a line, or OPML "
+                "<outline xmlUrl=...>)",
+                soft_wrap=True,
+            )
 
         async def work(settings: Settings) -> admin.ImportReport:
             async with _sessions(settings) as sessions:
-                return await admin.import_feeds_file(sessions, file)
+                return await admin.import_feeds_file(
+                    sessions, file, allow_private=settings.allow_private_networks
+                )
 
         try:
             report = _run(work)
@@ -114,7 +156,13 @@ def register(root: typer.Typer) -> None:
             raise typer.Exit(2) from exc
         if as_json:
             emit_json(
-                {"added": report.added, "existing": report.existing, "invalid": report.invalid}
+                {
+                    "added": report.added,
+                    "existing": report.existing,
+                    "invalid": [url for url, _why in report.invalid],
+                    "refused": [{"url": url, "reason": why} for url, why in report.invalid],
+                    "feeds": report.urls,
+                }
             )
         else:
             _out().print(f"feeds: {report}")
@@ -137,7 +185,7 @@ def register(root: typer.Typer) -> None:
         table.columns[6].overflow = "fold"
         for f in feeds:
             polled = f.last_polled_at.strftime("%m-%d %H:%M") if f.last_polled_at else "never"
-            upcoming = f.next_poll_at.strftime("%m-%d %H:%M") if f.next_poll_at else "-"
+            upcoming = _relative(f.next_poll_at)
             status = f"{f.last_status or '-'} {f.last_outcome or ''}".strip()
             if f.consecutive_failures:
                 status += f" ×{f.consecutive_failures}"
@@ -151,6 +199,59 @@ def register(root: typer.Typer) -> None:
                 (f.last_error or "")[:200],
             )
         _out().print(table)
+        if feeds:
+            soonest = min((f.next_poll_at for f in feeds if f.next_poll_at), default=None)
+            _err().print(
+                f"{len(feeds)} feed(s); next poll {_relative(soonest)}. "
+                "'newsflow feeds poll ID|URL|--all' polls now (a running pipeline picks it up "
+                "within NEWSFLOW_POLL_TICK_S).",
+                soft_wrap=True,
+            )
+
+    @app.command("poll")
+    def poll_cmd(
+        refs: Annotated[
+            list[str] | None, typer.Argument(help="Feed ids or URLs (see 'feeds list').")
+        ] = None,
+        every: Annotated[bool, typer.Option("--all", help="Every registered feed.")] = False,
+        as_json: JsonFlag = False,
+    ) -> None:
+        """Poll feeds now instead of at their scheduled time: a running pipeline picks them up
+        within NEWSFLOW_POLL_TICK_S; otherwise the next 'newsflow run' polls them first."""
+        from shared.run_lock import holder
+
+        if not refs and not every:
+            raise NewsflowError("name feeds to poll (ids or URLs), or use --all", kind="usage")
+        if refs and every:
+            raise NewsflowError("give feed ids/URLs or --all, not both", kind="usage")
+
+        async def work(settings: Settings) -> list[tuple[int, str]]:
+            async with _sessions(settings) as sessions:
+                return await admin.poll_now(sessions, refs or (), every=every)
+
+        marked = _run(work)
+        s = settings()
+        pid = holder(s.state_dir)
+        if as_json:
+            emit_json({"feeds": [{"id": i, "url": u} for i, u in marked], "run_pid": pid})
+        else:
+            for feed_id, url in marked:
+                _out().print(f"{feed_id} {url}: due now", soft_wrap=True)
+            if pid is not None:
+                _err().print(
+                    f"the running pipeline (pid {pid}) polls them within "
+                    f"{s.poll_tick_s:.0f}s; watch its panel or 'newsflow feeds list'",
+                    soft_wrap=True,
+                )
+            elif marked:
+                _err().print(
+                    "no 'newsflow run' is active on this home: they are polled first when one "
+                    "starts ('newsflow run --once' to poll and exit)",
+                    soft_wrap=True,
+                )
+        if not marked:
+            _err().print("no matching feed; 'newsflow feeds list' shows ids and URLs")
+            raise typer.Exit(1)
 
     @app.command("remove")
     def remove(

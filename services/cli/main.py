@@ -19,6 +19,10 @@ from shared.errors import NewsflowError
 
 #: Exit code of a command that failed for a reason the user can fix (settings, DB, broker).
 USAGE_EXIT = 2
+#: Exit code after Ctrl-C (128 + SIGINT), as shells report it.
+INTERRUPTED_EXIT = 130
+#: Libraries whose log lines repeat a failure a one-shot command already reports.
+QUIET_LIBRARIES = ("aiokafka", "asyncio", "kafka", "sqlalchemy", "alembic", "httpx", "httpcore")
 
 console = Console(stderr=True)
 
@@ -58,18 +62,49 @@ def build() -> typer.Typer:
     return app
 
 
+def _origin(exc: BaseException) -> str | None:
+    """ "db" or "broker": which client library raised *exc* (a bare OSError or TimeoutError
+    does not say), from the modules in its traceback and its causes'."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    found: str | None = None
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        tb = current.__traceback__
+        while tb is not None:
+            name = tb.tb_frame.f_globals.get("__name__", "")
+            if name.startswith(("asyncpg", "sqlalchemy", "alembic")):
+                found = "db"
+            elif name.startswith("aiokafka"):
+                found = "broker"
+            tb = tb.tb_next
+        current = current.__cause__ or current.__context__
+    return found
+
+
 def _mapped(exc: BaseException) -> NewsflowError | None:
     """An infrastructure failure that escaped a command, as one actionable error (or None)."""
     import asyncpg
     from aiokafka.errors import KafkaError
+    from pydantic import ValidationError
     from sqlalchemy.exc import DBAPIError
 
     from services.cli.common import broker_failure, db_failure
+    from shared.db.errors import is_unreachable
+    from shared.settings import explain_validation_error
 
+    if isinstance(exc, ValidationError):
+        return NewsflowError(f"invalid settings: {explain_validation_error(exc)}", kind="config")
     if isinstance(exc, KafkaError):
         return broker_failure(exc, None)
     if isinstance(exc, DBAPIError | asyncpg.PostgresError | asyncpg.exceptions.InterfaceError):
         return db_failure(exc, None)
+    if is_unreachable(exc):  # OSError, ConnectionError, TimeoutError: whose?
+        origin = _origin(exc)
+        if origin == "db":
+            return db_failure(exc, None)
+        if origin == "broker":
+            return broker_failure(exc, None)
     return None
 
 
@@ -80,15 +115,41 @@ def _print_error(detail: str) -> None:
     console.print(f"[red]error:[/] {escape(detail)}", soft_wrap=True)
 
 
+def _warn_unknown_variables() -> None:
+    from shared.settings import unknown_variables
+
+    for warning in unknown_variables():
+        console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True, highlight=False)
+
+
+def _quiet_libraries() -> None:
+    """One-shot commands report failures themselves (one ``error:`` line); library log lines
+    about the same failure (aiokafka's "Unable connect", an unclosed client) would repeat it.
+    ``run`` and ``worker`` configure logging again for their long-running output."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def main() -> None:
+    """Entry point: run the command; map what escapes it to one line and an exit code."""
     build()
+    _warn_unknown_variables()
+    _quiet_libraries()
     try:
         app()
     except NewsflowError as exc:
         _print_error(exc.detail)
         sys.exit(USAGE_EXIT)
     except KeyboardInterrupt:
-        sys.exit(130)
+        sys.exit(INTERRUPTED_EXIT)
     except Exception as exc:
         mapped = _mapped(exc)
         if mapped is None:

@@ -32,9 +32,18 @@ def register(app: typer.Typer) -> None:
             ),
         ],
         since: Annotated[
-            str, typer.Option(help="Stored (articles) or fetched (pages) at or after this time.")
+            str,
+            typer.Option(
+                "--stored-since",
+                "--since",
+                help="Articles newsflow stored (pages: fetched) at or after this time: ISO "
+                "date/time or an age (7d).",
+            ),
         ],
-        until: Annotated[str | None, typer.Option(help="...and before this time.")] = None,
+        until: Annotated[
+            str | None,
+            typer.Option("--stored-until", "--until", help="...and before this time."),
+        ] = None,
         limit: Annotated[int | None, typer.Option(min=1, help="At most this many.")] = None,
         as_json: JsonFlag = False,
     ) -> None:
@@ -77,8 +86,18 @@ def register(app: typer.Typer) -> None:
 
     @app.command("reenrich")
     def reenrich(
-        since: Annotated[str, typer.Option(help="Articles stored at or after this time.")],
-        until: Annotated[str | None, typer.Option(help="...and before this time.")] = None,
+        since: Annotated[
+            str,
+            typer.Option(
+                "--stored-since",
+                "--since",
+                help="Articles newsflow stored at or after this time: ISO date/time or age.",
+            ),
+        ],
+        until: Annotated[
+            str | None,
+            typer.Option("--stored-until", "--until", help="...and before this time."),
+        ] = None,
         limit: Annotated[int | None, typer.Option(min=1, help="At most this many.")] = None,
         as_json: JsonFlag = False,
     ) -> None:

@@ -49,57 +49,94 @@ def worker(
     run_worker(faust_app, loglevel=s.log_level.lower(), on_ready=ready)
 
 
+def _check_feeds_file(path: Path) -> list[str]:
+    """The feed URLs *path* lists, checked before anything starts: a missing, unreadable or
+    invalid file is a usage error; an empty one is a warning (nothing new will be added)."""
+    from services.fetcher.admin import read_feed_file
+
+    try:
+        urls = read_feed_file(path)
+    except ValueError as exc:
+        raise NewsflowError(str(exc), kind="usage") from exc
+    if not urls:
+        console.print(
+            f"[yellow]warning:[/] {path} lists no feed URLs (one URL a line, or OPML "
+            "<outline xmlUrl=...>); no feed is added.",
+            soft_wrap=True,
+        )
+    return urls
+
+
 def run(
     feeds: Annotated[
-        Path | None, typer.Option("--feeds", help="Text file of URLs or an OPML file.")
+        Path | None,
+        typer.Option(
+            "--feeds",
+            help="Text file of feed URLs (one a line) or an OPML file. They are added to the "
+            "registered feeds; with --once, exactly these feeds are polled.",
+        ),
     ] = None,
     once: Annotated[
-        bool, typer.Option("--once", help="Poll every feed once, wait until done, exit.")
+        bool,
+        typer.Option(
+            "--once",
+            help="Poll the feeds once (those in --feeds, else every registered feed), wait "
+            "until every link is stored or dead-lettered, print a summary, exit.",
+        ),
     ] = False,
     timeout: Annotated[
-        float, typer.Option(help="With --once: give up after this many seconds.")
+        float,
+        typer.Option(min=1.0, help="With --once: give up after this many seconds (exit 1)."),
     ] = 900.0,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="With --once: exit 4 when a feed failed or an item was dead-lettered "
+            "(default: 0 whenever the run completed).",
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Run the whole pipeline: stack (if needed), migrations, topics and every service (shared/topology.py)."""
+    """Run the whole pipeline: stack (if needed), migrations, topics and every service of
+    shared/topology.py.
+
+    Without --once it monitors every registered feed until Ctrl-C (exit 130). Exit codes of
+    --once: 0 completed, 1 timed out, 2 usage/settings/database/broker error, 3 a service
+    exited, 4 (--strict) feeds failed or items were dead-lettered, 130 interrupted."""
     from services.cli.supervisor import Supervisor
 
+    if strict and not once:
+        raise NewsflowError("--strict applies to --once runs only", kind="usage")
+    listed = _check_feeds_file(feeds) if feeds is not None else None
     s = settings()
     configure_logging(level=s.log_level, fmt=s.log_format, service="run")
     code = asyncio.run(
-        Supervisor(s, feeds_file=feeds, once=once, timeout=timeout, as_json=as_json).run()
+        Supervisor(
+            s,
+            feeds_file=feeds,
+            feeds_listed=listed,
+            once=once,
+            timeout=timeout,
+            strict=strict,
+            as_json=as_json,
+        ).run()
     )
     raise typer.Exit(code)
 
 
-def demo(as_json: JsonFlag = False, timeout: float = 300.0) -> None:
-    """Offline demo: serve the bundled sample news site on loopback and run --once against it."""
-    import os
-    import tempfile
+def demo(
+    as_json: JsonFlag = False,
+    timeout: Annotated[
+        float, typer.Option(min=1.0, help="Give up after this many seconds (exit 1).")
+    ] = 300.0,
+) -> None:
+    """Offline demo in its own home ($NEWSFLOW_HOME/demo, started afresh): serve the bundled
+    sample news site on loopback, run the pipeline once against it, show what was stored and
+    how to browse it. Your feeds, database and stack are never touched."""
+    from services.cli.demo import run_demo
 
-    from services.cli.demo import DEMO_WATCH, DemoSite
-    from services.cli.supervisor import Supervisor
-
-    # the sample site is on loopback, which the SSRF guard blocks by default
-    os.environ["NEWSFLOW_ALLOW_PRIVATE_NETWORKS"] = "true"
-    os.environ.setdefault("NEWSFLOW_HOST_INTERVAL_S", "0.1")
-    s = settings()
-    configure_logging(level=s.log_level, fmt=s.log_format, service="demo")
-    with DemoSite() as site, tempfile.NamedTemporaryFile("w", suffix=".txt") as feeds:
-        feeds.write(site.feed_url + "\n")
-        feeds.flush()
-        console.print(f"sample site at {site.base} ({len(site.articles)} articles)")
-        code = asyncio.run(
-            Supervisor(
-                s,
-                feeds_file=Path(feeds.name),
-                once=True,
-                timeout=timeout,
-                as_json=as_json,
-                watches=[DEMO_WATCH],
-            ).run()
-        )
-    raise typer.Exit(code)
+    raise typer.Exit(run_demo(settings(), timeout=timeout, as_json=as_json))
 
 
 def register(root: typer.Typer) -> None:

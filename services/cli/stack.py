@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from services.cli.common import JsonFlag, emit_json, settings
+from services.cli.common import JsonFlag, broker_errors, db_failure, emit_json, settings
+from shared.errors import NewsflowError
 
 console = Console(stderr=True)
 out = Console()
@@ -24,14 +27,37 @@ def register(root: typer.Typer) -> None:
 
 @stack_app.command("up")
 def stack_up(as_json: JsonFlag = False) -> None:
-    """Start the embedded broker and/or PostgreSQL (whatever is not configured externally)."""
-    from shared import stack
+    """Start the embedded broker and/or PostgreSQL (whatever is not configured externally),
+    then apply the migrations and create the topics, so every command works after it."""
+    import asyncio
+
+    from shared import kafka, stack
+    from shared.db.migrate import upgrade
+    from shared.runtime import resolve_database_url, resolve_kafka_bootstrap
 
     s = settings()
     result = stack.up(
         s.state_dir, want_kafka=s.kafka_bootstrap is None, want_postgres=s.database_url is None
     )
     status = stack.status(s.state_dir)
+    db_url = resolve_database_url(s)
+    try:
+        upgrade(db_url)
+    except Exception as exc:
+        mapped = db_failure(exc, db_url)
+        if mapped is None:
+            raise
+        raise mapped from exc
+    bootstrap = resolve_kafka_bootstrap(s)
+    with broker_errors(bootstrap):
+        topics = asyncio.run(
+            kafka.create_topics(
+                bootstrap,
+                partitions=s.topic_partitions,
+                replication=s.topic_replication,
+                prefix=s.topic_prefix,
+            )
+        )
     if as_json:
         emit_json(
             {
@@ -40,25 +66,47 @@ def stack_up(as_json: JsonFlag = False) -> None:
                 "external": result.external,
                 "seconds": result.seconds,
                 "status": status,
+                "migrations": "head",
+                "topics": topics,
             }
         )
         return
     for name in result.started:
         console.print(
-            f"[green]started[/] {name} in {result.seconds[name]:.2f}s: {status[name]['endpoint']}"
+            f"[green]started[/] {name} in {result.seconds[name]:.2f}s: {status[name]['endpoint']}",
+            soft_wrap=True,
         )
     for name in result.reused:
-        console.print(f"[cyan]already running[/] {name}: {status[name]['endpoint']}")
+        console.print(
+            f"[cyan]already running[/] {name}: {status[name]['endpoint']}", soft_wrap=True
+        )
     for name in result.external:
         console.print(f"[yellow]external[/] {name} (configured by NEWSFLOW_*), not started")
+    console.print(f"database migrated to head; {len(topics)} topics ready")
 
 
 @stack_app.command("down")
-def stack_down(as_json: JsonFlag = False) -> None:
-    """Stop what 'stack up' started (by recorded pid); never touches anything else."""
+def stack_down(
+    force: Annotated[
+        bool, typer.Option("--force", help="Stop it even while a 'newsflow run' uses it.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Stop what 'stack up' started (by recorded pid); never touches anything else. Refuses
+    while a 'newsflow run' on this home uses the stack, unless --force."""
     from shared import stack
+    from shared.run_lock import holder
 
-    stopped = stack.down(settings().state_dir)
+    home = settings().state_dir
+    pid = holder(home)
+    if pid is not None and not force:
+        raise NewsflowError(
+            f"a newsflow run (pid {pid}) is using the stack in NEWSFLOW_HOME={home}; stopping "
+            f"it would leave the run failing. Stop the run first (Ctrl-C in its terminal, or "
+            f"'kill {pid}'), or use 'newsflow stack down --force'.",
+            kind="busy",
+        )
+    stopped = stack.down(home)
     if as_json:
         emit_json({"stopped": stopped})
     else:

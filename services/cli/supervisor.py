@@ -46,7 +46,8 @@ from services.alerter.store import alert_progress, recent_alerts
 from shared import kafka, stack
 from shared.db.migrate import upgrade
 from shared.db.session import create_engine, session_factory
-from shared.errors import StackError
+from shared.errors import ConfigError, NewsflowError, StackError
+from shared.run_lock import RunLock
 from shared.settings import Settings
 from shared.topology import SERVICES
 from shared.topology import STAGES as TOPOLOGY
@@ -72,6 +73,10 @@ STAGE_INPUTS = {
 STOP_GRACE_S = 20.0
 #: stories listed in the --once summary (the biggest of the run)
 SUMMARY_STORIES = 10
+#: Exit codes (README "Exit codes"): 2 nothing ran, 4 --strict failures, 130 Ctrl-C.
+USAGE_EXIT = 2
+STRICT_FAILURE_EXIT = 4
+INTERRUPTED_EXIT = 130
 #: workers stopped for a broker recovery are killed after this: with the broker gone they
 #: cannot commit anything anyway, and every unfinished item is re-driven
 RECOVERY_STOP_GRACE_S = 5.0
@@ -101,11 +106,15 @@ class Child:
 class Progress:
     feeds_total: int = 0
     feeds_polled: int = 0
+    #: feeds whose latest poll failed (whenever it was: a restart must not show 0)
     feeds_failed: int = 0
     discovered: int = 0
     done: int = 0
+    #: articles stored (new) / updated during this run, whatever link brought them
     stored: int = 0
+    updated: int = 0
     duplicates: int = 0
+    next_poll_at: datetime | None = None
     dead_letters: int = 0
     #: live stories touched in this run, and stored articles of this run still without one
     stories: int = 0
@@ -178,14 +187,27 @@ class Supervisor:
         settings: Settings,
         *,
         feeds_file: Path | None = None,
+        feeds_listed: list[str] | None = None,
         once: bool = False,
         timeout: float = 900.0,
+        strict: bool = False,
+        keep_stack: bool = False,
         as_json: bool = False,
+        quiet_summary: bool = False,
         watches: Sequence[tuple[str, str]] = (),
     ) -> None:
         self.settings = settings
         self.watches = watches
         self.feeds_file = feeds_file
+        self.feeds_listed = feeds_listed
+        self.strict = strict
+        #: leave the embedded stack running at the end (the demo reads from it, then stops it)
+        self.keep_stack = keep_stack
+        #: the caller prints the summary (the demo's JSON holds it)
+        self.quiet_summary = quiet_summary
+        #: with --once --feeds: the feeds this run polls and counts (None: every feed)
+        self.feed_ids: list[int] | None = None
+        self.summary: dict[str, Any] = {}
         self.once = once
         self.timeout = timeout
         self.as_json = as_json
@@ -224,6 +246,12 @@ class Supervisor:
             loop.add_signal_handler(sig, self.stopping.set)
         run_start = self.run_start = datetime.now(UTC)
         code = 1
+        lock = RunLock(self.settings.state_dir)
+        try:
+            lock.acquire()  # one run per home: before anything starts
+        except ConfigError as exc:
+            self.console.print(f"[red]error:[/] {exc.detail}", soft_wrap=True)
+            return USAGE_EXIT
         try:
             bootstrap, db_url, topics_lost = await self._prepare()
             self.bootstrap, self.db_url = bootstrap, db_url
@@ -235,7 +263,7 @@ class Supervisor:
                 await self._import_feeds(sessions)
                 await self._add_watches(sessions)
                 if self.once:
-                    await self._make_all_feeds_due(sessions)
+                    await self._make_feeds_due(sessions)
                 await self._spawn(bootstrap, db_url)
                 tasks = [
                     asyncio.create_task(self._lag_loop(bootstrap)),
@@ -251,16 +279,17 @@ class Supervisor:
                     await self._stop_children()
             finally:
                 await engine.dispose()
-        except StackError as exc:
-            self.console.print(f"[red]error:[/] {exc.detail}")
-            code = 2
+        except NewsflowError as exc:
+            self.console.print(f"[red]error:[/] {exc.detail}", soft_wrap=True)
+            code = USAGE_EXIT
         finally:
             await self._stop_children()
-            if self.stack_started:
+            if self.stack_started and not self.keep_stack:
                 await asyncio.to_thread(
                     stack.down, self.settings.state_dir, only=self.stack_started
                 )
                 self.console.print(f"stopped embedded {', '.join(self.stack_started)}")
+            lock.release()  # last: the home is free only once its stack is down
         return code
 
     async def _prepare(self) -> tuple[str, str, bool]:
@@ -284,7 +313,8 @@ class Supervisor:
             f"stack: kafka {bootstrap} ({'started' if 'kafka' in result.started else 'reused/external'}), "
             f"postgres {db_url.split('@')[-1]} "
             f"({'started' if 'postgres' in result.started else 'reused/external'}) "
-            f"in {time.monotonic() - t0:.2f}s"
+            f"in {time.monotonic() - t0:.2f}s",
+            soft_wrap=True,
         )
         t1 = time.monotonic()
         await asyncio.to_thread(upgrade, db_url)  # alembic's env runs its own event loop
@@ -447,10 +477,14 @@ class Supervisor:
     async def _import_feeds(self, sessions: Any) -> None:
         if self.feeds_file is None:
             return
-        from services.fetcher.admin import import_feeds_file
+        from services.fetcher.admin import feed_ids, import_feeds_file
 
-        report = await import_feeds_file(sessions, self.feeds_file)
-        self.console.print(f"feeds: {report}")
+        report = await import_feeds_file(
+            sessions, self.feeds_file, allow_private=self.settings.allow_private_networks
+        )
+        self.console.print(f"feeds from {self.feeds_file}: {report}", soft_wrap=True)
+        if self.once:
+            self.feed_ids = await feed_ids(sessions, report.urls)
 
     async def _add_watches(self, sessions: Any) -> None:
         """Save the (name, query) watches given (the demo's); an existing name is kept."""
@@ -465,9 +499,16 @@ class Supervisor:
                     continue
             self.console.print(f"watch {info.name!r}: {info.query}")
 
-    async def _make_all_feeds_due(self, sessions: Any) -> None:
+    async def _make_feeds_due(self, sessions: Any) -> None:
+        """--once: the run's feeds (all, or exactly --feeds FILE's) are due now."""
         async with sessions() as session, session.begin():
-            await session.execute(text("UPDATE feeds SET next_poll_at = now()"))
+            if self.feed_ids is None:
+                await session.execute(text("UPDATE feeds SET next_poll_at = now()"))
+            else:
+                await session.execute(
+                    text("UPDATE feeds SET next_poll_at = now() WHERE id = ANY(:ids)"),
+                    {"ids": self.feed_ids},
+                )
 
     def _plan(self) -> list[tuple[str, int]]:
         """(service, index) of every worker to start: several enrichers (NER is the bottleneck)."""
@@ -489,6 +530,10 @@ class Supervisor:
                 "NEWSFLOW_DATABASE_URL": db_url,
                 "NEWSFLOW_METRICS_BIND": self.settings.metrics_bind,
                 "NEWSFLOW_HOME": str(self.settings.state_dir),
+                # --once --feeds FILE polls exactly FILE's feeds, not every registered one
+                "NEWSFLOW_POLL_ONLY_FEEDS": ",".join(map(str, self.feed_ids))
+                if self.feed_ids is not None
+                else self.settings.poll_only_feeds,
                 "NEWSFLOW_LOG_FORMAT": "text"
                 if self.settings.log_format == "auto" and sys.stderr.isatty()
                 else ("json" if self.settings.log_format == "auto" else self.settings.log_format),
@@ -597,7 +642,7 @@ class Supervisor:
             if live is not None:
                 live.update(self._render())
         if message:
-            self.console.print(message)
+            self.console.print(message, soft_wrap=True)
         if self.once and code != 3:
             self._summary()
         return code
@@ -638,45 +683,62 @@ class Supervisor:
                 if finished:
                     idle_since = idle_since or time.monotonic()
                     if time.monotonic() - idle_since >= ONCE_SETTLE_S:
-                        return 0, ""
+                        return self._once_exit_code(), ""
                 else:
                     idle_since = None
                 if time.monotonic() > deadline:
                     return 1, (
-                        f"[red]timed out after {self.timeout:.0f}s[/] with "
-                        f"{self.progress.pending} link(s) and "
-                        f"{self.progress.alerts_pending} alert item(s) pending"
+                        f"[red]timed out after {self.timeout:.0f}s[/]: "
+                        f"{p.feeds_total - p.feeds_polled} of {p.feeds_total} feed(s) not "
+                        f"polled yet, {p.pending} link(s) and {p.alerts_pending} alert "
+                        "item(s) pending"
                     )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), timeout=STATUS_EVERY_S)
-        return (130 if self.once else 0), "stopping (Ctrl-C)…"
+        # 130 for a continuous run too: a script must tell "interrupted" from "done"
+        return INTERRUPTED_EXIT, "stopping (Ctrl-C)…"
+
+    def _once_exit_code(self) -> int:
+        """0: the run completed; with --strict, 4 when a feed failed or an item was
+        dead-lettered (cron and CI can tell "ran" from "ran clean")."""
+        p = self.progress
+        if self.strict and (p.feeds_failed or p.dead_letters):
+            return STRICT_FAILURE_EXIT
+        return 0
 
     async def _refresh(self, sessions: Any, run_start: datetime) -> None:
         p = self.progress
         try:
             async with sessions() as session:
+                params = {"t": run_start, "ids": self.feed_ids, "all": self.feed_ids is None}
+                feeds = "(:all OR f.id = ANY(:ids))"
+                links = "(:all OR l.feed_id = ANY(:ids))"
                 row = (
                     await session.execute(
                         text(
-                            "SELECT (SELECT count(*) FROM feeds),"
-                            " (SELECT count(*) FROM feeds WHERE last_polled_at >= :t),"
-                            " (SELECT count(*) FROM feeds WHERE last_polled_at >= :t AND consecutive_failures > 0),"
-                            " (SELECT count(*) FROM seen_links WHERE first_seen_at >= :t),"
-                            " (SELECT count(*) FROM seen_links WHERE first_seen_at >= :t AND done_at IS NOT NULL),"
-                            " (SELECT count(*) FROM seen_links WHERE first_seen_at >= :t AND outcome = 'stored'),"
-                            " (SELECT count(*) FROM seen_links WHERE first_seen_at >= :t AND outcome = 'duplicate')"
+                            f"SELECT (SELECT count(*) FROM feeds f WHERE {feeds}),"
+                            f" (SELECT count(*) FROM feeds f WHERE {feeds} AND last_polled_at >= :t),"
+                            f" (SELECT count(*) FROM feeds f WHERE {feeds} AND consecutive_failures > 0),"
+                            f" (SELECT min(next_poll_at) FROM feeds f WHERE {feeds}),"
+                            f" (SELECT count(*) FROM seen_links l WHERE {links} AND first_seen_at >= :t),"
+                            f" (SELECT count(*) FROM seen_links l WHERE {links} AND first_seen_at >= :t AND done_at IS NOT NULL),"
+                            f" (SELECT count(*) FROM seen_links l WHERE {links} AND first_seen_at >= :t AND outcome = 'duplicate'),"
+                            " (SELECT count(*) FROM articles a WHERE (:all OR a.feed_id = ANY(:ids)) AND stored_at >= :t),"
+                            " (SELECT count(*) FROM articles a WHERE (:all OR a.feed_id = ANY(:ids)) AND stored_at < :t AND updated_at >= :t)"
                         ),
-                        {"t": run_start},
+                        params,
                     )
                 ).one()
                 (
                     p.feeds_total,
                     p.feeds_polled,
                     p.feeds_failed,
+                    p.next_poll_at,
                     p.discovered,
                     p.done,
-                    p.stored,
                     p.duplicates,
+                    p.stored,
+                    p.updated,
                 ) = row
                 dlq = (
                     await session.execute(
@@ -795,6 +857,22 @@ class Supervisor:
             )
         return table
 
+    def _scope(self) -> str:
+        n = self.progress.feeds_total
+        if self.feed_ids is not None:
+            return f"{n} feed(s) from {self.feeds_file}"
+        return f"all {n} registered feed(s)" + ("" if self.once else " monitored")
+
+    def _next_poll(self) -> str:
+        """The soonest next poll, relative ("in 4m", "due now"); 'feeds poll' brings it in."""
+        at = self.progress.next_poll_at
+        if at is None:
+            return "-"
+        seconds = (at - datetime.now(UTC)).total_seconds()
+        if seconds <= self.settings.poll_tick_s:
+            return "due now"
+        return f"in {seconds / 60:.0f}m" if seconds >= 90 else f"in {seconds:.0f}s"
+
     def _summary(self) -> None:
         p = self.progress
         startup = {
@@ -807,6 +885,7 @@ class Supervisor:
             "feeds_failing": p.feeds_failed,
             "links_discovered": p.discovered,
             "articles_stored": p.stored,
+            "articles_updated": p.updated,
             "duplicates": p.duplicates,
             "stories": p.stories,
             "articles_without_story": p.unstoried,
@@ -822,6 +901,9 @@ class Supervisor:
             "startup_s": startup,
             "recoveries": self.recoveries,
         }
+        self.summary = summary
+        if self.quiet_summary:
+            return
         if self.as_json:
             sys.stdout.write(json.dumps(summary, indent=2) + "\n")
             return
@@ -834,6 +916,7 @@ class Supervisor:
             "feeds_failing",
             "links_discovered",
             "articles_stored",
+            "articles_updated",
             "duplicates",
             "stories",
             "articles_without_story",

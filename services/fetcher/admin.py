@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -18,7 +19,7 @@ from xml.etree.ElementTree import ParseError
 import defusedxml.ElementTree as safe_et
 from defusedxml import DefusedXmlException
 from protego import Protego
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, func, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -27,6 +28,7 @@ from services.fetcher.service import Fetcher
 from services.fetcher.urls import normalize_url
 from shared.db.models import Feed
 from shared.errors import NewsflowError, PermanentError
+from shared.guard import is_blocked_ip, is_metadata_ip
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +37,13 @@ MAX_COMMON_PATH_FEEDS = 2
 #: Sitemaps taken from robots.txt `Sitemap:` lines (news sitemaps first).
 MAX_ROBOTS_SITEMAPS = 3
 ROBOTS_MAX_BYTES = 512 * 1024
+#: A feed URL typed without a scheme (``example.com/rss``) is taken as https.
+DEFAULT_SCHEME = "https://"
+#: Error kinds of `feeds add` where storing the URL unchecked can still be right (the site
+#: is down or blocks us for now); not for SSRF refusals or pages without a feed.
+NO_DISCOVER_HINT_KINDS = ("network", "timeout", "too_many_redirects")
+_HAS_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:(?!\d)")
+NO_DISCOVER_HINT = "to store it without checking, use 'newsflow feeds add --no-discover URL'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +96,54 @@ def read_feed_list(text: str) -> list[str]:
     return [line for line in lines if line]
 
 
+def feed_url(raw: str) -> str:
+    """A feed URL as typed, normalised; ``example.com/rss`` means ``https://example.com/rss``.
+
+    Raises ValueError for anything that is not an http(s) URL then."""
+    text = raw.strip()
+    if not _HAS_SCHEME.match(text):
+        host = text.split("/", 1)[0]
+        if "." in host or host.startswith("[") or host.split(":", 1)[0] == "localhost":
+            text = DEFAULT_SCHEME + text
+    return normalize_url(text)
+
+
+def refusal(url: str, *, allow_private: bool) -> str | None:
+    """Why the SSRF guard will refuse this feed for sure (a literal address it blocks), else
+    None. Host names are checked when fetched: their addresses can change."""
+    host = urlsplit(url).hostname or ""
+    try:
+        blocked_metadata = is_metadata_ip(host)
+        blocked = blocked_metadata or (not allow_private and is_blocked_ip(host))
+    except ValueError:  # a host name, not an address
+        return None
+    if blocked_metadata:
+        return "a cloud metadata endpoint, refused whatever the settings"
+    if blocked:
+        return "a private address; set NEWSFLOW_ALLOW_PRIVATE_NETWORKS=true to allow it"
+    return None
+
+
+def check_feed_urls(
+    urls: Sequence[str], *, allow_private: bool
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """``(valid normalised URLs, (url, reason) for the others)``, in input order."""
+    valid: list[str] = []
+    invalid: list[tuple[str, str]] = []
+    for raw in urls:
+        try:
+            url = feed_url(raw)
+        except ValueError as exc:
+            invalid.append((raw, str(exc)))
+            continue
+        why = refusal(url, allow_private=allow_private)
+        if why:
+            invalid.append((raw, why))
+        else:
+            valid.append(url)
+    return list(dict.fromkeys(valid)), invalid
+
+
 async def add_feeds(
     session_factory: async_sessionmaker[AsyncSession], urls: Sequence[str]
 ) -> list[tuple[str, bool]]:
@@ -111,7 +168,7 @@ async def add_feeds(
 async def discover_feeds(fetcher: Fetcher, url: str) -> list[str]:
     """Feed URLs for ``url``: itself if it is a feed, else what its page advertises
     (``<link rel="alternate">``), else common feed paths that answer with a feed."""
-    url = normalize_url(url)
+    url = feed_url(url)
     result = await fetcher.follow_stubs(await fetcher.get(url))  # a home page behind a refresh
     content_type = result.headers.get("content-type")
     try:
@@ -184,6 +241,10 @@ async def add_with_discovery(
             feeds = await discover_feeds(fetcher, raw)
         except (NewsflowError, ValueError) as exc:
             detail = f"{exc.kind}: {exc.detail}" if isinstance(exc, NewsflowError) else str(exc)
+            if isinstance(exc, NewsflowError) and (
+                exc.kind in NO_DISCOVER_HINT_KINDS or exc.kind.startswith("http_")
+            ):
+                detail += f" ({NO_DISCOVER_HINT})"
             results.append(AddResult(raw, (), (), error=detail))
             continue
         if not feeds:
@@ -248,27 +309,94 @@ async def remove_feeds(
 class ImportReport:
     added: int
     existing: int
-    invalid: tuple[str, ...] = ()
+    invalid: tuple[tuple[str, str], ...] = ()  # (url as listed, why it was refused)
+    urls: tuple[str, ...] = ()  # every valid feed the file lists, normalised
 
     def __str__(self) -> str:
         text = f"{self.added} added, {self.existing} already present"
         if self.invalid:
-            text += f", {len(self.invalid)} invalid ({', '.join(self.invalid[:3])}…)"
+            shown = "; ".join(f"{url}: {why}" for url, why in self.invalid[:INVALID_SHOWN])
+            more = "; …" if len(self.invalid) > INVALID_SHOWN else ""
+            text += f", {len(self.invalid)} refused ({shown}{more})"
         return text
 
 
+#: Refused lines quoted in an import report.
+INVALID_SHOWN = 3
+
+
+def read_feed_file(path: Path) -> list[str]:
+    """The feed URLs listed in *path* (OPML or text). Raises ValueError with a message for a
+    file that is missing, a directory, unreadable, not UTF-8 or not valid OPML."""
+    if not path.exists():
+        raise ValueError(f"feeds file {path} does not exist")
+    if path.is_dir():
+        raise ValueError(f"feeds file {path} is a directory, not a file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"feeds file {path} is not UTF-8 text ({exc.reason})") from exc
+    except OSError as exc:
+        raise ValueError(f"cannot read feeds file {path}: {exc.strerror or exc}") from exc
+    return read_feed_list(text)
+
+
 async def import_feeds_file(
-    session_factory: async_sessionmaker[AsyncSession], path: Path
+    session_factory: async_sessionmaker[AsyncSession], path: Path, *, allow_private: bool = True
 ) -> ImportReport:
-    """Add every feed URL listed in an OPML or text file (no discovery: the file lists feeds)."""
-    urls = read_feed_list(await asyncio.to_thread(path.read_text, encoding="utf-8"))
-    valid: list[str] = []
-    invalid: list[str] = []
-    for url in urls:
-        try:
-            valid.append(normalize_url(url))
-        except ValueError:
-            invalid.append(url)
+    """Add every feed URL listed in an OPML or text file (no discovery: the file lists feeds).
+
+    Raises ValueError for a file that cannot be read (see :func:`read_feed_file`)."""
+    urls = await asyncio.to_thread(read_feed_file, path)
+    valid, invalid = check_feed_urls(urls, allow_private=allow_private)
     stored = await add_feeds(session_factory, valid)
     added = sum(1 for _, new in stored if new)
-    return ImportReport(added=added, existing=len(stored) - added, invalid=tuple(invalid))
+    return ImportReport(
+        added=added,
+        existing=len(stored) - added,
+        invalid=tuple(invalid),
+        urls=tuple(u for u, _ in stored),
+    )
+
+
+async def poll_now(
+    session_factory: async_sessionmaker[AsyncSession],
+    refs: Sequence[str] = (),
+    *,
+    every: bool = False,
+) -> list[tuple[int, str]]:
+    """Make feeds due now (by id or URL, or *every* feed); ``(id, url)`` of those marked.
+
+    A running fetcher picks them up at its next tick (NEWSFLOW_POLL_TICK_S)."""
+    condition: Any
+    if every:
+        condition = true()
+    else:
+        ids = [int(r) for r in refs if r.strip().isdigit()]
+        urls = []
+        for r in refs:
+            if not r.strip().isdigit():
+                try:
+                    urls.append(feed_url(r))
+                except ValueError:
+                    urls.append(r)
+        condition = or_(Feed.id.in_(ids), Feed.url.in_(urls))
+    async with session_factory() as session, session.begin():
+        rows = await session.execute(
+            update(Feed)
+            .where(condition)
+            .values(next_poll_at=func.now())
+            .returning(Feed.id, Feed.url)
+        )
+        return sorted((r.id, r.url) for r in rows)
+
+
+async def feed_ids(
+    session_factory: async_sessionmaker[AsyncSession], urls: Sequence[str]
+) -> list[int]:
+    """Ids of the stored feeds with these (normalised) URLs."""
+    if not urls:
+        return []
+    async with session_factory() as session:
+        rows = await session.execute(select(Feed.id).where(Feed.url.in_(list(urls))))
+        return sorted(rows.scalars())

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -79,6 +79,7 @@ class FeedState:
     title: str | None = None
     site_url: str | None = None
     items_new: int = 0
+    added_at: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -134,8 +135,11 @@ async def claim_due_feeds(
     now: datetime,
     limit: int,
     lease_s: float,
+    only_ids: Sequence[int] = (),
 ) -> list[FeedState]:
-    """Lock up to ``limit`` due feeds (skipping ones other workers hold) and lease them."""
+    """Lock up to ``limit`` due feeds (skipping ones other workers hold) and lease them.
+
+    ``only_ids``: claim only these feeds (``NEWSFLOW_POLL_ONLY_FEEDS``); empty: any feed."""
     async with session_factory() as session, session.begin():
         rows = (
             await session.execute(
@@ -152,8 +156,10 @@ async def claim_due_feeds(
                     Feed.title,
                     Feed.site_url,
                     Feed.items_new,
+                    Feed.added_at,
                 )
                 .where(Feed.next_poll_at <= now)
+                .where(Feed.id.in_(list(only_ids)) if only_ids else true())
                 .order_by(Feed.next_poll_at)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
@@ -180,6 +186,7 @@ async def claim_due_feeds(
             title=r.title,
             site_url=r.site_url,
             items_new=r.items_new,
+            added_at=r.added_at,
         )
         for r in rows
     ]
@@ -595,6 +602,7 @@ def _status_row(
         hint_s=r.parsed.min_interval_hint_s if r.parsed else None,
         cache_s=r.cache_s,
         retry_after_s=r.retry_after_s,
+        learning=schedule.is_learning(feed.added_at, now=now),
         rng=rng,
     )
     row.update(

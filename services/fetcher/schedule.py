@@ -3,6 +3,10 @@
 Success: the interval is learned from the feed's own publish cadence (median gap between
 recent items, stretched when the feed has gone quiet), clamped to [min, max], then raised to
 honour the publisher's hints (TTL, sy:updatePeriod, Cache-Control/Expires) and Retry-After.
+A new feed is kept near the minimum interval (at most NEW_FEED_INTERVAL_FACTOR x min) for
+its first NEW_FEED_LEARNING_S: its backlog says little about when the next item comes (a
+quiet sample feed was scheduled ten hours out after one poll), and a feed someone just
+added should show its next item soon. Publisher hints still apply.
 Failure: capped exponential backoff. A feed is never disabled: at the cap it keeps being
 retried, and its status columns say why.
 """
@@ -26,6 +30,10 @@ SLOWDOWN_ON_QUIET = 1.4
 #: Publish times remembered per feed for the cadence estimate.
 MAX_PUBLISH_TIMES = 20
 MIN_SAMPLES = 3
+#: A feed added less than this long ago is still learning its publishing rate...
+NEW_FEED_LEARNING_S = 6 * 3600.0
+#: ...and is polled at most this many minimum intervals apart meanwhile.
+NEW_FEED_INTERVAL_FACTOR = 2.0
 JITTER = 0.1  # ±10 %: spreads feeds added together so they don't poll in lock-step
 
 _MAX_AGE = re.compile(r"(?:^|,)\s*(s-maxage|max-age)\s*=\s*\"?(\d+)", re.IGNORECASE)
@@ -94,11 +102,17 @@ def plan_success(
     hint_s: float | None = None,
     cache_s: float | None = None,
     retry_after_s: float | None = None,
+    learning: bool = False,
     rng: random.Random | None = None,
 ) -> tuple[datetime, float]:
-    """``(next_poll_at, interval_s)`` after a successful poll (incl. 304 / unchanged)."""
+    """``(next_poll_at, interval_s)`` after a successful poll (incl. 304 / unchanged).
+
+    ``learning``: the feed is new (see :func:`is_learning`), so the interval stays near
+    ``min_s`` whatever its backlog suggests."""
     interval = learned_interval(publish_times, current_s=current_s, new_items=new_items, now=now)
     interval = min(max(interval, min_s), max_s)
+    if learning:
+        interval = min(interval, max(min_s, min(NEW_FEED_INTERVAL_FACTOR * min_s, max_s)))
     # Publisher hints are floors ("not more often than"), but never beyond our max.
     for floor in (hint_s, cache_s, retry_after_s):
         if floor:
@@ -106,6 +120,11 @@ def plan_success(
     delay = interval * (rng or random).uniform(1 - JITTER, 1 + JITTER)
     delay = max(delay, min_s, min(retry_after_s or 0.0, max_s))
     return now + timedelta(seconds=delay), interval
+
+
+def is_learning(added_at: datetime | None, *, now: datetime) -> bool:
+    """True while a feed is too new for its publishing rate to be trusted."""
+    return added_at is not None and (now - added_at).total_seconds() < NEW_FEED_LEARNING_S
 
 
 def plan_failure(

@@ -346,7 +346,11 @@ class Fetcher:
         while True:
             at = now or datetime.now(UTC)
             feeds = await poll.claim_due_feeds(
-                self._session_factory, now=at, limit=s.poll_batch_size, lease_s=s.poll_lease_s
+                self._session_factory,
+                now=at,
+                limit=s.poll_batch_size,
+                lease_s=s.poll_lease_s,
+                only_ids=s.poll_only_feed_ids,
             )
             if not feeds:
                 break

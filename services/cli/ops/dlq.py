@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.cli.ops.replay import article_record, page_record
@@ -110,7 +111,7 @@ async def dlq_summary(
                 dl.source_topic,
             )
             .where(*filters)
-            .distinct(dl.stage, dl.error_kind)
+            .ext(distinct_on(dl.stage, dl.error_kind))
             .order_by(dl.stage, dl.error_kind, dl.failed_at.desc(), dl.id.desc())
         )
     ).all()

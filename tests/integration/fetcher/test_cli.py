@@ -28,7 +28,9 @@ def test_feeds_commands(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_
     assert added.exit_code == 0, added.output
     imported = runner.invoke(app, ["feeds", "import", str(listing), "--json"])
     assert imported.exit_code == 0, imported.output
-    assert json.loads(imported.stdout) == {"added": 1, "existing": 0, "invalid": ["not a url"]}
+    report = json.loads(imported.stdout)
+    assert (report["added"], report["existing"], report["invalid"]) == (1, 0, ["not a url"])
+    assert report["refused"] == [{"url": "not a url", "reason": "not an http(s) URL: 'not a url'"}]
 
     listed = runner.invoke(app, ["feeds", "list", "--json"])
     assert listed.exit_code == 0, listed.output

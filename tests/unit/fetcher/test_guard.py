@@ -161,3 +161,23 @@ async def test_metadata_endpoints_stay_refused_with_private_networks_allowed(add
     with pytest.raises(Exception, match="metadata endpoints are refused"):
         await backend.connect_tcp("metadata.internal", 80)
     assert connected == ["10.0.0.7"]
+
+
+@pytest.mark.parametrize(
+    ("address", "suggests_setting"),
+    [("169.254.169.254", False), ("fd00:ec2::254", False), ("10.0.0.7", True)],
+)
+async def test_refusal_suggests_the_setting_only_where_it_helps(
+    address: str, suggests_setting: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def resolver(host: str, port: int) -> list[str]:
+        return [address]
+
+    backend = GuardedBackend(resolver=resolver, inner=Recorder(), allow_private=False)  # type: ignore[arg-type]
+    with caplog.at_level("INFO"), pytest.raises(Exception) as info:
+        await backend.connect_tcp("target.example", 80)
+    assert ("NEWSFLOW_ALLOW_PRIVATE_NETWORKS" in str(info.value)) is suggests_setting
+    if not suggests_setting:
+        assert "metadata endpoints are refused whatever the settings" in str(info.value)
+    # the caller reports the refusal; the guard itself must not print a second line
+    assert not [r for r in caplog.records if r.name.endswith("guard") and r.levelno >= 30]

@@ -47,6 +47,23 @@ def test_feed_that_went_silent_drifts_towards_max() -> None:
     assert silent == MAX_S
 
 
+def test_new_feed_stays_near_the_minimum_until_its_rate_is_known() -> None:
+    # The demo site's backlog: three items days apart, the last one ten days ago. Learned
+    # from that alone, the next poll was hours away and a new item waited unseen.
+    backlog = _times(86400, 3, last_ago_s=10 * 86400)
+    _, settled = _plan(publish_times=backlog, new_items=3)
+    assert settled >= 6 * 3600
+    at, learning = _plan(publish_times=backlog, new_items=3, learning=True)
+    assert learning == schedule.NEW_FEED_INTERVAL_FACTOR * MIN_S
+    assert at - NOW <= timedelta(seconds=learning * (1 + schedule.JITTER))
+    # a publisher hint is still honoured while learning
+    _, hinted = _plan(publish_times=backlog, learning=True, hint_s=3600.0)
+    assert hinted == 3600.0
+    assert schedule.is_learning(NOW - timedelta(hours=1), now=NOW)
+    assert not schedule.is_learning(NOW - timedelta(days=2), now=NOW)
+    assert not schedule.is_learning(None, now=NOW)
+
+
 def test_without_dates_interval_adapts_multiplicatively() -> None:
     _, faster = _plan(current_s=1000.0, new_items=3)
     _, slower = _plan(current_s=1000.0, new_items=0)
