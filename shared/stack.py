@@ -24,6 +24,7 @@ import os
 import pwd
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -482,6 +483,16 @@ def preflight(home: Path, *, want_postgres: bool) -> None:
         pg_paths(home)
 
 
+def postgres_options(port: int, datadir: Path) -> str:
+    """The server options for ``pg_ctl -o``: pg_ctl hands them to a shell, so the socket
+    directory is quoted (a NEWSFLOW_HOME with a space in its path must still start)."""
+    return (
+        f"-p {port} -k {shlex.quote(str(datadir))} -c listen_addresses=127.0.0.1 "
+        "-c max_connections=200 -c shared_buffers=256MB -c synchronous_commit=off -c fsync=on "
+        f"-c password_encryption={PG_AUTH}"
+    )
+
+
 def start_postgres(home: Path, *, port: int | None = None) -> Component:
     bindir = pg_bindir()
     wrap = _as_pg_user()
@@ -508,11 +519,7 @@ def start_postgres(home: Path, *, port: int | None = None) -> Component:
     port = port or free_port()
     if port_open(port):
         raise StackError(f"Port {port} is busy; pick another or stop what listens there.")
-    options = (
-        f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 -c max_connections=200 "
-        "-c shared_buffers=256MB -c synchronous_commit=off -c fsync=on "
-        f"-c password_encryption={PG_AUTH}"
-    )
+    options = postgres_options(port, datadir)
     _run(
         [
             *wrap,

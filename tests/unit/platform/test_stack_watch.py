@@ -74,3 +74,15 @@ def test_redact_url_hides_only_the_password() -> None:
     assert stack.redact_url(url) == "postgresql+asyncpg://postgres:***@127.0.0.1:5432/newsflow"
     assert stack.redact_url("postgresql://u@h/db") == "postgresql://u@h/db"
     assert stack.redact_url(None) is None
+
+
+def test_postgres_options_quote_a_socket_dir_with_spaces() -> None:
+    # pg_ctl runs the options through /bin/sh: an unquoted space split the -k argument and
+    # the server refused to start under NEWSFLOW_HOME="/tmp/with space/home"
+    import shlex
+    from pathlib import Path
+
+    options = stack.postgres_options(5432, Path("/tmp/with space/home/pg"))
+    words = shlex.split(options)
+    assert words[words.index("-k") + 1] == "/tmp/with space/home/pg"
+    assert words[words.index("-p") + 1] == "5432"
