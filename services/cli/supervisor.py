@@ -324,7 +324,8 @@ class Supervisor:
         if done.total:
             self.console.print(
                 f"re-drove {done.links} link(s) and {done.pages} archived page(s) "
-                f"without an outcome ({why})",
+                f"without an outcome and {done.articles} stored article(s) the alerter "
+                f"had not matched ({why})",
                 soft_wrap=True,
             )
         return done.to_json()
