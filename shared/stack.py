@@ -499,6 +499,7 @@ def start_postgres(home: Path, *, port: int | None = None) -> Component:
     home = home.resolve()
     home.mkdir(parents=True, exist_ok=True)
     datadir, log_path = pg_paths(home)
+    _check_secret_kept(home, datadir)
     secret = pg_secret(home)
     if not log_path.exists():
         log_path.touch()
@@ -538,11 +539,8 @@ def start_postgres(home: Path, *, port: int | None = None) -> Component:
         what="pg_ctl start",
     )
     pid = int((datadir / "postmaster.pid").read_text().splitlines()[0])
-    if _hba_trusts(datadir):
-        _secure_trust_cluster(bindir, wrap, datadir, port, secret)
-    _create_database(bindir, wrap, port, secret)
     url = f"postgresql+asyncpg://{PG_USER}:{secret}@127.0.0.1:{port}/{DATABASE_NAME}"
-    return Component(
+    component = Component(
         "postgres",
         pid=pid,
         port=port,
@@ -550,6 +548,35 @@ def start_postgres(home: Path, *, port: int | None = None) -> Component:
         started_at=time.time(),
         log=str(log_path),
         extra={"datadir": str(datadir), "bindir": str(bindir)},
+    )
+    try:
+        if _hba_trusts(datadir):
+            _secure_trust_cluster(bindir, wrap, datadir, port, secret)
+        _create_database(bindir, wrap, port, secret)
+    except BaseException:
+        # not yet in stack.json: a server left running here would be an orphan that the
+        # next 'stack up' refuses to start beside, and 'stack down' does not know
+        stop_postgres(component)
+        raise
+    return component
+
+
+def _check_secret_kept(home: Path, datadir: Path) -> None:
+    """Refuse to start a password-protected cluster whose secret file is gone.
+
+    A new random secret would not match the cluster's password, so every connection would
+    fail; the old secret is needed (a ``trust`` cluster from an older version has none yet
+    and gets one at this start). Raises :class:`StackError` saying what to do.
+    """
+    secret_path = home / SECRET_FILE
+    if secret_path.exists() and secret_path.read_text().strip():
+        return
+    if not (datadir / "PG_VERSION").exists() or _hba_trusts(datadir):
+        return
+    raise StackError(
+        f"{secret_path} is missing, but the PostgreSQL cluster in {datadir} requires the "
+        "password it holds. Restore that file (mode 0600), or remove the cluster directory "
+        "to start an empty database, or set NEWSFLOW_DATABASE_URL."
     )
 
 
