@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -68,10 +68,12 @@ _COUNT = text(
     " WHERE s.done_at IS NULL AND s.first_seen_at < :before"
 )
 #: stored articles the alerter has not matched in their current enrichment (see
-#: ``services.alerter.store.unscanned_count``), oldest first, keyset-paged on the id
+#: ``services.alerter.store.unscanned_count``), oldest first, keyset-paged on the id; only
+#: those news.stored.v1 would still hold (its retention), so a database that predates the
+#: alerter does not turn its whole history into alerts at the first recovery
 _UNSCANNED_WHERE = (
     " FROM articles a LEFT JOIN alert_scans s ON s.article_id = a.id"
-    " WHERE a.updated_at < :before AND (s.article_id IS NULL OR"
+    " WHERE a.updated_at < :before AND a.updated_at >= :since AND (s.article_id IS NULL OR"
     " (a.enriched_at IS NOT NULL AND (s.enriched_at IS NULL OR s.enriched_at < a.enriched_at)))"
 )
 _UNSCANNED = text(
@@ -134,7 +136,9 @@ async def redrive(
     if dry_run:
         async with sessions() as session:
             row = (await session.execute(_COUNT, {"before": before})).one()
-            articles = (await session.execute(_COUNT_UNSCANNED, {"before": before})).scalar_one()
+            articles = (
+                await session.execute(_COUNT_UNSCANNED, _unscanned_window(before))
+            ).scalar_one()
         return Redrive(
             row.links - row.pages, row.pages, row.oldest, dry_run=True, articles=int(articles)
         )
@@ -190,6 +194,10 @@ async def redrive(
     return Redrive(links, pages, oldest, articles=articles)
 
 
+def _unscanned_window(before: datetime) -> dict[str, datetime]:
+    return {"before": before, "since": before - timedelta(milliseconds=STORED.retention_ms)}
+
+
 async def _reconfirm_unscanned(
     sessions: async_sessionmaker[AsyncSession],
     sink: Sink,
@@ -206,7 +214,9 @@ async def _reconfirm_unscanned(
     while True:
         async with sessions() as session:
             rows = (
-                await session.execute(_UNSCANNED, {"before": before, "after": after, "n": chunk})
+                await session.execute(
+                    _UNSCANNED, {**_unscanned_window(before), "after": after, "n": chunk}
+                )
             ).all()
         for row in rows:
             record = StoredArticle(

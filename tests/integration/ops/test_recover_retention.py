@@ -135,6 +135,8 @@ async def test_redrive_confirms_again_stored_articles_the_alerter_never_matched(
     await _article(sessions, 3, timedelta(hours=1), "stale")  # re-enriched since its scan
     await _article(sessions, 4, timedelta(seconds=-5), None)  # after the cut-off
     await _article(sessions, 5, timedelta(hours=2), None)
+    # older than news.stored.v1 keeps records (e.g. stored before the alerter existed)
+    await _article(sessions, 6, timedelta(days=15), None)
 
     dry = await redrive(sessions, RecordingSink(), before=NOW, dry_run=True)
     assert (dry.links, dry.pages, dry.articles, dry.total) == (0, 0, 3, 3)
