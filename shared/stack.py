@@ -28,6 +28,7 @@ import shlex
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -177,6 +178,33 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+#: a probe's wait for the first bytes of a reply (the watchdog acts only after SILENT_LIMIT_S)
+ANSWER_TIMEOUT_S = 1.0
+#: Kafka ApiVersions v0 (api key 18), correlation id 1, client id "newsflow-watchdog"
+_KAFKA_HELLO = (lambda body: struct.pack(">i", len(body)) + body)(
+    struct.pack(">hhih", 18, 0, 1, 17) + b"newsflow-watchdog"
+)
+#: PostgreSQL SSLRequest: the server answers one byte ('S' or 'N') before any authentication
+_PG_HELLO = struct.pack(">ii", 8, 80877103)
+
+
+def port_answers(name: str, port: int, host: str = "127.0.0.1") -> bool:
+    """True when the server on *port* replies to a protocol hello within ANSWER_TIMEOUT_S.
+
+    A connect alone is not enough: the kernel completes it from the listen backlog even
+    when the server is stopped (SIGSTOP) or wedged, so a hung broker looked healthy forever.
+    Kafka gets an ApiVersions request, PostgreSQL an SSLRequest (no credentials involved).
+    """
+    hello = _KAFKA_HELLO if name == "kafka" else _PG_HELLO
+    try:
+        with socket.create_connection((host, port), timeout=ANSWER_TIMEOUT_S) as sock:
+            sock.settimeout(ANSWER_TIMEOUT_S)
+            sock.sendall(hello)
+            return bool(sock.recv(1))
+    except OSError:
+        return False
+
+
 @dataclass(frozen=True)
 class Health:
     """One probe of a recorded component: its pid runs (and is ours) and its port answers."""
@@ -191,9 +219,10 @@ class Health:
 
 
 def probe(component: Component) -> Health:
-    """Probe *component* (a few ms: one /proc read and one loopback connect)."""
+    """Probe *component* (a few ms: one /proc read and one loopback request; at most
+    ANSWER_TIMEOUT_S when the server does not reply)."""
     alive = pid_alive(component.pid, expect=EXPECT.get(component.name))
-    answers = bool(alive and component.port and port_open(component.port))
+    answers = bool(alive and component.port and port_answers(component.name, component.port))
     return Health(component.name, alive, answers)
 
 

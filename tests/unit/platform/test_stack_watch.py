@@ -86,3 +86,34 @@ def test_postgres_options_quote_a_socket_dir_with_spaces() -> None:
     words = shlex.split(options)
     assert words[words.index("-k") + 1] == "/tmp/with space/home/pg"
     assert words[words.index("-p") + 1] == "5432"
+
+
+def test_a_port_that_accepts_but_never_replies_does_not_answer() -> None:
+    # a SIGSTOPped (or wedged) server still completes TCP connects from its listen backlog,
+    # so a 20 s hang of Tansu went unnoticed by the watchdog
+    import socket
+    import threading
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # never accepts, never replies
+        port = silent.getsockname()[1]
+        assert stack.port_open(port)
+        assert not stack.port_answers("kafka", port)
+        assert not stack.port_answers("postgres", port)
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        port = server.getsockname()[1]
+
+        def reply() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(64)
+                conn.sendall(b"N")
+
+        thread = threading.Thread(target=reply, daemon=True)
+        thread.start()
+        assert stack.port_answers("postgres", port)
+        thread.join(2)
