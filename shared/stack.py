@@ -97,7 +97,14 @@ def read_state(home: Path) -> StackState:
     if not path.exists():
         return StackState()
     try:
-        return StackState.from_json(json.loads(path.read_text()))
+        text = path.read_text()
+    except OSError as exc:  # another account's home: a clear error, not a traceback
+        raise StackError(
+            f"Cannot read {path} ({exc.strerror}): it belongs to another account (mode 0600). "
+            "Run newsflow as its owner, or set NEWSFLOW_HOME to a directory of your own."
+        ) from exc
+    try:
+        return StackState.from_json(json.loads(text))
     except (ValueError, TypeError, KeyError) as exc:
         raise StackError(
             f"{path} is not a valid stack file ({exc}). Remove it, stop any leftover "

@@ -68,3 +68,20 @@ def test_a_server_started_but_not_set_up_is_stopped_again(
     with pytest.raises(StackError, match="CREATE DATABASE"):
         stack.start_postgres(tmp_path, port=stack.free_port())
     assert stopped == [4242]
+
+
+def test_another_accounts_stack_file_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # stack.json is 0600: another user's 'newsflow db url' / 'stack status' got a traceback
+    (tmp_path / stack.STACK_FILE).write_text("{}")
+    real = Path.read_text
+
+    def denied(self: Path, *a: object, **kw: object) -> str:
+        if self.name == stack.STACK_FILE:
+            raise PermissionError(13, "Permission denied")
+        return real(self, *a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    with pytest.raises(StackError, match=r"another account.*NEWSFLOW_HOME"):
+        stack.read_state(tmp_path)
