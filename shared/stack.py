@@ -705,7 +705,14 @@ def up(home: Path, *, want_kafka: bool = True, want_postgres: bool = True) -> Up
                 "stale %s pid %s in %s; starting it again", name, current.pid, stack_file(home)
             )
         t0 = time.monotonic()
-        setattr(state, name, start(home))
+        try:
+            setattr(state, name, start(home))
+        except BaseException:
+            # all or nothing: 'newsflow run' stops only what up() reported as started, so a
+            # broker started before PostgreSQL failed used to outlive the failed run
+            if started:
+                down(home, only=started)
+            raise
         seconds[name] = time.monotonic() - t0
         started.append(name)
         write_state(home, state)

@@ -85,3 +85,21 @@ def test_another_accounts_stack_file_is_a_clear_error(
     monkeypatch.setattr(Path, "read_text", denied)
     with pytest.raises(StackError, match=r"another account.*NEWSFLOW_HOME"):
         stack.read_state(tmp_path)
+
+
+def test_a_failed_up_stops_what_it_started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # PostgreSQL failing after Tansu started left Tansu running outside any run
+    monkeypatch.setattr(stack, "preflight", lambda home, want_postgres: None)
+    monkeypatch.setattr(
+        stack, "start_kafka", lambda home: stack.Component("kafka", pid=4242, port=1)
+    )
+
+    def fail(home: Path) -> stack.Component:
+        raise StackError("pg_ctl start failed")
+
+    stopped: list[list[str] | None] = []
+    monkeypatch.setattr(stack, "start_postgres", fail)
+    monkeypatch.setattr(stack, "down", lambda home, only=None: stopped.append(only) or [])
+    with pytest.raises(StackError, match="pg_ctl"):
+        stack.up(tmp_path)
+    assert stopped == [["kafka"]]
