@@ -412,6 +412,12 @@ class Supervisor:
             redriven = await self._redrive(sessions, why="PostgreSQL restarted")
         seconds = time.monotonic() - t0
         self._failing.discard(fault.name)
+        if fault.name == "kafka":
+            # this re-drive read every unfinished item from PostgreSQL, so it also settles a
+            # PostgreSQL recovery whose own re-drive failed on the dead broker (that component
+            # probes healthy again and would otherwise stay "failing": its notice shown
+            # forever and its next loss not announced)
+            self._failing.clear()
         self.recoveries.append(
             {
                 "component": fault.name,
