@@ -45,7 +45,13 @@ class KafkaSink:
                     "NEWSFLOW_TOPIC_PREFIX, or run 'newsflow topics create'."
                 )
         self._producer = make_producer(self._bootstrap)
-        await self._producer.start()
+        try:
+            await self._producer.start()
+        except BaseException:
+            # a broker that cannot be reached: close it here, or asyncio logs
+            # "Unclosed AIOKafkaProducer" at ERROR level when it is collected
+            await self._producer.stop()
+            raise
         return self
 
     async def __aexit__(

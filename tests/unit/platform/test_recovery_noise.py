@@ -68,3 +68,21 @@ async def test_a_failed_flush_raises_once_and_leaves_no_unretrieved_future() -> 
     gc.collect()
     await asyncio.sleep(0)
     assert unretrieved == []  # was: "Future exception was never retrieved" per send
+
+
+async def test_a_producer_that_cannot_start_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a re-drive against a dead broker logged "Unclosed AIOKafkaProducer" at ERROR
+    stopped: list[bool] = []
+
+    class Unreachable:
+        async def start(self) -> None:
+            raise ConnectionError("Unable to bootstrap")
+
+        async def stop(self) -> None:
+            stopped.append(True)
+
+    monkeypatch.setattr("shared.kafka.make_producer", lambda bootstrap: Unreachable())
+    with pytest.raises(ConnectionError):
+        async with KafkaSink("127.0.0.1:1"):
+            pass
+    assert stopped == [True]
