@@ -46,6 +46,8 @@ DATABASE_NAME = "newsflow"
 PG_USER = "postgres"
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
+#: how long a restart waits for a stopped server to release its port (or a killed one to go)
+PORT_FREE_WAIT_S = 5.0
 PG_BIN_GLOB = "/usr/lib/postgresql/*/bin"
 #: where root keeps clusters the postgres user could not reach under $NEWSFLOW_HOME
 EXTERNAL_PG_ROOT = Path("/var/lib/newsflow")
@@ -265,6 +267,17 @@ def _terminate(pid: int, *, expect: str, timeout: float = STOP_TIMEOUT_S) -> Non
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + PORT_FREE_WAIT_S
+    while pid_alive(pid, expect=expect) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def wait_port_free(port: int | None, timeout: float = PORT_FREE_WAIT_S) -> None:
+    """Wait (bounded) until nothing listens on *port*: a server stopped a moment ago may still
+    hold it, and a restart on the same port then failed with "Port ... is busy"."""
+    deadline = time.monotonic() + timeout
+    while port and port_open(port) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 # --- Kafka: Tansu ----------------------------------------------------------------------------
@@ -737,6 +750,7 @@ def restart(home: Path, name: str) -> Component:
             stop_postgres(old)
         else:
             _terminate(old.pid or 0, expect=EXPECT[name])
+    wait_port_free(old.port)
     new: Component | None = None
     attempts = PG_RESTART_ATTEMPTS if name == "postgres" else 1
     for attempt in range(1, attempts + 1):

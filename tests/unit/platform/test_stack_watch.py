@@ -117,3 +117,21 @@ def test_a_port_that_accepts_but_never_replies_does_not_answer() -> None:
         thread.start()
         assert stack.port_answers("postgres", port)
         thread.join(2)
+
+
+def test_a_restart_waits_for_the_old_server_to_release_its_port() -> None:
+    # a planned broker restart under load failed with "Port N is busy": the old Tansu, just
+    # stopped, still held the port when the new one was started on it
+    import socket
+    import threading
+    import time
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    port = server.getsockname()[1]
+    threading.Timer(0.3, server.close).start()
+    t0 = time.monotonic()
+    stack.wait_port_free(port, timeout=5)
+    assert not stack.port_open(port)
+    assert 0.2 < time.monotonic() - t0 < 4
