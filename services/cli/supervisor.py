@@ -30,7 +30,7 @@ import signal
 import sys
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -179,6 +179,23 @@ def scrape(port: int) -> dict[tuple[str, str], float]:
                 key = (sample.labels["stage"], sample.labels["outcome"])
                 totals[key] = totals.get(key, 0.0) + sample.value
     return totals
+
+
+#: the Kafka client's loggers: during a broker recovery they only repeat what the watchdog said
+BROKER_CLIENT_LOGGER = "aiokafka"
+
+
+@contextlib.contextmanager
+def quiet_broker_client() -> Iterator[None]:
+    """Silence the Kafka client's log below CRITICAL for the duration (a recovery announces
+    the loss once; the client would log every reconnect attempt); the old level comes back."""
+    client = logging.getLogger(BROKER_CLIENT_LOGGER)
+    before = client.level
+    client.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        client.setLevel(before)
 
 
 class Supervisor:
@@ -361,7 +378,8 @@ class Supervisor:
         if done.total:
             self.console.print(
                 f"re-drove {done.links} link(s) and {done.pages} archived page(s) "
-                f"without an outcome ({why})",
+                f"without an outcome and {done.articles} stored article(s) the alerter "
+                f"had not matched ({why})",
                 soft_wrap=True,
             )
         return done.to_json()
@@ -412,13 +430,16 @@ class Supervisor:
             # PostgreSQL, then start fresh workers
             self.recovering = True
             try:
-                await self._stop_children(grace=RECOVERY_STOP_GRACE_S)
-                await asyncio.to_thread(stack.restart, self.settings.state_dir, "kafka")
-                await self._create_topics(self.bootstrap)
-                redriven = await self._redrive(sessions, why="broker restarted")
-                if self.once:
-                    await self._reoffer_unpolled_feeds(sessions)
-                await self._spawn(self.bootstrap, self.db_url)
+                # the broker may die again during the re-drive: the supervisor's own
+                # producer would then log a connection error every few ms until it gives up
+                with quiet_broker_client():
+                    await self._stop_children(grace=RECOVERY_STOP_GRACE_S)
+                    await asyncio.to_thread(stack.restart, self.settings.state_dir, "kafka")
+                    await self._create_topics(self.bootstrap)
+                    redriven = await self._redrive(sessions, why="broker restarted")
+                    if self.once:
+                        await self._reoffer_unpolled_feeds(sessions)
+                    await self._spawn(self.bootstrap, self.db_url)
             finally:
                 self.recovering = False
         else:
@@ -428,6 +449,12 @@ class Supervisor:
             redriven = await self._redrive(sessions, why="PostgreSQL restarted")
         seconds = time.monotonic() - t0
         self._failing.discard(fault.name)
+        if fault.name == "kafka":
+            # this re-drive read every unfinished item from PostgreSQL, so it also settles a
+            # PostgreSQL recovery whose own re-drive failed on the dead broker (that component
+            # probes healthy again and would otherwise stay "failing": its notice shown
+            # forever and its next loss not announced)
+            self._failing.clear()
         self.recoveries.append(
             {
                 "component": fault.name,
