@@ -19,6 +19,9 @@ def test_the_kafka_client_is_quiet_during_a_recovery_and_heard_again_after(
     # seen: ~1150 aiokafka error lines in 1 s when Tansu was killed again during the re-drive
     sender = logging.getLogger("aiokafka.producer.sender")
     caplog.set_level(logging.DEBUG)
+    # the client's own level is set here too: an in-process CLI test earlier in the session
+    # may have quietened library loggers globally (services.cli.main._quiet_libraries)
+    caplog.set_level(logging.DEBUG, logger="aiokafka")
     level = logging.getLogger("aiokafka").level
     with quiet_broker_client():
         sender.error("Unable connect to node with id 111")
