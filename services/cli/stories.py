@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from services.cli.common import (
     DEFAULT_LIMIT,
@@ -50,19 +51,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             emit_json(rows)
             return
-        table = new_table("id", "updated", "articles", "sources", "langs", "first", "headline")
-        for r in rows:
-            first = r["first_report"] or {}
-            table.add_row(
-                str(r["id"]),
-                when(r["last_updated"]),
-                str(r["article_count"]),
-                str(len(r["sources"])),
-                ",".join(r["languages"]),
-                first.get("source", ""),
-                r["headline"] or "",
-            )
-        show(table)
+        show(list_table(rows))
         if not rows:
             typer.echo("no stories match", err=True)
 
@@ -72,8 +61,6 @@ def register(app: typer.Typer) -> None:
         as_json: JsonFlag = False,
     ) -> None:
         """The story's timeline: time, source, role, title (JSON: article ids and URLs)."""
-        from rich.markup import escape
-
         from services.storyteller.read import show_story
 
         story = with_db(lambda s: show_story(s, story_id))
@@ -91,7 +78,35 @@ def register(app: typer.Typer) -> None:
             f"{len(story['sources'])} sources · {', '.join(story['languages'])} · "
             f"{when(story['first_seen'])} – {when(story['last_updated'])}\n{escape(entities)}"
         )
-        table = new_table("time", "source", "role", "title")
-        for m in story["timeline"]:
-            table.add_row(when(m["published_at"]), m["source"], m["role"], m["title"])
-        show(table)
+        show(timeline_table(story))
+
+
+# Titles, headlines and sources come from the web: a title like "[/] attack" is rich markup
+# and raised MarkupError, so every such cell is escaped.
+
+
+def list_table(rows: list[dict[str, Any]]) -> Any:
+    """The ``stories list`` table for :func:`services.storyteller.read.list_stories` rows."""
+    table = new_table("id", "updated", "articles", "sources", "langs", "first", "headline")
+    for r in rows:
+        first = r["first_report"] or {}
+        table.add_row(
+            str(r["id"]),
+            when(r["last_updated"]),
+            str(r["article_count"]),
+            str(len(r["sources"])),
+            escape(",".join(r["languages"])),
+            escape(first.get("source") or ""),
+            escape(r["headline"] or ""),
+        )
+    return table
+
+
+def timeline_table(story: dict[str, Any]) -> Any:
+    """The ``stories show`` timeline table for a :func:`show_story` dict."""
+    table = new_table("time", "source", "role", "title")
+    for m in story["timeline"]:
+        table.add_row(
+            when(m["published_at"]), escape(m["source"] or ""), m["role"], escape(m["title"] or "")
+        )
+    return table

@@ -1,0 +1,57 @@
+"""``stories list|show`` tables render web text literally (titles are not rich markup)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from io import StringIO
+
+from rich.console import Console
+
+from services.cli.stories import list_table, timeline_table
+
+HOSTILE = "[/] PKK [bold red]attack[/] in Van [link=http://x]"
+T0 = datetime(2026, 11, 20, 7, 5, tzinfo=UTC)
+
+
+def _render(renderable: object) -> str:
+    out = StringIO()
+    Console(file=out, width=400, color_system=None).print(renderable)
+    return out.getvalue()
+
+
+def test_list_table_shows_markup_like_headline_and_source_verbatim() -> None:
+    rows = [
+        {
+            "id": 7,
+            "last_updated": T0,
+            "article_count": 2,
+            "sources": ["a", "b"],
+            "languages": ["en", "tr"],
+            "first_report": {"source": "[i]wire[/i]"},
+            "headline": HOSTILE,
+        },
+        {
+            "id": 8,
+            "last_updated": None,
+            "article_count": 1,
+            "sources": [],
+            "languages": [],
+            "first_report": None,
+            "headline": None,
+        },
+    ]
+    text = _render(list_table(rows))
+    assert HOSTILE in text
+    assert "[i]wire[/i]" in text
+
+
+def test_timeline_table_shows_markup_like_title_verbatim() -> None:
+    story = {
+        "timeline": [
+            {"published_at": T0, "source": "[b]x[/b]", "role": "first_report", "title": HOSTILE},
+            {"published_at": None, "source": "y", "role": "update", "title": None},
+        ]
+    }
+    text = _render(timeline_table(story))
+    assert HOSTILE in text
+    assert "[b]x[/b]" in text
