@@ -39,6 +39,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import text
 
@@ -972,9 +973,12 @@ class Supervisor:
                     str(story["id"]),
                     str(story["articles"]),
                     str(len(story["sources"])),
-                    story["headline"] or "",
+                    escape(story["headline"] or ""),  # web text, not rich markup
                 )
             Console().print(stories)
         for watch, title, reason in p.recent_alerts:
-            Console().print(f"alert [bold]{watch}[/]: {title} ({reason})", highlight=False)
+            Console().print(
+                f"alert [bold]{escape(watch)}[/]: {escape(title)} ({escape(reason)})",
+                highlight=False,
+            )
         self.console.print("start-up: " + ", ".join(f"{k} {v:.2f}s" for k, v in startup.items()))
