@@ -21,6 +21,10 @@ from services.cli.common import (
 )
 from shared.errors import NewsflowError
 
+#: stories.id is a bigint (same bound as services.storyteller.read.MAX_STORY_ID, not
+#: imported so the CLI does not load SQLAlchemy to parse arguments)
+MAX_STORY_ID = 2**63 - 1
+
 
 def register(app: typer.Typer) -> None:
     """Add ``stories`` to the root app."""
@@ -57,7 +61,10 @@ def register(app: typer.Typer) -> None:
 
     @stories_app.command("show")
     def stories_show(
-        story_id: Annotated[int, typer.Argument(help="Story id (a merged id is followed).")],
+        story_id: Annotated[
+            int,
+            typer.Argument(min=1, max=MAX_STORY_ID, help="Story id (a merged id is followed)."),
+        ],
         as_json: JsonFlag = False,
     ) -> None:
         """The story's timeline: time, source, role, title (JSON: article ids and URLs)."""

@@ -15,6 +15,10 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+#: story ids are PostgreSQL bigints; an id outside this range names no story (asyncpg
+#: raised a DBAPIError traceback for it)
+MAX_STORY_ID = 2**63 - 1
+
 #: how many merge redirects are followed (a cycle cannot happen; this bounds a bad row)
 MAX_REDIRECTS = 16
 
@@ -99,7 +103,12 @@ async def list_stories(
 
 
 async def show_story(session: AsyncSession, story_id: int) -> dict[str, Any] | None:
-    """One story with its timeline; a merged id is followed to its survivor."""
+    """One story with its timeline; a merged id is followed to its survivor.
+
+    None when no story has this id (including ids outside 1..MAX_STORY_ID).
+    """
+    if not 1 <= story_id <= MAX_STORY_ID:
+        return None
     redirected_from: list[int] = []
     row: Any = None
     for _ in range(MAX_REDIRECTS):
