@@ -36,7 +36,8 @@ def register(app: typer.Typer) -> None:
     def stories_list(
         since: SinceOption = None,
         entity: Annotated[
-            str | None, typer.Option(help="Entity key, e.g. 'ORG:kurdistan workers party'.")
+            str | None,
+            typer.Option(help="Entity key, name or alias: 'ORG:kurdistan workers party', PKK."),
         ] = None,
         min_sources: Annotated[
             int, typer.Option(min=1, help="Only stories carried by at least N outlets.")
@@ -45,11 +46,17 @@ def register(app: typer.Typer) -> None:
         as_json: JsonFlag = False,
     ) -> None:
         """Most recently updated stories first: headline, articles, outlets, languages."""
+        from services.cli.watch import curated_key
         from services.storyteller.read import list_stories
 
         rows = with_db(
             lambda s: list_stories(
-                s, since=since_option(since), entity=entity, min_sources=min_sources, limit=limit
+                s,
+                since=since_option(since),
+                entity=entity,
+                min_sources=min_sources,
+                limit=limit,
+                curated=curated_key,
             )
         )
         if as_json:

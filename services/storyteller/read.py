@@ -9,6 +9,7 @@ URL, language, copy_of) or None. A merged story id resolves to the story it redi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 #: raised a DBAPIError traceback for it)
 MAX_STORY_ID = 2**63 - 1
 
+#: surface form -> canonical key from the enricher's curated aliases, or None; passed in by
+#: the CLI (a stage imports no other stage)
+CuratedLookup = Callable[[str], str | None]
+
 #: how many merge redirects are followed (a cycle cannot happen; this bounds a bad row)
 MAX_REDIRECTS = 16
 
@@ -28,9 +33,26 @@ _LIST = text(
     " FROM stories s WHERE s.merged_into IS NULL"
     " AND (CAST(:since AS timestamptz) IS NULL OR s.last_updated >= :since)"
     " AND cardinality(s.sources) >= :min_sources"
-    " AND (CAST(:entity AS text) IS NULL OR EXISTS"
-    " (SELECT 1 FROM story_keys k WHERE k.story_id = s.id AND k.key = :entity))"
+    " AND (CAST(:keys AS text[]) IS NULL OR EXISTS"
+    " (SELECT 1 FROM story_keys k WHERE k.story_id = s.id AND k.key = ANY(:keys)))"
     " ORDER BY s.last_updated DESC, s.id DESC LIMIT :limit"
+)
+# The keys a user's --entity names, as `articles list --entity` reads it: a key (any case), a
+# name or a surface form in entity_aliases (PKK), widened to the entity's whole merge family
+# (story_keys may hold a key filed before a merge). Exact-key matching alone answered an
+# alias with a silent empty list.
+_ENTITY_KEYS = text(
+    "WITH RECURSIVE roots(id, root, depth) AS ("
+    " SELECT id, id, 0 FROM entities WHERE merged_into IS NULL"
+    " UNION ALL SELECT e.id, r.root, r.depth + 1 FROM entities e"
+    " JOIN roots r ON e.merged_into = r.id WHERE r.depth < 16),"
+    " wanted AS ("
+    " SELECT r.root FROM entities e JOIN roots r ON r.id = e.id"
+    " WHERE lower(e.key) = lower(:ref) OR lower(e.name) = lower(:ref)"
+    " UNION SELECT r.root FROM entity_aliases al JOIN roots r ON r.id = al.entity_id"
+    " WHERE lower(al.alias) = lower(:ref))"
+    " SELECT e.key FROM roots r JOIN entities e ON e.id = r.id"
+    " WHERE r.root IN (SELECT root FROM wanted)"
 )
 _MEMBERS = text(
     "SELECT story_id, article_id, url, canonical_url, source, language, title, published_at,"
@@ -59,6 +81,24 @@ async def _members(session: AsyncSession, ids: list[int]) -> dict[int, list[dict
     return out
 
 
+async def entity_keys(
+    session: AsyncSession, ref: str, *, curated: CuratedLookup | None = None
+) -> list[str]:
+    """Every key *ref* names (key, name, stored or curated alias, with merge family).
+
+    Always includes *ref* itself, so a key no entity row knows still matches as given.
+    """
+    ref = ref.strip()
+    refs = {ref}
+    curated_key = curated(ref) if curated is not None else None
+    if curated_key is not None:
+        refs.add(curated_key)
+    keys = set(refs)
+    for one in refs:
+        keys.update(row[0] for row in await session.execute(_ENTITY_KEYS, {"ref": one}))
+    return sorted(keys)
+
+
 def _first(members: list[dict[str, Any]]) -> dict[str, Any] | None:
     first = next((m for m in members if m["role"] == "first_report"), None)
     if first is None:
@@ -73,12 +113,18 @@ async def list_stories(
     entity: str | None = None,
     min_sources: int = 1,
     limit: int = 20,
+    curated: CuratedLookup | None = None,
 ) -> list[dict[str, Any]]:
-    """Live stories, most recently updated first (filters: since, entity key, sources)."""
+    """Live stories, most recently updated first (filters: since, entity, sources).
+
+    *entity*: a key (any case), an entity name or an alias; a key no entity row knows is
+    matched as given. *curated* resolves the enricher's curated aliases (PKK).
+    """
+    keys = None if entity is None else await entity_keys(session, entity, curated=curated)
     rows = (
         await session.execute(
             _LIST,
-            {"since": since, "entity": entity, "min_sources": min_sources, "limit": limit},
+            {"since": since, "keys": keys, "min_sources": min_sources, "limit": limit},
         )
     ).all()
     members = await _members(session, [r.id for r in rows])

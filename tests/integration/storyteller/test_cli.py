@@ -38,6 +38,13 @@ async def test_stories_list_and_show(sessions, database_url: str, tmp_path: Path
     # filters: an entity key only one incident has; a minimum of outlets
     van = newsflow_json(env, "stories", "list", "--entity", "GPE:van")
     assert van and all("GPE:van" in {e["key"] for e in s["top_entities"]} for s in van)
+    # an alias, a name or a key in another case names the same entity (was: silently empty)
+    pkk = newsflow_json(env, "stories", "list", "--entity", "ORG:kurdistan workers party")
+    assert pkk
+    for ref in ("PKK", "org:Kurdistan Workers Party", "  GPE:van "):
+        same = newsflow_json(env, "stories", "list", "--entity", ref)
+        expected = van if "van" in ref else pkk
+        assert [s["id"] for s in same] == [s["id"] for s in expected], ref
     wide = newsflow_json(env, "stories", "list", "--min-sources", "5")
     assert wide and all(len(s["sources"]) >= 5 for s in wide)
     assert newsflow_json(env, "stories", "list", "--since", "2030-01-01") == []

@@ -30,3 +30,29 @@ def test_cli_rejects_huge_id_with_usage_error() -> None:
     result = CliRunner().invoke(build(), ["stories", "show", "99999999999999999999"])
     assert result.exit_code == 2
     assert "Traceback" not in result.output
+
+
+class _Aliases:
+    """Answers the entity-key query from a tiny table: ref (lowercased) -> keys."""
+
+    def __init__(self, table: dict[str, list[str]]) -> None:
+        self.table = table
+        self.asked: list[str] = []
+
+    async def execute(self, _stmt: Any, params: dict[str, Any]) -> Any:
+        self.asked.append(params["ref"])
+        return [(k,) for k in self.table.get(params["ref"].lower(), [])]
+
+
+async def test_entity_keys_resolves_curated_alias_and_keeps_the_raw_ref() -> None:
+    from services.storyteller.read import entity_keys
+
+    pkk = "ORG:kurdistan workers party"
+    db = _Aliases({pkk.lower(): [pkk, "ORG:pkk"]})
+    keys = await entity_keys(
+        db,  # type: ignore[arg-type]
+        "  PKK ",
+        curated=lambda s: pkk if s == "PKK" else None,
+    )
+    assert keys == sorted({"PKK", pkk, "ORG:pkk"})
+    assert set(db.asked) == {"PKK", pkk}
