@@ -85,13 +85,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             emit_json(story)
             return
-        entities = ", ".join(f"{e['key']} ({e['count']})" for e in story["top_entities"][:8])
-        show(
-            f"[bold]{escape(story['headline'] or '')}[/]\n"
-            f"story #{story['id']} · {story['article_count']} articles · "
-            f"{len(story['sources'])} sources · {', '.join(story['languages'])} · "
-            f"{when(story['first_seen'])} – {when(story['last_updated'])}\n{escape(entities)}"
-        )
+        show(story_header(story))
         show(timeline_table(story))
 
 
@@ -114,6 +108,24 @@ def list_table(rows: list[dict[str, Any]]) -> Any:
             escape(r["headline"] or ""),
         )
     return table
+
+
+def story_header(story: dict[str, Any]) -> str:
+    """The ``stories show`` header (rich markup): headline, counts, span, top entities, and
+    which asked-for id was merged into this story (the text view said nothing of it)."""
+    entities = ", ".join(f"{e['key']} ({e['count']})" for e in story["top_entities"][:8])
+    lines = []
+    if story.get("redirected_from"):
+        asked = ", ".join(f"#{i}" for i in story["redirected_from"])
+        lines.append(f"(story {asked} was merged into #{story['id']})")
+    lines += [
+        f"[bold]{escape(story['headline'] or '')}[/]",
+        f"story #{story['id']} · {story['article_count']} articles · "
+        f"{len(story['sources'])} sources · {escape(', '.join(story['languages']))} · "
+        f"{when(story['first_seen'])} – {when(story['last_updated'])}",
+        escape(entities),
+    ]
+    return "\n".join(lines)
 
 
 def timeline_table(story: dict[str, Any]) -> Any:

@@ -55,3 +55,24 @@ def test_timeline_table_shows_markup_like_title_verbatim() -> None:
     text = _render(timeline_table(story))
     assert HOSTILE in text
     assert "[b]x[/b]" in text
+
+
+def test_story_header_says_which_id_was_merged_and_escapes_the_headline() -> None:
+    from services.cli.stories import story_header
+
+    story = {
+        "id": 3,
+        "redirected_from": [9],
+        "headline": HOSTILE,
+        "article_count": 4,
+        "sources": ["a", "b"],
+        "languages": ["ar", "en"],
+        "first_seen": T0,
+        "last_updated": T0,
+        "top_entities": [{"key": "GPE:[van]", "count": 2}],
+    }
+    text = _render(story_header(story))
+    assert "story #9 was merged into #3" in text
+    assert HOSTILE in text and "GPE:[van] (2)" in text
+    plain = _render(story_header({**story, "redirected_from": []}))
+    assert "merged" not in plain
