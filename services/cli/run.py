@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from services.cli.common import JsonFlag, settings
+from services.cli.common import JsonFlag, broker_errors, settings
 from shared.errors import NewsflowError
 from shared.logs import configure_logging
 from shared.topology import SERVICES
@@ -23,12 +23,13 @@ logger = logging.getLogger("newsflow")
 
 
 def worker(
-    service: Annotated[str, typer.Argument(help="fetcher | parser | enricher | writer")],
+    service: Annotated[str, typer.Argument(help=" | ".join(SERVICES))],
 ) -> None:
     """Run one service as a faust worker (scale out by starting more: same consumer group)."""
     import importlib
 
     from shared.faust_app import run_worker
+    from shared.kafka import check_reachable
     from shared.metrics import metrics_port, serve_metrics
     from shared.runtime import resolve_kafka_bootstrap
 
@@ -37,10 +38,15 @@ def worker(
             f"unknown service {service!r}; choose one of {', '.join(SERVICES)}", kind="usage"
         )
     s = settings()
+    bootstrap = resolve_kafka_bootstrap(s)
+    # Probed before logging is configured for the worker: an unreachable broker is then one
+    # 'error:' line and exit 2, instead of faust's logged traceback and exit 1.
+    with broker_errors(bootstrap):
+        asyncio.run(check_reachable(bootstrap))
     configure_logging(level=s.log_level, fmt=s.log_format, service=service)
     module = importlib.import_module(f"services.{service}.app")
     started = time.monotonic()
-    faust_app = module.build(s, bootstrap=resolve_kafka_bootstrap(s))
+    faust_app = module.build(s, bootstrap=bootstrap)
 
     def ready() -> None:
         logger.info("service ready: %s in %.2fs", service, time.monotonic() - started)
@@ -98,7 +104,7 @@ def run(
     ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Run the whole pipeline: stack (if needed), migrations, topics and all four services.
+    """Run the whole pipeline: stack (if needed), migrations, topics and every stage's service.
 
     Without --once it monitors every registered feed until Ctrl-C (exit 130). Exit codes of
     --once: 0 completed, 1 timed out, 2 usage/settings/database/broker error, 3 a service

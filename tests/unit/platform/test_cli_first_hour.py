@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from services.cli.main import build
 from shared.errors import NewsflowError
+from shared.topology import SERVICES
 
 # Unreachable on purpose: a command that got past argument checks would report the database.
 UNREACHABLE_DB = "postgresql+asyncpg://u:p@127.0.0.1:1/x"
@@ -33,3 +34,18 @@ def test_watch_edit_refuses_no_webhook_with_secret_file(tmp_path: Path) -> None:
     secret.write_text("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
     error = _refusal(["watch", "edit", "w", "--no-webhook", "--secret-file", str(secret)])
     assert "--no-webhook" in str(error)
+
+
+def test_worker_with_unreachable_broker_is_one_error_line() -> None:
+    """Before: faust logged a traceback and the worker exited 1."""
+    env = {"NEWSFLOW_KAFKA_BOOTSTRAP": "127.0.0.1:1", "NEWSFLOW_METRICS_PORT_BASE": "0"}
+    result = CliRunner().invoke(build(), ["worker", "writer"], env=env)
+    assert isinstance(result.exception, NewsflowError), (result.exception, result.output)
+    assert result.exception.kind == "config"
+    assert "cannot reach the broker at 127.0.0.1:1" in str(result.exception)
+
+
+def test_worker_help_lists_every_stage() -> None:
+    result = CliRunner().invoke(build(), ["worker", "--help"], env={"COLUMNS": "200"})
+    for service in SERVICES:
+        assert service in result.output
