@@ -391,6 +391,27 @@ async def poll_now(
         return sorted((r.id, r.url) for r in rows)
 
 
+def unmatched_refs(refs: Sequence[str], marked: Sequence[tuple[int, str]]) -> list[str]:
+    """The *refs* (ids or URLs, as given to :func:`poll_now`) that matched none of the
+    ``(id, url)`` feeds it marked, in the order given."""
+    ids = {str(feed_id) for feed_id, _ in marked}
+    urls = {url for _, url in marked}
+    missing = []
+    for ref in refs:
+        key = ref.strip()
+        if key.isdigit():
+            if str(int(key)) not in ids:
+                missing.append(ref)
+            continue
+        try:
+            url = feed_url(ref)
+        except ValueError:
+            url = ref
+        if url not in urls:
+            missing.append(ref)
+    return missing
+
+
 async def feed_ids(
     session_factory: async_sessionmaker[AsyncSession], urls: Sequence[str]
 ) -> list[int]:

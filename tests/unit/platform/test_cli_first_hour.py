@@ -49,3 +49,13 @@ def test_worker_help_lists_every_stage() -> None:
     result = CliRunner().invoke(build(), ["worker", "--help"], env={"COLUMNS": "200"})
     for service in SERVICES:
         assert service in result.output
+
+
+def test_feeds_poll_reports_the_refs_that_matched_nothing() -> None:
+    """Before: 'feeds poll 1 999' marked feed 1, ignored 999 and exited 0."""
+    from services.fetcher.admin import unmatched_refs
+
+    marked = [(1, "http://a.example/rss"), (12, "https://b.example/feed")]
+    refs = ["1", "999", " 012 ", "http://a.example/rss", "https://c.example/x", "nope[x]"]
+    assert unmatched_refs(refs, marked) == ["999", "https://c.example/x", "nope[x]"]
+    assert unmatched_refs([], marked) == []
