@@ -59,3 +59,10 @@ def test_feeds_poll_reports_the_refs_that_matched_nothing() -> None:
     refs = ["1", "999", " 012 ", "http://a.example/rss", "https://c.example/x", "nope[x]"]
     assert unmatched_refs(refs, marked) == ["999", "https://c.example/x", "nope[x]"]
     assert unmatched_refs([], marked) == []
+
+
+def test_search_refuses_an_empty_query() -> None:
+    """Before: 'newsflow search ""' answered "no matches" (exit 0), as if nothing was stored."""
+    for query in ("", "   "):
+        error = _refusal(["search", query])
+        assert "words to search for" in str(error)
