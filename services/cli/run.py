@@ -29,7 +29,6 @@ def worker(
     import importlib
 
     from shared.faust_app import run_worker
-    from shared.kafka import check_reachable
     from shared.metrics import metrics_port, serve_metrics
     from shared.runtime import resolve_kafka_bootstrap
 
@@ -41,8 +40,7 @@ def worker(
     bootstrap = resolve_kafka_bootstrap(s)
     # Probed before logging is configured for the worker: an unreachable broker is then one
     # 'error:' line and exit 2, instead of faust's logged traceback and exit 1.
-    with broker_errors(bootstrap):
-        asyncio.run(check_reachable(bootstrap))
+    _check_broker(bootstrap)
     configure_logging(level=s.log_level, fmt=s.log_format, service=service)
     module = importlib.import_module(f"services.{service}.app")
     started = time.monotonic()
@@ -53,6 +51,15 @@ def worker(
 
     serve_metrics(metrics_port(s.metrics_port_base, service), s.metrics_bind)
     run_worker(faust_app, loglevel=s.log_level.lower(), on_ready=ready)
+
+
+def _check_broker(bootstrap: str) -> None:
+    """Raise the one-line NewsflowError when no broker answers at *bootstrap*; call it before
+    logging is configured for a long-running command (the libraries are quiet until then)."""
+    from shared.kafka import check_reachable
+
+    with broker_errors(bootstrap):
+        asyncio.run(check_reachable(bootstrap))
 
 
 def _check_feeds_file(path: Path) -> list[str]:
@@ -115,6 +122,10 @@ def run(
         raise NewsflowError("--strict applies to --once runs only", kind="usage")
     listed = _check_feeds_file(feeds) if feeds is not None else None
     s = settings()
+    if s.kafka_bootstrap:
+        # An external broker is probed while the libraries are still quiet: unreachable, it is
+        # one 'error:' line (exit 2), not aiokafka's log line followed by ours.
+        _check_broker(s.kafka_bootstrap)
     configure_logging(level=s.log_level, fmt=s.log_format, service="run")
     code = asyncio.run(
         Supervisor(
