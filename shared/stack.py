@@ -24,6 +24,7 @@ import os
 import pwd
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -353,6 +354,15 @@ def _run(
         )
 
 
+def _log_tail(path: Path, lines: int = 5) -> str:
+    """The last *lines* of the log at *path*, headed by its path (for a failed start)."""
+    try:
+        tail = path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return f"(no log at {path})"
+    return "\n".join([f"last lines of {path}:", *tail])
+
+
 def _chown_for_pg(path: Path) -> None:
     if os.geteuid() == 0:
         entry = pwd.getpwnam(PG_USER)
@@ -508,28 +518,34 @@ def start_postgres(home: Path, *, port: int | None = None) -> Component:
     port = port or free_port()
     if port_open(port):
         raise StackError(f"Port {port} is busy; pick another or stop what listens there.")
+    # pg_ctl hands -o to /bin/sh: the socket directory is quoted so a home with spaces works.
     options = (
-        f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 -c max_connections=200 "
+        f"-p {port} -k {shlex.quote(str(datadir))} -c listen_addresses=127.0.0.1 "
+        "-c max_connections=200 "
         "-c shared_buffers=256MB -c synchronous_commit=off -c fsync=on "
         f"-c password_encryption={PG_AUTH}"
     )
-    _run(
-        [
-            *wrap,
-            str(bindir / "pg_ctl"),
-            "-D",
-            str(datadir),
-            "-w",
-            "-t",
-            str(int(START_TIMEOUT_S)),
-            "-l",
-            str(log_path),
-            "-o",
-            options,
-            "start",
-        ],
-        what="pg_ctl start",
-    )
+    try:
+        _run(
+            [
+                *wrap,
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(datadir),
+                "-w",
+                "-t",
+                str(int(START_TIMEOUT_S)),
+                "-l",
+                str(log_path),
+                "-o",
+                options,
+                "start",
+            ],
+            what="pg_ctl start",
+        )
+    except StackError as exc:
+        # pg_ctl only says "Examine the log output": say which log, and what it ends with.
+        raise StackError(f"{exc}\n{_log_tail(log_path)}") from exc
     pid = int((datadir / "postmaster.pid").read_text().splitlines()[0])
     if _hba_trusts(datadir):
         _secure_trust_cluster(bindir, wrap, datadir, port, secret)

@@ -165,3 +165,19 @@ def test_probe_notices_a_killed_broker_and_restart_reuses_its_port(home: Path) -
     planned = stack.restart(home, "kafka")
     assert planned.port == kafka.port and planned.pid != again.pid
     assert not stack.pid_alive(again.pid, expect="tansu") and stack.probe(planned).ok
+
+
+def test_postgres_starts_in_a_home_whose_path_has_spaces() -> None:
+    """pg_ctl passes -o through /bin/sh: the unquoted socket directory split at the space
+    ('postgres: invalid argument: "two/pg"') and every later 'stack up' failed."""
+    parent = Path(tempfile.mkdtemp(prefix="newsflow-stack-"))
+    os.chmod(parent, 0o755)
+    home = parent / "my news home"
+    home.mkdir()
+    os.chmod(home, 0o755)
+    component = stack.start_postgres(home)
+    try:
+        assert stack.pid_alive(component.pid, expect="postgres")
+        assert stack.port_open(component.port)
+    finally:
+        stack.stop_postgres(component)
