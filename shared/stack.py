@@ -16,6 +16,7 @@ cannot enter ``$NEWSFLOW_HOME`` (root's 0700 home directory), the cluster and it
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
 import hashlib
 import json
@@ -31,6 +32,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,8 @@ from shared.errors import StackError
 logger = logging.getLogger(__name__)
 
 STACK_FILE = "stack.json"
+#: Held while the stack is started or stopped (one `stack up`/`down` at a time per home).
+STACK_LOCK = "stack.lock"
 SECRET_FILE = "pg-secret"
 DATABASE_NAME = "newsflow"
 PG_USER = "postgres"
@@ -623,13 +627,34 @@ class UpResult:
     seconds: dict[str, float]
 
 
+@contextlib.contextmanager
+def _stack_lock(home: Path) -> Iterator[None]:
+    """Hold ``$NEWSFLOW_HOME/stack.lock`` exclusively (waiting for another holder).
+
+    Two ``stack up`` at once on one home used to start two brokers (one orphaned, unrecorded)
+    and race two initdb into one data directory; the second now waits, then reuses."""
+    home.mkdir(parents=True, exist_ok=True)
+    fd = os.open(home / STACK_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing drops the flock
+
+
 def up(home: Path, *, want_kafka: bool = True, want_postgres: bool = True) -> UpResult:
-    """Start whatever is wanted and not already running. Safe to call twice.
+    """Start whatever is wanted and not already running. Safe to call twice, also at once
+    (the second call waits for the first and reuses what it started).
 
     Checks first that PostgreSQL can start (binaries, the postgres user, a reachable data
     directory), so a problem stops everything before the broker is started.
     """
     home = home.resolve()
+    with _stack_lock(home):
+        return _up(home, want_kafka=want_kafka, want_postgres=want_postgres)
+
+
+def _up(home: Path, *, want_kafka: bool, want_postgres: bool) -> UpResult:
     state = read_state(home)
     if want_postgres and not (state.postgres and probe(state.postgres).alive):
         preflight(home, want_postgres=True)
@@ -701,6 +726,13 @@ def restart(home: Path, name: str) -> Component:
 def down(home: Path, *, only: list[str] | None = None) -> list[str]:
     """Stop what the stack started (by recorded pid). Returns the names stopped."""
     home = home.resolve()
+    if not home.is_dir():
+        return []
+    with _stack_lock(home):
+        return _down(home, only=only)
+
+
+def _down(home: Path, *, only: list[str] | None) -> list[str]:
     state = read_state(home)
     stopped: list[str] = []
     if state.kafka and (only is None or "kafka" in only):
