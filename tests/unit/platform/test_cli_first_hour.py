@@ -66,3 +66,14 @@ def test_search_refuses_an_empty_query() -> None:
     for query in ("", "   "):
         error = _refusal(["search", query])
         assert "words to search for" in str(error)
+
+
+def test_feeds_add_hint_names_the_assumed_scheme() -> None:
+    """Before: 'feeds add 127.0.0.1:8000/rss.xml' against a plain-HTTP site failed with an SSL
+    error and only suggested --no-discover, not that https:// had been assumed."""
+    from services.fetcher.admin import NO_DISCOVER_HINT, no_discover_hint
+
+    hint = no_discover_hint(" 127.0.0.1:8000/rss.xml ")
+    assert "https:// was assumed" in hint and "http://127.0.0.1:8000/rss.xml" in hint
+    assert NO_DISCOVER_HINT in hint
+    assert no_discover_hint("https://example.org/rss") == NO_DISCOVER_HINT
