@@ -115,7 +115,7 @@ def run(
 
     Without --once it monitors every registered feed until Ctrl-C (exit 130). Exit codes of
     --once: 0 completed, 1 timed out, 2 usage/settings/database/broker error, 3 a service
-    exited, 4 (--strict) feeds failed or items were dead-lettered, 130 interrupted."""
+    exited, 4 (--strict) feeds failed or were refused, or items were dead-lettered, 130 interrupted."""
     from services.cli.supervisor import Supervisor
 
     if strict and not once:

@@ -77,3 +77,19 @@ def test_feeds_add_hint_names_the_assumed_scheme() -> None:
     assert "https:// was assumed" in hint and "http://127.0.0.1:8000/rss.xml" in hint
     assert NO_DISCOVER_HINT in hint
     assert no_discover_hint("https://example.org/rss") == NO_DISCOVER_HINT
+
+
+def test_strict_once_run_fails_when_a_listed_feed_was_refused() -> None:
+    """Before: 'run --once --strict --feeds F' whose only feed was refused (a private address
+    without NEWSFLOW_ALLOW_PRIVATE_NETWORKS) polled nothing and exited 0."""
+    from services.cli.supervisor import STRICT_FAILURE_EXIT, Supervisor
+    from shared.settings import Settings
+
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    strict = Supervisor(settings, once=True, strict=True)
+    assert strict._once_exit_code() == 0
+    strict.feeds_refused = 1
+    assert strict._once_exit_code() == STRICT_FAILURE_EXIT
+    lenient = Supervisor(settings, once=True)
+    lenient.feeds_refused = 1
+    assert lenient._once_exit_code() == 0
