@@ -93,3 +93,13 @@ def test_strict_once_run_fails_when_a_listed_feed_was_refused() -> None:
     lenient = Supervisor(settings, once=True)
     lenient.feeds_refused = 1
     assert lenient._once_exit_code() == 0
+
+
+def test_unknown_variable_suggestion_ignores_the_shared_prefix() -> None:
+    """Before: NEWSFLOW_FOO was told "did you mean NEWSFLOW_HOME?" (the prefix made them close)."""
+    from shared.settings import unknown_variables
+
+    (foo,) = unknown_variables({"NEWSFLOW_FOO": "1"})
+    assert "did you mean" not in foo
+    (typo,) = unknown_variables({"NEWSFLOW_POL_TICK_S": "1"})
+    assert "did you mean NEWSFLOW_POLL_TICK_S?" in typo
