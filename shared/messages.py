@@ -35,7 +35,7 @@ SCHEMA_VERSION = 1
 MAX_HTML_CHARS = 5 * 1024 * 1024
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
-Stage = Literal["fetch", "parse", "enrich", "store", "feed", "alert"]
+Stage = Literal["fetch", "parse", "enrich", "store", "feed", "alert", "tell"]
 
 # --- text that the topics and PostgreSQL can carry -----------------------------------------
 #: PostgreSQL text refuses NUL; UTF-8 (JSON on the topics, asyncpg) cannot encode a lone
@@ -379,6 +379,61 @@ class DeadLetter(_Record):
     )
     service: str | None = None
     failed_at: datetime
+
+
+# --- news.stories.v1 -----------------------------------------------------------------------
+
+
+class StoryArticle(BaseModel):
+    """One article of a story, in publication order, with its role in it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    article_id: int = Field(description="articles.id")
+    url: str
+    canonical_url: str
+    source: str = Field(description="The outlet's host, e.g. rudaw.net.")
+    language: str | None = None
+    title: str
+    published_at: datetime
+    role: Literal["first_report", "independent", "copy", "update"] = Field(
+        description="first_report: earliest report; copy: a near-duplicate of another member; "
+        "update: a later report from a source already in the story, or 18 h after the first; "
+        "independent: another outlet's own report."
+    )
+    copy_of: str | None = Field(default=None, description="canonical_url of the copied article.")
+
+
+class StoryEntity(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    key: str = Field(description="Canonical entity key, e.g. 'ORG:kurdistan workers party'.")
+    count: int = Field(ge=1, description="Articles of the story that mention it.")
+
+
+class StoryUpdate(_Record):
+    """``news.stories.v1``: a story's whole state whenever it changes. Key: ``story_id``.
+
+    ``kind="story"``: the current state (replace what you hold for this id; a higher
+    ``version`` is newer). ``kind="merged"``: this story turned out to be the same incident
+    as ``merged_into`` and now redirects there (its articles moved; drop it from a board).
+    """
+
+    kind: Literal["story", "merged"] = "story"
+    story_id: int
+    version: int = Field(ge=1, description="Grows by one with every change of the story.")
+    merged_into: int | None = Field(default=None, description="Set when kind=merged.")
+    headline: str | None = Field(default=None, description="Title of the most central report.")
+    first_seen: datetime
+    last_updated: datetime
+    article_count: int = Field(ge=0)
+    sources: list[str] = Field(default_factory=list)
+    languages: list[str] = Field(default_factory=list)
+    top_entities: list[StoryEntity] = Field(default_factory=list)
+    first_report: StoryArticle | None = None
+    articles: list[StoryArticle] = Field(
+        default_factory=list, description="Members in publication order (empty when merged)."
+    )
 
 
 # --- news.alerts.v1 ------------------------------------------------------------------------

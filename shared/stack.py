@@ -29,6 +29,7 @@ import shlex
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -49,6 +50,8 @@ DATABASE_NAME = "newsflow"
 PG_USER = "postgres"
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
+#: how long a restart waits for a stopped server to release its port (or a killed one to go)
+PORT_FREE_WAIT_S = 5.0
 PG_BIN_GLOB = "/usr/lib/postgresql/*/bin"
 #: where root keeps clusters the postgres user could not reach under $NEWSFLOW_HOME
 EXTERNAL_PG_ROOT = Path("/var/lib/newsflow")
@@ -100,7 +103,14 @@ def read_state(home: Path) -> StackState:
     if not path.exists():
         return StackState()
     try:
-        return StackState.from_json(json.loads(path.read_text()))
+        text = path.read_text()
+    except OSError as exc:  # another account's home: a clear error, not a traceback
+        raise StackError(
+            f"Cannot read {path} ({exc.strerror}): it belongs to another account (mode 0600). "
+            "Run newsflow as its owner, or set NEWSFLOW_HOME to a directory of your own."
+        ) from exc
+    try:
+        return StackState.from_json(json.loads(text))
     except (ValueError, TypeError, KeyError) as exc:
         raise StackError(
             f"{path} is not a valid stack file ({exc}). Remove it, stop any leftover "
@@ -181,6 +191,33 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+#: a probe's wait for the first bytes of a reply (the watchdog acts only after SILENT_LIMIT_S)
+ANSWER_TIMEOUT_S = 1.0
+#: Kafka ApiVersions v0 (api key 18), correlation id 1, client id "newsflow-watchdog"
+_KAFKA_HELLO = (lambda body: struct.pack(">i", len(body)) + body)(
+    struct.pack(">hhih", 18, 0, 1, 17) + b"newsflow-watchdog"
+)
+#: PostgreSQL SSLRequest: the server answers one byte ('S' or 'N') before any authentication
+_PG_HELLO = struct.pack(">ii", 8, 80877103)
+
+
+def port_answers(name: str, port: int, host: str = "127.0.0.1") -> bool:
+    """True when the server on *port* replies to a protocol hello within ANSWER_TIMEOUT_S.
+
+    A connect alone is not enough: the kernel completes it from the listen backlog even
+    when the server is stopped (SIGSTOP) or wedged, so a hung broker looked healthy forever.
+    Kafka gets an ApiVersions request, PostgreSQL an SSLRequest (no credentials involved).
+    """
+    hello = _KAFKA_HELLO if name == "kafka" else _PG_HELLO
+    try:
+        with socket.create_connection((host, port), timeout=ANSWER_TIMEOUT_S) as sock:
+            sock.settimeout(ANSWER_TIMEOUT_S)
+            sock.sendall(hello)
+            return bool(sock.recv(1))
+    except OSError:
+        return False
+
+
 @dataclass(frozen=True)
 class Health:
     """One probe of a recorded component: its pid runs (and is ours) and its port answers."""
@@ -195,9 +232,10 @@ class Health:
 
 
 def probe(component: Component) -> Health:
-    """Probe *component* (a few ms: one /proc read and one loopback connect)."""
+    """Probe *component* (a few ms: one /proc read and one loopback request; at most
+    ANSWER_TIMEOUT_S when the server does not reply)."""
     alive = pid_alive(component.pid, expect=EXPECT.get(component.name))
-    answers = bool(alive and component.port and port_open(component.port))
+    answers = bool(alive and component.port and port_answers(component.name, component.port))
     return Health(component.name, alive, answers)
 
 
@@ -233,6 +271,17 @@ def _terminate(pid: int, *, expect: str, timeout: float = STOP_TIMEOUT_S) -> Non
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + PORT_FREE_WAIT_S
+    while pid_alive(pid, expect=expect) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def wait_port_free(port: int | None, timeout: float = PORT_FREE_WAIT_S) -> None:
+    """Wait (bounded) until nothing listens on *port*: a server stopped a moment ago may still
+    hold it, and a restart on the same port then failed with "Port ... is busy"."""
+    deadline = time.monotonic() + timeout
+    while port and port_open(port) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 # --- Kafka: Tansu ----------------------------------------------------------------------------
@@ -496,12 +545,23 @@ def preflight(home: Path, *, want_postgres: bool) -> None:
         pg_paths(home)
 
 
+def postgres_options(port: int, datadir: Path) -> str:
+    """The server options for ``pg_ctl -o``: pg_ctl hands them to a shell, so the socket
+    directory is quoted (a NEWSFLOW_HOME with a space in its path must still start)."""
+    return (
+        f"-p {port} -k {shlex.quote(str(datadir))} -c listen_addresses=127.0.0.1 "
+        "-c max_connections=200 -c shared_buffers=256MB -c synchronous_commit=off -c fsync=on "
+        f"-c password_encryption={PG_AUTH}"
+    )
+
+
 def start_postgres(home: Path, *, port: int | None = None) -> Component:
     bindir = pg_bindir()
     wrap = _as_pg_user()
     home = home.resolve()
     home.mkdir(parents=True, exist_ok=True)
     datadir, log_path = pg_paths(home)
+    _check_secret_kept(home, datadir)
     secret = pg_secret(home)
     if not log_path.exists():
         log_path.touch()
@@ -522,13 +582,7 @@ def start_postgres(home: Path, *, port: int | None = None) -> Component:
     port = port or free_port()
     if port_open(port):
         raise StackError(f"Port {port} is busy; pick another or stop what listens there.")
-    # pg_ctl hands -o to /bin/sh: the socket directory is quoted so a home with spaces works.
-    options = (
-        f"-p {port} -k {shlex.quote(str(datadir))} -c listen_addresses=127.0.0.1 "
-        "-c max_connections=200 "
-        "-c shared_buffers=256MB -c synchronous_commit=off -c fsync=on "
-        f"-c password_encryption={PG_AUTH}"
-    )
+    options = postgres_options(port, datadir)
     try:
         _run(
             [
@@ -551,11 +605,8 @@ def start_postgres(home: Path, *, port: int | None = None) -> Component:
         # pg_ctl only says "Examine the log output": say which log, and what it ends with.
         raise StackError(f"{exc}\n{_log_tail(log_path)}") from exc
     pid = int((datadir / "postmaster.pid").read_text().splitlines()[0])
-    if _hba_trusts(datadir):
-        _secure_trust_cluster(bindir, wrap, datadir, port, secret)
-    _create_database(bindir, wrap, port, secret)
     url = f"postgresql+asyncpg://{PG_USER}:{secret}@127.0.0.1:{port}/{DATABASE_NAME}"
-    return Component(
+    component = Component(
         "postgres",
         pid=pid,
         port=port,
@@ -563,6 +614,35 @@ def start_postgres(home: Path, *, port: int | None = None) -> Component:
         started_at=time.time(),
         log=str(log_path),
         extra={"datadir": str(datadir), "bindir": str(bindir)},
+    )
+    try:
+        if _hba_trusts(datadir):
+            _secure_trust_cluster(bindir, wrap, datadir, port, secret)
+        _create_database(bindir, wrap, port, secret)
+    except BaseException:
+        # not yet in stack.json: a server left running here would be an orphan that the
+        # next 'stack up' refuses to start beside, and 'stack down' does not know
+        stop_postgres(component)
+        raise
+    return component
+
+
+def _check_secret_kept(home: Path, datadir: Path) -> None:
+    """Refuse to start a password-protected cluster whose secret file is gone.
+
+    A new random secret would not match the cluster's password, so every connection would
+    fail; the old secret is needed (a ``trust`` cluster from an older version has none yet
+    and gets one at this start). Raises :class:`StackError` saying what to do.
+    """
+    secret_path = home / SECRET_FILE
+    if secret_path.exists() and secret_path.read_text().strip():
+        return
+    if not (datadir / "PG_VERSION").exists() or _hba_trusts(datadir):
+        return
+    raise StackError(
+        f"{secret_path} is missing, but the PostgreSQL cluster in {datadir} requires the "
+        "password it holds. Restore that file (mode 0600), or remove the cluster directory "
+        "to start an empty database, or set NEWSFLOW_DATABASE_URL."
     )
 
 
@@ -676,7 +756,14 @@ def _up(home: Path, *, want_kafka: bool, want_postgres: bool) -> UpResult:
                 "stale %s pid %s in %s; starting it again", name, current.pid, stack_file(home)
             )
         t0 = time.monotonic()
-        setattr(state, name, start(home))
+        try:
+            setattr(state, name, start(home))
+        except BaseException:
+            # all or nothing: 'newsflow run' stops only what up() reported as started, so a
+            # broker started before PostgreSQL failed used to outlive the failed run
+            if started:
+                down(home, only=started)
+            raise
         seconds[name] = time.monotonic() - t0
         started.append(name)
         write_state(home, state)
@@ -701,6 +788,7 @@ def restart(home: Path, name: str) -> Component:
             stop_postgres(old)
         else:
             _terminate(old.pid or 0, expect=EXPECT[name])
+    wait_port_free(old.port)
     new: Component | None = None
     attempts = PG_RESTART_ATTEMPTS if name == "postgres" else 1
     for attempt in range(1, attempts + 1):

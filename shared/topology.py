@@ -23,6 +23,7 @@ from shared.messages import (
     Link,
     Page,
     StoredArticle,
+    StoryUpdate,
     _Record,
 )
 
@@ -68,12 +69,28 @@ STORED = TopicSpec(
     14 * DAY_MS,
     "articles committed to PostgreSQL",
 )
+STORIES = TopicSpec(
+    "news.stories.v1",
+    StoryUpdate,
+    "story_id",
+    30 * DAY_MS,
+    "stories (incidents) whenever they change; merges",
+)
 ALERTS = TopicSpec(
     "news.alerts.v1", Alert, "watch_id", 30 * DAY_MS, "watch matches on stored articles"
 )
 DLQ = TopicSpec("news.dlq.v1", DeadLetter, "stage", 30 * DAY_MS, "failures with stage and reason")
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (LINKS, PAGES, ARTICLES, ENRICHED, STORED, ALERTS, DLQ)
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    LINKS,
+    PAGES,
+    ARTICLES,
+    ENRICHED,
+    STORED,
+    ALERTS,
+    STORIES,
+    DLQ,
+)
 BY_NAME = {spec.name: spec for spec in ALL_TOPICS}
 
 
@@ -125,6 +142,7 @@ STAGES: tuple[StageSpec, ...] = (
         optional_inputs={"writer_archive_pages": PAGES},
     ),
     StageSpec("alert", "alerter", STORED, (ALERTS, DLQ)),
+    StageSpec("tell", "storyteller", STORED, (STORIES, DLQ)),
 )
 SERVICES: tuple[str, ...] = tuple(spec.service for spec in STAGES)
 BY_SERVICE = {spec.service: spec for spec in STAGES}

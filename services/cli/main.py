@@ -49,12 +49,13 @@ def build() -> typer.Typer:
         run,
         schemas,
         stack,
+        stories,
         topics,
         watch,
     )
 
     if not app.registered_commands and not app.registered_groups:
-        for module in (stack, db, topics, schemas, run, config, feeds, entities, articles):
+        for module in (stack, db, topics, schemas, run, config, feeds, entities, articles, stories):
             module.register(app)
         for module in (dlq, replay, lag, recover, watch):
             module.register(app)

@@ -93,8 +93,11 @@ def register(app: typer.Typer) -> None:
         typer.echo(
             f"{verb} {done.links} link(s) to be fetched and {done.pages} archived page(s) to be "
             f"parsed again (first seen before {before:%Y-%m-%d %H:%M:%S} UTC; oldest "
-            f"{done.oldest:%Y-%m-%d %H:%M:%S} UTC)"
+            f"{done.oldest:%Y-%m-%d %H:%M:%S} UTC), and {done.articles} stored article(s) "
+            "the alerter had not matched"
             if done.total and done.oldest
+            else f"{verb} {done.articles} stored article(s) the alerter had not matched"
+            if done.articles
             else f"nothing to re-drive: every link first seen before "
             f"{before:%Y-%m-%d %H:%M:%S} UTC has an outcome",
             err=True,

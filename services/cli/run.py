@@ -111,7 +111,8 @@ def run(
     ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Run the whole pipeline: stack (if needed), migrations, topics and every stage's service.
+    """Run the whole pipeline: stack (if needed), migrations, topics and every service of
+    shared/topology.py.
 
     Without --once it monitors every registered feed until Ctrl-C (exit 130). Exit codes of
     --once: 0 completed, 1 timed out, 2 usage/settings/database/broker error, 3 a service

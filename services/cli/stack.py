@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from services.cli.common import JsonFlag, broker_errors, db_failure, emit_json, settings
+from services.cli.common import (
+    JsonFlag,
+    broker_errors,
+    db_failure,
+    emit_json,
+    settings,
+    with_db,
+)
 from shared.errors import NewsflowError
 
 console = Console(stderr=True)
@@ -58,6 +65,12 @@ def stack_up(as_json: JsonFlag = False) -> None:
                 prefix=s.topic_prefix,
             )
         )
+    # A topic that had to be created means the broker lost its records (Tansu keeps them in
+    # memory): re-send the unfinished work now, as `newsflow run` and `newsflow recover` do,
+    # or a later run would find the topics present and never re-drive it.
+    redriven = None
+    if any(what == "created" for what in topics.values()):
+        redriven = _redrive_after_lost_topics(bootstrap, s.topic_prefix)
     if as_json:
         emit_json(
             {
@@ -68,6 +81,7 @@ def stack_up(as_json: JsonFlag = False) -> None:
                 "status": status,
                 "migrations": "head",
                 "topics": topics,
+                "redriven": redriven.to_json() if redriven is not None else None,
             }
         )
         return
@@ -83,6 +97,26 @@ def stack_up(as_json: JsonFlag = False) -> None:
     for name in result.external:
         console.print(f"[yellow]external[/] {name} (configured by NEWSFLOW_*), not started")
     console.print(f"database migrated to head; {len(topics)} topics ready")
+    if redriven is not None and (redriven.total or redriven.articles):
+        console.print(
+            f"topics were (re)created: re-drove {redriven.links} link(s), {redriven.pages} "
+            f"archived page(s) and {redriven.articles} unmatched article(s) from PostgreSQL"
+        )
+
+
+def _redrive_after_lost_topics(bootstrap: str, prefix: str) -> Any:
+    """Re-send every unfinished item from PostgreSQL (``newsflow recover``'s path)."""
+    from datetime import UTC, datetime
+
+    from services.cli.ops.recover import redrive
+    from services.cli.ops.sink import KafkaSink
+
+    async def run(sessions: Any) -> Any:
+        async with KafkaSink(bootstrap) as sink:
+            return await redrive(sessions, sink, before=datetime.now(UTC), prefix=prefix)
+
+    with broker_errors(bootstrap):
+        return with_db(run, sessions=True)
 
 
 @stack_app.command("down")

@@ -1,4 +1,4 @@
-"""``newsflow run``: the embedded stack, migrations, topics and the four services as children.
+"""``newsflow run``: the embedded stack, migrations, topics and every service of the topology as children.
 
 The supervisor owns only what it started: a stack brought up by ``newsflow stack up`` is
 reused and left running. Children run in their own sessions so a terminal Ctrl-C reaches
@@ -30,7 +30,7 @@ import signal
 import sys
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,6 +71,8 @@ STAGE_INPUTS = {
     if spec.main_input is not None
 }
 STOP_GRACE_S = 20.0
+#: stories listed in the --once summary (the biggest of the run)
+SUMMARY_STORIES = 10
 #: Exit codes (README "Exit codes"): 2 nothing ran, 4 --strict failures, 130 Ctrl-C.
 USAGE_EXIT = 2
 STRICT_FAILURE_EXIT = 4
@@ -114,6 +116,11 @@ class Progress:
     duplicates: int = 0
     next_poll_at: datetime | None = None
     dead_letters: int = 0
+    #: live stories touched in this run, and stored articles of this run still without one
+    stories: int = 0
+    unstoried: int = 0
+    #: the run's biggest stories (id, headline, articles, sources) for the summary
+    top_stories: list[dict[str, Any]] = field(default_factory=list)
     dlq_by_stage: dict[str, int] = field(default_factory=dict)
     stage_ok: dict[str, float] = field(default_factory=dict)
     stage_dlq: dict[str, float] = field(default_factory=dict)
@@ -172,6 +179,23 @@ def scrape(port: int) -> dict[tuple[str, str], float]:
                 key = (sample.labels["stage"], sample.labels["outcome"])
                 totals[key] = totals.get(key, 0.0) + sample.value
     return totals
+
+
+#: the Kafka client's loggers: during a broker recovery they only repeat what the watchdog said
+BROKER_CLIENT_LOGGER = "aiokafka"
+
+
+@contextlib.contextmanager
+def quiet_broker_client() -> Iterator[None]:
+    """Silence the Kafka client's log below CRITICAL for the duration (a recovery announces
+    the loss once; the client would log every reconnect attempt); the old level comes back."""
+    client = logging.getLogger(BROKER_CLIENT_LOGGER)
+    before = client.level
+    client.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        client.setLevel(before)
 
 
 class Supervisor:
@@ -356,7 +380,8 @@ class Supervisor:
         if done.total:
             self.console.print(
                 f"re-drove {done.links} link(s) and {done.pages} archived page(s) "
-                f"without an outcome ({why})",
+                f"without an outcome and {done.articles} stored article(s) the alerter "
+                f"had not matched ({why})",
                 soft_wrap=True,
             )
         return done.to_json()
@@ -407,13 +432,16 @@ class Supervisor:
             # PostgreSQL, then start fresh workers
             self.recovering = True
             try:
-                await self._stop_children(grace=RECOVERY_STOP_GRACE_S)
-                await asyncio.to_thread(stack.restart, self.settings.state_dir, "kafka")
-                await self._create_topics(self.bootstrap)
-                redriven = await self._redrive(sessions, why="broker restarted")
-                if self.once:
-                    await self._reoffer_unpolled_feeds(sessions)
-                await self._spawn(self.bootstrap, self.db_url)
+                # the broker may die again during the re-drive: the supervisor's own
+                # producer would then log a connection error every few ms until it gives up
+                with quiet_broker_client():
+                    await self._stop_children(grace=RECOVERY_STOP_GRACE_S)
+                    await asyncio.to_thread(stack.restart, self.settings.state_dir, "kafka")
+                    await self._create_topics(self.bootstrap)
+                    redriven = await self._redrive(sessions, why="broker restarted")
+                    if self.once:
+                        await self._reoffer_unpolled_feeds(sessions)
+                    await self._spawn(self.bootstrap, self.db_url)
             finally:
                 self.recovering = False
         else:
@@ -423,6 +451,12 @@ class Supervisor:
             redriven = await self._redrive(sessions, why="PostgreSQL restarted")
         seconds = time.monotonic() - t0
         self._failing.discard(fault.name)
+        if fault.name == "kafka":
+            # this re-drive read every unfinished item from PostgreSQL, so it also settles a
+            # PostgreSQL recovery whose own re-drive failed on the dead broker (that component
+            # probes healthy again and would otherwise stay "failing": its notice shown
+            # forever and its next loss not announced)
+            self._failing.clear()
         self.recoveries.append(
             {
                 "component": fault.name,
@@ -667,11 +701,13 @@ class Supervisor:
             if self.once:
                 p = self.progress
                 # done: every link stored or dead-lettered, every stored article matched
-                # and each of its alerts delivered or recorded as failed
+                # and each of its alerts delivered or recorded as failed, and every stored
+                # article in its story
                 finished = (
                     p.feeds_polled >= p.feeds_total
                     and p.pending == 0
                     and p.alerts_pending == 0
+                    and p.unstoried == 0
                     and not self.recovering
                 )
                 if finished:
@@ -744,6 +780,38 @@ class Supervisor:
                     )
                 ).all()
                 p.dlq_by_stage = {stage: n for stage, n in dlq}
+                p.stories, p.unstoried = (
+                    await session.execute(
+                        text(
+                            "SELECT (SELECT count(*) FROM stories WHERE merged_into IS NULL"
+                            " AND updated_at >= :t),"
+                            " (SELECT count(*) FROM articles a WHERE a.stored_at >= :t AND NOT"
+                            " EXISTS (SELECT 1 FROM story_articles s WHERE s.article_id = a.id)"
+                            # one the storyteller dead-lettered will not get a story: not waited on
+                            " AND NOT EXISTS (SELECT 1 FROM dead_letters d WHERE d.stage = 'tell'"
+                            " AND d.key = a.canonical_url))"
+                        ),
+                        {"t": run_start},
+                    )
+                ).one()
+                if self.once:
+                    stories = await session.execute(
+                        text(
+                            "SELECT id, headline, article_count, sources FROM stories"
+                            " WHERE merged_into IS NULL AND updated_at >= :t"
+                            " ORDER BY article_count DESC, id LIMIT :n"
+                        ),
+                        {"t": run_start, "n": SUMMARY_STORIES},
+                    )
+                    p.top_stories = [
+                        {
+                            "id": r.id,
+                            "headline": r.headline,
+                            "articles": r.article_count,
+                            "sources": list(r.sources),
+                        }
+                        for r in stories
+                    ]
                 p.dead_letters = sum(p.dlq_by_stage.values())
                 alerts = await alert_progress(session, run_start)
                 p.alerts, p.alerts_delivered = alerts.alerts, alerts.delivered
@@ -783,8 +851,8 @@ class Supervisor:
         )
         line = (
             f"feeds {p.feeds_polled}/{p.feeds_total} links {p.discovered} done {p.done} "
-            f"pending {p.pending} stored {p.stored} alerts {p.alerts} dlq {p.dead_letters} | "
-            f"{stages}"
+            f"pending {p.pending} stored {p.stored} alerts {p.alerts} stories {p.stories} "
+            f"dlq {p.dead_letters} | {stages}"
         )
         notice = self._current_notice()
         return f"{line} | {notice}" if notice else line
@@ -851,6 +919,9 @@ class Supervisor:
             "articles_stored": p.stored,
             "articles_updated": p.updated,
             "duplicates": p.duplicates,
+            "stories": p.stories,
+            "articles_without_story": p.unstoried,
+            "top_stories": p.top_stories,
             "dead_letters": p.dead_letters,
             "dead_letters_by_stage": p.dlq_by_stage,
             "pending": p.pending,
@@ -879,6 +950,8 @@ class Supervisor:
             "articles_stored",
             "articles_updated",
             "duplicates",
+            "stories",
+            "articles_without_story",
             "dead_letters",
             "pending",
             "alerts",
@@ -895,6 +968,18 @@ class Supervisor:
                 str(r.get("total", 0)),
             )
         Console().print(table)
+        if p.top_stories:
+            stories = Table(title="stories (newsflow stories show ID)")
+            for column in ("id", "articles", "sources", "headline"):
+                stories.add_column(column)
+            for story in p.top_stories:
+                stories.add_row(
+                    str(story["id"]),
+                    str(story["articles"]),
+                    str(len(story["sources"])),
+                    story["headline"] or "",
+                )
+            Console().print(stories)
         for watch, title, reason in p.recent_alerts:
             Console().print(f"alert [bold]{watch}[/]: {title} ({reason})", highlight=False)
         self.console.print("start-up: " + ", ".join(f"{k} {v:.2f}s" for k, v in startup.items()))

@@ -275,6 +275,85 @@ class DeadLetter(Base):
     replayed_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
+class Story(Base):
+    """One incident: the articles that report it, across outlets and languages (storyteller).
+
+    A merged story is kept with ``merged_into`` pointing at the survivor (its articles move
+    there); nothing is deleted. ``version`` grows by one on every change (news.stories.v1).
+    ``weights``/``counts``/``reports`` are the assignment state: summed salience per entity
+    key over the story's own reports, articles per key, and the number of non-copy reports.
+    """
+
+    __tablename__ = "stories"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    headline: Mapped[str | None] = mapped_column(Text)
+    headline_article_id: Mapped[int | None] = mapped_column(BigInteger)
+    first_seen: Mapped[datetime] = mapped_column(Timestamp)
+    last_updated: Mapped[datetime] = mapped_column(Timestamp, index=True)
+    article_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    sources: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    languages: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    top_entities: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default="[]")
+    first_report_article_id: Mapped[int | None] = mapped_column(BigInteger)
+    first_report_source: Mapped[str | None] = mapped_column(Text)
+    weights: Mapped[dict[str, float]] = mapped_column(JSONB, server_default="{}")
+    counts: Mapped[dict[str, int]] = mapped_column(JSONB, server_default="{}")
+    reports: Mapped[int] = mapped_column(Integer, server_default="0")
+    merged_into: Mapped[int | None] = mapped_column(
+        ForeignKey("stories.id", ondelete="RESTRICT"), index=True
+    )
+    vectors: Mapped[bytes | None] = mapped_column(
+        LargeBinary, comment="float16 text vectors of up to 8 representative reports"
+    )
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+
+
+class StoryArticle(Base):
+    """An article's place in its story (one story per article: the natural key).
+
+    ``vector``: the title + lead text vector (float16), so a later article can be compared
+    with each report without re-encoding it. ``role``: first_report | independent | copy |
+    update. No foreign key to ``articles``: rows are written only for stored article ids
+    (the storyteller reads them from ``articles``), and a deleted article's row is harmless.
+    """
+
+    __tablename__ = "story_articles"
+
+    article_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"), index=True)
+    canonical_url: Mapped[str] = mapped_column(Text, index=True)
+    url: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(Text)
+    published_at: Mapped[datetime] = mapped_column(Timestamp)
+    role: Mapped[str] = mapped_column(String(16))
+    copy_of: Mapped[str | None] = mapped_column(Text)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    assigned_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+
+
+class StoryKey(Base):
+    """The candidate index: a live story filed under each entity key it carries, with its
+    coverage span, so candidates are found by key and time window, never by a scan."""
+
+    __tablename__ = "story_keys"
+
+    key: Mapped[str] = mapped_column(Text)
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"))
+    first_seen: Mapped[datetime] = mapped_column(Timestamp)
+    last_updated: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = (
+        PrimaryKeyConstraint("key", "story_id"),
+        Index("ix_story_keys_key_last_updated", "key", "last_updated"),
+        Index("ix_story_keys_story_id", "story_id"),
+    )
+
+
 class Watch(Base):
     """A saved query (``newsflow watch add``); the alerter matches active ones in the stream.
 

@@ -70,7 +70,9 @@ def test_run_once_stores_every_article_with_entities(
     assert summary["links_discovered"] == len(site.articles)
     assert summary["articles_stored"] == len(site.articles)
     assert summary["pending"] == 0 and summary["dead_letters"] == 0
-    for service in ("fetcher", "parser", "enricher", "writer"):
+    # run --once ends only when every stored article has its story
+    assert summary["articles_without_story"] == 0
+    for service in ("fetcher", "parser", "enricher", "writer", "storyteller"):
         assert summary["startup_s"][service] > 0
 
     articles = asyncio.run(
@@ -94,3 +96,17 @@ def test_run_once_stores_every_article_with_entities(
     )
     keys = {r["key"] for r in links}
     assert {"GPE:turkiye", "GPE:iraq"} <= keys, keys
+    stories = asyncio.run(
+        _rows(
+            database_url,
+            "SELECT a.canonical_url, s.story_id FROM articles a"
+            " JOIN story_articles s ON s.article_id = a.id",
+        )
+    )
+    story_of = {r["canonical_url"]: r["story_id"] for r in stories}
+    assert set(story_of) == set(expected)
+    # two write-ups of the Sulaimani drone strike: one story; the other incidents apart
+    sulaimani = {story_of[u] for u in expected if "sulaimani" in u}
+    assert len(sulaimani) == 1
+    assert len(set(story_of.values())) == len(expected) - 1
+    assert {s["articles"] for s in summary["top_stories"]} == {1, 2}

@@ -17,6 +17,11 @@ means, stage by stage:
   link itself goes back onto ``news.links.v1``.
 * **articles and entities** are written only by the writer, together with the link's outcome,
   so there is no "stored but not finished" state to repair.
+* **alerts**: the writer confirms a stored article on ``news.stored.v1`` after its commit, and
+  the alerter records a scan (``alert_scans``) when it has matched it. A stored article whose
+  current enrichment has no scan lost its confirmation with the broker's records (its link is
+  done, so the rules above never see it): it is confirmed again (``action="unchanged"``).
+  Alerts are idempotent on ``(watch_id, article_id)``, so a second match creates nothing.
 
 Nothing is stored twice: the writer upserts on ``articles.canonical_url`` and the parser's
 duplicate detection resolves a redelivered article exactly as the first time (an original
@@ -29,7 +34,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -37,8 +42,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.cli.ops.replay import page_record
 from services.cli.ops.sink import Headers, Sink
-from shared.messages import FeedEntry, Link
+from shared.messages import FeedEntry, Link, StoredArticle
 from shared.topics import LINKS, PAGES
+from shared.topology import STORED
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +67,21 @@ _COUNT = text(
     " FROM seen_links s LEFT JOIN pages p ON p.url = s.url"
     " WHERE s.done_at IS NULL AND s.first_seen_at < :before"
 )
+#: stored articles the alerter has not matched in their current enrichment (see
+#: ``services.alerter.store.unscanned_count``), oldest first, keyset-paged on the id; only
+#: those news.stored.v1 would still hold (its retention), so a database that predates the
+#: alerter does not turn its whole history into alerts at the first recovery
+_UNSCANNED_WHERE = (
+    " FROM articles a LEFT JOIN alert_scans s ON s.article_id = a.id"
+    " WHERE a.updated_at < :before AND a.updated_at >= :since AND (s.article_id IS NULL OR"
+    " (a.enriched_at IS NOT NULL AND (s.enriched_at IS NULL OR s.enriched_at < a.enriched_at)))"
+)
+_UNSCANNED = text(
+    "SELECT a.id, a.canonical_url, a.enriched_at, a.stored_at, a.updated_at"
+    + _UNSCANNED_WHERE
+    + " AND a.id > :after ORDER BY a.id LIMIT :n"
+)
+_COUNT_UNSCANNED = text("SELECT count(*)" + _UNSCANNED_WHERE)
 _EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
 
 
@@ -72,10 +93,11 @@ class Redrive:
     pages: int  # re-sent from the page archive to news.pages.v1 (parsed again)
     oldest: datetime | None  # first_seen_at of the oldest unfinished link
     dry_run: bool = False
+    articles: int = 0  # stored but never matched by the alerter: confirmed again on news.stored.v1
 
     @property
     def total(self) -> int:
-        return self.links + self.pages
+        return self.links + self.pages + self.articles
 
     def to_json(self) -> dict[str, Any]:
         oldest = self.oldest.isoformat() if self.oldest else None
@@ -114,7 +136,12 @@ async def redrive(
     if dry_run:
         async with sessions() as session:
             row = (await session.execute(_COUNT, {"before": before})).one()
-        return Redrive(row.links - row.pages, row.pages, row.oldest, dry_run=True)
+            articles = (
+                await session.execute(_COUNT_UNSCANNED, _unscanned_window(before))
+            ).scalar_one()
+        return Redrive(
+            row.links - row.pages, row.pages, row.oldest, dry_run=True, articles=int(articles)
+        )
     links = pages = 0
     oldest: datetime | None = None
     cursor: tuple[datetime, str] = (_EPOCH, "")
@@ -155,6 +182,58 @@ async def redrive(
         cursor = (rows[-1].first_seen_at, rows[-1].url)
         if len(rows) < chunk:
             break
-    if links or pages:
-        logger.info("re-drove unfinished work: links=%s pages=%s oldest=%s", links, pages, oldest)
-    return Redrive(links, pages, oldest)
+    articles = await _reconfirm_unscanned(sessions, sink, before=before, prefix=prefix, chunk=chunk)
+    if links or pages or articles:
+        logger.info(
+            "re-drove unfinished work: links=%s pages=%s articles=%s oldest=%s",
+            links,
+            pages,
+            articles,
+            oldest,
+        )
+    return Redrive(links, pages, oldest, articles=articles)
+
+
+def _unscanned_window(before: datetime) -> dict[str, datetime]:
+    return {"before": before, "since": before - timedelta(milliseconds=STORED.retention_ms)}
+
+
+async def _reconfirm_unscanned(
+    sessions: async_sessionmaker[AsyncSession],
+    sink: Sink,
+    *,
+    before: datetime,
+    prefix: str,
+    chunk: int,
+) -> int:
+    """Confirm again on ``news.stored.v1`` every article updated before *before* that the
+    alerter has not matched; how many. Each chunk is confirmed by the broker."""
+    sent = 0
+    after = 0
+    headers: Headers = [(REDRIVE_HEADER, b"stored")]
+    while True:
+        async with sessions() as session:
+            rows = (
+                await session.execute(
+                    _UNSCANNED, {**_unscanned_window(before), "after": after, "n": chunk}
+                )
+            ).all()
+        for row in rows:
+            record = StoredArticle(
+                article_id=row.id,
+                canonical_url=row.canonical_url,
+                action="unchanged",
+                enriched_at=row.enriched_at or row.stored_at,
+                stored_at=row.stored_at,
+            )
+            await sink.send(
+                prefix + STORED.name,
+                key=row.canonical_url.encode(),
+                value=record.to_bytes(),
+                headers=headers,
+            )
+            sent += 1
+        await sink.flush()
+        if len(rows) < chunk:
+            return sent
+        after = rows[-1].id

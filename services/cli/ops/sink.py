@@ -45,7 +45,13 @@ class KafkaSink:
                     "NEWSFLOW_TOPIC_PREFIX, or run 'newsflow topics create'."
                 )
         self._producer = make_producer(self._bootstrap)
-        await self._producer.start()
+        try:
+            await self._producer.start()
+        except BaseException:
+            # a broker that cannot be reached: close it here, or asyncio logs
+            # "Unclosed AIOKafkaProducer" at ERROR level when it is collected
+            await self._producer.stop()
+            raise
         return self
 
     async def __aexit__(
@@ -59,6 +65,7 @@ class KafkaSink:
                 await self.flush()
         finally:
             await self._producer.stop()
+            self._drop_pending()
 
     async def send(self, topic: str, *, key: bytes | None, value: bytes, headers: Headers) -> None:
         self._futures.append(await self._producer.send(topic, value, key=key, headers=headers))
@@ -66,6 +73,22 @@ class KafkaSink:
     async def flush(self) -> int:
         futures, self._futures = self._futures, []
         if futures:
-            await self._producer.flush()
-            await asyncio.gather(*futures)
+            try:
+                await self._producer.flush()
+            finally:
+                # gather every outcome, so a lost broker raises once here instead of asyncio
+                # logging "Future exception was never retrieved" for each send later
+                results = await asyncio.gather(*futures, return_exceptions=True)
+            errors = [r for r in results if isinstance(r, BaseException)]
+            if errors:
+                raise errors[0]
         return len(futures)
+
+    def _drop_pending(self) -> None:
+        """Retrieve what sends still pending after a failure ended (they are not retried)."""
+        futures, self._futures = self._futures, []
+        for future in futures:
+            if not future.done():
+                future.cancel()
+            elif not future.cancelled():
+                future.exception()  # marks it retrieved

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.cli.ops.recover import REDRIVE_HEADER, redrive
 from services.cli.ops.retention import apply_retention
 from services.cli.ops.sink import Headers
-from shared.messages import Link
+from shared.messages import Link, StoredArticle
 from shared.settings import Settings
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -99,6 +99,57 @@ async def test_redrive_sends_each_unfinished_link_once_from_its_page_or_as_a_lin
     assert all(link.feed_id == 1 and link.attempt == 1 for link in links)
     # oldest first, so the longest-waiting work goes first
     assert [link.url for link in links] == [f"{base}new{n}" for n in (4, 3, 2, 1, 0)]
+
+
+async def _article(
+    sessions: async_sessionmaker[AsyncSession], n: int, age: timedelta, scanned: str | None
+) -> None:
+    """Article *n*, enriched at NOW - age; its alert scan: None, "current" or "stale"."""
+    t = NOW - age
+    await _sql(
+        sessions,
+        "INSERT INTO articles (id, url, canonical_url, body_text, content_hash, enriched_at,"
+        " stored_at, updated_at) VALUES (:n, :u, :u, 'body', 'h', :t, :t, :t)",
+        n=n,
+        u=f"https://news.example.com/s/{n}",
+        t=t,
+    )
+    if scanned:
+        seen = t if scanned == "current" else t - timedelta(minutes=1)
+        await _sql(
+            sessions,
+            "INSERT INTO alert_scans (article_id, enriched_at) VALUES (:n, :t)",
+            n=n,
+            t=seen,
+        )
+
+
+async def test_redrive_confirms_again_stored_articles_the_alerter_never_matched(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    # a broker loss between the writer's news.stored.v1 record and the alerter's scan: the
+    # link is done, so only the missing scan shows the lost confirmation ('run --once' used
+    # to wait for it until its timeout)
+    await _article(sessions, 1, timedelta(hours=1), None)
+    await _article(sessions, 2, timedelta(hours=1), "current")
+    await _article(sessions, 3, timedelta(hours=1), "stale")  # re-enriched since its scan
+    await _article(sessions, 4, timedelta(seconds=-5), None)  # after the cut-off
+    await _article(sessions, 5, timedelta(hours=2), None)
+    # older than news.stored.v1 keeps records (e.g. stored before the alerter existed)
+    await _article(sessions, 6, timedelta(days=15), None)
+
+    dry = await redrive(sessions, RecordingSink(), before=NOW, dry_run=True)
+    assert (dry.links, dry.pages, dry.articles, dry.total) == (0, 0, 3, 3)
+
+    sink = RecordingSink()
+    done = await redrive(sessions, sink, before=NOW, prefix="p.", chunk=2)
+    assert done.articles == 3 and done.to_json()["articles"] == 3
+    assert {t for t, _k, _v, _h in sink.sent} == {"p.news.stored.v1"}
+    records = [StoredArticle.from_bytes(v) for _t, _k, v, _h in sink.sent]
+    assert [r.article_id for r in records] == [1, 3, 5]
+    assert all(r.action == "unchanged" for r in records)
+    assert sink.sent[0][1] == b"https://news.example.com/s/1"
+    assert sink.sent[0][3] == [(REDRIVE_HEADER, b"stored")]
 
 
 async def _count(sessions: async_sessionmaker[AsyncSession], sql: str) -> list[str]:

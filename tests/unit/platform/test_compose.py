@@ -38,6 +38,7 @@ def test_compose_file_is_valid_and_wired() -> None:
         "enricher",
         "writer",
         "alerter",
+        "storyteller",
         "prometheus",
         "grafana",
     } <= set(services)

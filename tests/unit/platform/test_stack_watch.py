@@ -74,3 +74,64 @@ def test_redact_url_hides_only_the_password() -> None:
     assert stack.redact_url(url) == "postgresql+asyncpg://postgres:***@127.0.0.1:5432/newsflow"
     assert stack.redact_url("postgresql://u@h/db") == "postgresql://u@h/db"
     assert stack.redact_url(None) is None
+
+
+def test_postgres_options_quote_a_socket_dir_with_spaces() -> None:
+    # pg_ctl runs the options through /bin/sh: an unquoted space split the -k argument and
+    # the server refused to start under NEWSFLOW_HOME="/tmp/with space/home"
+    import shlex
+    from pathlib import Path
+
+    options = stack.postgres_options(5432, Path("/tmp/with space/home/pg"))
+    words = shlex.split(options)
+    assert words[words.index("-k") + 1] == "/tmp/with space/home/pg"
+    assert words[words.index("-p") + 1] == "5432"
+
+
+def test_a_port_that_accepts_but_never_replies_does_not_answer() -> None:
+    # a SIGSTOPped (or wedged) server still completes TCP connects from its listen backlog,
+    # so a 20 s hang of Tansu went unnoticed by the watchdog
+    import socket
+    import threading
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # never accepts, never replies
+        port = silent.getsockname()[1]
+        assert stack.port_open(port)
+        assert not stack.port_answers("kafka", port)
+        assert not stack.port_answers("postgres", port)
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        port = server.getsockname()[1]
+
+        def reply() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(64)
+                conn.sendall(b"N")
+
+        thread = threading.Thread(target=reply, daemon=True)
+        thread.start()
+        assert stack.port_answers("postgres", port)
+        thread.join(2)
+
+
+def test_a_restart_waits_for_the_old_server_to_release_its_port() -> None:
+    # a planned broker restart under load failed with "Port N is busy": the old Tansu, just
+    # stopped, still held the port when the new one was started on it
+    import socket
+    import threading
+    import time
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    port = server.getsockname()[1]
+    threading.Timer(0.3, server.close).start()
+    t0 = time.monotonic()
+    stack.wait_port_free(port, timeout=5)
+    assert not stack.port_open(port)
+    assert 0.2 < time.monotonic() - t0 < 4

@@ -1,0 +1,74 @@
+"""One batch of ``news.stored.v1`` confirmations through the storyteller, with its outcomes.
+
+The faust agent (:mod:`services.storyteller.app`) stays thin: it decodes, calls
+:func:`tell`, publishes the story records and dead letters, and acks. Here:
+
+* the batch is assigned in one transaction (:func:`~services.storyteller.store.assign_articles`);
+  outages are retried until the database answers (``until_done``);
+* a batch that fails for another reason (a bug, a value PostgreSQL rejects) is retried one
+  confirmation at a time, so only the bad record is dead-lettered (stage ``tell``);
+* every confirmation that ends in a story is counted ``ok``.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from typing import Any
+
+from services.storyteller.store import BatchResult, assign_articles
+from services.storyteller.text import TextEncoder
+from shared.messages import DeadLetter, StoredArticle, StoryUpdate
+from shared.retry import until_done
+from shared.stage import Decoded, StageInput, record_failed, record_ok
+
+logger = logging.getLogger(__name__)
+
+
+async def tell(
+    sessions: Any,
+    decoded: list[Decoded[StoredArticle]],
+    encoder: TextEncoder,
+    source: StageInput,
+) -> tuple[list[StoryUpdate], list[DeadLetter]]:
+    """Stories for a batch of stored-article confirmations: (records to publish, letters)."""
+    if not decoded:
+        return [], []
+    ids = [record.item.article_id for record in decoded]
+    try:
+        result = await until_done(
+            partial(assign_articles, sessions, ids, encoder), what="storyteller batch"
+        )
+    except Exception:
+        logger.warning("storyteller batch of %s failed; retrying one by one", len(ids))
+    else:
+        for record in decoded:
+            record_ok(source, record.item)
+        return _latest(result.records), []
+    records: list[StoryUpdate] = []
+    letters: list[DeadLetter] = []
+    for record in decoded:
+        try:
+            one: BatchResult = await until_done(
+                partial(assign_articles, sessions, [record.item.article_id], encoder),
+                what="storyteller record",
+            )
+        except Exception as exc:
+            letters.append(
+                record_failed(
+                    source, exc, payload=record.raw, item=record.item, attempt=record.attempt
+                )
+            )
+        else:
+            records += one.records
+            record_ok(source, record.item)
+    return _latest(records), letters
+
+
+def _latest(records: list[StoryUpdate]) -> list[StoryUpdate]:
+    """One record per story (its highest version), in story id order."""
+    best: dict[int, StoryUpdate] = {}
+    for record in records:
+        if record.story_id not in best or record.version > best[record.story_id].version:
+            best[record.story_id] = record
+    return [best[k] for k in sorted(best)]
