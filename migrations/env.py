@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -12,6 +13,11 @@ from shared.db import models  # noqa: F401  (registers every table on Base.metad
 from shared.db.base import Base
 
 target_metadata = Base.metadata
+
+#: Key of the transaction-level advisory lock held while migrating: two upgrades at once (two
+#: `stack up` or `run` on a fresh database) used to both create alembic_version and one failed
+#: with a UniqueViolation; the second now waits and finds the database at head.
+MIGRATION_LOCK_KEY = 0x6E657773  # "news"
 
 
 def _url() -> str:
@@ -42,6 +48,10 @@ def _do_run(connection: Connection) -> None:
         compare_server_default=False,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
         context.run_migrations()
 
 

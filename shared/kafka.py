@@ -64,6 +64,18 @@ async def create_topics(
         await admin.close()
 
 
+async def check_reachable(bootstrap: str) -> None:
+    """Connect to the broker at *bootstrap* and close again.
+
+    Raises aiokafka's ``KafkaConnectionError`` (or ``OSError``) when no broker answers, for
+    callers that want to say so before starting something long-running."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=ADMIN_TIMEOUT_MS)
+    try:
+        await admin.start()
+    finally:
+        await admin.close()
+
+
 async def describe_topics(bootstrap: str, *, prefix: str = "") -> list[dict[str, Any]]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=ADMIN_TIMEOUT_MS)
     await admin.start()

@@ -364,6 +364,10 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(f"invalid settings: {explain_validation_error(exc)}") from exc
 
 
+#: difflib similarity above which an unknown variable's name is suggested a real one.
+SUGGEST_CUTOFF = 0.75
+
+
 def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
     """A warning for each ``NEWSFLOW_*`` variable that is no setting (newsflow ignores it),
     with the closest real name: a misspelt variable must not pass silently."""
@@ -373,8 +377,13 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
     for name in sorted(environ):
         if not name.startswith(ENV_PREFIX) or name in known or name.startswith(RESERVED_PREFIXES):
             continue
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
-        hint = f"did you mean {close[0]}? " if close else ""
+        # Compared without the shared prefix, which would make NEWSFLOW_FOO "close" to
+        # NEWSFLOW_HOME; a typo of the part after it (NEWSFLOW_POL_TICK_S) still matches.
+        suffixes = [k.removeprefix(ENV_PREFIX) for k in known]
+        close = difflib.get_close_matches(
+            name.removeprefix(ENV_PREFIX), suffixes, n=1, cutoff=SUGGEST_CUTOFF
+        )
+        hint = f"did you mean {ENV_PREFIX}{close[0]}? " if close else ""
         warnings.append(
             f"{name} is not a newsflow setting and is ignored ({hint}"
             "'newsflow settings' lists them all)"

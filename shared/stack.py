@@ -16,6 +16,7 @@ cannot enter ``$NEWSFLOW_HOME`` (root's 0700 home directory), the cluster and it
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
 import hashlib
 import json
@@ -32,6 +33,7 @@ import struct
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,8 @@ from shared.errors import StackError
 logger = logging.getLogger(__name__)
 
 STACK_FILE = "stack.json"
+#: Held while the stack is started or stopped (one `stack up`/`down` at a time per home).
+STACK_LOCK = "stack.lock"
 SECRET_FILE = "pg-secret"
 DATABASE_NAME = "newsflow"
 PG_USER = "postgres"
@@ -403,6 +407,15 @@ def _run(
         )
 
 
+def _log_tail(path: Path, lines: int = 5) -> str:
+    """The last *lines* of the log at *path*, headed by its path (for a failed start)."""
+    try:
+        tail = path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return f"(no log at {path})"
+    return "\n".join([f"last lines of {path}:", *tail])
+
+
 def _chown_for_pg(path: Path) -> None:
     if os.geteuid() == 0:
         entry = pwd.getpwnam(PG_USER)
@@ -570,23 +583,27 @@ def start_postgres(home: Path, *, port: int | None = None) -> Component:
     if port_open(port):
         raise StackError(f"Port {port} is busy; pick another or stop what listens there.")
     options = postgres_options(port, datadir)
-    _run(
-        [
-            *wrap,
-            str(bindir / "pg_ctl"),
-            "-D",
-            str(datadir),
-            "-w",
-            "-t",
-            str(int(START_TIMEOUT_S)),
-            "-l",
-            str(log_path),
-            "-o",
-            options,
-            "start",
-        ],
-        what="pg_ctl start",
-    )
+    try:
+        _run(
+            [
+                *wrap,
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(datadir),
+                "-w",
+                "-t",
+                str(int(START_TIMEOUT_S)),
+                "-l",
+                str(log_path),
+                "-o",
+                options,
+                "start",
+            ],
+            what="pg_ctl start",
+        )
+    except StackError as exc:
+        # pg_ctl only says "Examine the log output": say which log, and what it ends with.
+        raise StackError(f"{exc}\n{_log_tail(log_path)}") from exc
     pid = int((datadir / "postmaster.pid").read_text().splitlines()[0])
     url = f"postgresql+asyncpg://{PG_USER}:{secret}@127.0.0.1:{port}/{DATABASE_NAME}"
     component = Component(
@@ -690,13 +707,34 @@ class UpResult:
     seconds: dict[str, float]
 
 
+@contextlib.contextmanager
+def _stack_lock(home: Path) -> Iterator[None]:
+    """Hold ``$NEWSFLOW_HOME/stack.lock`` exclusively (waiting for another holder).
+
+    Two ``stack up`` at once on one home used to start two brokers (one orphaned, unrecorded)
+    and race two initdb into one data directory; the second now waits, then reuses."""
+    home.mkdir(parents=True, exist_ok=True)
+    fd = os.open(home / STACK_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing drops the flock
+
+
 def up(home: Path, *, want_kafka: bool = True, want_postgres: bool = True) -> UpResult:
-    """Start whatever is wanted and not already running. Safe to call twice.
+    """Start whatever is wanted and not already running. Safe to call twice, also at once
+    (the second call waits for the first and reuses what it started).
 
     Checks first that PostgreSQL can start (binaries, the postgres user, a reachable data
     directory), so a problem stops everything before the broker is started.
     """
     home = home.resolve()
+    with _stack_lock(home):
+        return _up(home, want_kafka=want_kafka, want_postgres=want_postgres)
+
+
+def _up(home: Path, *, want_kafka: bool, want_postgres: bool) -> UpResult:
     state = read_state(home)
     if want_postgres and not (state.postgres and probe(state.postgres).alive):
         preflight(home, want_postgres=True)
@@ -776,6 +814,13 @@ def restart(home: Path, name: str) -> Component:
 def down(home: Path, *, only: list[str] | None = None) -> list[str]:
     """Stop what the stack started (by recorded pid). Returns the names stopped."""
     home = home.resolve()
+    if not home.is_dir():
+        return []
+    with _stack_lock(home):
+        return _down(home, only=only)
+
+
+def _down(home: Path, *, only: list[str] | None) -> list[str]:
     state = read_state(home)
     stopped: list[str] = []
     if state.kafka and (only is None or "kafka" in only):

@@ -97,6 +97,11 @@ def register(app: typer.Typer) -> None:
         """Full-text search over titles and bodies, best match first."""
         from services.cli.ops import read
 
+        if not query.strip():
+            # An empty query matches nothing; saying "no matches" would suggest there is no data.
+            raise NewsflowError(
+                "give words to search for, e.g. newsflow search 'PKK Duhok'", kind="usage"
+            )
         rows = with_db(lambda s: read.search(s, query, limit=limit))
         if as_json:
             emit_json(rows)

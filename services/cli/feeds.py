@@ -230,10 +230,17 @@ def register(root: typer.Typer) -> None:
                 return await admin.poll_now(sessions, refs or (), every=every)
 
         marked = _run(work)
+        missing = admin.unmatched_refs(refs or (), marked)
         s = settings()
         pid = holder(s.state_dir)
         if as_json:
-            emit_json({"feeds": [{"id": i, "url": u} for i, u in marked], "run_pid": pid})
+            emit_json(
+                {
+                    "feeds": [{"id": i, "url": u} for i, u in marked],
+                    "unmatched": missing,
+                    "run_pid": pid,
+                }
+            )
         else:
             for feed_id, url in marked:
                 _out().print(f"{feed_id} {url}: due now", soft_wrap=True)
@@ -249,8 +256,16 @@ def register(root: typer.Typer) -> None:
                     "starts ('newsflow run --once' to poll and exit)",
                     soft_wrap=True,
                 )
-        if not marked:
-            _err().print("no matching feed; 'newsflow feeds list' shows ids and URLs")
+        if every and not marked:
+            _err().print("no feed is registered yet: add one with 'newsflow feeds add URL'")
+            raise typer.Exit(1)
+        if missing or not marked:
+            # A typo in one id must not pass silently beside the ones that matched.
+            _err().print(
+                f"no feed matches {', '.join(missing)}; 'newsflow feeds list' shows ids and URLs",
+                soft_wrap=True,
+                markup=False,
+            )
             raise typer.Exit(1)
 
     @app.command("remove")

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from services.cli.common import JsonFlag, settings
+from services.cli.common import JsonFlag, broker_errors, settings
 from shared.errors import NewsflowError
 from shared.logs import configure_logging
 from shared.topology import SERVICES
@@ -23,7 +23,7 @@ logger = logging.getLogger("newsflow")
 
 
 def worker(
-    service: Annotated[str, typer.Argument(help="fetcher | parser | enricher | writer")],
+    service: Annotated[str, typer.Argument(help=" | ".join(SERVICES))],
 ) -> None:
     """Run one service as a faust worker (scale out by starting more: same consumer group)."""
     import importlib
@@ -37,16 +37,29 @@ def worker(
             f"unknown service {service!r}; choose one of {', '.join(SERVICES)}", kind="usage"
         )
     s = settings()
+    bootstrap = resolve_kafka_bootstrap(s)
+    # Probed before logging is configured for the worker: an unreachable broker is then one
+    # 'error:' line and exit 2, instead of faust's logged traceback and exit 1.
+    _check_broker(bootstrap)
     configure_logging(level=s.log_level, fmt=s.log_format, service=service)
     module = importlib.import_module(f"services.{service}.app")
     started = time.monotonic()
-    faust_app = module.build(s, bootstrap=resolve_kafka_bootstrap(s))
+    faust_app = module.build(s, bootstrap=bootstrap)
 
     def ready() -> None:
         logger.info("service ready: %s in %.2fs", service, time.monotonic() - started)
 
     serve_metrics(metrics_port(s.metrics_port_base, service), s.metrics_bind)
     run_worker(faust_app, loglevel=s.log_level.lower(), on_ready=ready)
+
+
+def _check_broker(bootstrap: str) -> None:
+    """Raise the one-line NewsflowError when no broker answers at *bootstrap*; call it before
+    logging is configured for a long-running command (the libraries are quiet until then)."""
+    from shared.kafka import check_reachable
+
+    with broker_errors(bootstrap):
+        asyncio.run(check_reachable(bootstrap))
 
 
 def _check_feeds_file(path: Path) -> list[str]:
@@ -103,13 +116,17 @@ def run(
 
     Without --once it monitors every registered feed until Ctrl-C (exit 130). Exit codes of
     --once: 0 completed, 1 timed out, 2 usage/settings/database/broker error, 3 a service
-    exited, 4 (--strict) feeds failed or items were dead-lettered, 130 interrupted."""
+    exited, 4 (--strict) feeds failed or were refused, or items were dead-lettered, 130 interrupted."""
     from services.cli.supervisor import Supervisor
 
     if strict and not once:
         raise NewsflowError("--strict applies to --once runs only", kind="usage")
     listed = _check_feeds_file(feeds) if feeds is not None else None
     s = settings()
+    if s.kafka_bootstrap:
+        # An external broker is probed while the libraries are still quiet: unreachable, it is
+        # one 'error:' line (exit 2), not aiokafka's log line followed by ours.
+        _check_broker(s.kafka_bootstrap)
     configure_logging(level=s.log_level, fmt=s.log_format, service="run")
     code = asyncio.run(
         Supervisor(

@@ -225,6 +225,8 @@ class Supervisor:
         self.quiet_summary = quiet_summary
         #: with --once --feeds: the feeds this run polls and counts (None: every feed)
         self.feed_ids: list[int] | None = None
+        #: lines of --feeds FILE refused (invalid, or a private address): failures for --strict
+        self.feeds_refused = 0
         self.summary: dict[str, Any] = {}
         self.once = once
         self.timeout = timeout
@@ -511,6 +513,7 @@ class Supervisor:
             sessions, self.feeds_file, allow_private=self.settings.allow_private_networks
         )
         self.console.print(f"feeds from {self.feeds_file}: {report}", soft_wrap=True)
+        self.feeds_refused = len(report.invalid)
         if self.once:
             self.feed_ids = await feed_ids(sessions, report.urls)
 
@@ -727,10 +730,11 @@ class Supervisor:
         return INTERRUPTED_EXIT, "stopping (Ctrl-C)…"
 
     def _once_exit_code(self) -> int:
-        """0: the run completed; with --strict, 4 when a feed failed or an item was
-        dead-lettered (cron and CI can tell "ran" from "ran clean")."""
+        """0: the run completed; with --strict, 4 when a feed failed or was refused (a
+        --feeds FILE line that is invalid or a private address) or an item was dead-lettered
+        (cron and CI can tell "ran" from "ran clean")."""
         p = self.progress
-        if self.strict and (p.feeds_failed or p.dead_letters):
+        if self.strict and (p.feeds_failed or p.dead_letters or self.feeds_refused):
             return STRICT_FAILURE_EXIT
         return 0
 
@@ -911,6 +915,7 @@ class Supervisor:
             "feeds": p.feeds_total,
             "feeds_polled": p.feeds_polled,
             "feeds_failing": p.feeds_failed,
+            "feeds_refused": self.feeds_refused,
             "links_discovered": p.discovered,
             "articles_stored": p.stored,
             "articles_updated": p.updated,

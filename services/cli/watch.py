@@ -188,6 +188,14 @@ def register(root: typer.Typer) -> None:
         as_json: JsonFlag = False,
     ) -> None:
         """Change a watch's query or webhook (applies to articles stored from now on)."""
+        if no_webhook and (webhook is not None or secret_file is not None):
+            # Checked before anything is opened: silently letting one flag win would leave
+            # the watch in a state the user did not ask for.
+            raise NewsflowError(
+                "--no-webhook removes the webhook: give it alone, or --webhook/--secret-file "
+                "without it",
+                kind="usage",
+            )
         changes: dict[str, Any] = {}
         if query is not None:
             changes["query"] = query

@@ -96,6 +96,14 @@ def read_feed_list(text: str) -> list[str]:
     return [line for line in lines if line]
 
 
+def no_discover_hint(raw: str) -> str:
+    """What to try when checking *raw* failed on the network: store it unchecked and, for a
+    URL typed without a scheme (https:// was assumed), write http:// for a site without TLS."""
+    if _HAS_SCHEME.match(raw.strip()):
+        return NO_DISCOVER_HINT
+    return f"{DEFAULT_SCHEME} was assumed: write http://{raw.strip()} for a site without TLS; {NO_DISCOVER_HINT}"
+
+
 def feed_url(raw: str) -> str:
     """A feed URL as typed, normalised; ``example.com/rss`` means ``https://example.com/rss``.
 
@@ -244,7 +252,7 @@ async def add_with_discovery(
             if isinstance(exc, NewsflowError) and (
                 exc.kind in NO_DISCOVER_HINT_KINDS or exc.kind.startswith("http_")
             ):
-                detail += f" ({NO_DISCOVER_HINT})"
+                detail += f" ({no_discover_hint(raw)})"
             results.append(AddResult(raw, (), (), error=detail))
             continue
         if not feeds:
@@ -389,6 +397,27 @@ async def poll_now(
             .returning(Feed.id, Feed.url)
         )
         return sorted((r.id, r.url) for r in rows)
+
+
+def unmatched_refs(refs: Sequence[str], marked: Sequence[tuple[int, str]]) -> list[str]:
+    """The *refs* (ids or URLs, as given to :func:`poll_now`) that matched none of the
+    ``(id, url)`` feeds it marked, in the order given."""
+    ids = {str(feed_id) for feed_id, _ in marked}
+    urls = {url for _, url in marked}
+    missing = []
+    for ref in refs:
+        key = ref.strip()
+        if key.isdigit():
+            if str(int(key)) not in ids:
+                missing.append(ref)
+            continue
+        try:
+            url = feed_url(ref)
+        except ValueError:
+            url = ref
+        if url not in urls:
+            missing.append(ref)
+    return missing
 
 
 async def feed_ids(

@@ -27,7 +27,6 @@ CLI_MODULE = "services.cli.main"
 
 #: Not run here, and why:
 SKIPPED = {
-    ("worker",): "a long-running service: it retries an unreachable broker by design",
     ("demo",): "runs its own embedded stack in its own home: it never uses these settings",
     ("schemas", "write"): "rewrites docs/schemas in the checkout",
 }
@@ -44,6 +43,8 @@ REQUIRED = {
     "file": "{feeds_file}",
     "query": "Iraq",
     "text": "Ankara",
+    # `worker` probes the broker before it starts (one error line, exit 2, like the others)
+    "service": "writer",
 }
 #: Commands that use neither the database nor the broker: only "no traceback" applies.
 NO_INFRA = {("feeds", "discover"), ("schemas", "check"), ("settings",), ("db", "url")}
@@ -203,7 +204,13 @@ def test_invalid_setting(
 
 @pytest.mark.parametrize(
     "argv",
-    [["feeds", "list"], ["lag"], ["db", "upgrade"], ["run", "--once", "--timeout", "5"]],
+    [
+        ["feeds", "list"],
+        ["lag"],
+        ["db", "upgrade"],
+        ["run", "--once", "--timeout", "5"],
+        ["worker", "writer"],
+    ],
     ids=" ".join,
 )
 def test_nothing_else_reaches_stderr(argv: list[str], tmp_path: Path) -> None:
@@ -250,3 +257,37 @@ def test_reachable_database_unreachable_broker(
     _assert_one_error_line(path, argv, code, err, expect="", not_found_ok=True)
     if code == 2 and "broker" in err:
         assert "cannot reach the broker" in err, err
+
+
+@pytest.mark.parametrize(
+    "argv", [["run", "--once", "--timeout", "5"], ["worker", "writer"]], ids=" ".join
+)
+def test_unreachable_broker_alone_is_one_line(
+    argv: list[str], database_url: str, tmp_path: Path
+) -> None:
+    """With the database reachable, `run` used to print aiokafka's "Unable connect" log line
+    before its own error, and `worker` faust's traceback (exit 1)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFLOW_")}
+    env.update(
+        {
+            "NEWSFLOW_HOME": str(tmp_path),
+            "NEWSFLOW_METRICS_PORT_BASE": "0",
+            "NEWSFLOW_DATABASE_URL": database_url,
+            "NEWSFLOW_KAFKA_BOOTSTRAP": f"127.0.0.1:{_closed_port()}",
+        }
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", CLI_MODULE, *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    lines = [
+        line
+        for line in result.stderr.splitlines()
+        if line.strip() and not line.startswith("stack: ")
+    ]
+    assert len(lines) == 1 and lines[0].startswith("error: cannot reach the broker"), result.stderr

@@ -165,3 +165,39 @@ def test_probe_notices_a_killed_broker_and_restart_reuses_its_port(home: Path) -
     planned = stack.restart(home, "kafka")
     assert planned.port == kafka.port and planned.pid != again.pid
     assert not stack.pid_alive(again.pid, expect="tansu") and stack.probe(planned).ok
+
+
+def test_postgres_starts_in_a_home_whose_path_has_spaces() -> None:
+    """pg_ctl passes -o through /bin/sh: the unquoted socket directory split at the space
+    ('postgres: invalid argument: "two/pg"') and every later 'stack up' failed."""
+    parent = Path(tempfile.mkdtemp(prefix="newsflow-stack-"))
+    os.chmod(parent, 0o755)
+    home = parent / "my news home"
+    home.mkdir()
+    os.chmod(home, 0o755)
+    component = stack.start_postgres(home)
+    try:
+        assert stack.pid_alive(component.pid, expect="postgres")
+        assert stack.port_open(component.port)
+    finally:
+        stack.stop_postgres(component)
+
+
+def test_two_stack_up_at_once_start_one_stack(home: Path) -> None:
+    """Two `stack up` at once on a fresh home used to start two brokers (one orphaned), race
+    two initdb into one data directory, then race the migrations (UniqueViolation): the second
+    now waits for the first and reuses what it started."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFLOW_")}
+    env["NEWSFLOW_HOME"] = str(home)
+    argv = [sys.executable, "-m", "services.cli", "stack", "up", "--json"]
+    procs = [
+        subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT
+        )
+        for _ in range(2)
+    ]
+    results = [(p.wait(timeout=120), *p.communicate()) for p in procs]
+    for code, _out, err in results:
+        assert code == 0, err
+    started = sorted(tuple(sorted(json.loads(out)["started"])) for _code, out, _err in results)
+    assert started == [(), ("kafka", "postgres")]
