@@ -142,7 +142,7 @@ async def run(url: str, *, stored: int, stories: int, new: int, batch: int) -> d
     from services.storyteller.assign import Item, Story, Storyboard, assign_roles
     from services.storyteller.store import _write, assign_articles
     from services.storyteller.text import article_text
-    from services.writer.store import write_batch
+    from services.writer.articles import write_batch
     from shared.db.session import create_engine, session_factory
 
     rng = random.Random(SEED)

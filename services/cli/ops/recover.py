@@ -43,8 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.cli.ops.replay import page_record
 from services.cli.ops.sink import Headers, Sink
 from shared.messages import FeedEntry, Link, StoredArticle
-from shared.topics import LINKS, PAGES
-from shared.topology import STORED
+from shared.topology import LINKS, PAGES, STORED
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from services.enricher.canonical import fold
 from shared.kafka import make_producer
 from shared.messages import EnrichedArticle, RemovedSpan
-from shared.topics import ENRICHED, PAGES
+from shared.topology import ENRICHED, PAGES
 from tests.integration.parser.test_parser_service import PARTITIONS, WAIT_S, _collect, _page
 from tests.support.processes import logs, service_env, workers
 from tests.unit.parser.test_reader_view import (

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from services.storyteller.evaluate import load_set
 from services.storyteller.store import assign_articles
 from services.storyteller.text import E5Encoder
-from services.writer.store import write_batch
+from services.writer.articles import write_batch
 from tests.integration.writer.cli_helpers import cli_env, newsflow, newsflow_json
 from tests.support.stories import enriched_from_eval
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from services.storyteller.evaluate import bcubed, load_set
-from services.writer.store import write_batch
+from services.writer.articles import write_batch
 from shared import kafka
 from shared.messages import StoredArticle, StoryUpdate
 from shared.topology import STORED, STORIES, group_id

@@ -14,7 +14,7 @@ from services.storyteller.assign import Storyboard
 from services.storyteller.evaluate import bcubed, load_set
 from services.storyteller.store import assign_articles, load_items
 from services.storyteller.text import E5Encoder
-from services.writer.store import write_batch
+from services.writer.articles import write_batch
 from tests.support.stories import enriched_from_eval
 
 BATCH = 25
