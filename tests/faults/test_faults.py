@@ -218,8 +218,14 @@ async def _produce(bootstrap: str, records: list[tuple[str, bytes]]) -> None:
         await producer.stop()
 
 
-#: every topic some stage reads (news.stored.v1 has no consumer in this pipeline yet)
-CONSUMED_TOPICS = tuple(dict.fromkeys(topic for spec in STAGES for topic in spec.inputs()))
+#: every topic a stage of the harness's pipeline reads (its four services). news.stored.v1's
+#: readers, the alerter and the storyteller, are not started by the harness, so their topic is
+#: not poisoned here (they decode through the same shared.stage path).
+CONSUMED_TOPICS = tuple(
+    dict.fromkeys(
+        topic for spec in STAGES if spec.service in harness.SERVICES for topic in spec.inputs()
+    )
+)
 
 
 def test_poison_messages_go_to_the_dlq_and_the_pipeline_keeps_flowing(

@@ -22,6 +22,8 @@ means, stage by stage:
   current enrichment has no scan lost its confirmation with the broker's records (its link is
   done, so the rules above never see it): it is confirmed again (``action="unchanged"``).
   Alerts are idempotent on ``(watch_id, article_id)``, so a second match creates nothing.
+  The same holds for a stored article the storyteller has put in no story
+  (``story_articles``): its assignment is idempotent on the article id.
 
 Nothing is stored twice: the writer upserts on ``articles.canonical_url`` and the parser's
 duplicate detection resolves a redelivered article exactly as the first time (an original
@@ -70,10 +72,13 @@ _COUNT = text(
 #: ``services.alerter.store.unscanned_count``), oldest first, keyset-paged on the id; only
 #: those news.stored.v1 would still hold (its retention), so a database that predates the
 #: alerter does not turn its whole history into alerts at the first recovery
+#: ... or that the storyteller has not put in a story: both read news.stored.v1, and
+#: `run --once` waits for both
 _UNSCANNED_WHERE = (
     " FROM articles a LEFT JOIN alert_scans s ON s.article_id = a.id"
     " WHERE a.updated_at < :before AND a.updated_at >= :since AND (s.article_id IS NULL OR"
-    " (a.enriched_at IS NOT NULL AND (s.enriched_at IS NULL OR s.enriched_at < a.enriched_at)))"
+    " (a.enriched_at IS NOT NULL AND (s.enriched_at IS NULL OR s.enriched_at < a.enriched_at))"
+    " OR NOT EXISTS (SELECT 1 FROM story_articles sa WHERE sa.article_id = a.id))"
 )
 _UNSCANNED = text(
     "SELECT a.id, a.canonical_url, a.enriched_at, a.stored_at, a.updated_at"

@@ -102,10 +102,31 @@ async def test_redrive_sends_each_unfinished_link_once_from_its_page_or_as_a_lin
 
 
 async def _article(
-    sessions: async_sessionmaker[AsyncSession], n: int, age: timedelta, scanned: str | None
+    sessions: async_sessionmaker[AsyncSession],
+    n: int,
+    age: timedelta,
+    scanned: str | None,
+    storied: bool = True,
 ) -> None:
-    """Article *n*, enriched at NOW - age; its alert scan: None, "current" or "stale"."""
+    """Article *n*, enriched at NOW - age; its alert scan: None, "current" or "stale"; in a
+    story (the storyteller's membership) unless *storied* is false."""
     t = NOW - age
+    if storied:
+        await _sql(
+            sessions,
+            "INSERT INTO stories (id, first_seen, last_updated) VALUES (:n, :t, :t)",
+            n=n,
+            t=t,
+        )
+        await _sql(
+            sessions,
+            "INSERT INTO story_articles (article_id, story_id, canonical_url, url, source,"
+            " title, published_at, role, vector) VALUES (:n, :n, :u, :u, 's', 't', :t,"
+            " 'first_report', ''::bytea)",
+            n=n,
+            u=f"https://news.example.com/s/{n}",
+            t=t,
+        )
     await _sql(
         sessions,
         "INSERT INTO articles (id, url, canonical_url, body_text, content_hash, enriched_at,"
@@ -137,16 +158,18 @@ async def test_redrive_confirms_again_stored_articles_the_alerter_never_matched(
     await _article(sessions, 5, timedelta(hours=2), None)
     # older than news.stored.v1 keeps records (e.g. stored before the alerter existed)
     await _article(sessions, 6, timedelta(days=15), None)
+    # matched by the alerter, but the storyteller never got it: `run --once` waits for both
+    await _article(sessions, 7, timedelta(hours=1), "current", storied=False)
 
     dry = await redrive(sessions, RecordingSink(), before=NOW, dry_run=True)
-    assert (dry.links, dry.pages, dry.articles, dry.total) == (0, 0, 3, 3)
+    assert (dry.links, dry.pages, dry.articles, dry.total) == (0, 0, 4, 4)
 
     sink = RecordingSink()
     done = await redrive(sessions, sink, before=NOW, prefix="p.", chunk=2)
-    assert done.articles == 3 and done.to_json()["articles"] == 3
+    assert done.articles == 4 and done.to_json()["articles"] == 4
     assert {t for t, _k, _v, _h in sink.sent} == {"p.news.stored.v1"}
     records = [StoredArticle.from_bytes(v) for _t, _k, v, _h in sink.sent]
-    assert [r.article_id for r in records] == [1, 3, 5]
+    assert [r.article_id for r in records] == [1, 3, 5, 7]
     assert all(r.action == "unchanged" for r in records)
     assert sink.sent[0][1] == b"https://news.example.com/s/1"
     assert sink.sent[0][3] == [(REDRIVE_HEADER, b"stored")]
