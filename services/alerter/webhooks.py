@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import email.utils
 import ipaddress
 import logging
 import random
@@ -35,6 +34,7 @@ import httpx
 from standardwebhooks import Webhook
 
 from shared import guard
+from shared.retry import parse_retry_after
 
 logger = logging.getLogger(__name__)
 
@@ -189,23 +189,6 @@ class RetryPolicy:
         if retry_after is not None:
             delay = max(delay, min(retry_after, self.max_retry_after_s))
         return delay
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date); None if absent
-    or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 # --- one attempt ------------------------------------------------------------------------------

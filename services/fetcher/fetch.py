@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import logging
 import random
 import re
@@ -18,7 +17,6 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TypeVar
 
 import brotli
@@ -27,6 +25,7 @@ import httpx
 from services.fetcher.urls import ALLOWED_SCHEMES, host_of
 from shared.errors import PermanentError, TransientError
 from shared.guard import BlockedAddressError
+from shared.retry import parse_retry_after
 
 logger = logging.getLogger(__name__)
 
@@ -182,22 +181,6 @@ class _CappedDecoder:
         if self.produced > self.limit:
             raise self._too_large()
         return out
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP-date); None if absent/bad."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def classify_status(status: int, headers: Mapping[str, str], url: str) -> None:
