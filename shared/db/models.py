@@ -74,6 +74,21 @@ class SeenLink(Base):
     # set by the writer: stored | duplicate | dead_letter. `newsflow run --once` waits on it.
     outcome: Mapped[str | None] = mapped_column(String(16))
     done_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    #: the feed entry the parser falls back on (title, published_at, authors, guid), kept
+    #: only while the link is unfinished: a re-drive re-sends it; the writer clears it with
+    #: the outcome, so finished links carry nothing
+    entry: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
+
+    __table_args__ = (
+        # exactly the re-drive's predicate (services/cli/ops/recover.py): unfinished links
+        # in (first_seen_at, url) keyset order, without scanning the finished ones
+        Index(
+            "ix_seen_links_unfinished",
+            "first_seen_at",
+            "url",
+            postgresql_where=text("done_at IS NULL"),
+        ),
+    )
 
 
 class HostState(Base):
