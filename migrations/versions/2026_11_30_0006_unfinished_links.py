@@ -2,7 +2,7 @@
 
 Revision ID: 0006_unfinished_links
 Revises: 0005_stories
-Create Date: 2026-12-01 09:00:00
+Create Date: 2026-11-30 18:30:00
 
 The re-drive (``newsflow recover``, and ``newsflow run`` after a recovery) reads the links
 without an outcome, ``WHERE done_at IS NULL`` in ``(first_seen_at, url)`` order; without an
