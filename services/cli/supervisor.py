@@ -48,6 +48,7 @@ from shared import kafka, stack
 from shared.db.migrate import upgrade
 from shared.db.session import create_engine, session_factory
 from shared.errors import ConfigError, NewsflowError, StackError
+from shared.home import private_process
 from shared.run_lock import RunLock
 from shared.settings import Settings
 from shared.topology import SERVICES
@@ -287,6 +288,8 @@ class Supervisor:
             loop.add_signal_handler(sig, self.stopping.set)
         run_start = self.run_start = datetime.now(UTC)
         code = 1
+        # the logs and files of the home are the owner's alone (umask 077 for every child)
+        private_process(self.settings.state_dir)
         lock = RunLock(self.settings.state_dir)
         try:
             lock.acquire()  # one run per home: before anything starts
