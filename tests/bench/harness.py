@@ -347,9 +347,9 @@ class Sampler:
         except psutil.Error:
             return [proc]
 
-    def _cpu(self, name: str) -> float:
+    def _cpu(self, name: str, tree: list[psutil.Process] | None = None) -> float:
         total = 0.0
-        tree = self._tree(name)
+        tree = tree if tree is not None else self._tree(name)
         for p in tree:
             with contextlib.suppress(psutil.Error):
                 t = p.cpu_times()
@@ -359,9 +359,10 @@ class Sampler:
                     total += t.children_user + t.children_system
         return total
 
-    def _rss(self, name: str) -> int:
+    @staticmethod
+    def _rss(tree: list[psutil.Process]) -> int:
         total = 0
-        for p in self._tree(name):
+        for p in tree:
             with contextlib.suppress(psutil.Error):
                 total += p.memory_info().rss
         return total
@@ -372,24 +373,45 @@ class Sampler:
         t = psutil.cpu_times()
         return sum(t) - t.idle - getattr(t, "iowait", 0.0)
 
-    def _runnable(self, name: str) -> float:
-        """Seconds the threads of *name* were runnable so far: on a CPU or waiting in the
+    @staticmethod
+    def _schedstat(path: str) -> int:
+        """Nanoseconds on a CPU plus waiting in the run queue, from a schedstat file."""
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            with open(path) as f:
+                on_cpu, queued = f.read().split()[:2]
+            return int(on_cpu) + int(queued)
+        return 0
+
+    def _runnable(self, tree: list[psutil.Process]) -> float:
+        """Seconds the threads of *tree* were runnable so far: on a CPU or waiting in the
         run queue for one (``/proc/PID/task/TID/schedstat``). Unlike CPU time this does not
         shrink when other work shares the machine: a process runnable all the time had
         work all the time, one that is not waited (for input, the broker, the database)."""
         total = 0
-        for p in self._tree(name):
-            for stat in glob.glob(f"/proc/{p.pid}/task/*/schedstat"):
-                with contextlib.suppress(OSError, ValueError, IndexError):
-                    fields = Path(stat).read_text().split()
-                    total += int(fields[0]) + int(fields[1])
+        for p in tree:
+            for path in glob.glob(f"/proc/{p.pid}/task/*/schedstat"):
+                total += self._schedstat(path)
         return total / 1e9
 
-    def _tick(self) -> None:
-        self.cpu_series.append(
-            (time.time(), {n: self._cpu(n) for n in self._procs}, self.machine_busy_s())
-        )
-        self.runnable_series.append((time.time(), {n: self._runnable(n) for n in self._procs}))
+    def _tick(self, started: float | None = None) -> None:
+        """One sample: CPU, runnable time (whole process and its main thread, a worker's
+        event loop) and, with *started*, RSS, of every name; the tree is listed once."""
+        now = time.time()
+        cpu: dict[str, float] = {}
+        runnable: dict[str, float] = {}
+        for name, proc in self._procs.items():
+            tree = self._tree(name)
+            cpu[name] = self._cpu(name, tree)
+            runnable[name] = self._runnable(tree)
+            runnable[f"{name}:main"] = (
+                self._schedstat(f"/proc/{proc.pid}/task/{proc.pid}/schedstat") / 1e9
+            )
+            if started is not None:
+                rss = self._rss(tree)
+                self.stats[name].peak_rss = max(self.stats[name].peak_rss, rss)
+                self.rss_series[name].append((time.monotonic() - started, rss))
+        self.cpu_series.append((now, cpu, self.machine_busy_s()))
+        self.runnable_series.append((now, runnable))
 
     def __enter__(self) -> Sampler:
         import threading
@@ -401,11 +423,7 @@ class Sampler:
 
         def loop() -> None:
             while not self._stop:
-                for name in self._procs:
-                    rss = self._rss(name)
-                    self.stats[name].peak_rss = max(self.stats[name].peak_rss, rss)
-                    self.rss_series[name].append((time.monotonic() - started, rss))
-                self._tick()
+                self._tick(started)
                 time.sleep(self.interval)
 
         self._thread = threading.Thread(target=loop, daemon=True)
@@ -534,21 +552,61 @@ def wait_downstream(
     storyteller dead-lettered it) and was matched by the alerter: what ``run --once`` waits
     for after the last article is stored."""
     deadline = time.monotonic() + timeout
-    while True:
-        run.check_alive()
-        unstoried, unscanned = (asyncio.run(fetch(database_url, DOWNSTREAM_SQL, since)))[0]
-        if unstoried == 0 and unscanned == 0:
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(
-                f"{unstoried} article(s) without a story, {unscanned} unmatched after {timeout:.0f}s"
-            )
-        time.sleep(poll_s)
+    with Poller(database_url) as db:
+        while True:
+            run.check_alive()
+            unstoried, unscanned = db.fetchrow(DOWNSTREAM_SQL, since)
+            if unstoried == 0 and unscanned == 0:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{unstoried} article(s) without a story, {unscanned} unmatched after "
+                    f"{timeout:.0f}s"
+                )
+            time.sleep(poll_s)
 
 
 async def progress(database_url: str) -> Progress:
     row = (await fetch(database_url, PROGRESS_SQL))[0]
     return Progress(*row)
+
+
+class Poller:
+    """One database connection for a wait loop (a fresh connection per poll, with its scram
+    handshake and backend start, cost the measured PostgreSQL more than the query)."""
+
+    def __init__(self, database_url: str) -> None:
+        self.dsn = plain_dsn(database_url)
+        self.loop = asyncio.new_event_loop()
+        self.conn: asyncpg.Connection | None = None
+
+    def fetchrow(self, query: str, *args: Any) -> asyncpg.Record:
+        async def go() -> asyncpg.Record:
+            if self.conn is None or self.conn.is_closed():
+                self.conn = await asyncpg.connect(self.dsn)
+            try:
+                return await self.conn.fetchrow(query, *args)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await self._drop()
+                raise
+
+        return self.loop.run_until_complete(go())
+
+    async def _drop(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(Exception):
+                self.conn.terminate()
+        self.conn = None
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self._drop())
+        self.loop.close()
+
+    def __enter__(self) -> Poller:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def wait_done(
@@ -570,6 +628,32 @@ def wait_done(
     its URL. The hostile run needs it: the fetcher sends links before its seen_links insert
     commits, so a link that fails fast can be dead-lettered before its row exists, and the
     writer's ``done_at`` update then misses it (reported to the lead)."""
+    with Poller(database_url) as db:
+        return _wait_done(
+            db,
+            workers,
+            expect_links=expect_links,
+            timeout=timeout,
+            settle_s=settle_s,
+            poll_s=poll_s,
+            on_tick=on_tick,
+            tolerate_db_errors=tolerate_db_errors,
+            count_records=count_records,
+        )
+
+
+def _wait_done(
+    db: Poller,
+    workers: Workers | Run | None,
+    *,
+    expect_links: int | None,
+    timeout: float,
+    settle_s: float,
+    poll_s: float,
+    on_tick: Any,
+    tolerate_db_errors: bool,
+    count_records: bool,
+) -> Progress:
     deadline = time.monotonic() + timeout
     idle_since: float | None = None
     last: Progress | None = None
@@ -577,8 +661,8 @@ def wait_done(
         if workers is not None:
             workers.check_alive()
         try:
-            p = asyncio.run(progress(database_url))
-        except (OSError, asyncpg.PostgresError):
+            p = Progress(*db.fetchrow(PROGRESS_SQL))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             if not tolerate_db_errors:
                 raise
             p = None

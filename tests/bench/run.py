@@ -66,6 +66,8 @@ TARGET_P95_HALF_S = 5.0
 #: the share of the CPU budget end to end should reach (issue 13)
 TARGET_CPU_RATIO = 0.9
 PROGRESS_EVERY_S = 10.0
+#: the CPU/RSS sampler's interval (each tick costs the bench process a few ms)
+SAMPLE_S = 1.0
 #: seconds per bucket of the printed CPU utilisation profile
 PROFILE_BUCKET_S = 5.0
 WARMUP_ARTICLES = 4
@@ -241,6 +243,9 @@ def _hops(database_url: str, since: float) -> dict[str, dict[str, float]]:
 
 #: the supervisor's own process (its children are measured under their own names)
 SUPERVISOR = "newsflow run"
+#: the bench's own processes (not part of make run)
+CORPUS_SERVER, BENCH = "corpus server", "bench"
+HARNESS = (CORPUS_SERVER, BENCH)
 
 
 def _stack_pids(ep: harness.Endpoints) -> dict[str, int]:
@@ -261,6 +266,7 @@ def cpu_profile(
     t_end: float,
     cores: int,
     events: dict[str, float],
+    harness_names: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """Where the cores' time went between *t0* and *t_end* (wall clock).
 
@@ -272,11 +278,13 @@ def cpu_profile(
     ``idle_core_s``: core-seconds the run did not use; ``unoffered_core_s``: those it did
     not even ask for. Buckets of ``PROFILE_BUCKET_S``; phases cut at *events* (seconds after
     t0, in order): ramp-up until the first article is enriched, steady state until the first
-    enricher runs dry, tail until every stage is done."""
-    names = list(sampler.stats)
+    enricher runs dry, tail until every stage is done. ``harness``: what the bench itself
+    (corpus server, this process) took of the cores; ``ours_of_left``: the run's share of
+    the core time the harness left it."""
+    names = [n for n in sampler.stats if n not in harness_names]
     # per sampling interval: (start, end, cores the run's threads were runnable on, capped)
     ticks = [
-        (ta, tb, min(cores, sum(rb.get(n, 0.0) - ra.get(n, 0.0) for n in ra) / (tb - ta)))
+        (ta, tb, min(cores, sum(rb.get(n, 0.0) - ra.get(n, 0.0) for n in names) / (tb - ta)))
         for (ta, ra), (tb, rb) in itertools.pairwise(sampler.runnable_series)
         if tb > ta
     ]
@@ -287,12 +295,15 @@ def cpu_profile(
     def window(a: float, b: float) -> dict[str, float]:
         pa, ma = sampler.cpu_at(a)
         pb, mb = sampler.cpu_at(b)
-        used = sum(pb.get(n, 0.0) - pa.get(n, 0.0) for n in pa)
+        used = sum(pb.get(n, 0.0) - pa.get(n, 0.0) for n in names)
+        bench = sum(pb.get(n, 0.0) - pa.get(n, 0.0) for n in harness_names)
         seconds = max(b - a, 1e-9)
         gap = unoffered(a, b)
         return {
             "seconds": round(b - a, 1),
             "ours": round(used / (cores * seconds), 3),
+            "harness": round(bench / (cores * seconds), 3),
+            "ours_of_left": round(used / max(cores * seconds - bench, 1e-9), 3),
             "machine": round((mb - ma) / (cores * seconds), 3),
             "demand": round(1 - gap / (cores * seconds), 3),
             "idle_core_s": round(cores * (b - a) - used, 1),
@@ -310,7 +321,7 @@ def cpu_profile(
         row["t_s"] = round(t - t0, 1)
         # cores each process used, and was runnable on, in the bucket
         row["cpu_by_process"] = {
-            n: round((pb.get(n, 0.0) - pa.get(n, 0.0)) / max(b - t, 1e-9), 2) for n in names
+            n: round((pb.get(n, 0.0) - pa.get(n, 0.0)) / max(b - t, 1e-9), 2) for n in sampler.stats
         }
         row["runnable_by_process"] = {
             n: round((rb.get(n, 0.0) - ra.get(n, 0.0)) / max(b - t, 1e-9), 2) for n in names
@@ -332,12 +343,18 @@ def cpu_profile(
 
 
 def run_full(
-    ep: harness.Endpoints, run: harness.Run, feeds: list[str], expect: int
+    ep: harness.Endpoints, run: harness.Run, feeds: list[str], expect: int, server_pid: int
 ) -> dict[str, Any]:
     workers = run.workers()
     pids = {SUPERVISOR: run.pid} | {w.label: w.pid for w in workers} | _stack_pids(ep)
+    # the bench's own processes share the cores too: measured, not counted as the run's
+    pids |= {CORPUS_SERVER: server_pid, BENCH: os.getpid()}
     with (
-        harness.Sampler(pids, flat=[SUPERVISOR]) as sampler,
+        # only PostgreSQL has child processes (its backends); listing every process's
+        # children scans /proc, which is the sampler's main cost
+        harness.Sampler(
+            pids, interval=SAMPLE_S, flat=[n for n in pids if n not in ("postgres", CORPUS_SERVER)]
+        ) as sampler,
         MetricsRecorder(workers) as metrics,
     ):
         t0 = time.time()
@@ -407,13 +424,17 @@ def run_full(
     for name, p in processes.items():
         p["cpu_s"] = round(end_cpu.get(name, 0.0) - start_cpu.get(name, 0.0), 2)
         p["cpu_ms_per_article"] = round(1000 * p["cpu_s"] / max(stored, 1), 1)
+    bench_processes = {n: processes.pop(n) for n in HARNESS if n in processes}
     cpu_total = sum(p["cpu_s"] for p in processes.values())
+    bench_cpu = sum(p["cpu_s"] for p in bench_processes.values())
     spans = metrics.worker_spans(t0)
     for label, span in spans.items():
         # the share of its active span the worker was runnable: below 1 it waited
         a, b = t0 + span["first_s"], t0 + span["last_s"]
         ra, rb = sampler.runnable_at(a), sampler.runnable_at(b)
         span["runnable"] = round((rb.get(label, 0.0) - ra.get(label, 0.0)) / max(b - a, 1e-6), 3)
+        main = f"{label}:main"
+        span["main_runnable"] = round((rb.get(main, 0.0) - ra.get(main, 0.0)) / max(b - a, 1e-6), 3)
     enricher_ends = sorted(v["last_s"] for k, v in spans.items() if k.startswith("enricher"))
     events = {"first_enriched": float(row["first_enriched"] or t0) - t0}
     if enricher_ends:
@@ -445,7 +466,10 @@ def run_full(
         "cpu_ms_per_article": round(1000 * cpu_total / max(stored, 1), 1),
         "cpu_bound_per_s": round(bound, 2),
         "ratio_to_cpu_budget": round(rate / bound, 3),
-        "cpu_profile": cpu_profile(sampler, t0, t_end, cores, events),
+        "harness_processes": bench_processes,
+        # the same ratio against the core time the bench's own processes left the run
+        "ratio_to_cpu_left_by_harness": round(cpu_total / max(cores * wall - bench_cpu, 1e-6), 3),
+        "cpu_profile": cpu_profile(sampler, t0, t_end, cores, events, frozenset(HARNESS)),
     }
 
 
@@ -640,6 +664,11 @@ def table(result: dict[str, Any]) -> str:
             "ratio to CPU budget",
             f"{full['ratio_to_cpu_budget']:.3f} (goal >= {TARGET_CPU_RATIO})",
         ),
+        (
+            "  of the CPU the bench left",
+            f"{full['ratio_to_cpu_left_by_harness']:.3f} (corpus server and bench process "
+            f"used {sum(p['cpu_s'] for p in full['harness_processes'].values()):.1f} CPU s)",
+        ),
     ]
     total = prof["total"]
     rows.append(
@@ -655,8 +684,9 @@ def table(result: dict[str, Any]) -> str:
         rows.append(
             (
                 f"  {name}",
-                f"{ph['seconds']:.1f}s: run {100 * ph['ours']:.0f}%, machine "
-                f"{100 * ph['machine']:.0f}%, demand {100 * ph['demand']:.0f}%; "
+                f"{ph['seconds']:.1f}s: run {100 * ph['ours']:.0f}%, bench "
+                f"{100 * ph['harness']:.0f}%, machine {100 * ph['machine']:.0f}%, demand "
+                f"{100 * ph['demand']:.0f}%; "
                 f"{ph['idle_core_s']:.0f} core-s unused, {ph['unoffered_core_s']:.0f} not asked",
             )
         )
@@ -678,7 +708,8 @@ def table(result: dict[str, Any]) -> str:
                 (
                     f"  {label}",
                     f"{w['messages']:.0f} articles, first at {w['first_s']:.0f}s, last at "
-                    f"{w['last_s']:.0f}s, runnable {100 * w['runnable']:.0f}% in between",
+                    f"{w['last_s']:.0f}s; in between runnable {100 * w['runnable']:.0f}% "
+                    f"(its main thread {100 * w['main_runnable']:.0f}%)",
                 )
             )
     if b:
@@ -844,7 +875,7 @@ def main(argv: list[str] | None = None) -> int:
             f"({', '.join(result['processes'])}); full load…",
             flush=True,
         )
-        full = run_full(ep, run, served["feeds"], args.articles)
+        full = run_full(ep, run, served["feeds"], args.articles, server.pid)
         result["full_load"] = full
         print(
             f"full load: {full['articles_per_s']}/s, ratio to CPU budget "
