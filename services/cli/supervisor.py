@@ -59,6 +59,11 @@ logger = logging.getLogger(__name__)
 #: (stage, service) in pipeline order, from the topology
 STAGES = tuple((spec.stage, spec.service) for spec in TOPOLOGY)
 STATUS_EVERY_S = 1.0
+#: a continuous run reads its database counts (links, stored, stories, alerts) this often;
+#: the stage counts and rates (from the workers' metrics) stay every STATUS_EVERY_S. Each
+#: read counts the run's rows, so its cost grows with the run: a --once run, which decides
+#: when it is done from them, reads them every STATUS_EVERY_S
+STATUS_DB_EVERY_S = 5.0
 LAG_EVERY_S = 5.0
 #: aiokafka's lines while the broker is unreachable (one every few ms per worker)
 _BROKER_NOISE = re.compile(
@@ -771,8 +776,12 @@ class Supervisor:
         deadline = time.monotonic() + self.timeout
         idle_since: float | None = None
         last_plain = 0.0
+        db_read_at = -STATUS_DB_EVERY_S
         while not self.stopping.is_set():
-            await self._refresh(sessions, run_start)
+            with_db = self.once or time.monotonic() - db_read_at >= STATUS_DB_EVERY_S
+            if with_db:
+                db_read_at = time.monotonic()
+            await self._refresh(sessions, run_start, with_db=with_db)
             if live is not None:
                 live.update(self._render())
             elif time.monotonic() - last_plain > 10:
@@ -825,7 +834,14 @@ class Supervisor:
             return STRICT_FAILURE_EXIT
         return 0
 
-    async def _refresh(self, sessions: Any, run_start: datetime) -> None:
+    async def _refresh(self, sessions: Any, run_start: datetime, *, with_db: bool = True) -> None:
+        """The panel's numbers: the workers' stage counts and rates, and (*with_db*) the
+        run's counts from PostgreSQL (without it the last ones are kept)."""
+        if with_db:
+            await self._refresh_db(sessions, run_start)
+        self._refresh_stages()
+
+    async def _refresh_db(self, sessions: Any, run_start: datetime) -> None:
         p = self.progress
         try:
             async with sessions() as session:
@@ -911,6 +927,9 @@ class Supervisor:
             if not self._db_unreachable:
                 logger.warning("status query failed (the panel keeps its last counts): %s", exc)
             self._db_unreachable = True
+
+    def _refresh_stages(self) -> None:
+        p = self.progress
         now = time.monotonic()
         ok: dict[str, float] = {}
         for child in self.children:

@@ -170,8 +170,11 @@ class Article(Base):
     fetched_at: Mapped[datetime | None] = mapped_column(Timestamp)
     parsed_at: Mapped[datetime | None] = mapped_column(Timestamp)
     enriched_at: Mapped[datetime | None] = mapped_column(Timestamp)
-    stored_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+    # indexed: `newsflow run` counts what its run stored and updated (and what is still
+    # waiting for its story or alert scan) by these every few seconds; without the indexes
+    # each count scanned the whole table (110 ms a refresh at 50,000 articles)
+    stored_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now(), index=True)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now(), index=True)
     search: Mapped[Any] = mapped_column(
         TSVECTOR,
         Computed(SEARCH_VECTOR_SQL, persisted=True),
