@@ -284,7 +284,12 @@ def cpu_profile(
     names = [n for n in sampler.stats if n not in harness_names]
     # per sampling interval: (start, end, cores the run's threads were runnable on, capped)
     ticks = [
-        (ta, tb, min(cores, sum(rb.get(n, 0.0) - ra.get(n, 0.0) for n in names) / (tb - ta)))
+        # a PostgreSQL backend that exits takes its runnable time with it: never below 0
+        (
+            ta,
+            tb,
+            min(cores, sum(max(0.0, rb.get(n, 0.0) - ra.get(n, 0.0)) for n in names) / (tb - ta)),
+        )
         for (ta, ra), (tb, rb) in itertools.pairwise(sampler.runnable_series)
         if tb > ta
     ]
@@ -324,7 +329,7 @@ def cpu_profile(
             n: round((pb.get(n, 0.0) - pa.get(n, 0.0)) / max(b - t, 1e-9), 2) for n in sampler.stats
         }
         row["runnable_by_process"] = {
-            n: round((rb.get(n, 0.0) - ra.get(n, 0.0)) / max(b - t, 1e-9), 2) for n in names
+            n: round(max(0.0, rb.get(n, 0.0) - ra.get(n, 0.0)) / max(b - t, 1e-9), 2) for n in names
         }
         buckets.append(row)
         t = b
