@@ -8,9 +8,10 @@ are 0600 and directories 0700; :func:`make_private`, called by every ``stack up`
 ``newsflow run``, tightens what an older version left readable (0644 logs, 0755 directories).
 
 As root, PostgreSQL runs as the ``postgres`` user, which must reach its cluster and log
-inside the home (``pg/``, ``logs/postgres.log``): a home and its ``logs`` directory then keep
-the execute bit for others (0711, traverse without listing); the files in them stay 0600,
-so nothing becomes readable. A PostgreSQL data directory is left as PostgreSQL keeps it.
+inside the home (``pg/``, ``logs/postgres.log``): a home keeps the execute bits it has (a
+0755 home becomes 0711: traverse without listing; a 0700 one stays 0700 and its cluster
+lives outside, as before) and its ``logs`` directory gets the same; the files in them are
+0600, so nothing becomes readable. A PostgreSQL data directory is left as PostgreSQL keeps it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ logger = logging.getLogger(__name__)
 PRIVATE_UMASK = 0o077
 #: what is taken away from existing entries (the owner's bits are kept as they are)
 GROUP_OTHER = 0o077
-#: the traverse bit others keep, as root, on the directories on the postgres user's path
+#: the traverse bits kept, as root, on the directories on the postgres user's path
 OTHERS_TRAVERSE = 0o011
 #: a directory holding this file is a PostgreSQL data directory: its modes are PostgreSQL's
 PG_DATA_MARK = "PG_VERSION"
@@ -35,12 +36,25 @@ LOGS_DIR = "logs"
 HOME_MARKS = ("stack.json", "pg", LOGS_DIR)
 
 
-def _needs_traverse(path: Path, home: Path) -> bool:
-    """As root, whether the postgres user must pass through directory *path* (a home, or
-    the logs directory of one)."""
-    if path == home or any((path / mark).exists() for mark in HOME_MARKS):
-        return True
-    return path.name == LOGS_DIR and path != home and _needs_traverse(path.parent, home)
+def _is_home(path: Path, home: Path) -> bool:
+    """*path* is the home or a home inside it (the demo's): it holds a stack's entries."""
+    return path == home or any((path / mark).exists() for mark in HOME_MARKS)
+
+
+def _private_mode(path: Path, home: Path, mode: int, *, as_root: bool) -> int:
+    """The mode *path* (a directory, currently *mode*) gets: no group/other bits, except, as
+    root, the traverse bits the postgres user needs to reach its cluster and log. Those are
+    kept, never added: a home its owner made 0700 stays 0700 (its cluster then lives
+    outside, see :func:`shared.stack.pg_paths`), and a ``logs`` directory is exactly as
+    traversable as its home."""
+    if not as_root:
+        return mode & ~GROUP_OTHER
+    if _is_home(path, home):
+        return mode & ~GROUP_OTHER | (mode & OTHERS_TRAVERSE)
+    if path.name == LOGS_DIR and _is_home(path.parent, home):
+        parent = stat.S_IMODE(os.lstat(path.parent).st_mode)
+        return mode & ~GROUP_OTHER | (parent & OTHERS_TRAVERSE)
+    return mode & ~GROUP_OTHER
 
 
 def _tighten(path: Path, mode: int) -> None:
@@ -58,20 +72,18 @@ def make_private(home: Path) -> None:
     Idempotent; symlinks are not followed; the process umask is not changed (entry points
     set :data:`PRIVATE_UMASK` themselves)."""
     home = home.resolve()
-    # missing parents get the caller's usual modes (as root, the postgres user may need to
-    # pass through them); the home itself is tightened below
+    # made with the caller's usual modes (as root, the postgres user may need to pass
+    # through them), then tightened below
     home.mkdir(parents=True, exist_ok=True)
     (home / LOGS_DIR).mkdir(exist_ok=True)
     as_root = os.geteuid() == 0
-    for dirpath, dirnames, filenames in os.walk(home):
+    for dirpath, dirnames, filenames in os.walk(home):  # top-down: a home before its logs
         here = Path(dirpath)
         if (here / PG_DATA_MARK).exists():
             dirnames[:] = []  # PostgreSQL refuses a data directory with other modes
             continue
-        mode = stat.S_IMODE(os.lstat(here).st_mode) & ~GROUP_OTHER
-        if as_root and _needs_traverse(here, home):
-            mode |= OTHERS_TRAVERSE
-        _tighten(here, mode)
+        current = stat.S_IMODE(os.lstat(here).st_mode)
+        _tighten(here, _private_mode(here, home, current, as_root=as_root))
         for name in filenames:
             path = here / name
             info = os.lstat(path)
@@ -79,8 +91,9 @@ def make_private(home: Path) -> None:
                 _tighten(path, stat.S_IMODE(info.st_mode) & ~GROUP_OTHER)
 
 
-def private_process(home: Path) -> None:
-    """For an entry point: this process (and every child) creates private files from now
-    on, and *home* is made private (:func:`make_private`)."""
-    os.umask(PRIVATE_UMASK)
+def private_process(home: Path) -> int:
+    """For an entry point: *home* is made private (:func:`make_private`), and this process
+    (and every child it starts) creates private files from now on. Returns the previous
+    umask, for a caller that runs in-process (the demo, tests) to restore when done."""
     make_private(home)
+    return os.umask(PRIVATE_UMASK)

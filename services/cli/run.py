@@ -39,12 +39,12 @@ def worker(
             f"unknown service {service!r}; choose one of {', '.join(SERVICES)}", kind="usage"
         )
     s = settings()
-    os.umask(PRIVATE_UMASK)  # what it writes under NEWSFLOW_HOME is the owner's alone
     bootstrap = resolve_kafka_bootstrap(s)
     # Probed before logging is configured for the worker: an unreachable broker is then one
     # 'error:' line and exit 2, instead of faust's logged traceback and exit 1.
     _check_broker(bootstrap)
     configure_logging(level=s.log_level, fmt=s.log_format, service=service)
+    os.umask(PRIVATE_UMASK)  # what it writes under NEWSFLOW_HOME is the owner's alone
     module = importlib.import_module(f"services.{service}.app")
     started = time.monotonic()
     faust_app = module.build(s, bootstrap=bootstrap)

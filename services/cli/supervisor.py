@@ -291,10 +291,18 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stopping.set)
-        run_start = self.run_start = datetime.now(UTC)
+        self.run_start = datetime.now(UTC)
+        # the logs and files of the home are the owner's alone (umask 077 for every child);
+        # the umask is restored at the end for an in-process caller (the demo)
+        umask = private_process(self.settings.state_dir)
+        try:
+            return await self._run_private()
+        finally:
+            os.umask(umask)
+
+    async def _run_private(self) -> int:
+        run_start = self.run_start
         code = 1
-        # the logs and files of the home are the owner's alone (umask 077 for every child)
-        private_process(self.settings.state_dir)
         lock = RunLock(self.settings.state_dir)
         try:
             lock.acquire()  # one run per home: before anything starts

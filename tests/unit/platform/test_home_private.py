@@ -90,3 +90,37 @@ def test_a_missing_home_is_created_private_below_parents_made_as_usual(
     private.make_private(home)
     assert mode(home) == 0o700
     assert mode(home.parent) == 0o755  # the caller's umask (022 here), as before
+
+
+def test_as_root_a_home_its_owner_made_0700_is_not_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # e.g. under /root: no traverse bit is added (the cluster then lives outside the home)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    home = tmp_path / "root-home"
+    home.mkdir(mode=0o700)
+    (home / "logs").mkdir(mode=0o755)
+    private.make_private(home)
+    assert mode(home) == 0o700 and mode(home / "logs") == 0o700
+
+
+async def test_newsflow_run_works_under_umask_077_and_gives_the_old_one_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # every child of `newsflow run` inherits 077; an in-process caller (the demo, tests) gets
+    # its own umask back afterwards
+    from services.cli import supervisor as sup
+    from shared.settings import Settings
+
+    s = sup.Supervisor(Settings(home=tmp_path / "home"))
+    seen: list[int] = []
+
+    async def body() -> int:
+        seen.append(os.umask(0o077))
+        return 0
+
+    monkeypatch.setattr(s, "_run_private", body)
+    assert await s.run() == 0
+    assert seen == [private.PRIVATE_UMASK]
+    assert os.umask(0o022) == 0o022  # restored
+    assert mode(tmp_path / "home") in (0o700, 0o711)
