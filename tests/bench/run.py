@@ -338,8 +338,22 @@ def cpu_profile(
     for name, a, b in zip(["ramp-up", "steady", "tail"], cuts, cuts[1:], strict=False):
         if b > a:
             phases[name] = window(t0 + a, t0 + b)
+    # every sample (about once a second): seconds after t0, the run's and the machine's share
+    per_second = []
+    for (ta, ca, ma), (tb, cb, mb) in itertools.pairwise(sampler.cpu_series):
+        if tb <= t0 or ta >= t_end or tb <= ta:
+            continue
+        used = sum(cb.get(n, 0.0) - ca.get(n, 0.0) for n in names)
+        per_second.append(
+            [
+                round(ta - t0, 1),
+                round(used / (cores * (tb - ta)), 3),
+                round((mb - ma) / (cores * (tb - ta)), 3),
+            ]
+        )
     return {
         "bucket_s": PROFILE_BUCKET_S,
+        "per_second": {"columns": ["t_s", "run", "machine"], "rows": per_second},
         "events_s": {k: round(v, 1) for k, v in events.items()},
         "total": window(t0, t_end),
         "phases": phases,
