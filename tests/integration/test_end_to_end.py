@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 
 from services.cli.demo import DemoSite
-from tests.support.processes import newsflow, pipeline_env
+from tests.support.processes import newsflow
 
 
 async def _rows(url: str, query: str) -> list[asyncpg.Record]:
@@ -22,21 +22,20 @@ async def _rows(url: str, query: str) -> list[asyncpg.Record]:
 
 
 def test_run_once_stores_every_article_with_entities(
-    kafka_bootstrap: str, database_url: str, topic_prefix: str, tmp_path: Path
+    loopback_run_env: dict[str, str], database_url: str, tmp_path: Path
 ) -> None:
     with DemoSite() as site:
         feeds = tmp_path / "feeds.txt"
         feeds.write_text(f"# sample\n{site.feed_url}\n")
-        env = pipeline_env(
-            bootstrap=kafka_bootstrap,
-            database_url=database_url,
-            prefix=topic_prefix,
-            home=tmp_path / "home",
-            NEWSFLOW_ALLOW_PRIVATE_NETWORKS="true",
-            NEWSFLOW_HOST_INTERVAL_S="0",
-        )
         result = newsflow(
-            "run", "--once", "--feeds", str(feeds), "--json", "--timeout", "240", env=env
+            "run",
+            "--once",
+            "--feeds",
+            str(feeds),
+            "--json",
+            "--timeout",
+            "240",
+            env=loopback_run_env,
         )
     assert result.returncode == 0, result.stderr[-6000:]
     summary = json.loads(result.stdout)

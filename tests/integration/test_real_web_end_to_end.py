@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 
 from services.cli.demo import load_articles
-from tests.support.processes import newsflow, pipeline_env
+from tests.support.processes import newsflow
 
 
 def article_page(article: dict[str, Any], url: str) -> str:
@@ -132,23 +132,22 @@ async def _rows(url: str, query: str) -> list[asyncpg.Record]:
 
 
 def test_run_once_finishes_with_a_poisoned_feed_and_stores_every_article_right(
-    kafka_bootstrap: str, database_url: str, topic_prefix: str, tmp_path: Path
+    loopback_run_env: dict[str, str], database_url: str, tmp_path: Path
 ) -> None:
     with Site() as site:
         feeds = tmp_path / "feeds.txt"
         feeds.write_text(
             "\n".join(f"{site.base}/feeds/{n}" for n in ("tz.xml", "poison.json", "gz.xml")) + "\n"
         )
-        env = pipeline_env(
-            bootstrap=kafka_bootstrap,
-            database_url=database_url,
-            prefix=topic_prefix,
-            home=tmp_path / "home",
-            NEWSFLOW_ALLOW_PRIVATE_NETWORKS="true",
-            NEWSFLOW_HOST_INTERVAL_S="0",
-        )
         result = newsflow(
-            "run", "--once", "--feeds", str(feeds), "--json", "--timeout", "240", env=env
+            "run",
+            "--once",
+            "--feeds",
+            str(feeds),
+            "--json",
+            "--timeout",
+            "240",
+            env=loopback_run_env,
         )
     assert result.returncode == 0, result.stderr[-6000:]
     summary = json.loads(result.stdout)

@@ -69,6 +69,7 @@ def newsflow(
         env=env,
         cwd=ROOT,
         timeout=timeout,
+        stdin=subprocess.DEVNULL,
     )
 
 
