@@ -111,9 +111,11 @@ def _stack_rss(home: Path) -> dict[str, int]:
     if state.postgres and state.postgres.pid:
         try:
             pm = psutil.Process(state.postgres.pid)
-            out["postgres (all)"] = sum(
-                p.memory_info().rss for p in [pm, *pm.children(recursive=True)]
-            )
+            procs = [pm, *pm.children(recursive=True)]
+            out["postgres (all)"] = sum(p.memory_info().rss for p in procs)
+            # RSS counts the shared buffers once per backend that touched them; the
+            # proportional set size splits them, so its sum is what the cluster really holds
+            out["postgres (all, PSS)"] = sum(p.memory_full_info().pss for p in procs)
         except psutil.Error:
             pass
     return out
