@@ -9,6 +9,7 @@ the later reports still join the halves."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 import pytest
@@ -227,3 +228,40 @@ async def test_move_merge_and_clear_refusals(sessions, e5) -> None:
         await split_story(sessions, merged.story_id, [van_articles[0]])
     with pytest.raises(CorrectionError, match=f"merged into #{merged.other_id}.*--to|instead"):
         await move_article(sessions, van_articles[0], merged.story_id)
+
+
+async def test_a_correction_waits_for_running_batches_and_batches_wait_for_it(
+    sessions, e5, monkeypatch
+) -> None:
+    """The lock protocol: a batch in flight (the correction lock held shared) holds a split
+    back until it commits; a correction in flight (held exclusively) holds batches back; a
+    correction kept waiting past its timeout says to try again."""
+    from services.storyteller import correct
+    from services.storyteller.store import CORRECTION_LOCK
+
+    articles = await _stored(sessions)
+    ids = [a[0] for a in articles]
+    await assign_articles(sessions, ids[:-1], e5)
+    story_of = await _story_of(sessions)
+    story = max(set(story_of.values()), key=list(story_of.values()).count)
+    members = sorted(a for a, s in story_of.items() if s == story)
+
+    async with sessions() as batch, batch.begin():
+        await batch.execute(text("SELECT pg_advisory_xact_lock_shared(:a, :b)"), CORRECTION_LOCK)
+        split = asyncio.create_task(split_story(sessions, story, members[-1:]))
+        await asyncio.sleep(1.0)
+        assert not split.done(), "the split did not wait for the batch in flight"
+    await asyncio.wait_for(split, timeout=30)
+
+    async with sessions() as fixing, fixing.begin():
+        await fixing.execute(text("SELECT pg_advisory_xact_lock(:a, :b)"), CORRECTION_LOCK)
+        batch_task = asyncio.create_task(assign_articles(sessions, ids[-1:], e5))
+        await asyncio.sleep(1.0)
+        assert not batch_task.done(), "the batch did not wait for the correction in flight"
+    assert len((await asyncio.wait_for(batch_task, timeout=30)).decisions) == 1
+
+    monkeypatch.setattr(correct, "LOCK_TIMEOUT", "300ms")
+    async with sessions() as batch, batch.begin():
+        await batch.execute(text("SELECT pg_advisory_xact_lock_shared(:a, :b)"), CORRECTION_LOCK)
+        with pytest.raises(CorrectionError, match="try again"):
+            await split_story(sessions, story, members[:1])
