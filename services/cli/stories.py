@@ -104,7 +104,8 @@ def register(app: typer.Typer) -> None:
             emit_json(story)
             return
         show(story_header(story))
-        show(timeline_table(story))
+        if story["timeline"]:
+            show(timeline_table(story))
         hint = page_hint(story)
         if hint:
             typer.echo(hint, err=True)
@@ -351,7 +352,8 @@ def page_hint(story: dict[str, Any]) -> str | None:
             f"(first page: 'newsflow stories show {sid}')"
         )
     hidden = total - shown
-    lines = f"articles {offset + 1}-{offset + shown} of {total}; {hidden} not shown"
+    span = f"article {offset + 1}" if shown == 1 else f"articles {offset + 1}-{offset + shown}"
+    lines = f"{span} of {total}; {hidden} not shown"
     more = []
     if offset + shown < total:
         more.append(f"next page: 'newsflow stories show {sid} --offset {offset + shown}'")

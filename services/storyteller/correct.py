@@ -222,6 +222,10 @@ async def merge_stories(
     if first == second:
         raise CorrectionError(f"#{first} and #{second} are the same story")
     async with _locked(sessions) as session:
+        for story_id, other in ((first, second), (second, first)):
+            survivor = await _survivor(session, story_id)
+            if survivor == other:
+                raise CorrectionError(f"story #{story_id} is already merged into #{other}")
         for story_id in (first, second):
             await _live(session, story_id, verb="merge")
         board = Storyboard(new_id=_no_new_stories, text_floor=0.0, full_members=False)
@@ -321,6 +325,18 @@ async def _locked(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[A
         ) from exc
 
 
+async def _survivor(session: AsyncSession, story_id: int) -> int | None:
+    """The live story *story_id* is (or redirects to); None for an unknown id."""
+    for _ in range(MAX_REDIRECTS):
+        row = (await session.execute(_STORY, {"id": story_id})).one_or_none()
+        if row is None:
+            return None
+        if row.merged_into is None:
+            return int(row.id)
+        story_id = row.merged_into
+    return None  # a redirect chain longer than any merge can make: a bad row
+
+
 async def _live(session: AsyncSession, story_id: int, *, verb: str) -> Any:
     """The story row (id, merged_into, pin, version) of a live story, else an error that
     names the story it was merged into."""
@@ -329,14 +345,12 @@ async def _live(session: AsyncSession, story_id: int, *, verb: str) -> Any:
         raise CorrectionError(f"no story {story_id}; see 'newsflow stories list'")
     if row.merged_into is None:
         return row
-    target: Any = row
-    for _ in range(MAX_REDIRECTS):
-        target = (await session.execute(_STORY, {"id": target.merged_into})).one()
-        if target.merged_into is None:
-            break
+    survivor = await _survivor(session, story_id)
+    if survivor is None:
+        raise CorrectionError(f"story #{story_id} was merged into a story that is gone")
     raise CorrectionError(
-        f"story #{story_id} was merged into #{target.id}: {verb} #{target.id} instead "
-        f"('newsflow stories show {target.id}' lists its articles)"
+        f"story #{story_id} was merged into #{survivor}: {verb} #{survivor} instead "
+        f"('newsflow stories show {survivor}' lists its articles)"
     )
 
 
@@ -351,27 +365,24 @@ async def _check_members(
     if not missing:
         return
     first = missing[0]
-    elsewhere = {
-        r.article_id: r.story_id for r in await session.execute(_STORY_OF, {"ids": [first]})
-    }
-    more = f" ({len(missing) - 1} more of the ids are not in it either)" if len(missing) > 1 else ""
-    if first in elsewhere:
-        where = f"it is in story #{elsewhere[first]}"
-    else:
-        where = (await _nowhere(session, first)).split(": ", 1)[-1]
+    found = (await session.execute(_STORY_OF, {"ids": [first]})).one_or_none()
+    where = f"it is in story #{found.story_id}" if found else await _nowhere(session, first)
+    if len(missing) > 1:
+        where += f"; {len(missing) - 1} more of the ids are not in it either"
     raise CorrectionError(
-        f"article {first} is not in story #{story_id} ({where}){more}; "
+        f"article {first} is not in story #{story_id} ({where}); "
         f"'newsflow stories show {story_id}' lists its articles"
     )
 
 
 async def _nowhere(session: AsyncSession, article_id: int) -> str:
+    """Why an article is in no story: it does not exist, or is not placed yet."""
     exists = (await session.execute(_ARTICLE_EXISTS, {"ids": [article_id]})).first()
     if exists is None:
-        return f"article {article_id}: no stored article has this id"
+        return f"no stored article has id {article_id}"
     return (
-        f"article {article_id}: it is in no story yet (the storyteller places a stored "
-        "article when it reads its confirmation; see 'newsflow lag')"
+        f"article {article_id} is in no story yet: the storyteller places a stored article "
+        "when it reads its confirmation (see 'newsflow lag')"
     )
 
 

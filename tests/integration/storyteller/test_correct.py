@@ -209,7 +209,7 @@ async def test_move_merge_and_clear_refusals(sessions, e5) -> None:
         await split_story(sessions, van_story, van_articles + van_articles[:1])
     with pytest.raises(CorrectionError, match="already in story"):
         await move_article(sessions, van_articles[0], van_story)
-    with pytest.raises(CorrectionError, match="no stored article has this id"):
+    with pytest.raises(CorrectionError, match=f"no stored article has id {10**12}"):
         await move_article(sessions, 10**12, van_story)
     with pytest.raises(CorrectionError, match="same story"):
         await merge_stories(sessions, van_story, van_story)
@@ -226,8 +226,10 @@ async def test_move_merge_and_clear_refusals(sessions, e5) -> None:
     await _check_consistent(sessions)
     with pytest.raises(CorrectionError, match=f"merged into #{merged.other_id}"):
         await split_story(sessions, merged.story_id, [van_articles[0]])
-    with pytest.raises(CorrectionError, match=f"merged into #{merged.other_id}.*--to|instead"):
+    with pytest.raises(CorrectionError, match=f"merged into #{merged.other_id}.*instead"):
         await move_article(sessions, van_articles[0], merged.story_id)
+    with pytest.raises(CorrectionError, match="already merged into"):
+        await merge_stories(sessions, merged.other_id, merged.story_id)
 
 
 async def test_a_correction_waits_for_running_batches_and_batches_wait_for_it(
@@ -245,6 +247,8 @@ async def test_a_correction_waits_for_running_batches_and_batches_wait_for_it(
     story_of = await _story_of(sessions)
     story = max(set(story_of.values()), key=list(story_of.values()).count)
     members = sorted(a for a, s in story_of.items() if s == story)
+    with pytest.raises(CorrectionError, match="in no story yet"):
+        await move_article(sessions, ids[-1], story)
 
     async with sessions() as batch, batch.begin():
         await batch.execute(text("SELECT pg_advisory_xact_lock_shared(:a, :b)"), CORRECTION_LOCK)
