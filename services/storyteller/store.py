@@ -5,12 +5,11 @@ One transaction per batch:
 1. ``pg_advisory_xact_lock_shared`` on ``CORRECTION_LOCK`` (an analyst's split, move or
    merge holds it exclusively), then ``pg_advisory_xact_lock`` on every *day bucket* the
    batch's candidate sets can reach (each article's publication day +- ``WINDOW``), in
-   ascending order (no deadlock). An
-   article's candidates are stories filed under its keys whose coverage overlaps its window,
-   so every candidate set lies inside those days: two workers whose batches could see the same
-   story serialise, and the second one sees the first one's new stories; workers on disjoint
-   periods (a backfill and the live edge) run side by side. So several workers never open two
-   stories for one incident.
+   ascending order (no deadlock). An article's candidates are stories filed under its keys
+   whose coverage overlaps its window, so every candidate set lies inside those days: two
+   workers whose batches could see the same story serialise, and the second one sees the
+   first one's new stories; workers on disjoint periods (a backfill and the live edge) run
+   side by side. So several workers never open two stories for one incident.
 2. Articles already in ``story_articles`` are skipped (redelivery changes nothing).
 3. The candidate stories (via ``story_keys`` by key and window; by window alone for articles
    without names; the stories of near-duplicates' originals) are loaded with their members
