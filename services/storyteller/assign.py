@@ -19,7 +19,8 @@ For each stored article, in publication order:
    are two incidents.
 4. The best candidate at ``JOIN_THRESHOLD`` or above is joined; otherwise a story opens. If a
    second candidate also scores ``MERGE_THRESHOLD`` or more and the two stories do not
-   conflict, the smaller is merged into the larger (redirected, never deleted).
+   conflict, the smaller is merged into the larger (redirected, never deleted); two stories
+   an analyst separated (different ``Story.pin``) are never merged.
 
 Thresholds and weights are the values measured on ``tests/fixtures/storyteller/eval.json``
 (README "Stories"); they are constants here so a change shows in review.
@@ -125,6 +126,9 @@ class Story:
     reports: int = 0
     #: articles in the story (members may be only partly loaded: the database path)
     size: int = 0
+    #: an analyst's correction group (``newsflow stories split|move``): stories with
+    #: different pins were separated by hand and are never merged again automatically
+    pin: int | None = None
 
     #: (places, main place) computed from the weights, dropped when they change
     _place_cache: tuple[dict[str, float], str | None] | None = None
@@ -179,6 +183,7 @@ class Story:
 
     def absorb_story(self, other: Story) -> None:
         self._place_cache = None
+        self.pin = self.pin if self.pin is not None else other.pin
         for member in other.members:
             self.members.append(member)
         for key, weight in other.weights.items():
@@ -427,6 +432,8 @@ class Storyboard:
     def _compatible(self, a: Story, b: Story) -> bool:
         if a.merged_into is not None or b.merged_into is not None:
             return False
+        if a.pin is not None and b.pin is not None and a.pin != b.pin:
+            return False  # an analyst split them: a resemblance does not undo that
         return not place_conflict(
             {k: min(1.0, w / max(1, a.reports)) for k, w in a.weights.items()}, b
         )

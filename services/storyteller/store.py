@@ -2,13 +2,14 @@
 
 One transaction per batch:
 
-1. ``pg_advisory_xact_lock`` on every *day bucket* the batch's candidate sets can reach
-   (each article's publication day +- ``WINDOW``), in ascending order (no deadlock). An
-   article's candidates are stories filed under its keys whose coverage overlaps its window,
-   so every candidate set lies inside those days: two workers whose batches could see the same
-   story serialise, and the second one sees the first one's new stories; workers on disjoint
-   periods (a backfill and the live edge) run side by side. So several workers never open two
-   stories for one incident.
+1. ``pg_advisory_xact_lock_shared`` on ``CORRECTION_LOCK`` (an analyst's split, move or
+   merge holds it exclusively), then ``pg_advisory_xact_lock`` on every *day bucket* the
+   batch's candidate sets can reach (each article's publication day +- ``WINDOW``), in
+   ascending order (no deadlock). An article's candidates are stories filed under its keys
+   whose coverage overlaps its window, so every candidate set lies inside those days: two
+   workers whose batches could see the same story serialise, and the second one sees the
+   first one's new stories; workers on disjoint periods (a backfill and the live edge) run
+   side by side. So several workers never open two stories for one incident.
 2. Articles already in ``story_articles`` are skipped (redelivery changes nothing).
 3. The candidate stories (via ``story_keys`` by key and window; by window alone for articles
    without names; the stories of near-duplicates' originals) are loaded with their members
@@ -53,6 +54,11 @@ logger = logging.getLogger(__name__)
 TOP_ENTITIES = 12
 #: the advisory lock namespace: "nf-story" in ASCII; a day number is added to it
 LOCK_BASE = int.from_bytes(b"nf-story", "big") & 0x7FFF_FFFF_0000_0000
+#: the lock an analyst's correction (``newsflow stories split|move|merge``) takes exclusively
+#: and every assignment batch takes shared, before its day locks: a correction runs between
+#: batches, never inside one, whatever stories a batch reaches (a copy joins its original's
+#: story even outside the batch's days). Two int4 keys: a key space apart from the day locks.
+CORRECTION_LOCK = {"a": int.from_bytes(b"nf-s", "big"), "b": int.from_bytes(b"tory", "big")}
 VECTOR_DTYPE = "<f2"
 #: a key filing more live stories than this in the batch's window is not loaded at all (it
 #: is too common to retrieve for any article of the batch); its count is passed instead
@@ -93,7 +99,7 @@ _ASSIGNED = text(
 _STORIES = text(
     # JSON as text, decoded with orjson: the driver's json.loads was a fifth of a batch
     "SELECT id, first_seen, last_updated, weights::text AS weights, counts::text AS counts,"
-    " reports, article_count, merged_into, vectors"
+    " reports, article_count, merged_into, vectors, pin"
     " FROM stories WHERE id = ANY(CAST(:ids AS bigint[]))"
 )
 _MEMBERS = text(
@@ -244,6 +250,7 @@ async def _load_board(session: AsyncSession, ids: set[int], board: Storyboard) -
                 reports=row.reports,
                 size=row.article_count,
                 vectors=_unpack_many(row.vectors),
+                pin=row.pin,
             )
         )
 
@@ -299,6 +306,7 @@ def summary_row(story: Story) -> dict[str, Any]:
         "reports": story.reports,
         "merged_into": story.merged_into,
         "vectors": _pack_many(story.vectors),
+        "pin": story.pin,
     }
 
 
@@ -349,11 +357,11 @@ def story_record(story: Story, version: int) -> StoryUpdate:
 _UPSERT_STORY = text(
     "INSERT INTO stories (id, headline, headline_article_id, first_seen, last_updated,"
     " article_count, sources, languages, top_entities, first_report_article_id,"
-    " first_report_source, weights, counts, reports, merged_into, vectors)"
+    " first_report_source, weights, counts, reports, merged_into, vectors, pin)"
     " VALUES (:id, :headline, :headline_article_id, :first_seen, :last_updated,"
     " :article_count, :sources, :languages, CAST(:top_entities AS jsonb),"
     " :first_report_article_id, :first_report_source, CAST(:weights AS jsonb),"
-    " CAST(:counts AS jsonb), :reports, :merged_into, :vectors)"
+    " CAST(:counts AS jsonb), :reports, :merged_into, :vectors, :pin)"
     " ON CONFLICT (id) DO UPDATE SET headline = excluded.headline,"
     " headline_article_id = excluded.headline_article_id, first_seen = excluded.first_seen,"
     " last_updated = excluded.last_updated, article_count = excluded.article_count,"
@@ -362,7 +370,7 @@ _UPSERT_STORY = text(
     " first_report_article_id = excluded.first_report_article_id,"
     " first_report_source = excluded.first_report_source, weights = excluded.weights,"
     " counts = excluded.counts, reports = excluded.reports, merged_into = excluded.merged_into,"
-    " vectors = excluded.vectors,"
+    " vectors = excluded.vectors, pin = excluded.pin,"
     " version = stories.version + 1, updated_at = now()"
 )
 _UPSERT_MEMBER = text(
@@ -392,6 +400,7 @@ async def assign_batch(
     if not items:
         return result
     async with sessions() as session, session.begin():
+        await session.execute(text("SELECT pg_advisory_xact_lock_shared(:a, :b)"), CORRECTION_LOCK)
         for key in lock_keys(items):
             await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
         done = set(

@@ -307,6 +307,10 @@ class Story(Base):
         LargeBinary, comment="float16 text vectors of up to 8 representative reports"
     )
     version: Mapped[int] = mapped_column(Integer, server_default="1")
+    pin: Mapped[int | None] = mapped_column(
+        BigInteger,
+        comment="correction group: stories with different pins are never merged automatically",
+    )
     created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
 
@@ -334,6 +338,9 @@ class StoryArticle(Base):
     copy_of: Mapped[str | None] = mapped_column(Text)
     vector: Mapped[bytes] = mapped_column(LargeBinary)
     assigned_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+    pinned_at: Mapped[datetime | None] = mapped_column(
+        Timestamp, comment="when an analyst put the article in this story (split or move)"
+    )
 
 
 class StoryKey(Base):
