@@ -21,6 +21,15 @@ For each stored article, in publication order:
    second candidate also scores ``MERGE_THRESHOLD`` or more and the two stories do not
    conflict, the smaller is merged into the larger (redirected, never deleted).
 
+Text is encoded only when it can change the decision (:meth:`Storyboard.assign`): each
+candidate's entity part is known without text and text adds at most ``W_TEXT`` (times the
+decay), so a candidate that cannot reach ``JOIN_THRESHOLD`` even with identical text is out,
+and a best candidate that clears it on entities alone while no other could catch up is
+joined without text. Only the articles left in contention are encoded (one encoder call
+each, ~35 ms for E5), and only encoded reports serve as a story's text representatives, so
+a later comparison never has to encode older articles. An article that opens a story is
+encoded: a story always has a representative to compare with.
+
 Thresholds and weights are the values measured on ``tests/fixtures/storyteller/eval.json``
 (README "Stories"); they are constants here so a change shows in review.
 """
@@ -54,7 +63,7 @@ WEIGHT_DIGITS = 4
 REPRESENTATIVES = 8
 W_ENTITIES = 0.55
 W_TEXT = 0.45
-JOIN_THRESHOLD = 0.38
+JOIN_THRESHOLD = 0.36
 #: text alone (an article or story without names) must reach this to join
 TEXT_ONLY_THRESHOLD = 0.4
 MERGE_THRESHOLD = 0.55
@@ -79,7 +88,8 @@ class Item:
     """One stored article as the storyteller sees it (from the DB or the evaluation set).
 
     ``entities``: key -> salience (0..1); ``published_at`` timezone-aware;
-    ``vector``: L2-normalised text vector of title + lead.
+    ``vector``: L2-normalised text vector of title + lead, or None until the board needs it
+    (then ``text``, the encoder's input, is encoded by the board's encoder).
     """
 
     article_id: int
@@ -90,8 +100,9 @@ class Item:
     title: str
     published_at: datetime
     entities: dict[str, float]
-    vector: np.ndarray
+    vector: np.ndarray | None
     duplicate_of: str | None = None
+    text: str = ""
 
 
 @dataclass(slots=True)
@@ -104,7 +115,8 @@ class Member:
     title: str
     published_at: datetime
     copy_of: str | None
-    vector: np.ndarray
+    #: None when the article was placed without its text being encoded
+    vector: np.ndarray | None
     role: Role = "independent"
 
 
@@ -115,8 +127,8 @@ class Story:
     #: key -> summed salience over the story's own reports (copies add nothing)
     weights: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
-    #: text vectors of up to ``REPRESENTATIVES`` reports (the first ones and the latest):
-    #: what a new article's text is compared with, without loading every member
+    #: text vectors of up to ``REPRESENTATIVES`` encoded reports (the first ones and the
+    #: latest): what a new article's text is compared with, without loading every member
     vectors: list[np.ndarray] = field(default_factory=list)
     first_seen: datetime | None = None
     last_updated: datetime | None = None
@@ -143,7 +155,9 @@ class Story:
             self._place_cache = (places, top)
         return self._place_cache
 
-    def absorb(self, item: Item, *, copy_of: str | None) -> None:
+    def absorb(self, item: Item, *, copy_of: str | None, vector: np.ndarray | None = None) -> None:
+        """Add *item* (its text vector: *vector*, else ``item.vector``, else unknown)."""
+        vector = item.vector if vector is None else vector
         self.members.append(
             Member(
                 item.article_id,
@@ -154,7 +168,7 @@ class Story:
                 item.title,
                 item.published_at,
                 copy_of,
-                item.vector,
+                vector,
             )
         )
         self.size += 1
@@ -173,7 +187,9 @@ class Story:
                 # rounded as stored (4 places), so a story scores the same whether it was
                 # built in this batch or loaded from the database
                 self.weights[key] = round(self.weights.get(key, 0.0) + salience, WEIGHT_DIGITS)
-        self.vectors.append(item.vector.astype(np.float32))
+        if vector is None:
+            return  # placed on entities alone: not a text representative
+        self.vectors.append(vector.astype(np.float32))
         if len(self.vectors) > REPRESENTATIVES:
             del self.vectors[REPRESENTATIVES // 2]  # keep the first half, slide the rest
 
@@ -257,6 +273,17 @@ class Scored:
 
 
 @dataclass(frozen=True, slots=True)
+class Bound:
+    """A candidate's score before text is known: ``low`` (the entity part: text adds
+    nothing) to ``high`` (text identical). Equal when text cannot matter (a place conflict)."""
+
+    story_id: int
+    low: float
+    high: float
+    entities: float
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     """What happened to one article: ``action`` join | open | copy | already; with the
     story it ended in, its score, and a merged story id when a merge happened."""
@@ -273,10 +300,18 @@ class Storyboard:
 
     ``new_id`` allocates story ids (a counter here, a sequence in PostgreSQL).
     ``text_floor`` is the encoder's unrelated-text cosine (:mod:`.text`).
+    ``encode`` turns texts into L2-normalised vectors (an encoder's ``encode``); it is called
+    for an item without a vector the first time a decision needs its text. ``encoded``
+    counts those calls' texts.
     """
 
     def __init__(
-        self, *, new_id: Callable[[], int], text_floor: float, full_members: bool = True
+        self,
+        *,
+        new_id: Callable[[], int],
+        text_floor: float,
+        full_members: bool = True,
+        encode: Callable[[list[str]], np.ndarray] | None = None,
     ) -> None:
         self.stories: dict[int, Story] = {}
         self.by_key: dict[str, set[int]] = {}
@@ -291,6 +326,10 @@ class Storyboard:
         self.full_members = full_members
         self._new_id = new_id
         self._floor = text_floor
+        self._encode = encode
+        #: text vectors computed here, by article id (float16-rounded, as they are stored)
+        self.vectors: dict[int, np.ndarray] = {}
+        self.encoded = 0
 
     # --- the index ----------------------------------------------------------------------
 
@@ -357,19 +396,8 @@ class Storyboard:
 
     # --- scoring ------------------------------------------------------------------------
 
-    def score(self, item: Item, story: Story, frequency: dict[str, int]) -> Scored:
-        """Combined score in [0, 1]; 0 when the place rule says these are two incidents."""
+    def _gap_decay(self, item: Item, story: Story) -> float:
         assert story.last_updated is not None
-        if place_conflict(item.entities, story):
-            return Scored(story.id, 0.0, 0.0, 0.0)
-        entities = entity_similarity(item.entities, story, frequency)
-        text = self.text_similarity(item.vector, story)
-        if not any(s >= MIN_SALIENCE for s in item.entities.values()) or not story.weights:
-            # one side has no names (Arabic copy: the enricher finds none): text alone
-            # decides, and must be stronger (``TEXT_ONLY_THRESHOLD`` instead of the join one)
-            combined = text * JOIN_THRESHOLD / TEXT_ONLY_THRESHOLD
-        else:
-            combined = W_ENTITIES * entities + W_TEXT * text
         gap = (
             min(
                 abs(item.published_at - story.last_updated),
@@ -378,12 +406,71 @@ class Storyboard:
             if story.first_seen
             else abs(item.published_at - story.last_updated)
         )
-        return Scored(story.id, combined * decay(gap), entities, text)
+        return decay(gap)
+
+    @staticmethod
+    def _text_only(item: Item, story: Story) -> bool:
+        # one side has no names (Arabic copy the enricher finds nothing in): text alone
+        # decides, and must be stronger (``TEXT_ONLY_THRESHOLD`` instead of the join one)
+        return not any(s >= MIN_SALIENCE for s in item.entities.values()) or not story.weights
+
+    def bound(self, item: Item, story: Story, frequency: dict[str, int]) -> Bound:
+        """The candidate's score range before its text is compared (no encoding)."""
+        if place_conflict(item.entities, story):
+            return Bound(story.id, 0.0, 0.0, 0.0)
+        factor = self._gap_decay(item, story)
+        if self._text_only(item, story):
+            return Bound(story.id, 0.0, factor * JOIN_THRESHOLD / TEXT_ONLY_THRESHOLD, 0.0)
+        entities = entity_similarity(item.entities, story, frequency)
+        low = factor * W_ENTITIES * entities
+        return Bound(story.id, low, low + factor * W_TEXT, entities)
+
+    def score(self, item: Item, story: Story, frequency: dict[str, int]) -> Scored:
+        """Combined score in [0, 1]; 0 when the place rule says these are two incidents.
+        Encodes *item*'s text if it has no vector yet."""
+        assert story.last_updated is not None
+        if place_conflict(item.entities, story):
+            return Scored(story.id, 0.0, 0.0, 0.0)
+        entities = entity_similarity(item.entities, story, frequency)
+        text = self.text_similarity(self.vector_of(item), story)
+        if self._text_only(item, story):
+            combined = text * JOIN_THRESHOLD / TEXT_ONLY_THRESHOLD
+        else:
+            combined = W_ENTITIES * entities + W_TEXT * text
+        return Scored(story.id, combined * self._gap_decay(item, story), entities, text)
+
+    def vector_of(self, item: Item) -> np.ndarray:
+        """*item*'s text vector: given, computed earlier, or encoded now (and kept)."""
+        if item.vector is not None:
+            return item.vector
+        known = self.vectors.get(item.article_id)
+        if known is None:
+            if self._encode is None:
+                raise ValueError(f"article {item.article_id} has no vector and no encoder")
+            # float16 as stored: a vector compares the same here and after a reload
+            known = self._encode([item.text])[0].astype(np.float16).astype(np.float32)
+            self.vectors[item.article_id] = known
+            self.encoded += 1
+        return known
+
+    def known_vector(self, item: Item) -> np.ndarray | None:
+        """*item*'s vector if it was given or computed, without encoding."""
+        return item.vector if item.vector is not None else self.vectors.get(item.article_id)
 
     # --- decisions ----------------------------------------------------------------------
 
     def assign(self, item: Item) -> Decision:
-        """Put *item* into a story (see the module docstring). Idempotent per article id."""
+        """Put *item* into a story (see the module docstring). Idempotent per article id.
+
+        Text is compared only when it can change the outcome: candidates whose best
+        possible score (identical text) stays under ``JOIN_THRESHOLD`` are out; if one
+        candidate clears the threshold on entities alone and no other could reach its score
+        even with identical text, it is joined without encoding; a merge is checked with
+        text only when a compatible runner-up could reach ``MERGE_THRESHOLD``. Otherwise the
+        article is encoded and every remaining candidate scored in full, as before. Given
+        the board's state, the outcome is the one scoring every candidate with text gives
+        (``tests/unit/storyteller/test_assign.py`` holds that); what differs is which
+        reports carry a vector, so which are a story's representatives."""
         known = self.story_of_article.get(item.article_id)
         if known is not None:
             return Decision(item.article_id, self.resolve(known), "already")
@@ -392,26 +479,53 @@ class Storyboard:
             self._join(story, item, copy_of=item.duplicate_of)
             return Decision(item.article_id, story.id, "copy", 1.0)
         ids, frequency = self.candidates(item)
-        scored = sorted(
-            (self.score(item, self.stories[s], frequency) for s in ids),
-            key=lambda s: (-s.score, s.story_id),
+        bounds = [self.bound(item, self.stories[s], frequency) for s in ids]
+        live = sorted(
+            (b for b in bounds if b.high >= JOIN_THRESHOLD), key=lambda b: (-b.low, b.story_id)
         )
-        if not scored or scored[0].score < JOIN_THRESHOLD:
-            story = Story(self._new_id())
-            self._join(story, item, copy_of=None)
-            return Decision(item.article_id, story.id, "open")
-        best = self.stories[scored[0].story_id]
-        self._join(best, item, copy_of=None)
+        best_score: float
+        if live and live[0].low >= JOIN_THRESHOLD and all(b.high < live[0].low for b in live[1:]):
+            # entities alone decide: the leader is in and nobody can catch up
+            best, best_score = live[0].story_id, live[0].low
+            runners = [b for b in live[1:] if b.high >= MERGE_THRESHOLD]
+            scored: list[Scored] = []
+        else:
+            scored = sorted(
+                (self.score(item, self.stories[b.story_id], frequency) for b in live),
+                key=lambda s: (-s.score, s.story_id),
+            )
+            if not scored or scored[0].score < JOIN_THRESHOLD:
+                story = Story(self._new_id())
+                # an opener is a story's first text representative: always encoded
+                self._join(story, item, copy_of=None, vector=self.vector_of(item))
+                return Decision(item.article_id, story.id, "open")
+            best, best_score = scored[0].story_id, scored[0].score
+            runners = []
+        story = self.stories[best]
+        if runners:
+            self.vector_of(item)  # encoded before joining, so it becomes a representative
+        self._join(story, item, copy_of=None, vector=self.known_vector(item))
+        if runners:
+            # a merge is possible only with text: score the compatible runner-ups in full
+            scored = sorted(
+                (
+                    self.score(item, self.stories[b.story_id], frequency)
+                    for b in runners
+                    if self._compatible(story, self.stories[b.story_id])
+                ),
+                key=lambda s: (-s.score, s.story_id),
+            )
+            scored.insert(0, Scored(best, best_score, 0.0, 0.0))
         merged = None
         for runner_up in scored[1:]:
             if runner_up.score < MERGE_THRESHOLD:
                 break
             other = self.stories[runner_up.story_id]
-            if self._compatible(best, other):
-                merged = self.merge(other.id, best.id)
-                best = self.stories[merged[1]]
+            if self._compatible(story, other):
+                merged = self.merge(other.id, story.id)
+                story = self.stories[merged[1]]
                 break
-        return Decision(item.article_id, best.id, "join", scored[0].score, merged)
+        return Decision(item.article_id, story.id, "join", best_score, merged)
 
     def text_similarity(self, vector: np.ndarray, story: Story) -> float:
         """Cosine to the nearest of the story's representative reports, rescaled above the
@@ -431,10 +545,17 @@ class Storyboard:
             {k: min(1.0, w / max(1, a.reports)) for k, w in a.weights.items()}, b
         )
 
-    def _join(self, story: Story, item: Item, *, copy_of: str | None) -> None:
+    def _join(
+        self,
+        story: Story,
+        item: Item,
+        *,
+        copy_of: str | None,
+        vector: np.ndarray | None = None,
+    ) -> None:
         if story.id in self.stories:
             self._unindex(story)
-        story.absorb(item, copy_of=copy_of)
+        story.absorb(item, copy_of=copy_of, vector=vector)
         if self.full_members:
             assign_roles(story)
         self._reindex(story)
@@ -483,11 +604,14 @@ def assign_roles(story: Story) -> None:
 
 
 def headline(story: Story) -> Member | None:
-    """The most central report: highest cosine to the mean of the story's reports (ties:
-    earliest)."""
+    """The most central report: highest cosine to the mean of the story's encoded reports
+    (ties: earliest); the first report when no report was encoded."""
     reports = [m for m in story.members if m.role != "copy"] or story.members
     if not reports:
         return None
-    total = np.sum([m.vector for m in reports], axis=0)
+    encoded = [(m, m.vector) for m in reports if m.vector is not None]
+    if not encoded:
+        return min(reports, key=lambda m: (m.published_at, m.article_id))
+    total = np.sum([v for _, v in encoded], axis=0)
     centroid = total / (np.linalg.norm(total) or 1)
-    return max(reports, key=lambda m: (float(np.dot(m.vector, centroid)), -m.article_id))
+    return max(encoded, key=lambda mv: (float(np.dot(mv[1], centroid)), -mv[0].article_id))[0]

@@ -315,7 +315,8 @@ class StoryArticle(Base):
     """An article's place in its story (one story per article: the natural key).
 
     ``vector``: the title + lead text vector (float16), so a later article can be compared
-    with each report without re-encoding it. ``role``: first_report | independent | copy |
+    with each report without re-encoding it; NULL when the storyteller placed the article
+    without encoding it (entity evidence decided, or a wire copy). ``role``: first_report | independent | copy |
     update. No foreign key to ``articles``: rows are written only for stored article ids
     (the storyteller reads them from ``articles``), and a deleted article's row is harmless.
     """
@@ -332,7 +333,10 @@ class StoryArticle(Base):
     published_at: Mapped[datetime] = mapped_column(Timestamp)
     role: Mapped[str] = mapped_column(String(16))
     copy_of: Mapped[str | None] = mapped_column(Text)
-    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    vector: Mapped[bytes | None] = mapped_column(
+        LargeBinary,
+        comment="float16 title + lead vector; NULL when the article was placed without encoding it",
+    )
     assigned_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
 
 

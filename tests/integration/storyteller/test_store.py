@@ -138,7 +138,9 @@ async def test_two_workers_never_open_two_stories_for_one_incident(sessions, e5)
     for members in by_incident.values():
         if len(members) < 2:
             continue
-        board = Storyboard(new_id=itertools.count(1).__next__, text_floor=e5.floor)
+        board = Storyboard(
+            new_id=itertools.count(1).__next__, text_floor=e5.floor, encode=e5.encode
+        )
         first, second = (board.assign(items[a]) for a in members)
         if first.story_id == second.story_id:  # one story when run one after the other
             pairs.append(members)
