@@ -179,6 +179,7 @@ def run(data: dict[str, Any], encoder: TextEncoder, *, eager: bool = False) -> d
         if dev_stories
         else None,
         "encoded_articles": len(items) if eager else board.encoded,
+        "reasons": dict(sorted(board.reasons.items())),
         "encode_cpu_ms_per_article": round(1000 * timed.seconds / n, 3),
         "assign_cpu_ms_per_article": round(1000 * ((assigned - started) - timed.seconds) / n, 3),
         "prepare_cpu_ms_per_article": round(1000 * (prepared - started) / n, 3),

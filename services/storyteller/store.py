@@ -164,6 +164,9 @@ class BatchResult:
     merged: list[tuple[int, int]] = field(default_factory=list)
     #: the news.stories.v1 records of the changed stories (merged ones as kind=merged)
     records: list[StoryUpdate] = field(default_factory=list)
+    #: articles encoded (by why: contention, opener, merge) and placed without text
+    #: (entities, copy): :attr:`Storyboard.reasons`
+    reasons: dict[str, int] = field(default_factory=dict)
 
 
 def _pack(vector: np.ndarray) -> bytes:
@@ -425,6 +428,7 @@ async def assign_batch(
             if decision.merged:
                 result.merged.append(decision.merged)
                 result.changed.update(decision.merged)
+        result.reasons = dict(board.reasons)
         await _complete_members(session, board, result.changed)
         await _write(session, board, result.changed)
         versions: dict[int, int] = {
