@@ -27,8 +27,9 @@ the decay), so a candidate that cannot reach ``JOIN_THRESHOLD`` even with identi
 and a best candidate that clears it on entities alone while no other could catch up is
 joined without text. Only the articles left in contention are encoded (one encoder call
 each, ~35 ms for E5), and only encoded reports serve as a story's text representatives, so
-a later comparison never has to encode older articles. An article that opens a story is
-encoded: a story always has a representative to compare with.
+a later comparison never has to encode older articles, with one exception: an article that
+opens a story without any candidate is left pending (``Story.pending``) and encoded the first
+time another article's text is compared with its story (most such stories never are).
 
 Thresholds and weights are the values measured on ``tests/fixtures/storyteller/eval.json``
 (README "Stories"); they are constants here so a change shows in review.
@@ -146,6 +147,11 @@ class Story:
     #: articles in the story (members may be only partly loaded: the database path)
     size: int = 0
 
+    #: the opener's (article id, text) while it is not encoded: an article that opened the
+    #: story with no candidate to compare is encoded only when a later article's text is
+    #: compared with the story; it stands first among the representatives all along
+    pending: tuple[int, str] | None = None
+
     #: (places, main place) computed from the weights, dropped when they change
     _place_cache: tuple[dict[str, float], str | None] | None = None
 
@@ -198,10 +204,13 @@ class Story:
         if vector is None:
             return  # placed on entities alone: not a text representative
         self.vectors.append(vector.astype(np.float32))
-        if len(self.vectors) > REPRESENTATIVES:
-            del self.vectors[REPRESENTATIVES // 2]  # keep the first half, slide the rest
+        waiting = 1 if self.pending is not None else 0  # the opener's place, first
+        if len(self.vectors) + waiting > REPRESENTATIVES:
+            del self.vectors[REPRESENTATIVES // 2 - waiting]  # keep the first half, slide the rest
 
     def absorb_story(self, other: Story) -> None:
+        """Take *other*'s members and state (both without a pending opener: settle first)."""
+        assert self.pending is None and other.pending is None
         self._place_cache = None
         for member in other.members:
             self.members.append(member)
@@ -338,9 +347,12 @@ class Storyboard:
         #: text vectors computed here, by article id (float16-rounded, as they are stored)
         self.vectors: dict[int, np.ndarray] = {}
         self.encoded = 0
-        #: why articles were encoded (``contention``, ``opener``, ``merge``) or not
-        #: (``entities``: decided without text; ``copy``): counts for benchmarks and logs
+        #: why articles were encoded (``contention``; ``merge``; ``opener``: a pending
+        #: opener settled) or not (``entities``: decided without text; ``copy``)
         self.reasons: Counter[str] = Counter()
+        #: stories whose pending opener was encoded here -> that opener's article id (their
+        #: rows must record it)
+        self.settled: dict[int, int] = {}
 
     # --- the index ----------------------------------------------------------------------
 
@@ -490,9 +502,8 @@ class Storyboard:
             self._join(story, item, copy_of=item.duplicate_of)
             self.reasons["copy"] += 1
             return Decision(item.article_id, story.id, "copy", 1.0)
-        encoded_before = self.encoded
         decision = self._decide(item)
-        if self.encoded == encoded_before:
+        if self.known_vector(item) is None:
             self.reasons["entities"] += 1
         return decision
 
@@ -517,10 +528,11 @@ class Storyboard:
             )
             if not scored or scored[0].score < JOIN_THRESHOLD:
                 story = Story(self._new_id())
-                # an opener is a story's first text representative: always encoded
-                if not live:
-                    self.reasons["opener"] += 1
-                self._join(story, item, copy_of=None, vector=self.vector_of(item))
+                vector = self.known_vector(item)
+                if vector is None:
+                    # nothing to compare it with: encoded when a later article needs it
+                    story.pending = (item.article_id, item.text)
+                self._join(story, item, copy_of=None, vector=vector)
                 return Decision(item.article_id, story.id, "open")
             best, best_score = scored[0].story_id, scored[0].score
             runners = []
@@ -551,12 +563,33 @@ class Storyboard:
                 break
         return Decision(item.article_id, story.id, "join", best_score, merged)
 
+    def settle(self, story: Story) -> None:
+        """Encode *story*'s pending opener and put it first among its representatives."""
+        if story.pending is None:
+            return
+        article_id, text = story.pending
+        vector = self.vectors.get(article_id)
+        if vector is None:
+            if self._encode is None:
+                raise ValueError(f"story {story.id} has a pending opener and no encoder")
+            vector = self._encode([text])[0].astype(np.float16).astype(np.float32)
+            self.vectors[article_id] = vector
+            self.encoded += 1
+            self.reasons["opener"] += 1
+        story.pending = None
+        story.vectors.insert(0, vector)
+        for member in story.members:
+            if member.article_id == article_id:
+                member.vector = vector
+        self.settled[story.id] = article_id
+
     def text_similarity(self, vector: np.ndarray, story: Story) -> float:
         """Cosine to the nearest of the story's representative reports, rescaled above the
         encoder's floor.
 
         The nearest report, not a centroid: a centroid of many languages and angles sits
         close to every news text and turned a big story into a sink for unrelated copy."""
+        self.settle(story)
         if not story.vectors:
             return 0.0
         cosine = float(np.max(np.stack(story.vectors) @ vector))
@@ -588,6 +621,8 @@ class Storyboard:
         """Merge two stories: the smaller redirects to the larger (ties: the older id wins).
         Returns ``(merged, survivor)``."""
         a, b = self.stories[source_id], self.stories[target_id]
+        self.settle(a)
+        self.settle(b)
         small, large = sorted((a, b), key=lambda s: (s.size, -s.id))
         self._unindex(small)
         self._unindex(large)

@@ -96,7 +96,7 @@ _ASSIGNED = text(
 _STORIES = text(
     # JSON as text, decoded with orjson: the driver's json.loads was a fifth of a batch
     "SELECT id, first_seen, last_updated, weights::text AS weights, counts::text AS counts,"
-    " reports, article_count, merged_into, vectors"
+    " reports, article_count, merged_into, vectors, pending_article_id, pending_text"
     " FROM stories WHERE id = ANY(CAST(:ids AS bigint[]))"
 )
 _MEMBERS = text(
@@ -249,6 +249,9 @@ async def _load_board(session: AsyncSession, ids: set[int], board: Storyboard) -
                 reports=row.reports,
                 size=row.article_count,
                 vectors=_unpack_many(row.vectors),
+                pending=(row.pending_article_id, row.pending_text)
+                if row.pending_article_id is not None
+                else None,
             )
         )
 
@@ -268,7 +271,10 @@ async def _complete_members(session: AsyncSession, board: Storyboard, changed: s
                 row.title,
                 row.published_at,
                 row.copy_of,
-                _unpack(row.vector),
+                # a pending opener encoded in this batch has its vector on the board only
+                _unpack(row.vector)
+                if row.vector is not None
+                else board.vectors.get(row.article_id),
                 row.role,
             )
         )
@@ -304,6 +310,8 @@ def summary_row(story: Story) -> dict[str, Any]:
         "reports": story.reports,
         "merged_into": story.merged_into,
         "vectors": _pack_many(story.vectors),
+        "pending_article_id": story.pending[0] if story.pending else None,
+        "pending_text": story.pending[1] if story.pending else None,
     }
 
 
@@ -354,11 +362,13 @@ def story_record(story: Story, version: int) -> StoryUpdate:
 _UPSERT_STORY = text(
     "INSERT INTO stories (id, headline, headline_article_id, first_seen, last_updated,"
     " article_count, sources, languages, top_entities, first_report_article_id,"
-    " first_report_source, weights, counts, reports, merged_into, vectors)"
+    " first_report_source, weights, counts, reports, merged_into, vectors,"
+    " pending_article_id, pending_text)"
     " VALUES (:id, :headline, :headline_article_id, :first_seen, :last_updated,"
     " :article_count, :sources, :languages, CAST(:top_entities AS jsonb),"
     " :first_report_article_id, :first_report_source, CAST(:weights AS jsonb),"
-    " CAST(:counts AS jsonb), :reports, :merged_into, :vectors)"
+    " CAST(:counts AS jsonb), :reports, :merged_into, :vectors,"
+    " :pending_article_id, :pending_text)"
     " ON CONFLICT (id) DO UPDATE SET headline = excluded.headline,"
     " headline_article_id = excluded.headline_article_id, first_seen = excluded.first_seen,"
     " last_updated = excluded.last_updated, article_count = excluded.article_count,"
@@ -367,7 +377,8 @@ _UPSERT_STORY = text(
     " first_report_article_id = excluded.first_report_article_id,"
     " first_report_source = excluded.first_report_source, weights = excluded.weights,"
     " counts = excluded.counts, reports = excluded.reports, merged_into = excluded.merged_into,"
-    " vectors = excluded.vectors,"
+    " vectors = excluded.vectors, pending_article_id = excluded.pending_article_id,"
+    " pending_text = excluded.pending_text,"
     " version = stories.version + 1, updated_at = now()"
 )
 _UPSERT_MEMBER = text(
@@ -378,6 +389,15 @@ _UPSERT_MEMBER = text(
     " ON CONFLICT (article_id) DO UPDATE SET story_id = excluded.story_id, role = excluded.role"
     " WHERE story_articles.story_id IS DISTINCT FROM excluded.story_id"
     " OR story_articles.role IS DISTINCT FROM excluded.role"
+)
+#: a story whose pending opener was encoded while it was only compared (not changed): its
+#: assignment state is recorded, not a new version (nothing a reader sees changed)
+_SETTLE_STORY = text(
+    "UPDATE stories SET vectors = :vectors, pending_article_id = NULL, pending_text = NULL"
+    " WHERE id = :id"
+)
+_SETTLE_MEMBER = text(
+    "UPDATE story_articles SET vector = :vector WHERE article_id = :article_id AND vector IS NULL"
 )
 _DROP_KEYS = text("DELETE FROM story_keys WHERE story_id = ANY(CAST(:ids AS bigint[]))")
 _INSERT_KEYS = text(
@@ -431,6 +451,7 @@ async def assign_batch(
         result.reasons = dict(board.reasons)
         await _complete_members(session, board, result.changed)
         await _write(session, board, result.changed)
+        await _write_settled(session, board, result.changed)
         versions: dict[int, int] = {
             row.id: row.version
             for row in await session.execute(_VERSIONS, {"ids": sorted(result.changed)})
@@ -481,6 +502,23 @@ async def _write(session: AsyncSession, board: Storyboard, changed: set[int]) ->
         await session.execute(
             _INSERT_KEYS, {"keys": keys, "ids": ids, "first": first, "last": last}
         )
+
+
+async def _write_settled(session: AsyncSession, board: Storyboard, changed: set[int]) -> None:
+    """Record pending openers encoded in this batch: the member's vector, and for stories
+    not rewritten anyway, their representatives."""
+    openers: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
+    for story_id, article_id in sorted(board.settled.items()):
+        openers.append({"article_id": article_id, "vector": _pack(board.vectors[article_id])})
+        story = board.stories[story_id]
+        if story_id not in changed:
+            rows.append({"id": story_id, "vectors": _pack_many(story.vectors)})
+    if openers:
+        openers.sort(key=lambda r: r["article_id"])
+        await session.execute(_SETTLE_MEMBER, openers)
+    if rows:
+        await session.execute(_SETTLE_STORY, rows)
 
 
 async def assign_articles(

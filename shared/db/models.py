@@ -307,6 +307,13 @@ class Story(Base):
         LargeBinary, comment="float16 text vectors of up to 8 representative reports"
     )
     version: Mapped[int] = mapped_column(Integer, server_default="1")
+    pending_article_id: Mapped[int | None] = mapped_column(
+        BigInteger,
+        comment="the opener, not encoded yet (encoded when a later article is compared)",
+    )
+    pending_text: Mapped[str | None] = mapped_column(
+        Text, comment="the pending opener's encoder input (title + lead)"
+    )
     created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
 

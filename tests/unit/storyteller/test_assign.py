@@ -244,26 +244,30 @@ def test_lazy_encoding_decides_as_scoring_everything_with_text() -> None:
         assert all(b.known_vector(i) is None for i in items if i.duplicate_of)
 
 
-def test_decided_on_entities_without_encoding_and_openers_are_encoded() -> None:
+def test_decided_on_entities_without_encoding_and_openers_wait_until_compared() -> None:
     calls: list[str] = []
 
     def encode(texts: list[str]) -> np.ndarray:
         calls.extend(texts)
         return np.stack([vec(0) for _ in texts])
 
-    counter = itertools.count(1)
-    b = Storyboard(new_id=lambda: next(counter), text_floor=0.0, encode=encode)
+    b = Storyboard(new_id=itertools.count(1).__next__, text_floor=0.0, encode=encode)
 
     def lazy(entities: dict[str, float], hours: float, text: str) -> Item:
         it = item(entities, hours=hours)
         return dataclasses.replace(it, vector=None, text=text)
 
-    b.assign(lazy(PKK_VAN, 0, "opener"))  # no candidate: opens, and an opener is encoded
-    assert calls == ["opener"]
+    van = b.assign(lazy(PKK_VAN, 0, "opener"))  # no candidate: opens, nothing to compare
+    assert van.action == "open" and calls == []
+    assert b.stories[van.story_id].pending is not None
     same = b.assign(lazy(PKK_VAN, 1, "same names"))  # entities alone clear the bar
-    assert same.action == "join" and calls == ["opener"]
+    assert same.action == "join" and same.story_id == van.story_id and calls == []
     other = b.assign(lazy(PKK_SIIRT, 2, "other place"))  # place conflict: out without text
-    assert other.action == "open" and calls == ["opener", "other place"]
+    assert other.action == "open" and calls == []
+    # the actor alone: either story could take it, so its text decides, and the two
+    # pending openers are encoded to be compared with
     weak = b.assign(lazy({"ORG:kurdistan workers party": 0.9}, 3, "actor only"))
-    assert calls[-1] == "actor only"  # two stories could take it: text decides
     assert weak.action == "join"
+    assert sorted(calls) == ["actor only", "opener", "other place"]
+    assert b.stories[van.story_id].pending is None and van.story_id in b.settled
+    assert b.reasons == {"entities": 3, "contention": 1, "opener": 2}
