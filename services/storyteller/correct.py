@@ -55,6 +55,7 @@ from services.storyteller.store import (
     _write,
     story_record,
 )
+from services.storyteller.text import article_text
 from shared.errors import NewsflowError
 from shared.messages import StoryUpdate
 
@@ -69,9 +70,11 @@ MAX_REDIRECTS = 16
 
 _STORY = text("SELECT id, merged_into, pin, version FROM stories WHERE id = :id")
 _MEMBERS = text(
-    "SELECT article_id, story_id, canonical_url, url, source, language, title, published_at,"
-    " role, copy_of, vector FROM story_articles WHERE story_id = ANY(CAST(:ids AS bigint[]))"
-    " ORDER BY published_at, article_id"
+    "SELECT m.article_id, m.story_id, m.canonical_url, m.url, m.source, m.language, m.title,"
+    " m.published_at, m.role, m.copy_of, m.vector, a.lead"
+    " FROM story_articles m LEFT JOIN articles a ON a.id = m.article_id"
+    " WHERE m.story_id = ANY(CAST(:ids AS bigint[]))"
+    " ORDER BY m.published_at, m.article_id"
 )
 _STORY_OF = text(
     "SELECT article_id, story_id FROM story_articles WHERE article_id = ANY(CAST(:ids AS bigint[]))"
@@ -290,6 +293,13 @@ def rebuild(
         )
         story.absorb(item, copy_of=m.copy_of if m.copy_of in urls else None)
         story.members[-1].copy_of = m.copy_of  # what the article copies, wherever it is
+    if not story.vectors and members:
+        # every member was placed without its text encoded (lazy encoding): the first report
+        # becomes the pending opener, as for a story the storyteller opened, so a later
+        # article's text can still be compared with this story
+        first = next((m for m in story.members if m.copy_of is None), story.members[0])
+        lead = next((m.lead for m in members if m.article_id == first.article_id), None)
+        story.pending = (first.article_id, article_text(first.title, lead))
     assign_roles(story)
     return story
 

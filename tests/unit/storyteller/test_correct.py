@@ -79,7 +79,8 @@ class Row:
     title: str
     published_at: datetime
     copy_of: str | None
-    vector: bytes
+    vector: bytes | None
+    lead: str | None = None
 
 
 def _row(n: int, hours: float, source: str, copy_of: str | None = None) -> Row:
@@ -104,6 +105,32 @@ def test_rebuild_recomputes_roles_weights_and_span_as_the_storyteller_would() ->
     assert [m.role for m in alone.members] == ["first_report", "update"]
     assert alone.members[0].copy_of == wire.canonical_url  # the fact is kept
     assert alone.weights == {"GPE:kirkuk": 1.3} and alone.pin == 3
+
+
+def test_a_rebuilt_story_without_encoded_members_keeps_its_first_report_pending() -> None:
+    """Lazy encoding leaves members without vectors: the rebuilt story must still be
+    comparable by text later, so its first report becomes the pending opener (as when the
+    storyteller opens a story), and a merge without an encoder carries it to the survivor."""
+    wire = _row(1, 0, "wire")
+    copy = _row(2, 1, "client", copy_of=wire.canonical_url)
+    later = _row(3, 30, "rudaw")
+    for row in (wire, copy, later):
+        row.vector, row.lead = None, f"lead of {row.article_id}"
+    entities = {1: {"GPE:kirkuk": 0.9}, 2: {"GPE:kirkuk": 0.8}, 3: {"GPE:kirkuk": 0.5}}
+    story = rebuild(7, [later, copy, wire], entities, pin=None)
+    assert story.vectors == [] and story.pending == (1, "t1. lead of 1")
+    # with one encoded member there is a text representative: nothing pending
+    later.vector = np.asarray(vec(3), dtype=VECTOR_DTYPE).tobytes()
+    assert rebuild(7, [later, copy, wire], entities, pin=None).pending is None
+    # a correction's board has no encoder: a merge keeps the pending opener
+    b = board()
+    b.add_story(story)
+    other = _story(9, item({"GPE:kirkuk": 0.9}, hours=2, v=vec(1), source="x"))
+    b.add_story(other)
+    b._encode = None
+    b.merge(9, 7)
+    assert b.stories[7].pending == (1, "t1. lead of 1")
+    assert len(b.stories[7].vectors) == 1
 
 
 def test_page_hint_says_what_is_hidden_and_how_to_see_it() -> None:
