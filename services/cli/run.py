@@ -43,6 +43,9 @@ def worker(
     _check_broker(bootstrap)
     configure_logging(level=s.log_level, fmt=s.log_format, service=service)
     module = importlib.import_module(f"services.{service}.app")
+    preflight = getattr(module, "preflight", None)  # a stage's own refusal to start, if any
+    if preflight is not None:
+        preflight(s)
     started = time.monotonic()
     faust_app = module.build(s, bootstrap=bootstrap)
 

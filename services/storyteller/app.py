@@ -9,6 +9,7 @@ character n-grams) is loaded when the agent starts, and checked against the stor
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import faust
@@ -42,7 +43,6 @@ def build(settings: Settings, *, bootstrap: str) -> faust.App:
     async def tell_stories(stream: Any) -> None:  # faust.Stream; StreamT lacks take_events
         encoder = make_encoder(settings.story_text_encoder)
         async with open_sessions(resolve_database_url(settings), pool_size=2) as sessions:
-            await check_encoder(sessions, encoder)
             async for events in stream.take_events(BATCH_SIZE, within=BATCH_SECONDS):
                 decoded, letters = decode_events(events, STORED.model, source)
                 records, failed = await tell(sessions, decoded, encoder, source)
@@ -52,3 +52,16 @@ def build(settings: Settings, *, bootstrap: str) -> faust.App:
                 await send_dead_letters(app, topics[DLQ], letters + failed)
 
     return app
+
+
+def preflight(settings: Settings) -> None:
+    """Before the worker starts (``newsflow worker storyteller``): ConfigError when the stored
+    story vectors come from another encoder than ``NEWSFLOW_STORY_TEXT_ENCODER``, so the worker
+    exits 2 with one line saying what to do instead of its agent failing in a loop."""
+
+    async def check() -> None:
+        encoder = make_encoder(settings.story_text_encoder)
+        async with open_sessions(resolve_database_url(settings), pool_size=1) as sessions:
+            await check_encoder(sessions, encoder)
+
+    asyncio.run(check())

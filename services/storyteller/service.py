@@ -27,6 +27,7 @@ from shared.errors import ConfigError
 from shared.messages import DeadLetter, StoredArticle, StoryUpdate
 from shared.retry import until_done
 from shared.stage import Decoded, StageInput, record_failed, record_ok
+from shared.topology import STORED
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +52,8 @@ async def check_encoder(sessions: Any, encoder: TextEncoder) -> None:
         raise ConfigError(
             f"stored stories carry {stored}-dimension text vectors but "
             f"NEWSFLOW_STORY_TEXT_ENCODER={encoder.name} makes {encoder.dim}: set it back to "
-            "the encoder the stories were built with, or empty the story tables and replay "
-            "news.stored.v1"
+            f"the encoder the stories were built with, or empty the story tables and replay "
+            f"{STORED.name}"
         )
     logger.info("storyteller text encoder %s (%s dimensions)", encoder.name, encoder.dim)
 

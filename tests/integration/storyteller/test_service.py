@@ -253,11 +253,9 @@ async def test_ngram_setting_runs_in_the_worker_and_a_switch_on_filled_tables_is
         await session.execute(
             text("DELETE FROM story_articles WHERE article_id = :id"), {"id": rows[-1].id}
         )
-    with workers(["storyteller"], env, log_dir / "e5"):
+    with workers(["storyteller"], env, log_dir / "e5") as procs:
         await _produce(kafka_bootstrap, prefix, [late, confirmations[-1]])
-        for _ in range(120):  # up to 60 s for the worker to start and refuse
-            if "makes 384" in logs(log_dir / "e5"):
-                break
-            await asyncio.sleep(0.5)
+        # refused before the worker starts: one line and exit 2, not an agent failing in a loop
+        assert await asyncio.to_thread(procs[0].wait, 60) == 2, logs(log_dir / "e5")
     assert "NEWSFLOW_STORY_TEXT_ENCODER=e5 makes 384" in logs(log_dir / "e5"), logs(log_dir / "e5")
     assert len(await _partition(sessions)) == len(confirmations) - 1
