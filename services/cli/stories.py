@@ -274,6 +274,9 @@ def _report(done: Any, as_json: bool, line: str) -> None:
     typer.echo(" · ".join(f"newsflow stories show {i}" for i in ids), err=True)
 
 
+#: shown for a page stored without a title ('' in the database), instead of a blank cell
+NO_TITLE = "(no title)"
+
 # Titles, headlines and sources come from the web: a title like "[/] attack" is rich markup
 # and raised MarkupError, so every such cell is escaped.
 
@@ -290,7 +293,7 @@ def list_table(rows: list[dict[str, Any]]) -> Any:
             str(len(r["sources"])),
             escape(",".join(r["languages"])),
             escape(first.get("source") or ""),
-            escape(r["headline"] or ""),
+            escape(r["headline"] or NO_TITLE),
         )
     return table
 
@@ -305,7 +308,7 @@ def story_header(story: dict[str, Any]) -> str:
         asked = ", ".join(f"#{i}" for i in story["redirected_from"])
         lines.append(f"(story {asked} was merged into #{story['id']})")
     lines += [
-        f"[bold]{escape(story['headline'] or '')}[/]",
+        f"[bold]{escape(story['headline'] or NO_TITLE)}[/]",
         f"story #{story['id']} · {story['article_count']} articles · "
         f"{len(story['sources'])} sources · {escape(', '.join(story['languages']))} · "
         f"{when(story['first_seen'])} – {when(story['last_updated'])}"
@@ -332,7 +335,7 @@ def timeline_table(story: dict[str, Any]) -> Any:
             str(m.get("article_id") or ""),
             escape(m["source"] or ""),
             role,
-            escape(m["title"] or ""),
+            escape(m["title"] or NO_TITLE),
         )
     return table
 
