@@ -29,6 +29,9 @@ from shared.errors import NewsflowError
 #: stories.id is a bigint (same bound as services.storyteller.read.MAX_STORY_ID, not
 #: imported so the CLI does not load SQLAlchemy to parse arguments)
 MAX_STORY_ID = 2**63 - 1
+#: --min-sources is compared with cardinality(stories.sources), a PostgreSQL integer: a larger
+#: value was a DBAPIError traceback
+MAX_MIN_SOURCES = 2**31 - 1
 
 
 def register(app: typer.Typer) -> None:
@@ -45,7 +48,10 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="Entity key, name or alias: 'ORG:kurdistan workers party', PKK."),
         ] = None,
         min_sources: Annotated[
-            int, typer.Option(min=1, help="Only stories carried by at least N outlets.")
+            int,
+            typer.Option(
+                min=1, max=MAX_MIN_SOURCES, help="Only stories carried by at least N outlets."
+            ),
         ] = 1,
         limit: LimitOption = DEFAULT_LIMIT,
         as_json: JsonFlag = False,

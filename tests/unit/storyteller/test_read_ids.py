@@ -56,3 +56,19 @@ async def test_entity_keys_resolves_curated_alias_and_keeps_the_raw_ref() -> Non
     )
     assert keys == sorted({"PKK", pkk, "ORG:pkk"})
     assert set(db.asked) == {"PKK", pkk}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--min-sources", "3000000000"],  # above PostgreSQL's integer (cardinality())
+        ["--min-sources", "99999999999999999999"],
+        ["--limit", "9223372036854775808"],  # above bigint
+        ["--limit", "99999999999999999999"],
+    ],
+)
+def test_stories_list_rejects_numbers_the_database_cannot_hold(args: list[str]) -> None:
+    """They reached asyncpg and ended in a DBAPIError traceback (exit 1)."""
+    result = CliRunner().invoke(build(), ["stories", "list", *args])
+    assert result.exit_code == 2
+    assert "Invalid value for" in result.output and args[0] in result.output
