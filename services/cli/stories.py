@@ -60,6 +60,11 @@ def register(app: typer.Typer) -> None:
         from services.cli.watch import curated_key
         from services.storyteller.read import list_stories
 
+        if entity is not None and not entity.strip():
+            raise typer.BadParameter(
+                "needs a key, name or alias (GPE:turkiye, Türkiye, PKK)", param_hint="'--entity'"
+            )
+
         rows = with_db(
             lambda s: list_stories(
                 s,
