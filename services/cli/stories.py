@@ -29,6 +29,9 @@ from shared.errors import NewsflowError
 #: stories.id is a bigint (same bound as services.storyteller.read.MAX_STORY_ID, not
 #: imported so the CLI does not load SQLAlchemy to parse arguments)
 MAX_STORY_ID = 2**63 - 1
+#: --min-sources is compared with cardinality(stories.sources), a PostgreSQL integer: a larger
+#: value was a DBAPIError traceback
+MAX_MIN_SOURCES = 2**31 - 1
 
 
 def register(app: typer.Typer) -> None:
@@ -45,7 +48,10 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="Entity key, name or alias: 'ORG:kurdistan workers party', PKK."),
         ] = None,
         min_sources: Annotated[
-            int, typer.Option(min=1, help="Only stories carried by at least N outlets.")
+            int,
+            typer.Option(
+                min=1, max=MAX_MIN_SOURCES, help="Only stories carried by at least N outlets."
+            ),
         ] = 1,
         limit: LimitOption = DEFAULT_LIMIT,
         as_json: JsonFlag = False,
@@ -53,6 +59,11 @@ def register(app: typer.Typer) -> None:
         """Most recently updated stories first: headline, articles, outlets, languages."""
         from services.cli.watch import curated_key
         from services.storyteller.read import list_stories
+
+        if entity is not None and not entity.strip():
+            raise typer.BadParameter(
+                "needs a key, name or alias (GPE:turkiye, Türkiye, PKK)", param_hint="'--entity'"
+            )
 
         rows = with_db(
             lambda s: list_stories(
@@ -274,6 +285,9 @@ def _report(done: Any, as_json: bool, line: str) -> None:
     typer.echo(" · ".join(f"newsflow stories show {i}" for i in ids), err=True)
 
 
+#: shown for a page stored without a title ('' in the database), instead of a blank cell
+NO_TITLE = "(no title)"
+
 # Titles, headlines and sources come from the web: a title like "[/] attack" is rich markup
 # and raised MarkupError, so every such cell is escaped.
 
@@ -290,7 +304,7 @@ def list_table(rows: list[dict[str, Any]]) -> Any:
             str(len(r["sources"])),
             escape(",".join(r["languages"])),
             escape(first.get("source") or ""),
-            escape(r["headline"] or ""),
+            escape(r["headline"] or NO_TITLE),
         )
     return table
 
@@ -305,7 +319,7 @@ def story_header(story: dict[str, Any]) -> str:
         asked = ", ".join(f"#{i}" for i in story["redirected_from"])
         lines.append(f"(story {asked} was merged into #{story['id']})")
     lines += [
-        f"[bold]{escape(story['headline'] or '')}[/]",
+        f"[bold]{escape(story['headline'] or NO_TITLE)}[/]",
         f"story #{story['id']} · {story['article_count']} articles · "
         f"{len(story['sources'])} sources · {escape(', '.join(story['languages']))} · "
         f"{when(story['first_seen'])} – {when(story['last_updated'])}"
@@ -332,7 +346,7 @@ def timeline_table(story: dict[str, Any]) -> Any:
             str(m.get("article_id") or ""),
             escape(m["source"] or ""),
             role,
-            escape(m["title"] or ""),
+            escape(m["title"] or NO_TITLE),
         )
     return table
 

@@ -677,8 +677,11 @@ def assign_roles(story: Story) -> None:
 
 def headline(story: Story) -> Member | None:
     """The most central report: highest cosine to the mean of the story's encoded reports
-    (ties: earliest); the first report when no report was encoded."""
+    (ties: earliest); the first report when no report was encoded. Only reports with a title
+    are considered while the story has one (a page without a title is stored with '', and
+    made a blank headline even when titled reports had joined)."""
     reports = [m for m in story.members if m.role != "copy"] or story.members
+    reports = [m for m in reports if m.title.strip()] or reports
     if not reports:
         return None
     encoded = [(m, m.vector) for m in reports if m.vector is not None]

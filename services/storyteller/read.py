@@ -17,6 +17,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.entity_keys import KINDS, make_key
+
 #: story ids are PostgreSQL bigints; an id outside this range names no story (asyncpg
 #: raised a DBAPIError traceback for it)
 MAX_STORY_ID = 2**63 - 1
@@ -93,6 +95,11 @@ async def entity_keys(
     """
     ref = ref.strip()
     refs = {ref}
+    # A key typed as shown (GPE:Türkiye, GPE:türkiye) is folded as the enricher builds keys:
+    # lower() alone kept the diacritics and the Turkish dotted I, and matched nothing.
+    kind, sep, name = ref.partition(":")
+    if sep and kind.upper() in KINDS and name.strip():
+        refs.add(make_key(kind.upper(), name))
     curated_key = curated(ref) if curated is not None else None
     if curated_key is not None:
         refs.add(curated_key)

@@ -23,7 +23,7 @@ from sqlalchemy import text
 
 from services.storyteller.store import BatchResult, assign_articles
 from services.storyteller.text import TextEncoder
-from shared.errors import ConfigError
+from shared.errors import ConfigError, PermanentError
 from shared.messages import DeadLetter, StoredArticle, StoryUpdate
 from shared.retry import until_done
 from shared.stage import Decoded, StageInput, record_failed, record_ok
@@ -58,6 +58,10 @@ async def check_encoder(sessions: Any, encoder: TextEncoder) -> None:
     logger.info("storyteller text encoder %s (%s dimensions)", encoder.name, encoder.dim)
 
 
+#: articles.id is a bigint starting at 1
+MAX_ARTICLE_ID = 2**63 - 1
+
+
 async def tell(
     sessions: Any,
     decoded: list[Decoded[StoredArticle]],
@@ -65,8 +69,9 @@ async def tell(
     source: StageInput,
 ) -> tuple[list[StoryUpdate], list[DeadLetter]]:
     """Stories for a batch of stored-article confirmations: (records to publish, letters)."""
+    decoded, refused = _valid_ids(decoded, source)
     if not decoded:
-        return [], []
+        return [], refused
     ids = [record.item.article_id for record in decoded]
     try:
         result = await until_done(
@@ -77,7 +82,7 @@ async def tell(
     else:
         for record in decoded:
             record_ok(source, record.item)
-        return _latest(result.records), []
+        return _latest(result.records), refused
     records: list[StoryUpdate] = []
     letters: list[DeadLetter] = []
     for record in decoded:
@@ -95,7 +100,30 @@ async def tell(
         else:
             records += one.records
             record_ok(source, record.item)
-    return _latest(records), letters
+    return _latest(records), refused + letters
+
+
+def _valid_ids(
+    decoded: list[Decoded[StoredArticle]], source: StageInput
+) -> tuple[list[Decoded[StoredArticle]], list[DeadLetter]]:
+    """Confirmations whose article id a stored row can have, and dead letters for the rest
+    (an id outside 1..2^63-1 failed the whole batch in asyncpg, re-ran its neighbours one by
+    one, and was dead-lettered as a bug)."""
+    valid: list[Decoded[StoredArticle]] = []
+    letters: list[DeadLetter] = []
+    for record in decoded:
+        article_id = record.item.article_id
+        if 1 <= article_id <= MAX_ARTICLE_ID:
+            valid.append(record)
+            continue
+        exc = PermanentError(
+            f"article_id {article_id} is outside 1..{MAX_ARTICLE_ID}: no stored article has it",
+            kind="invalid_message",
+        )
+        letters.append(
+            record_failed(source, exc, payload=record.raw, item=record.item, attempt=record.attempt)
+        )
+    return valid, letters
 
 
 def _latest(records: list[StoryUpdate]) -> list[StoryUpdate]:

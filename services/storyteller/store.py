@@ -96,6 +96,10 @@ _ORIGINALS = text(
     "SELECT canonical_url, story_id FROM story_articles"
     " WHERE canonical_url = ANY(CAST(:urls AS text[]))"
 )
+_UNPLACED_ORIGINALS = text(
+    "SELECT a.id FROM articles a WHERE a.canonical_url = ANY(CAST(:urls AS text[]))"
+    " AND NOT EXISTS (SELECT 1 FROM story_articles sa WHERE sa.article_id = a.id)"
+)
 _ASSIGNED = text(
     "SELECT article_id FROM story_articles WHERE article_id = ANY(CAST(:ids AS bigint[]))"
 )
@@ -437,7 +441,7 @@ async def assign_batch(
         done = set(
             (await session.execute(_ASSIGNED, {"ids": [i.article_id for i in items]})).scalars()
         )
-        todo = [i for i in items if i.article_id not in done]
+        todo = originals_first([i for i in items if i.article_id not in done])
         if not todo:
             return result
         reserved = list((await session.execute(_NEW_IDS, {"n": len(todo)})).scalars())
@@ -541,4 +545,51 @@ async def assign_articles(
     Unknown ids are skipped. Database errors propagate (the caller retries transient ones)."""
     async with sessions() as session:
         items = await load_items(session, article_ids)
+        items += await _unplaced_originals(session, items)
+        items.sort(key=lambda i: (i.published_at, i.article_id))
     return await assign_batch(sessions, items, text_floor=encoder.floor, encoder=encoder)
+
+
+#: how many links of a copy-of-a-copy chain a batch follows to pull unplaced originals in
+MAX_ORIGINAL_HOPS = 4
+
+
+async def _unplaced_originals(session: AsyncSession, items: list[Item]) -> list[Item]:
+    """Stored originals of the batch's near-duplicates that have no story yet (their own
+    confirmation is on another partition, not read yet): assigned in this batch, before
+    their copies, so a copy always joins its original's story as a copy. The original's own
+    confirmation then finds it placed and changes nothing."""
+    pulled: list[Item] = []
+    known = {i.canonical_url for i in items}
+    wanted = {i.duplicate_of for i in items if i.duplicate_of} - known
+    for _ in range(MAX_ORIGINAL_HOPS):
+        if not wanted:
+            break
+        rows = await session.execute(_UNPLACED_ORIGINALS, {"urls": sorted(wanted)})
+        more = await load_items(session, [r.id for r in rows])
+        pulled += more
+        known |= {i.canonical_url for i in more}
+        wanted = {i.duplicate_of for i in more if i.duplicate_of} - known
+    return pulled
+
+
+def originals_first(items: Sequence[Item]) -> list[Item]:
+    """*items* in their order, except that a near-duplicate comes after its original when
+    both are in the batch (a copy can state an earlier time than its original: sorted by
+    time it was placed first, as an ordinary report, and never became a copy)."""
+    by_url = {i.canonical_url: i for i in items}
+    out: list[Item] = []
+    seen: set[int] = set()
+
+    def emit(item: Item) -> None:
+        if item.article_id in seen:
+            return
+        seen.add(item.article_id)  # before the original: a duplicate_of cycle ends here
+        original = by_url.get(item.duplicate_of) if item.duplicate_of else None
+        if original is not None:
+            emit(original)
+        out.append(item)
+
+    for item in items:
+        emit(item)
+    return out

@@ -271,3 +271,27 @@ def test_decided_on_entities_without_encoding_and_openers_wait_until_compared() 
     assert sorted(calls) == ["actor only", "opener", "other place"]
     assert b.stories[van.story_id].pending is None and van.story_id in b.settled
     assert b.reasons == {"entities": 3, "contention": 1, "opener": 2}
+
+
+@pytest.mark.parametrize("encoded", [False, True])
+def test_headline_prefers_a_titled_report(encoded: bool) -> None:
+    """A page without a title (stored as '') opened a story; a titled report joined it: the
+    story's headline stayed '' (a blank row in `stories list`)."""
+    b = board()
+    untitled = item(PKK_VAN, source="x", v=vec(0), title="")
+    b.assign(untitled)
+    b.assign(item(PKK_VAN, hours=1, source="y", v=vec(0, 1), title="PKK attack in Van"))
+    story = b.stories[b.story_of_article[untitled.article_id]]
+    if not encoded:
+        for m in story.members:
+            m.vector = None
+    top = headline(story)
+    assert top is not None and top.title == "PKK attack in Van"
+
+
+def test_headline_of_untitled_reports_only_is_still_a_member() -> None:
+    b = board()
+    untitled = item(PKK_VAN, source="x", title="")
+    b.assign(untitled)
+    top = headline(b.stories[b.story_of_article[untitled.article_id]])
+    assert top is not None and top.article_id == untitled.article_id
