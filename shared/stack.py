@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.errors import StackError
+from shared.home import PRIVATE_UMASK, make_private
 
 logger = logging.getLogger(__name__)
 
@@ -314,7 +315,8 @@ def start_kafka(home: Path, *, port: int | None = None) -> Component:
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / "tansu.log"
     url = f"tcp://127.0.0.1:{port}"
-    with open(log_path, "ab") as log:
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with open(fd, "ab") as log:
         proc = subprocess.Popen(
             [
                 binary,
@@ -330,6 +332,7 @@ def start_kafka(home: Path, *, port: int | None = None) -> Component:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C in a terminal must not kill it behind our back
+            umask=PRIVATE_UMASK,
         )
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -400,6 +403,7 @@ def _run(
         input=stdin,
         stdin=None if stdin is not None else subprocess.DEVNULL,
         env=env,
+        umask=PRIVATE_UMASK,  # pg_ctl's server log and whatever else it creates
     )
     if result.returncode != 0:
         raise StackError(
@@ -564,7 +568,8 @@ def start_postgres(home: Path, *, port: int | None = None) -> Component:
     _check_secret_kept(home, datadir)
     secret = pg_secret(home)
     if not log_path.exists():
-        log_path.touch()
+        log_path.touch(mode=0o600)
+    os.chmod(log_path, 0o600)  # also one an older version left readable (outside the home too)
     _chown_for_pg(log_path)
     if not (datadir / "PG_VERSION").exists():
         datadir.mkdir(parents=True, exist_ok=True)
@@ -730,6 +735,7 @@ def up(home: Path, *, want_kafka: bool = True, want_postgres: bool = True) -> Up
     directory), so a problem stops everything before the broker is started.
     """
     home = home.resolve()
+    make_private(home)  # its logs and files are the owner's alone, also those of old versions
     with _stack_lock(home):
         return _up(home, want_kafka=want_kafka, want_postgres=want_postgres)
 

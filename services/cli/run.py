@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +14,7 @@ from rich.console import Console
 
 from services.cli.common import JsonFlag, broker_errors, settings
 from shared.errors import NewsflowError
+from shared.home import PRIVATE_UMASK
 from shared.logs import configure_logging
 from shared.topology import SERVICES
 
@@ -37,6 +39,7 @@ def worker(
             f"unknown service {service!r}; choose one of {', '.join(SERVICES)}", kind="usage"
         )
     s = settings()
+    os.umask(PRIVATE_UMASK)  # what it writes under NEWSFLOW_HOME is the owner's alone
     bootstrap = resolve_kafka_bootstrap(s)
     # Probed before logging is configured for the worker: an unreachable broker is then one
     # 'error:' line and exit 2, instead of faust's logged traceback and exit 1.

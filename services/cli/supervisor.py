@@ -48,6 +48,7 @@ from shared import kafka, stack
 from shared.db.migrate import upgrade
 from shared.db.session import create_engine, session_factory
 from shared.errors import ConfigError, NewsflowError, StackError
+from shared.home import private_process
 from shared.run_lock import RunLock
 from shared.settings import Settings
 from shared.topology import SERVICES
@@ -58,6 +59,11 @@ logger = logging.getLogger(__name__)
 #: (stage, service) in pipeline order, from the topology
 STAGES = tuple((spec.stage, spec.service) for spec in TOPOLOGY)
 STATUS_EVERY_S = 1.0
+#: a continuous run reads its database counts (links, stored, stories, alerts) this often;
+#: the stage counts and rates (from the workers' metrics) stay every STATUS_EVERY_S. Each
+#: read counts the run's rows, so its cost grows with the run: a --once run, which decides
+#: when it is done from them, reads them every STATUS_EVERY_S
+STATUS_DB_EVERY_S = 5.0
 LAG_EVERY_S = 5.0
 #: aiokafka's lines while the broker is unreachable (one every few ms per worker)
 _BROKER_NOISE = re.compile(
@@ -87,6 +93,10 @@ NOTICE_S = 60.0
 RETENTION_FIRST_DELAY_S = 30.0
 #: --once finishes only after the pipeline has been idle (nothing pending) this long.
 ONCE_SETTLE_S = 2.0
+#: a failed re-drive (the restarted component not answering yet) is retried after this,
+#: doubling up to the cap, until it succeeds
+REDRIVE_RETRY_FIRST_S = 1.0
+REDRIVE_RETRY_MAX_S = 60.0
 
 
 @dataclass
@@ -182,6 +192,17 @@ def scrape(port: int) -> dict[tuple[str, str], float]:
     return totals
 
 
+def worker_plan(settings: Settings) -> list[tuple[str, int]]:
+    """(service, index) of every worker ``newsflow run`` starts, in start order: one per
+    service of the topology, and ``settings.enricher_processes`` enrichers (NER is the
+    bottleneck). The bench reads it too, so it measures exactly this process set."""
+    return [
+        (service, i)
+        for service in SERVICES
+        for i in range(settings.enricher_processes if service == "enricher" else 1)
+    ]
+
+
 #: the Kafka client's loggers: during a broker recovery they only repeat what the watchdog said
 BROKER_CLIENT_LOGGER = "aiokafka"
 
@@ -252,6 +273,12 @@ class Supervisor:
         self._db_unreachable = False
         #: components whose recovery failed and is being retried (said once)
         self._failing: set[str] = set()
+        #: why a re-drive is owed (it failed and is retried with backoff), else None
+        self._redrive_owed: str | None = None
+        self._redrive_failures = 0
+        self._redrive_next_at = 0.0
+        #: --once: the feeds not polled yet are to be offered again with the owed re-drive
+        self._reoffer_owed = False
         #: set by a worker's broker-connection error: probe at once
         self._probe_now = asyncio.Event()
         self._metrics_ports: list[int] = []
@@ -266,6 +293,8 @@ class Supervisor:
             loop.add_signal_handler(sig, self.stopping.set)
         run_start = self.run_start = datetime.now(UTC)
         code = 1
+        # the logs and files of the home are the owner's alone (umask 077 for every child)
+        private_process(self.settings.state_dir)
         lock = RunLock(self.settings.state_dir)
         try:
             lock.acquire()  # one run per home: before anything starts
@@ -365,7 +394,12 @@ class Supervisor:
 
     def _current_notice(self) -> str:
         """The notice while it matters: during a recovery or failure, then for a minute."""
-        if self.recovering or self._failing or time.monotonic() - self._notice_at < NOTICE_S:
+        if (
+            self.recovering
+            or self._failing
+            or self._redrive_owed is not None
+            or time.monotonic() - self._notice_at < NOTICE_S
+        ):
             return self.notice
         return ""
 
@@ -387,8 +421,69 @@ class Supervisor:
             )
         return done.to_json()
 
+    async def _redrive_or_owe(
+        self, sessions: Any, *, why: str, reoffer: bool = False
+    ) -> dict[str, Any]:
+        """Re-drive now (and with *reoffer*, offer again the feeds not polled in this --once
+        run: a poll cut short by the broker left them leased to the dead fetcher); if that
+        fails (the restarted component does not answer yet), owe it: said once, then retried
+        with backoff by the watchdog until it succeeds. What was sent, or
+        ``{"redrive": "pending"}``."""
+        self._reoffer_owed = self._reoffer_owed or reoffer
+        try:
+            done = await self._redrive(sessions, why=why)
+            if self._reoffer_owed:
+                await self._reoffer_unpolled_feeds(sessions)
+        except Exception as exc:  # broker or database not ready yet: retried, not fatal
+            self._owe_redrive(why, exc)
+            return {"redrive": "pending"}
+        self._settle_redrive()
+        return done
+
+    def _owe_redrive(self, why: str, exc: BaseException) -> None:
+        if self._redrive_owed is None:
+            self._say(
+                f"re-drive of unfinished work ({why}) failed: {exc}; retrying with backoff "
+                "until it succeeds",
+                level=logging.ERROR,
+            )
+            self._redrive_owed = why
+        self._redrive_failures += 1
+        delay = min(REDRIVE_RETRY_FIRST_S * 2 ** (self._redrive_failures - 1), REDRIVE_RETRY_MAX_S)
+        self._redrive_next_at = time.monotonic() + delay
+        logger.debug(
+            "re-drive attempt %s failed (%s); next in %.0fs", self._redrive_failures, exc, delay
+        )
+
+    def _settle_redrive(self) -> None:
+        """A re-drive succeeded: it read every unfinished item, so nothing is owed any more."""
+        self._redrive_owed = None
+        self._redrive_failures = 0
+        self._reoffer_owed = False
+
+    async def _retry_owed_redrive(self, sessions: Any) -> None:
+        """The owed re-drive, once its backoff has passed; success is said once."""
+        why = self._redrive_owed
+        if why is None or time.monotonic() < self._redrive_next_at or self.recovering:
+            return
+        failures = self._redrive_failures
+        try:
+            done = await self._redrive(sessions, why=why)
+            if self._reoffer_owed:
+                await self._reoffer_unpolled_feeds(sessions)
+        except Exception as exc:  # still not ready: back off further, quietly
+            self._owe_redrive(why, exc)
+            return
+        self._settle_redrive()
+        self._say(
+            f"re-drove {done.get('total', 0)} unfinished item(s) ({why}) after {failures} "
+            "failed attempt(s)",
+            level=logging.INFO,
+        )
+
     async def _guard(self, sessions: Any) -> None:
-        """Watchdog: probe the embedded components and recover the first one that fails."""
+        """Watchdog: probe the embedded components and recover the first one that fails;
+        retry an owed re-drive."""
         s = self.settings
         names = [
             name
@@ -409,6 +504,7 @@ class Supervisor:
                     self._say(exc.detail)
                 continue
             if fault is None:
+                await self._retry_owed_redrive(sessions)
                 continue
             try:
                 await self._recover(sessions, fault)
@@ -439,9 +535,11 @@ class Supervisor:
                     await self._stop_children(grace=RECOVERY_STOP_GRACE_S)
                     await asyncio.to_thread(stack.restart, self.settings.state_dir, "kafka")
                     await self._create_topics(self.bootstrap)
-                    redriven = await self._redrive(sessions, why="broker restarted")
-                    if self.once:
-                        await self._reoffer_unpolled_feeds(sessions)
+                    # a failed re-drive is owed and retried: the workers start regardless
+                    # (re-driving beside running workers only costs a second pass)
+                    redriven = await self._redrive_or_owe(
+                        sessions, why="broker restarted", reoffer=self.once
+                    )
                     await self._spawn(self.bootstrap, self.db_url)
             finally:
                 self.recovering = False
@@ -449,7 +547,7 @@ class Supervisor:
             # the workers ride out a database outage (they retry); but a killed server may
             # have lost its last commits (synchronous_commit=off), so re-drive after it is back
             await asyncio.to_thread(stack.restart, self.settings.state_dir, "postgres")
-            redriven = await self._redrive(sessions, why="PostgreSQL restarted")
+            redriven = await self._redrive_or_owe(sessions, why="PostgreSQL restarted")
         seconds = time.monotonic() - t0
         self._failing.discard(fault.name)
         if fault.name == "kafka":
@@ -471,11 +569,12 @@ class Supervisor:
             if self.suppressed_lines
             else ""
         )
-        self._say(
-            f"{fault.name} recovered in {seconds:.1f}s; re-drove {redriven.get('total', 0)} "
-            f"unfinished item(s){hidden}",
-            level=logging.INFO,
+        done = (
+            "the re-drive of unfinished work is retried until it succeeds"
+            if redriven.get("redrive") == "pending"
+            else f"re-drove {redriven.get('total', 0)} unfinished item(s)"
         )
+        self._say(f"{fault.name} recovered in {seconds:.1f}s; {done}{hidden}", level=logging.INFO)
         self.suppressed_lines = 0
 
     async def _reoffer_unpolled_feeds(self, sessions: Any) -> None:
@@ -541,16 +640,8 @@ class Supervisor:
                     {"ids": self.feed_ids},
                 )
 
-    def _plan(self) -> list[tuple[str, int]]:
-        """(service, index) of every worker to start: several enrichers (NER is the bottleneck)."""
-        return [
-            (service, i)
-            for service in SERVICES
-            for i in range(self.settings.enricher_processes if service == "enricher" else 1)
-        ]
-
     async def _spawn(self, bootstrap: str, db_url: str) -> None:
-        plan = self._plan()
+        plan = worker_plan(self.settings)
         if not self._metrics_ports:  # chosen once: a restarted worker keeps its port
             base = _metrics_base(self.settings.metrics_port_base, len(plan))
             self._metrics_ports = [base + i if base else 0 for i in range(len(plan))]
@@ -685,8 +776,12 @@ class Supervisor:
         deadline = time.monotonic() + self.timeout
         idle_since: float | None = None
         last_plain = 0.0
+        db_read_at = -STATUS_DB_EVERY_S
         while not self.stopping.is_set():
-            await self._refresh(sessions, run_start)
+            with_db = self.once or time.monotonic() - db_read_at >= STATUS_DB_EVERY_S
+            if with_db:
+                db_read_at = time.monotonic()
+            await self._refresh(sessions, run_start, with_db=with_db)
             if live is not None:
                 live.update(self._render())
             elif time.monotonic() - last_plain > 10:
@@ -710,6 +805,7 @@ class Supervisor:
                     and p.alerts_pending == 0
                     and p.unstoried == 0
                     and not self.recovering
+                    and self._redrive_owed is None
                 )
                 if finished:
                     idle_since = idle_since or time.monotonic()
@@ -738,7 +834,14 @@ class Supervisor:
             return STRICT_FAILURE_EXIT
         return 0
 
-    async def _refresh(self, sessions: Any, run_start: datetime) -> None:
+    async def _refresh(self, sessions: Any, run_start: datetime, *, with_db: bool = True) -> None:
+        """The panel's numbers: the workers' stage counts and rates, and (*with_db*) the
+        run's counts from PostgreSQL (without it the last ones are kept)."""
+        if with_db:
+            await self._refresh_db(sessions, run_start)
+        self._refresh_stages()
+
+    async def _refresh_db(self, sessions: Any, run_start: datetime) -> None:
         p = self.progress
         try:
             async with sessions() as session:
@@ -824,6 +927,9 @@ class Supervisor:
             if not self._db_unreachable:
                 logger.warning("status query failed (the panel keeps its last counts): %s", exc)
             self._db_unreachable = True
+
+    def _refresh_stages(self) -> None:
+        p = self.progress
         now = time.monotonic()
         ok: dict[str, float] = {}
         for child in self.children:

@@ -330,19 +330,34 @@ def _newest(items: list[FeedItem], limit: int) -> list[FeedItem]:
     return sorted(items, key=lambda i: i.published_at or floor, reverse=True)[:limit]
 
 
+def _entry(item: FeedItem) -> FeedEntry:
+    return FeedEntry(
+        title=item.title,
+        published_at=item.published_at,
+        summary=item.summary,
+        authors=list(item.authors),
+        guid=item.guid,
+    )
+
+
+#: what ``seen_links.entry`` keeps of a feed entry until the link's outcome, for a re-drive:
+#: what the parser falls back on, not the summary (it uses none, and summaries can be long)
+SEEN_ENTRY_FIELDS = {"title", "published_at", "authors", "guid"}
+
+
+def seen_entry(entry: FeedEntry) -> dict[str, Any] | None:
+    """The JSON ``seen_links.entry`` keeps for *entry* (None when it says nothing)."""
+    kept = entry.model_dump(mode="json", include=SEEN_ENTRY_FIELDS, exclude_defaults=True)
+    return kept or None
+
+
 def _link(item: FeedItem, feed: FeedState, now: datetime) -> Link:
     return Link(
         url=item.url,
         host=host_of(item.url),
         feed_id=feed.id,
         feed_url=feed.url,
-        entry=FeedEntry(
-            title=item.title,
-            published_at=item.published_at,
-            summary=item.summary,
-            authors=list(item.authors),
-            guid=item.guid,
-        ),
+        entry=_entry(item),
         discovered_at=now,
     )
 
@@ -369,7 +384,12 @@ async def record_poll(
         # Sorted: concurrent workers inserting overlapping URLs then lock them in the same
         # order, so they wait for each other instead of deadlocking.
         rows = [
-            {"url": u, "feed_id": candidates[u][1].feed.id, "first_seen_at": now}
+            {
+                "url": u,
+                "feed_id": candidates[u][1].feed.id,
+                "first_seen_at": now,
+                "entry": seen_entry(_entry(candidates[u][0])),
+            }
             for u in sorted(candidates)
         ]
         for start in range(0, len(rows), INSERT_CHUNK):

@@ -443,7 +443,9 @@ async def _mark_links(conn: Any, outcomes: dict[str, str], *, now: datetime) -> 
 _MARK_LINKS_SQL = (
     "INSERT INTO seen_links (url, outcome, done_at) "
     "SELECT url, outcome, $3::timestamptz FROM unnest($1::text[], $2::text[]) AS t(url, outcome) "
-    "ON CONFLICT (url) DO UPDATE SET outcome = EXCLUDED.outcome, done_at = EXCLUDED.done_at "
+    "ON CONFLICT (url) DO UPDATE SET outcome = EXCLUDED.outcome, done_at = EXCLUDED.done_at, "
+    # the feed entry is kept for a re-drive only while the link is unfinished
+    "entry = NULL "
     "WHERE seen_links.done_at IS NULL "
     "OR (EXCLUDED.outcome = 'stored' AND seen_links.outcome = 'dead_letter')"
 )

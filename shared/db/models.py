@@ -74,6 +74,21 @@ class SeenLink(Base):
     # set by the writer: stored | duplicate | dead_letter. `newsflow run --once` waits on it.
     outcome: Mapped[str | None] = mapped_column(String(16))
     done_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    #: the feed entry the parser falls back on (title, published_at, authors, guid), kept
+    #: only while the link is unfinished: a re-drive re-sends it; the writer clears it with
+    #: the outcome, so finished links carry nothing
+    entry: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
+
+    __table_args__ = (
+        # exactly the re-drive's predicate (services/cli/ops/recover.py): unfinished links
+        # in (first_seen_at, url) keyset order, without scanning the finished ones
+        Index(
+            "ix_seen_links_unfinished",
+            "first_seen_at",
+            "url",
+            postgresql_where=text("done_at IS NULL"),
+        ),
+    )
 
 
 class HostState(Base):
@@ -155,8 +170,11 @@ class Article(Base):
     fetched_at: Mapped[datetime | None] = mapped_column(Timestamp)
     parsed_at: Mapped[datetime | None] = mapped_column(Timestamp)
     enriched_at: Mapped[datetime | None] = mapped_column(Timestamp)
-    stored_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+    # indexed: `newsflow run` counts what its run stored and updated (and what is still
+    # waiting for its story or alert scan) by these every few seconds; without the indexes
+    # each count scanned the whole table (110 ms a refresh at 50,000 articles)
+    stored_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now(), index=True)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now(), index=True)
     search: Mapped[Any] = mapped_column(
         TSVECTOR,
         Computed(SEARCH_VECTOR_SQL, persisted=True),

@@ -1,15 +1,20 @@
 """Run the real pipeline for the bench, fault and hostile harnesses.
 
-What ``newsflow run`` does, split into steps a harness can interleave with measurements and
-faults: bring up the embedded stack (or use given endpoints), migrate, create topics, start
-the four ``python -m services.cli worker X`` processes, add feeds, wait until every discovered
-link reached the end of the pipeline (``seen_links.done_at``), and read the results back.
+:class:`Run` is ``newsflow run`` itself as a child (the bench measures exactly what ``make
+run`` runs). :class:`Workers` is what ``newsflow run`` does, split into steps the fault and
+hostile harnesses interleave with faults: bring up the embedded stack (or use given
+endpoints), migrate, create topics, start the four ``python -m services.cli worker X``
+processes (the stages that carry a link to a stored article), add feeds, wait until every
+discovered link reached the end of the pipeline (``seen_links.done_at``), and read the
+results back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import glob
+import itertools
 import os
 import signal
 import subprocess
@@ -185,6 +190,117 @@ class Workers:
         return lines
 
 
+# --- the real `newsflow run` ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunWorker:
+    """One worker ``newsflow run`` started: ``label`` tells apart several of one service
+    (``enricher``, ``enricher2``)."""
+
+    label: str
+    service: str
+    pid: int
+    metrics_port: int
+
+    @property
+    def stage(self) -> str:
+        from shared.topology import BY_SERVICE
+
+        return BY_SERVICE[self.service].stage
+
+
+class Run:
+    """``newsflow run`` (continuous, embedded stack) as a child process: exactly the process
+    set of ``make run`` (every service of the topology, as many enrichers as it starts), its
+    watchdog, lag and retention loops included. Feeds are added to its database directly.
+
+    *env* is the whole environment of the run (the bench's politeness and worker count)."""
+
+    def __init__(self, home: Path, env: dict[str, str], log_path: Path) -> None:
+        self.home = home
+        self.env = env
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, *, expect_workers: int, timeout: float = 240.0) -> Endpoints:
+        """Start it and wait until its stack answers and all *expect_workers* workers run."""
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [newsflow(), "run"],
+                env=self.env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check_alive()
+            state = stack.read_state(self.home)
+            if (
+                state.kafka
+                and state.kafka.endpoint
+                and state.postgres
+                and state.postgres.endpoint
+                and len(self.workers()) >= expect_workers
+            ):
+                return Endpoints(state.kafka.endpoint, state.postgres.endpoint, self.home)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"newsflow run not up after {timeout:.0f}s; see {self.log_path}")
+            time.sleep(0.5)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def workers(self) -> list[RunWorker]:
+        """The workers it runs now, from its children's command lines and environments."""
+        from shared.topology import SERVICES as ALL_SERVICES
+
+        found: list[tuple[str, int, int]] = []
+        with contextlib.suppress(psutil.Error):
+            for child in psutil.Process(self.pid).children():
+                with contextlib.suppress(psutil.Error):
+                    cmd = child.cmdline()
+                    if "worker" not in cmd or cmd.index("worker") + 1 >= len(cmd):
+                        continue
+                    service = cmd[cmd.index("worker") + 1]
+                    base = int(child.environ().get("NEWSFLOW_METRICS_PORT_BASE", "0") or 0)
+                    port = base + ALL_SERVICES.index(service) if base else 0
+                    found.append((service, child.pid, port))
+        out: list[RunWorker] = []
+        for service, pid, port in sorted(found, key=lambda f: f[1]):
+            n = sum(1 for w in out if w.service == service)
+            out.append(RunWorker(service + (str(n + 1) if n else ""), service, pid, port))
+        return out
+
+    def check_alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            tail = self.log_path.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"newsflow run exited with code {self.proc.returncode}:\n{tail}")
+
+    def stop(self) -> int | None:
+        """SIGINT as an operator's Ctrl-C; it stops its workers and its stack. Exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(timeout=STOP_GRACE_S * 3)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            return self.proc.wait()
+
+    def crash_lines(self) -> list[str]:
+        return [
+            line
+            for line in self.log_path.read_text(errors="replace").splitlines()
+            if "Traceback" in line or "CRITICAL" in line
+        ]
+
+
 # --- measuring --------------------------------------------------------------------------------
 
 
@@ -196,12 +312,20 @@ class ProcStats:
 
 
 class Sampler:
-    """CPU seconds and peak RSS of processes (and their children), sampled in a thread."""
+    """CPU seconds and peak RSS of processes (and their children), sampled in a thread.
 
-    def __init__(self, pids: dict[str, int], *, interval: float = 0.5) -> None:
+    *flat* names are measured without their children (``newsflow run`` itself: its children
+    are the workers and the broker, measured under their own names). Every tick also records
+    each name's CPU seconds so far and the whole machine's busy CPU seconds
+    (``cpu_series``): the bench's CPU utilisation profile."""
+
+    def __init__(
+        self, pids: dict[str, int], *, interval: float = 0.5, flat: Iterable[str] = ()
+    ) -> None:
         self.interval = interval
         self.stats: dict[str, ProcStats] = {}
         self._procs: dict[str, psutil.Process] = {}
+        self._flat = set(flat)
         for name, pid in pids.items():
             with contextlib.suppress(psutil.Error):
                 self._procs[name] = psutil.Process(pid)
@@ -209,41 +333,97 @@ class Sampler:
         self._stop = False
         self._thread: Any = None
         self.rss_series: dict[str, list[tuple[float, int]]] = {n: [] for n in self._procs}
+        #: (wall clock time, {name: CPU seconds so far}, machine busy CPU seconds so far)
+        self.cpu_series: list[tuple[float, dict[str, float], float]] = []
+        #: (wall clock time, {name: runnable seconds so far}): see :meth:`_runnable`
+        self.runnable_series: list[tuple[float, dict[str, float]]] = []
 
-    def _tree(self, proc: psutil.Process) -> list[psutil.Process]:
+    def _tree(self, name: str) -> list[psutil.Process]:
+        proc = self._procs[name]
+        if name in self._flat:
+            return [proc]
         try:
             return [proc, *proc.children(recursive=True)]
         except psutil.Error:
             return [proc]
 
-    def _cpu(self, name: str) -> float:
+    def _cpu(self, name: str, tree: list[psutil.Process] | None = None) -> float:
         total = 0.0
-        for p in self._tree(self._procs[name]):
+        tree = tree if tree is not None else self._tree(name)
+        for p in tree:
             with contextlib.suppress(psutil.Error):
                 t = p.cpu_times()
                 total += t.user + t.system
+                if p is tree[0] and name not in self._flat:
+                    # children that already exited (PostgreSQL backends) keep counting
+                    total += t.children_user + t.children_system
         return total
 
-    def _rss(self, name: str) -> int:
+    @staticmethod
+    def _rss(tree: list[psutil.Process]) -> int:
         total = 0
-        for p in self._tree(self._procs[name]):
+        for p in tree:
             with contextlib.suppress(psutil.Error):
                 total += p.memory_info().rss
         return total
+
+    @staticmethod
+    def machine_busy_s() -> float:
+        """CPU seconds every core of the machine spent not idle since boot."""
+        t = psutil.cpu_times()
+        return sum(t) - t.idle - getattr(t, "iowait", 0.0)
+
+    @staticmethod
+    def _schedstat(path: str) -> int:
+        """Nanoseconds on a CPU plus waiting in the run queue, from a schedstat file."""
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            with open(path) as f:
+                on_cpu, queued = f.read().split()[:2]
+            return int(on_cpu) + int(queued)
+        return 0
+
+    def _runnable(self, tree: list[psutil.Process]) -> float:
+        """Seconds the threads of *tree* were runnable so far: on a CPU or waiting in the
+        run queue for one (``/proc/PID/task/TID/schedstat``). Unlike CPU time this does not
+        shrink when other work shares the machine: a process runnable all the time had
+        work all the time, one that is not waited (for input, the broker, the database)."""
+        total = 0
+        for p in tree:
+            for path in glob.glob(f"/proc/{p.pid}/task/*/schedstat"):
+                total += self._schedstat(path)
+        return total / 1e9
+
+    def _tick(self, started: float | None = None) -> None:
+        """One sample: CPU, runnable time (whole process and its main thread, a worker's
+        event loop) and, with *started*, RSS, of every name; the tree is listed once."""
+        now = time.time()
+        cpu: dict[str, float] = {}
+        runnable: dict[str, float] = {}
+        for name, proc in self._procs.items():
+            tree = self._tree(name)
+            cpu[name] = self._cpu(name, tree)
+            runnable[name] = self._runnable(tree)
+            runnable[f"{name}:main"] = (
+                self._schedstat(f"/proc/{proc.pid}/task/{proc.pid}/schedstat") / 1e9
+            )
+            if started is not None:
+                rss = self._rss(tree)
+                self.stats[name].peak_rss = max(self.stats[name].peak_rss, rss)
+                self.rss_series[name].append((time.monotonic() - started, rss))
+        self.cpu_series.append((now, cpu, self.machine_busy_s()))
+        self.runnable_series.append((now, runnable))
 
     def __enter__(self) -> Sampler:
         import threading
 
         for name in self._procs:
             self.stats[name].cpu_start = self._cpu(name)
+        self._tick()
         started = time.monotonic()
 
         def loop() -> None:
             while not self._stop:
-                for name in self._procs:
-                    rss = self._rss(name)
-                    self.stats[name].peak_rss = max(self.stats[name].peak_rss, rss)
-                    self.rss_series[name].append((time.monotonic() - started, rss))
+                self._tick(started)
                 time.sleep(self.interval)
 
         self._thread = threading.Thread(target=loop, daemon=True)
@@ -255,6 +435,7 @@ class Sampler:
         self._thread.join()
         for name in self._procs:
             self.stats[name].cpu_end = self._cpu(name)
+        self._tick()
 
     def report(self) -> dict[str, dict[str, float]]:
         return {
@@ -264,6 +445,33 @@ class Sampler:
             }
             for name, s in self.stats.items()
         }
+
+    def runnable_at(self, when: float) -> dict[str, float]:
+        """Each name's runnable seconds at wall time *when*, interpolated between ticks."""
+        series = self.runnable_series
+        if not series:
+            return {}
+        if when <= series[0][0]:
+            return dict(series[0][1])
+        for (t0, r0), (t1, r1) in itertools.pairwise(series):
+            if t0 <= when <= t1:
+                f = (when - t0) / max(t1 - t0, 1e-9)
+                return {n: r0[n] + (r1.get(n, r0[n]) - r0[n]) * f for n in r0}
+        return dict(series[-1][1])
+
+    def cpu_at(self, when: float) -> tuple[dict[str, float], float]:
+        """Each name's CPU seconds and the machine's busy seconds at wall time *when*,
+        interpolated between ticks (so a window's CPU matches its wall time exactly)."""
+        series = self.cpu_series
+        if not series:
+            return {}, 0.0
+        if when <= series[0][0]:
+            return dict(series[0][1]), series[0][2]
+        for (t0, c0, m0), (t1, c1, m1) in itertools.pairwise(series):
+            if t0 <= when <= t1:
+                f = (when - t0) / max(t1 - t0, 1e-9)
+                return {n: c0[n] + (c1.get(n, c0[n]) - c0[n]) * f for n in c0}, m0 + (m1 - m0) * f
+        return dict(series[-1][1]), series[-1][2]
 
 
 #: metrics are on loopback: never through an environment proxy
@@ -327,14 +535,83 @@ SELECT (SELECT count(*) FROM feeds),
 """
 
 
+DOWNSTREAM_SQL = """
+SELECT (SELECT count(*) FROM articles a WHERE a.stored_at >= to_timestamp($1)
+          AND NOT EXISTS (SELECT 1 FROM story_articles s WHERE s.article_id = a.id)
+          AND NOT EXISTS (SELECT 1 FROM dead_letters d WHERE d.stage = 'tell'
+                          AND d.key = a.canonical_url)),
+       (SELECT count(*) FROM articles a WHERE a.stored_at >= to_timestamp($1)
+          AND NOT EXISTS (SELECT 1 FROM alert_scans s WHERE s.article_id = a.id))
+"""
+
+
+def wait_downstream(
+    database_url: str, since: float, run: Run, *, timeout: float = 300.0, poll_s: float = 0.5
+) -> None:
+    """Until every article stored since *since* (epoch seconds) is in a story (or the
+    storyteller dead-lettered it) and was matched by the alerter: what ``run --once`` waits
+    for after the last article is stored."""
+    deadline = time.monotonic() + timeout
+    with Poller(database_url) as db:
+        while True:
+            run.check_alive()
+            unstoried, unscanned = db.fetchrow(DOWNSTREAM_SQL, since)
+            if unstoried == 0 and unscanned == 0:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{unstoried} article(s) without a story, {unscanned} unmatched after "
+                    f"{timeout:.0f}s"
+                )
+            time.sleep(poll_s)
+
+
 async def progress(database_url: str) -> Progress:
     row = (await fetch(database_url, PROGRESS_SQL))[0]
     return Progress(*row)
 
 
+class Poller:
+    """One database connection for a wait loop (a fresh connection per poll, with its scram
+    handshake and backend start, cost the measured PostgreSQL more than the query)."""
+
+    def __init__(self, database_url: str) -> None:
+        self.dsn = plain_dsn(database_url)
+        self.loop = asyncio.new_event_loop()
+        self.conn: asyncpg.Connection | None = None
+
+    def fetchrow(self, query: str, *args: Any) -> asyncpg.Record:
+        async def go() -> asyncpg.Record:
+            if self.conn is None or self.conn.is_closed():
+                self.conn = await asyncpg.connect(self.dsn)
+            try:
+                return await self.conn.fetchrow(query, *args)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await self._drop()
+                raise
+
+        return self.loop.run_until_complete(go())
+
+    async def _drop(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(Exception):
+                self.conn.terminate()
+        self.conn = None
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self._drop())
+        self.loop.close()
+
+    def __enter__(self) -> Poller:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def wait_done(
     database_url: str,
-    workers: Workers | None,
+    workers: Workers | Run | None,
     *,
     expect_links: int | None = None,
     timeout: float = 600.0,
@@ -351,6 +628,32 @@ def wait_done(
     its URL. The hostile run needs it: the fetcher sends links before its seen_links insert
     commits, so a link that fails fast can be dead-lettered before its row exists, and the
     writer's ``done_at`` update then misses it (reported to the lead)."""
+    with Poller(database_url) as db:
+        return _wait_done(
+            db,
+            workers,
+            expect_links=expect_links,
+            timeout=timeout,
+            settle_s=settle_s,
+            poll_s=poll_s,
+            on_tick=on_tick,
+            tolerate_db_errors=tolerate_db_errors,
+            count_records=count_records,
+        )
+
+
+def _wait_done(
+    db: Poller,
+    workers: Workers | Run | None,
+    *,
+    expect_links: int | None,
+    timeout: float,
+    settle_s: float,
+    poll_s: float,
+    on_tick: Any,
+    tolerate_db_errors: bool,
+    count_records: bool,
+) -> Progress:
     deadline = time.monotonic() + timeout
     idle_since: float | None = None
     last: Progress | None = None
@@ -358,8 +661,8 @@ def wait_done(
         if workers is not None:
             workers.check_alive()
         try:
-            p = asyncio.run(progress(database_url))
-        except (OSError, asyncpg.PostgresError):
+            p = Progress(*db.fetchrow(PROGRESS_SQL))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             if not tolerate_db_errors:
                 raise
             p = None

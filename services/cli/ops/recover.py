@@ -28,8 +28,11 @@ means, stage by stage:
 Nothing is stored twice: the writer upserts on ``articles.canonical_url`` and the parser's
 duplicate detection resolves a redelivered article exactly as the first time (an original
 never becomes a duplicate of itself). Re-driving a link that is still in flight only costs a
-second pass through the stages. The feed entry's title/date/summary are not stored, so a
-re-sent link carries an empty entry: the parser then relies on the page's own metadata.
+second pass through the stages. ``seen_links.entry`` keeps what the parser takes from the
+feed entry (title, published date, authors, guid; not the summary) until the link's outcome,
+so a re-sent link carries it again (links recorded before migration ``0006`` carry an empty
+entry: the parser then relies on the page's own metadata). The partial index
+``ix_seen_links_unfinished`` holds exactly the links without an outcome, in the order read.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ CHUNK = 200
 REDRIVE_HEADER = "newsflow-redrive"
 
 _UNFINISHED = text(
-    "SELECT s.url, s.feed_id, s.first_seen_at, f.url AS feed_url, p.host AS page_host,"
+    "SELECT s.url, s.feed_id, s.first_seen_at, s.entry, f.url AS feed_url, p.host AS page_host,"
     " p.payload_gz"
     " FROM seen_links s"
     " LEFT JOIN feeds f ON f.id = s.feed_id"
@@ -116,7 +119,7 @@ def _link(row: Any) -> Link:
         host=host_of(row.url),
         feed_id=row.feed_id,
         feed_url=row.feed_url,
-        entry=FeedEntry(),
+        entry=FeedEntry.model_validate(row.entry or {}),
         discovered_at=row.first_seen_at,
     )
 

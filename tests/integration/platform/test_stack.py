@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -50,6 +51,15 @@ def test_up_twice_status_and_down_by_pid(home: Path) -> None:
     assert data["migrations"] == "head" and set(data["topics"].values()) == {"created"}
     kafka_pid = data["status"]["kafka"]["pid"]
     pg_pid = data["status"]["postgres"]["pid"]
+    # the home's logs and files are its owner's alone (the fixture made the home 0755, as
+    # older versions left it); as root the postgres user may only pass through to its cluster
+    traverse = 0o711 if os.geteuid() == 0 else 0o700
+    assert stat.S_IMODE(home.stat().st_mode) == traverse
+    for log in ("tansu.log", "postgres.log"):
+        assert stat.S_IMODE((home / "logs" / log).stat().st_mode) == 0o600
+    for path in home.rglob("*"):
+        if "pg" not in path.relative_to(home).parts and not path.is_symlink():
+            assert stat.S_IMODE(path.stat().st_mode) & 0o066 == 0, path
 
     second = cli(home, "stack", "up", "--json")
     assert second.returncode == 0, second.stderr

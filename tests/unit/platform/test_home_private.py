@@ -1,0 +1,92 @@
+"""NEWSFLOW_HOME is its owner's alone: files 0600, directories 0700, also those an older
+version left readable; as root, the postgres user can still pass through to its cluster."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared import home as private
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+@pytest.fixture(autouse=True)
+def keep_umask() -> Iterator[None]:
+    before = os.umask(0o022)  # what an older version ran with
+    yield
+    os.umask(before)
+
+
+def old_home(root: Path) -> Path:
+    """A home as an older version left it: readable logs and directories."""
+    home = root / "home"
+    for d in ("logs", "faust/enricher/v1", "demo/logs", "pg"):
+        (home / d).mkdir(parents=True, exist_ok=True)
+    for f in ("logs/tansu.log", "logs/postgres.log", "run.lock", "demo/logs/tansu.log"):
+        (home / f).write_text("GET https://news.example/feed.xml failed\n")
+    (home / "faust/enricher/v1/state").write_text("x")
+    (home / "pg/PG_VERSION").write_text("15\n")  # a cluster: PostgreSQL keeps its own modes
+    (home / "pg/postgresql.conf").write_text("")
+    os.symlink("/etc/hostname", home / "link")
+    for path in home.rglob("*"):
+        if not path.is_symlink():
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    os.chmod(home, 0o755)
+    os.chmod(home / "pg", 0o750)
+    os.chmod(home / "pg/postgresql.conf", 0o640)
+    return home
+
+
+def test_an_old_home_is_made_private_and_new_files_are_created_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    home = old_home(tmp_path)
+    private.make_private(home)
+    (home / "logs/still-umask-022.log").write_text("x")  # the process umask is not changed
+    assert mode(home / "logs/still-umask-022.log") == 0o644
+    os.remove(home / "logs/still-umask-022.log")
+    private.private_process(home)  # an entry point: its umask too
+    for path in [home, *home.rglob("*")]:
+        if path.is_symlink() or "pg" in path.relative_to(tmp_path).parts:
+            continue
+        assert mode(path) == (0o700 if path.is_dir() else 0o600), path
+    assert mode(home / "pg") == 0o750 and mode(home / "pg/postgresql.conf") == 0o640
+    assert mode(Path("/etc/hostname")) & 0o044  # a symlink's target is not touched
+    # the entry point and its children now create private files and directories
+    (home / "logs/new.log").write_text("x")
+    (home / "newdir").mkdir()
+    assert mode(home / "logs/new.log") == 0o600 and mode(home / "newdir") == 0o700
+    private.make_private(home)  # idempotent
+    assert mode(home / "logs/tansu.log") == 0o600
+
+
+def test_as_root_the_postgres_user_can_still_traverse_to_its_cluster_and_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    home = old_home(tmp_path)
+    private.make_private(home)
+    # execute for others (pass through, no listing) on the homes and their logs only
+    for d in (home, home / "logs", home / "demo", home / "demo/logs"):
+        assert mode(d) == 0o711, d
+    assert mode(home / "faust") == 0o700 and mode(home / "faust/enricher/v1") == 0o700
+    for f in ("logs/tansu.log", "logs/postgres.log", "run.lock", "demo/logs/tansu.log"):
+        assert mode(home / f) == 0o600, f
+
+
+def test_a_missing_home_is_created_private_below_parents_made_as_usual(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    home = tmp_path / "checkout" / ".newsflow"
+    private.make_private(home)
+    assert mode(home) == 0o700
+    assert mode(home.parent) == 0o755  # the caller's umask (022 here), as before
