@@ -417,12 +417,25 @@ class StoryUpdate(_Record):
     ``kind="story"``: the current state (replace what you hold for this id; a higher
     ``version`` is newer). ``kind="merged"``: this story turned out to be the same incident
     as ``merged_into`` and now redirects there (its articles moved; drop it from a board).
+    ``kind="split"``: an analyst moved ``moved_article_ids`` out of this story into
+    ``split_into`` (``newsflow stories split|move``); a notice, not a state: the
+    ``kind="story"`` records of both stories follow it, each with a higher version, so a
+    consumer that keeps only story states may ignore it. Added to v1 compatibly: consumers
+    skip kinds they do not know.
     """
 
-    kind: Literal["story", "merged"] = "story"
+    kind: Literal["story", "merged", "split"] = "story"
     story_id: int
     version: int = Field(ge=1, description="Grows by one with every change of the story.")
     merged_into: int | None = Field(default=None, description="Set when kind=merged.")
+    split_into: int | None = Field(
+        default=None,
+        description="Set when kind=split: the story the articles moved to (a new one for "
+        "'stories split', an existing one for 'stories move').",
+    )
+    moved_article_ids: list[int] = Field(
+        default_factory=list, description="kind=split: the articles that left this story."
+    )
     headline: str | None = Field(default=None, description="Title of the most central report.")
     first_seen: datetime
     last_updated: datetime

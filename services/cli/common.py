@@ -43,7 +43,10 @@ FailedSinceOption = Annotated[
         "--failed-since", "--since", help=f"Only letters that failed at or after: {WHEN_HELP}."
     ),
 ]
-LimitOption = Annotated[int, typer.Option(min=1, help="At most this many rows.")]
+#: the largest --limit: SQL LIMIT takes a bigint, and a larger value reached asyncpg as a
+#: DBAPIError traceback instead of a usage error
+MAX_LIMIT = 2**63 - 1
+LimitOption = Annotated[int, typer.Option(min=1, max=MAX_LIMIT, help="At most this many rows.")]
 DEFAULT_LIMIT = 20
 BODY_PREVIEW_CHARS = 4000
 

@@ -186,6 +186,8 @@ def browse_commands(home: Path) -> list[str]:
         f"{prefix} watch list",
         f"{prefix} articles show 1",
         f"{prefix} entities list",
+        f"{prefix} stories list",
+        f"{prefix} stories show 1",  # a merged id follows its redirect
         f'{prefix} search "Kurdistan"',
         f"{prefix} stack down",
     ]

@@ -68,9 +68,13 @@ def register(root: typer.Typer) -> None:
         name: Annotated[
             str | None, typer.Option(help="Display name if the key is created now.")
         ] = None,
+        as_json: JsonFlag = False,
     ) -> None:
         """Make ALIAS resolve to ENTITY in every article enriched from now on."""
         change = _run(admin.add_alias, entity, alias, name=name)
+        if as_json:
+            emit_json({"alias": change.alias, "entity": asdict(change.entity)})
+            return
         created = " (created)" if change.entity.created else ""
         typer.echo(f"alias {change.alias!r} -> {change.entity.key}{created}. {RELOAD_HINT}")
 
@@ -81,9 +85,13 @@ def register(root: typer.Typer) -> None:
         source: Annotated[str, typer.Argument(help="Entity that becomes a redirect (A).")],
         target: Annotated[str, typer.Argument(help="Entity it is merged into (B).")],
         force: Annotated[bool, typer.Option(help="Allow merging different kinds.")] = False,
+        as_json: JsonFlag = False,
     ) -> None:
         """Merge entity A into B: A's mentions resolve to B from now on (reversible)."""
         change = _run(admin.merge_entities, source, target, allow_kind_change=force)
+        if as_json:
+            emit_json({"merged": asdict(change.source), "into": asdict(change.target)})
+            return
         typer.echo(f"merged {change.source.key} into {change.target.key}. {RELOAD_HINT}")
 
     @app.command("find")
@@ -169,9 +177,20 @@ def register(root: typer.Typer) -> None:
             str | None, typer.Option(help="Entity that receives the moved aliases.")
         ] = None,
         name: Annotated[str | None, typer.Option(help="Display name if --into is created.")] = None,
+        as_json: JsonFlag = False,
     ) -> None:
         """Undo a merge of ENTITY, or move --alias forms from ENTITY to --into."""
         change = _run(admin.split_entity, entity, aliases=tuple(alias or ()), into=into, name=name)
+        if as_json:
+            emit_json(
+                {
+                    "entity": asdict(change.source),
+                    "unmerged": change.unmerged,
+                    "moved": list(change.moved),
+                    "into": asdict(change.target) if change.target is not None else None,
+                }
+            )
+            return
         if change.unmerged:
             typer.echo(f"{change.source.key} is its own entity again. {RELOAD_HINT}")
         else:

@@ -271,6 +271,7 @@ def register(root: typer.Typer) -> None:
     @app.command("remove")
     def remove(
         refs: Annotated[list[str], typer.Argument(help="Feed ids or URLs.")],
+        as_json: JsonFlag = False,
     ) -> None:
         """Remove feeds (their seen links are kept, so re-adding does not re-send old items)."""
 
@@ -279,8 +280,11 @@ def register(root: typer.Typer) -> None:
                 return await admin.remove_feeds(sessions, refs)
 
         removed = _run(work)
-        for url in removed:
-            _out().print(f"removed {url}")
+        if as_json:
+            emit_json({"removed": removed})
+        else:
+            for url in removed:
+                _out().print(f"removed {url}")
         if not removed:
             _err().print("no matching feed")
             raise typer.Exit(1)

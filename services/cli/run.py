@@ -46,6 +46,9 @@ def worker(
     configure_logging(level=s.log_level, fmt=s.log_format, service=service)
     os.umask(PRIVATE_UMASK)  # what it writes under NEWSFLOW_HOME is the owner's alone
     module = importlib.import_module(f"services.{service}.app")
+    preflight = getattr(module, "preflight", None)  # a stage's own refusal to start, if any
+    if preflight is not None:
+        preflight(s)
     started = time.monotonic()
     faust_app = module.build(s, bootstrap=bootstrap)
 

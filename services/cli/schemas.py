@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
+from services.cli.common import JsonFlag, emit_json
 from shared.errors import NewsflowError
 
 console = Console(stderr=True)
@@ -20,16 +21,20 @@ def register(root: typer.Typer) -> None:
 
 
 @schemas_app.command("write")
-def schemas_write() -> None:
+def schemas_write(as_json: JsonFlag = False) -> None:
     """Regenerate docs/schemas/*.json from the message models."""
     from shared.schemas import write_all
 
-    for path in write_all():
+    written = write_all()
+    if as_json:
+        emit_json({"written": [str(path) for path in written]})
+        return
+    for path in written:
         console.print(f"wrote {path}")
 
 
 @schemas_app.command("check")
-def schemas_check() -> None:
+def schemas_check(as_json: JsonFlag = False) -> None:
     """Fail when a committed schema differs from the models."""
     from shared.schemas import stale
 
@@ -38,4 +43,7 @@ def schemas_check() -> None:
         raise NewsflowError(
             f"stale schemas: {', '.join(bad)}; run 'newsflow schemas write'", kind="config"
         )
-    console.print("schemas up to date")
+    if as_json:
+        emit_json({"stale": []})
+    else:
+        console.print("schemas up to date")

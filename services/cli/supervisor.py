@@ -1092,7 +1092,7 @@ class Supervisor:
                     str(story["id"]),
                     str(story["articles"]),
                     str(len(story["sources"])),
-                    escape(story["headline"] or ""),  # web text, not rich markup
+                    escape(story["headline"] or "(no title)"),  # web text, not rich markup
                 )
             Console().print(stories)
         for watch, title, reason in p.recent_alerts:

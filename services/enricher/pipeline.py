@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 #: Bump when recognition rules, resolution rules or data files change: it is stored with
 #: every article so ``newsflow reenrich`` can find articles enriched by older rules.
 #: tests/unit/enricher/test_data.py pins the data digests to this version.
-RULES_VERSION = "2026.11.30-3"
+RULES_VERSION = "2026.11.30-4"
 DEFAULT_MAX_CHARS = 200_000
 #: Languages the shipped model handles (ISO 639-1 prefixes of the article's language).
 SUPPORTED_LANGUAGES: tuple[str, ...] = ("en",)

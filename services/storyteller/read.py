@@ -3,8 +3,9 @@
 Shapes: :func:`list_stories` -> list of dicts (id, headline, first_seen, last_updated,
 article_count, sources, languages, top_entities, first_report {article_id, url, source,
 published_at}, articles [{article_id, url, source, role}]); :func:`show_story` -> one dict
-with ``timeline`` (every member in publication order: time, source, role, title, article id,
-URL, language, copy_of) or None. A merged story id resolves to the story it redirects to.
+with ``timeline`` (one page of members in publication order: time, source, role, title,
+article id, URL, language, copy_of, pinned_at) and ``page`` {offset, limit, shown, total}, or
+None. A merged story id resolves to the story it redirects to.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.entity_keys import KINDS, make_key
+
 #: story ids are PostgreSQL bigints; an id outside this range names no story (asyncpg
 #: raised a DBAPIError traceback for it)
 MAX_STORY_ID = 2**63 - 1
@@ -26,6 +29,8 @@ CuratedLookup = Callable[[str], str | None]
 
 #: how many merge redirects are followed (a cycle cannot happen; this bounds a bad row)
 MAX_REDIRECTS = 16
+#: articles ``stories show`` lists unless asked for another page (a story can have hundreds)
+DEFAULT_PAGE = 50
 
 _LIST = text(
     "SELECT s.id, s.headline, s.first_seen, s.last_updated, s.article_count, s.sources,"
@@ -90,6 +95,11 @@ async def entity_keys(
     """
     ref = ref.strip()
     refs = {ref}
+    # A key typed as shown (GPE:Türkiye, GPE:türkiye) is folded as the enricher builds keys:
+    # lower() alone kept the diacritics and the Turkish dotted I, and matched nothing.
+    kind, sep, name = ref.partition(":")
+    if sep and kind.upper() in KINDS and name.strip():
+        refs.add(make_key(kind.upper(), name))
     curated_key = curated(ref) if curated is not None else None
     if curated_key is not None:
         refs.add(curated_key)
@@ -148,10 +158,14 @@ async def list_stories(
     ]
 
 
-async def show_story(session: AsyncSession, story_id: int) -> dict[str, Any] | None:
-    """One story with its timeline; a merged id is followed to its survivor.
+async def show_story(
+    session: AsyncSession, story_id: int, *, limit: int | None = DEFAULT_PAGE, offset: int = 0
+) -> dict[str, Any] | None:
+    """One story with a page of its timeline; a merged id is followed to its survivor.
 
-    None when no story has this id (including ids outside 1..MAX_STORY_ID).
+    *limit*: members on the page (None: all); *offset*: members skipped (publication order).
+    ``page.total`` is the story's article count, ``page.shown`` this page's. None when no
+    story has this id (including ids outside 1..MAX_STORY_ID).
     """
     if not 1 <= story_id <= MAX_STORY_ID:
         return None
@@ -169,7 +183,10 @@ async def show_story(session: AsyncSession, story_id: int) -> dict[str, Any] | N
         story_id = row.merged_into
     else:
         return None  # a redirect chain longer than any merge can make: a bad row
-    members = (await _members(session, [row.id]))[row.id]
+    params = {"id": row.id, "limit": limit, "offset": offset}
+    timeline = [dict(m._mapping) for m in await session.execute(_PAGE, params)]
+    total = await session.scalar(_COUNT, {"id": row.id})
+    first = (await session.execute(_FIRST, {"id": row.id})).one_or_none()
     return {
         "id": row.id,
         "redirected_from": redirected_from,
@@ -181,6 +198,20 @@ async def show_story(session: AsyncSession, story_id: int) -> dict[str, Any] | N
         "languages": list(row.languages),
         "top_entities": row.top_entities,
         "version": row.version,
-        "first_report": _first(members),
-        "timeline": members,
+        "pinned": row.pin is not None,
+        "first_report": None if first is None else dict(first._mapping),
+        "page": {"offset": offset, "limit": limit, "shown": len(timeline), "total": total},
+        "timeline": timeline,
     }
+
+
+_PAGE = text(
+    "SELECT article_id, url, canonical_url, source, language, title, published_at, role,"
+    " copy_of, pinned_at FROM story_articles WHERE story_id = :id"
+    " ORDER BY published_at, article_id LIMIT :limit OFFSET :offset"
+)
+_COUNT = text("SELECT count(*) FROM story_articles WHERE story_id = :id")
+_FIRST = text(
+    "SELECT article_id, url, source, published_at FROM story_articles"
+    " WHERE story_id = :id AND role = 'first_report' ORDER BY published_at, article_id LIMIT 1"
+)

@@ -2,13 +2,14 @@
 
 One transaction per batch:
 
-1. ``pg_advisory_xact_lock`` on every *day bucket* the batch's candidate sets can reach
-   (each article's publication day +- ``WINDOW``), in ascending order (no deadlock). An
-   article's candidates are stories filed under its keys whose coverage overlaps its window,
-   so every candidate set lies inside those days: two workers whose batches could see the same
-   story serialise, and the second one sees the first one's new stories; workers on disjoint
-   periods (a backfill and the live edge) run side by side. So several workers never open two
-   stories for one incident.
+1. ``pg_advisory_xact_lock_shared`` on ``CORRECTION_LOCK`` (an analyst's split, move or
+   merge holds it exclusively), then ``pg_advisory_xact_lock`` on every *day bucket* the
+   batch's candidate sets can reach (each article's publication day +- ``WINDOW``), in
+   ascending order (no deadlock). An article's candidates are stories filed under its keys
+   whose coverage overlaps its window, so every candidate set lies inside those days: two
+   workers whose batches could see the same story serialise, and the second one sees the
+   first one's new stories; workers on disjoint periods (a backfill and the live edge) run
+   side by side. So several workers never open two stories for one incident.
 2. Articles already in ``story_articles`` are skipped (redelivery changes nothing).
 3. The candidate stories (via ``story_keys`` by key and window; by window alone for articles
    without names; the stories of near-duplicates' originals) are loaded with their members
@@ -16,8 +17,11 @@ One transaction per batch:
 4. New and changed stories, memberships, roles, merges and the key index are written; the
    transaction commits; only then does the caller ack its input offsets.
 
-Text vectors are computed before the transaction (they are the expensive part), so locks are
-held for the database work and the scoring only.
+Text vectors are computed lazily, inside the transaction: the board encodes an article only
+when a decision depends on its text (:meth:`~services.storyteller.assign.Storyboard.assign`),
+which on the evaluation set is about a third of them; encoding everything up front, outside
+the locks, cost ~35 ms per article for all of them. The vector is stored with the article's
+membership (NULL when it was never needed); representatives are encoded reports only.
 """
 
 from __future__ import annotations
@@ -53,6 +57,11 @@ logger = logging.getLogger(__name__)
 TOP_ENTITIES = 12
 #: the advisory lock namespace: "nf-story" in ASCII; a day number is added to it
 LOCK_BASE = int.from_bytes(b"nf-story", "big") & 0x7FFF_FFFF_0000_0000
+#: the lock an analyst's correction (``newsflow stories split|move|merge``) takes exclusively
+#: and every assignment batch takes shared, before its day locks: a correction runs between
+#: batches, never inside one, whatever stories a batch reaches (a copy joins its original's
+#: story even outside the batch's days). Two int4 keys: a key space apart from the day locks.
+CORRECTION_LOCK = {"a": int.from_bytes(b"nf-s", "big"), "b": int.from_bytes(b"tory", "big")}
 VECTOR_DTYPE = "<f2"
 #: a key filing more live stories than this in the batch's window is not loaded at all (it
 #: is too common to retrieve for any article of the batch); its count is passed instead
@@ -87,13 +96,17 @@ _ORIGINALS = text(
     "SELECT canonical_url, story_id FROM story_articles"
     " WHERE canonical_url = ANY(CAST(:urls AS text[]))"
 )
+_UNPLACED_ORIGINALS = text(
+    "SELECT a.id FROM articles a WHERE a.canonical_url = ANY(CAST(:urls AS text[]))"
+    " AND NOT EXISTS (SELECT 1 FROM story_articles sa WHERE sa.article_id = a.id)"
+)
 _ASSIGNED = text(
     "SELECT article_id FROM story_articles WHERE article_id = ANY(CAST(:ids AS bigint[]))"
 )
 _STORIES = text(
     # JSON as text, decoded with orjson: the driver's json.loads was a fifth of a batch
     "SELECT id, first_seen, last_updated, weights::text AS weights, counts::text AS counts,"
-    " reports, article_count, merged_into, vectors"
+    " reports, article_count, merged_into, vectors, pin, pending_article_id, pending_text"
     " FROM stories WHERE id = ANY(CAST(:ids AS bigint[]))"
 )
 _MEMBERS = text(
@@ -110,10 +123,11 @@ def _source(host: str | None) -> str:
 
 
 async def load_items(
-    session: AsyncSession, article_ids: Sequence[int], encoder: TextEncoder
+    session: AsyncSession, article_ids: Sequence[int], encoder: TextEncoder | None = None
 ) -> list[Item]:
-    """Stored articles by id as :class:`Item` (entities with salience, text encoded), in
-    publication order. Ids not in ``articles`` are left out."""
+    """Stored articles by id as :class:`Item` (entities with salience, the encoder's input
+    text; no vector: the board encodes an article when a decision needs it), in publication
+    order. Ids not in ``articles`` are left out. *encoder* is not used (kept for callers)."""
     if not article_ids:
         return []
     ids = sorted(set(article_ids))
@@ -122,12 +136,6 @@ async def load_items(
     for row in await session.execute(_LOAD_ENTITIES, {"ids": ids}):
         entities.setdefault(row.article_id, {})[row.key] = float(row.salience)
     rows.sort(key=lambda r: (r.published_at, r.id))
-    # float16 as stored: a vector compares the same in its own batch and after a reload
-    vectors = (
-        encoder.encode([article_text(r.title, r.lead) for r in rows])
-        .astype(VECTOR_DTYPE)
-        .astype(np.float32)
-    )
     return [
         Item(
             article_id=r.id,
@@ -138,10 +146,11 @@ async def load_items(
             title=r.title,
             published_at=r.published_at,
             entities=entities.get(r.id, {}),
-            vector=vectors[i],
+            vector=None,
             duplicate_of=r.duplicate_of,
+            text=article_text(r.title, r.lead),
         )
-        for i, r in enumerate(rows)
+        for r in rows
     ]
 
 
@@ -165,13 +174,19 @@ class BatchResult:
     merged: list[tuple[int, int]] = field(default_factory=list)
     #: the news.stories.v1 records of the changed stories (merged ones as kind=merged)
     records: list[StoryUpdate] = field(default_factory=list)
+    #: articles encoded (by why: contention, opener, merge) and placed without text
+    #: (entities, copy): :attr:`Storyboard.reasons`
+    reasons: dict[str, int] = field(default_factory=dict)
 
 
 def _pack(vector: np.ndarray) -> bytes:
     return np.asarray(vector, dtype=VECTOR_DTYPE).tobytes()
 
 
-def _unpack(blob: bytes) -> np.ndarray:
+def _unpack(blob: bytes | None) -> np.ndarray | None:
+    """A stored member vector, or None for an article that was never encoded."""
+    if blob is None:
+        return None
     return np.frombuffer(blob, dtype=VECTOR_DTYPE).astype(np.float32)
 
 
@@ -244,6 +259,10 @@ async def _load_board(session: AsyncSession, ids: set[int], board: Storyboard) -
                 reports=row.reports,
                 size=row.article_count,
                 vectors=_unpack_many(row.vectors),
+                pin=row.pin,
+                pending=(row.pending_article_id, row.pending_text)
+                if row.pending_article_id is not None
+                else None,
             )
         )
 
@@ -263,7 +282,10 @@ async def _complete_members(session: AsyncSession, board: Storyboard, changed: s
                 row.title,
                 row.published_at,
                 row.copy_of,
-                _unpack(row.vector),
+                # a pending opener encoded in this batch has its vector on the board only
+                _unpack(row.vector)
+                if row.vector is not None
+                else board.vectors.get(row.article_id),
                 row.role,
             )
         )
@@ -299,6 +321,9 @@ def summary_row(story: Story) -> dict[str, Any]:
         "reports": story.reports,
         "merged_into": story.merged_into,
         "vectors": _pack_many(story.vectors),
+        "pin": story.pin,
+        "pending_article_id": story.pending[0] if story.pending else None,
+        "pending_text": story.pending[1] if story.pending else None,
     }
 
 
@@ -349,11 +374,13 @@ def story_record(story: Story, version: int) -> StoryUpdate:
 _UPSERT_STORY = text(
     "INSERT INTO stories (id, headline, headline_article_id, first_seen, last_updated,"
     " article_count, sources, languages, top_entities, first_report_article_id,"
-    " first_report_source, weights, counts, reports, merged_into, vectors)"
+    " first_report_source, weights, counts, reports, merged_into, vectors, pin,"
+    " pending_article_id, pending_text)"
     " VALUES (:id, :headline, :headline_article_id, :first_seen, :last_updated,"
     " :article_count, :sources, :languages, CAST(:top_entities AS jsonb),"
     " :first_report_article_id, :first_report_source, CAST(:weights AS jsonb),"
-    " CAST(:counts AS jsonb), :reports, :merged_into, :vectors)"
+    " CAST(:counts AS jsonb), :reports, :merged_into, :vectors, :pin,"
+    " :pending_article_id, :pending_text)"
     " ON CONFLICT (id) DO UPDATE SET headline = excluded.headline,"
     " headline_article_id = excluded.headline_article_id, first_seen = excluded.first_seen,"
     " last_updated = excluded.last_updated, article_count = excluded.article_count,"
@@ -362,7 +389,9 @@ _UPSERT_STORY = text(
     " first_report_article_id = excluded.first_report_article_id,"
     " first_report_source = excluded.first_report_source, weights = excluded.weights,"
     " counts = excluded.counts, reports = excluded.reports, merged_into = excluded.merged_into,"
-    " vectors = excluded.vectors,"
+    " vectors = excluded.vectors, pin = excluded.pin,"
+    " pending_article_id = excluded.pending_article_id,"
+    " pending_text = excluded.pending_text,"
     " version = stories.version + 1, updated_at = now()"
 )
 _UPSERT_MEMBER = text(
@@ -374,6 +403,15 @@ _UPSERT_MEMBER = text(
     " WHERE story_articles.story_id IS DISTINCT FROM excluded.story_id"
     " OR story_articles.role IS DISTINCT FROM excluded.role"
 )
+#: a story whose pending opener was encoded while it was only compared (not changed): its
+#: assignment state is recorded, not a new version (nothing a reader sees changed)
+_SETTLE_STORY = text(
+    "UPDATE stories SET vectors = :vectors, pending_article_id = NULL, pending_text = NULL"
+    " WHERE id = :id"
+)
+_SETTLE_MEMBER = text(
+    "UPDATE story_articles SET vector = :vector WHERE article_id = :article_id AND vector IS NULL"
+)
 _DROP_KEYS = text("DELETE FROM story_keys WHERE story_id = ANY(CAST(:ids AS bigint[]))")
 _INSERT_KEYS = text(
     "INSERT INTO story_keys (key, story_id, first_seen, last_updated)"
@@ -383,26 +421,37 @@ _INSERT_KEYS = text(
 
 
 async def assign_batch(
-    sessions: async_sessionmaker[AsyncSession], items: list[Item], *, text_floor: float
+    sessions: async_sessionmaker[AsyncSession],
+    items: list[Item],
+    *,
+    text_floor: float,
+    encoder: TextEncoder | None = None,
 ) -> BatchResult:
     """Assign *items* (publication order) to stories in one transaction; see the module
-    docstring. Idempotent per article id. Database errors propagate (the caller retries
-    transient ones; nothing is committed on error)."""
+    docstring. Items without a vector are encoded with *encoder* when a decision needs
+    their text (ValueError then if there is none). Idempotent per article id. Database
+    errors propagate (the caller retries transient ones; nothing is committed on error)."""
     result = BatchResult()
     if not items:
         return result
     async with sessions() as session, session.begin():
+        await session.execute(text("SELECT pg_advisory_xact_lock_shared(:a, :b)"), CORRECTION_LOCK)
         for key in lock_keys(items):
             await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
         done = set(
             (await session.execute(_ASSIGNED, {"ids": [i.article_id for i in items]})).scalars()
         )
-        todo = [i for i in items if i.article_id not in done]
+        todo = originals_first([i for i in items if i.article_id not in done])
         if not todo:
             return result
         reserved = list((await session.execute(_NEW_IDS, {"n": len(todo)})).scalars())
         reserved.reverse()
-        board = Storyboard(new_id=reserved.pop, text_floor=text_floor, full_members=False)
+        board = Storyboard(
+            new_id=reserved.pop,
+            text_floor=text_floor,
+            full_members=False,
+            encode=encoder.encode if encoder is not None else None,
+        )
         ids, board.key_counts, originals = await _candidate_ids(session, todo)
         await _load_board(session, ids, board)
         board.story_of_url.update(originals)
@@ -413,8 +462,10 @@ async def assign_batch(
             if decision.merged:
                 result.merged.append(decision.merged)
                 result.changed.update(decision.merged)
+        result.reasons = dict(board.reasons)
         await _complete_members(session, board, result.changed)
         await _write(session, board, result.changed)
+        await _write_settled(session, board, result.changed)
         versions: dict[int, int] = {
             row.id: row.version
             for row in await session.execute(_VERSIONS, {"ids": sorted(result.changed)})
@@ -441,7 +492,7 @@ async def _write(session: AsyncSession, board: Storyboard, changed: set[int]) ->
             "published_at": m.published_at,
             "role": m.role,
             "copy_of": m.copy_of,
-            "vector": _pack(m.vector),
+            "vector": None if m.vector is None else _pack(m.vector),
         }
         for s in order
         if board.stories[s].merged_into is None
@@ -467,13 +518,78 @@ async def _write(session: AsyncSession, board: Storyboard, changed: set[int]) ->
         )
 
 
+async def _write_settled(session: AsyncSession, board: Storyboard, changed: set[int]) -> None:
+    """Record pending openers encoded in this batch: the member's vector, and for stories
+    not rewritten anyway, their representatives."""
+    openers: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
+    for story_id, article_id in sorted(board.settled.items()):
+        openers.append({"article_id": article_id, "vector": _pack(board.vectors[article_id])})
+        story = board.stories[story_id]
+        if story_id not in changed:
+            rows.append({"id": story_id, "vectors": _pack_many(story.vectors)})
+    if openers:
+        openers.sort(key=lambda r: r["article_id"])
+        await session.execute(_SETTLE_MEMBER, openers)
+    if rows:
+        await session.execute(_SETTLE_STORY, rows)
+
+
 async def assign_articles(
     sessions: async_sessionmaker[AsyncSession], article_ids: Sequence[int], encoder: TextEncoder
 ) -> BatchResult:
-    """Load stored articles by id, encode their text, assign them (one transaction).
+    """Load stored articles by id and assign them (one transaction), encoding the text of
+    those whose decision needs it.
 
     The entry point of the stage: the input is the article ids the writer confirmed stored.
     Unknown ids are skipped. Database errors propagate (the caller retries transient ones)."""
     async with sessions() as session:
-        items = await load_items(session, article_ids, encoder)
-    return await assign_batch(sessions, items, text_floor=encoder.floor)
+        items = await load_items(session, article_ids)
+        items += await _unplaced_originals(session, items)
+        items.sort(key=lambda i: (i.published_at, i.article_id))
+    return await assign_batch(sessions, items, text_floor=encoder.floor, encoder=encoder)
+
+
+#: how many links of a copy-of-a-copy chain a batch follows to pull unplaced originals in
+MAX_ORIGINAL_HOPS = 4
+
+
+async def _unplaced_originals(session: AsyncSession, items: list[Item]) -> list[Item]:
+    """Stored originals of the batch's near-duplicates that have no story yet (their own
+    confirmation is on another partition, not read yet): assigned in this batch, before
+    their copies, so a copy always joins its original's story as a copy. The original's own
+    confirmation then finds it placed and changes nothing."""
+    pulled: list[Item] = []
+    known = {i.canonical_url for i in items}
+    wanted = {i.duplicate_of for i in items if i.duplicate_of} - known
+    for _ in range(MAX_ORIGINAL_HOPS):
+        if not wanted:
+            break
+        rows = await session.execute(_UNPLACED_ORIGINALS, {"urls": sorted(wanted)})
+        more = await load_items(session, [r.id for r in rows])
+        pulled += more
+        known |= {i.canonical_url for i in more}
+        wanted = {i.duplicate_of for i in more if i.duplicate_of} - known
+    return pulled
+
+
+def originals_first(items: Sequence[Item]) -> list[Item]:
+    """*items* in their order, except that a near-duplicate comes after its original when
+    both are in the batch (a copy can state an earlier time than its original: sorted by
+    time it was placed first, as an ordinary report, and never became a copy)."""
+    by_url = {i.canonical_url: i for i in items}
+    out: list[Item] = []
+    seen: set[int] = set()
+
+    def emit(item: Item) -> None:
+        if item.article_id in seen:
+            return
+        seen.add(item.article_id)  # before the original: a duplicate_of cycle ends here
+        original = by_url.get(item.duplicate_of) if item.duplicate_of else None
+        if original is not None:
+            emit(original)
+        out.append(item)
+
+    for item in items:
+        emit(item)
+    return out

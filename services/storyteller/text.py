@@ -6,12 +6,15 @@
   file and the C engine are inside the package; nothing is downloaded). English, Turkish and
   Arabic write-ups of one incident land close together.
 * :class:`CharNgramEncoder`: hashed character 3-5-gram TF (sublinear) vectors, the classic
-  baseline; no model, no training, but it only matches texts that share spelling.
+  baseline; no model, no training, but it only matches texts that share spelling. In the
+  stage every n-gram weighs the same (no idf): an idf needs a corpus, and the only honest one
+  is what the stage has stored, which starts empty (README "Stories" has both measured).
 
 Each encoder also states ``floor``: the cosine two unrelated texts typically have
 (E5's space is anisotropic: unrelated news leads sit around 0.75-0.80), so scores are
 rescaled to ``(cos - floor) / (1 - floor)`` before they are combined with entities.
-Which one the storyteller uses is decided by measurement (README, ``evaluate.py``).
+Which one the storyteller uses is the ``NEWSFLOW_STORY_TEXT_ENCODER`` setting (:data:`ENCODERS`,
+:func:`make_encoder`), ``e5`` by default for quality; the README compares them by measurement.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
+
+from shared.errors import ConfigError
 
 #: characters of title + lead given to the encoder: E5's cost grows with tokens (measured on
 #: the evaluation set: 400 chars 72 ms/article, F1 0.922; 100 chars 34 ms, F1 0.920;
@@ -83,8 +88,9 @@ class CharNgramEncoder:
     floor = NGRAM_FLOOR
     dim = NGRAM_DIM
 
-    def __init__(self) -> None:
-        self._idf: dict[int, float] = {}
+    def __init__(self, idf: dict[int, float] | None = None) -> None:
+        #: per-slot idf; empty = uniform weights (the stage's setting)
+        self._idf: dict[int, float] = dict(idf or {})
 
     @staticmethod
     def _grams(text: str) -> dict[int, float]:
@@ -98,7 +104,8 @@ class CharNgramEncoder:
         return counts
 
     def fit(self, texts: Sequence[str]) -> None:
-        """Idf from a corpus (optional: without it every n-gram weighs the same)."""
+        """Idf from a corpus (optional: without it every n-gram weighs the same). Only the
+        evaluation's ``--ngram-idf set`` uses it: fitted on the texts it then clusters."""
         df: dict[int, int] = {}
         for text in texts:
             for slot in self._grams(text):
@@ -114,10 +121,22 @@ class CharNgramEncoder:
         return _normalise(matrix)
 
 
+#: the encoders the ``NEWSFLOW_STORY_TEXT_ENCODER`` setting may name (its ``Literal`` in
+#: ``shared/settings.py`` lists the same names; a unit test keeps them equal)
+ENCODERS: dict[str, Callable[[], TextEncoder]] = {
+    "e5": E5Encoder,
+    "ngram": CharNgramEncoder,
+}
+
+
 def make_encoder(name: str) -> TextEncoder:
-    """``"e5"`` or ``"ngram"``; ValueError for anything else."""
-    if name == "e5":
-        return E5Encoder()
-    if name == "ngram":
-        return CharNgramEncoder()
-    raise ValueError(f"unknown text encoder {name!r} (e5 | ngram)")
+    """The encoder named *name* (a key of :data:`ENCODERS`), loaded now (call it in a start
+    hook: E5 maps its model file). ConfigError for any other name."""
+    try:
+        factory = ENCODERS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown story text encoder {name!r}: NEWSFLOW_STORY_TEXT_ENCODER is one of "
+            + " | ".join(ENCODERS)
+        ) from None
+    return factory()

@@ -325,6 +325,17 @@ class Story(Base):
         LargeBinary, comment="float16 text vectors of up to 8 representative reports"
     )
     version: Mapped[int] = mapped_column(Integer, server_default="1")
+    pending_article_id: Mapped[int | None] = mapped_column(
+        BigInteger,
+        comment="the opener, not encoded yet (encoded when a later article is compared)",
+    )
+    pending_text: Mapped[str | None] = mapped_column(
+        Text, comment="the pending opener's encoder input (title + lead)"
+    )
+    pin: Mapped[int | None] = mapped_column(
+        BigInteger,
+        comment="correction group: stories with different pins are never merged automatically",
+    )
     created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
 
@@ -333,7 +344,8 @@ class StoryArticle(Base):
     """An article's place in its story (one story per article: the natural key).
 
     ``vector``: the title + lead text vector (float16), so a later article can be compared
-    with each report without re-encoding it. ``role``: first_report | independent | copy |
+    with each report without re-encoding it; NULL when the storyteller placed the article
+    without encoding it (entity evidence decided, or a wire copy). ``role``: first_report | independent | copy |
     update. No foreign key to ``articles``: rows are written only for stored article ids
     (the storyteller reads them from ``articles``), and a deleted article's row is harmless.
     """
@@ -350,8 +362,14 @@ class StoryArticle(Base):
     published_at: Mapped[datetime] = mapped_column(Timestamp)
     role: Mapped[str] = mapped_column(String(16))
     copy_of: Mapped[str | None] = mapped_column(Text)
-    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    vector: Mapped[bytes | None] = mapped_column(
+        LargeBinary,
+        comment="float16 title + lead vector; NULL when the article was placed without encoding it",
+    )
     assigned_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now())
+    pinned_at: Mapped[datetime | None] = mapped_column(
+        Timestamp, comment="when an analyst put the article in this story (split or move)"
+    )
 
 
 class StoryKey(Base):

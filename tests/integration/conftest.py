@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared import kafka, stack
 from shared.db.migrate import upgrade
 from shared.db.session import create_engine, session_factory
+from tests.support.processes import pipeline_env
 
 TEMPLATE_DB = "newsflow_template"
 
@@ -110,3 +111,19 @@ def topic_prefix(kafka_bootstrap: str) -> str:
     prefix = f"t{uuid.uuid4().hex[:8]}."
     asyncio.run(kafka.create_topics(kafka_bootstrap, partitions=4, prefix=prefix))
     return prefix
+
+
+@pytest.fixture
+def loopback_run_env(
+    kafka_bootstrap: str, database_url: str, topic_prefix: str, tmp_path: Path
+) -> dict[str, str]:
+    """Environment for a ``newsflow run`` on the test broker and database that may fetch from
+    loopback sites at full speed (the SSRF guard and per-host gap relaxed for it alone)."""
+    return pipeline_env(
+        bootstrap=kafka_bootstrap,
+        database_url=database_url,
+        prefix=topic_prefix,
+        home=tmp_path / "home",
+        NEWSFLOW_ALLOW_PRIVATE_NETWORKS="true",
+        NEWSFLOW_HOST_INTERVAL_S="0",
+    )

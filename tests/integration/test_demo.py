@@ -8,33 +8,17 @@ import json
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-CLI_MODULE = "services.cli"
+from tests.support.processes import ROOT, cli_env, newsflow
 
 
 def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _newsflow(
-    *args: str, env: dict[str, str], timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", CLI_MODULE, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=timeout,
-    )
 
 
 def test_demo_twice_same_result_in_its_own_home() -> None:
@@ -48,22 +32,15 @@ def test_demo_twice_same_result_in_its_own_home() -> None:
 
 
 def _demo_twice(home: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFLOW_")}
-    env.update(
-        {
-            "NEWSFLOW_HOME": str(home),
-            "NEWSFLOW_METRICS_PORT_BASE": "0",
-            "NEWSFLOW_LOG_FORMAT": "text",
-            # the user's own (here: unreachable) database and broker must not be used
-            "NEWSFLOW_DATABASE_URL": f"postgresql://u@127.0.0.1:{_closed_port()}/mine",
-            "NEWSFLOW_KAFKA_BOOTSTRAP": f"127.0.0.1:{_closed_port()}",
-            "NEWSFLOW_SESSION_TIMEOUT_S": "4",
-            "NEWSFLOW_REBALANCE_TIMEOUT_S": "4",
-        }
+    env = cli_env(
+        home,
+        # the user's own (here: unreachable) database and broker must not be used
+        NEWSFLOW_DATABASE_URL=f"postgresql://u@127.0.0.1:{_closed_port()}/mine",
+        NEWSFLOW_KAFKA_BOOTSTRAP=f"127.0.0.1:{_closed_port()}",
     )
     runs: list[dict[str, Any]] = []
     for _ in range(2):
-        result = _newsflow("demo", "--json", env=env)
+        result = newsflow("demo", "--json", env=env)
         assert result.returncode == 0, result.stderr[-6000:]
         assert "Traceback" not in result.stderr, result.stderr[-6000:]
         runs.append(json.loads(result.stdout))
@@ -83,15 +60,15 @@ def _demo_twice(home: Path) -> None:
     assert not (home / "stack.json").exists()
     demo_env = {**env, "NEWSFLOW_HOME": str(home / "demo")}
     del demo_env["NEWSFLOW_DATABASE_URL"], demo_env["NEWSFLOW_KAFKA_BOOTSTRAP"]
-    status = json.loads(_newsflow("stack", "status", "--json", env=demo_env).stdout)
+    status = json.loads(newsflow("stack", "status", "--json", env=demo_env).stdout)
     assert not status["postgres"]["running"] and not status["kafka"]["running"]
 
     # the browse commands it printed work: the demo's database, as it left it
     try:
-        up = _newsflow("stack", "up", env=demo_env, timeout=120)
+        up = newsflow("stack", "up", env=demo_env, timeout=120)
         assert up.returncode == 0, up.stderr
-        listed = _newsflow("articles", "list", "--json", env=demo_env, timeout=60)
+        listed = newsflow("articles", "list", "--json", env=demo_env, timeout=60)
         assert listed.returncode == 0, listed.stderr
         assert len(json.loads(listed.stdout)) == len(bundled)
     finally:
-        _newsflow("stack", "down", env=demo_env, timeout=120)
+        newsflow("stack", "down", env=demo_env, timeout=120)

@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import asyncpg
 
 from services.cli.demo import DemoSite
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.processes import newsflow
 
 
 async def _rows(url: str, query: str) -> list[asyncpg.Record]:
@@ -26,44 +22,20 @@ async def _rows(url: str, query: str) -> list[asyncpg.Record]:
 
 
 def test_run_once_stores_every_article_with_entities(
-    kafka_bootstrap: str, database_url: str, topic_prefix: str, tmp_path: Path
+    loopback_run_env: dict[str, str], database_url: str, tmp_path: Path
 ) -> None:
     with DemoSite() as site:
         feeds = tmp_path / "feeds.txt"
         feeds.write_text(f"# sample\n{site.feed_url}\n")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFLOW_")}
-        env.update(
-            {
-                "NEWSFLOW_KAFKA_BOOTSTRAP": kafka_bootstrap,
-                "NEWSFLOW_DATABASE_URL": database_url,
-                "NEWSFLOW_TOPIC_PREFIX": topic_prefix,
-                "NEWSFLOW_HOME": str(tmp_path / "home"),
-                "NEWSFLOW_ALLOW_PRIVATE_NETWORKS": "true",
-                "NEWSFLOW_HOST_INTERVAL_S": "0",
-                "NEWSFLOW_METRICS_PORT_BASE": "0",
-                "NEWSFLOW_SESSION_TIMEOUT_S": "4",
-                "NEWSFLOW_REBALANCE_TIMEOUT_S": "4",
-                "NEWSFLOW_LOG_FORMAT": "text",
-            }
-        )
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "services.cli",
-                "run",
-                "--once",
-                "--feeds",
-                str(feeds),
-                "--json",
-                "--timeout",
-                "240",
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=ROOT,
-            timeout=300,
+        result = newsflow(
+            "run",
+            "--once",
+            "--feeds",
+            str(feeds),
+            "--json",
+            "--timeout",
+            "240",
+            env=loopback_run_env,
         )
     assert result.returncode == 0, result.stderr[-6000:]
     summary = json.loads(result.stdout)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -28,8 +27,8 @@ import pytest
 
 from services.cli.demo import DemoSite
 from shared.run_lock import holder
+from tests.support.processes import ROOT, cli_env, newsflow
 
-ROOT = Path(__file__).resolve().parents[2]
 CLI_MODULE = "services.cli"
 
 
@@ -40,32 +39,7 @@ def _closed_port() -> int:
 
 
 def _env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFLOW_")}
-    env.update(
-        {
-            "NEWSFLOW_HOME": str(home),
-            "NEWSFLOW_METRICS_PORT_BASE": "0",
-            "NEWSFLOW_LOG_FORMAT": "text",
-            "NEWSFLOW_SESSION_TIMEOUT_S": "4",
-            "NEWSFLOW_REBALANCE_TIMEOUT_S": "4",
-            "NEWSFLOW_HOST_INTERVAL_S": "0",
-        }
-    )
-    env.update(extra)
-    return env
-
-
-def _newsflow(
-    *args: str, env: dict[str, str], timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", CLI_MODULE, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=timeout,
-    )
+    return cli_env(home, NEWSFLOW_HOST_INTERVAL_S="0", **extra)
 
 
 async def _fetch(url: str, query: str) -> list[asyncpg.Record]:
@@ -120,15 +94,15 @@ def test_one_run_per_home_and_stack_down_refuses(
         assert time.monotonic() < deadline, "the run never took its lock"
         time.sleep(0.2)
 
-    second = _newsflow("run", "--once", "--timeout", "30", env=pipeline_env)
+    second = newsflow("run", "--once", "--timeout", "30", env=pipeline_env)
     assert second.returncode == 2, second.stderr[-3000:]
     assert f"pid {continuous_run.pid}" in second.stderr and "Traceback" not in second.stderr
 
-    down = _newsflow("stack", "down", env=pipeline_env)
+    down = newsflow("stack", "down", env=pipeline_env)
     assert down.returncode == 2 and f"pid {continuous_run.pid}" in down.stderr, down.stderr
     assert "--force" in down.stderr
 
-    poll = _newsflow("feeds", "poll", "--all", env=pipeline_env)
+    poll = newsflow("feeds", "poll", "--all", env=pipeline_env)
     assert poll.returncode in (0, 1), poll.stderr  # 1: no feed registered yet
     if poll.returncode == 0:
         assert f"running pipeline (pid {continuous_run.pid})" in poll.stderr
@@ -142,12 +116,12 @@ def test_once_polls_exactly_the_feeds_file_and_strict_exit(
     pipeline_env: dict[str, str], database_url: str, tmp_path: Path
 ) -> None:
     dead = f"http://127.0.0.1:{_closed_port()}/feed.xml"
-    added = _newsflow("feeds", "add", "--no-discover", dead, env=pipeline_env)
+    added = newsflow("feeds", "add", "--no-discover", dead, env=pipeline_env)
     assert added.returncode == 0, added.stderr
     with DemoSite() as site:
         feeds = tmp_path / "feeds.txt"
         feeds.write_text(site.feed_url + "\n")
-        result = _newsflow(
+        result = newsflow(
             "run", "--once", "--feeds", str(feeds), "--json", env=pipeline_env, timeout=300
         )
         assert result.returncode == 0, result.stderr[-6000:]
@@ -159,7 +133,7 @@ def test_once_polls_exactly_the_feeds_file_and_strict_exit(
         assert polled[dead] is None
 
         # the same feeds again: nothing new to store, and the counts say so
-        again = _newsflow(
+        again = newsflow(
             "run", "--once", "--feeds", str(feeds), "--json", env=pipeline_env, timeout=300
         )
         assert again.returncode == 0, again.stderr[-6000:]
@@ -167,7 +141,7 @@ def test_once_polls_exactly_the_feeds_file_and_strict_exit(
 
     failing = tmp_path / "failing.txt"
     failing.write_text(dead + "\n")
-    strict = _newsflow(
+    strict = newsflow(
         "run",
         "--once",
         "--strict",
@@ -182,7 +156,7 @@ def test_once_polls_exactly_the_feeds_file_and_strict_exit(
 
     # services take seconds to start: a 1 s timeout ends before the feed is polled, and the
     # message says so (it said "0 link(s) pending" with every feed unpolled)
-    hurried = _newsflow(
+    hurried = newsflow(
         "run", "--once", "--timeout", "1", "--feeds", str(failing), env=pipeline_env, timeout=120
     )
     assert hurried.returncode == 1, hurried.stderr[-6000:]
@@ -201,7 +175,7 @@ def test_arguments_are_checked_before_anything_starts(
 ) -> None:
     home = tmp_path / "home"
     path = make(tmp_path)  # type: ignore[operator]
-    result = _newsflow("run", "--once", "--feeds", str(path), env=_env(home), timeout=60)
+    result = newsflow("run", "--once", "--feeds", str(path), env=_env(home), timeout=60)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert not (home / "stack.json").exists()  # no broker, no PostgreSQL, no migrations
@@ -216,5 +190,5 @@ def test_empty_feeds_file_is_a_warning(tmp_path: Path) -> None:
         NEWSFLOW_KAFKA_BOOTSTRAP=f"127.0.0.1:{_closed_port()}",
     )
     for args in (["feeds", "import", str(empty)], ["run", "--once", "--feeds", str(empty)]):
-        result = _newsflow(*args, env=env, timeout=60)
+        result = newsflow(*args, env=env, timeout=60)
         assert "warning:" in result.stderr and "lists no feed URLs" in result.stderr, result.stderr

@@ -8,9 +8,6 @@ from __future__ import annotations
 import asyncio
 import html
 import json
-import os
-import subprocess
-import sys
 import threading
 from datetime import UTC, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,8 +17,7 @@ from typing import Any
 import asyncpg
 
 from services.cli.demo import load_articles
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.processes import newsflow
 
 
 def article_page(article: dict[str, Any], url: str) -> str:
@@ -136,46 +132,22 @@ async def _rows(url: str, query: str) -> list[asyncpg.Record]:
 
 
 def test_run_once_finishes_with_a_poisoned_feed_and_stores_every_article_right(
-    kafka_bootstrap: str, database_url: str, topic_prefix: str, tmp_path: Path
+    loopback_run_env: dict[str, str], database_url: str, tmp_path: Path
 ) -> None:
     with Site() as site:
         feeds = tmp_path / "feeds.txt"
         feeds.write_text(
             "\n".join(f"{site.base}/feeds/{n}" for n in ("tz.xml", "poison.json", "gz.xml")) + "\n"
         )
-        env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFLOW_")}
-        env.update(
-            {
-                "NEWSFLOW_KAFKA_BOOTSTRAP": kafka_bootstrap,
-                "NEWSFLOW_DATABASE_URL": database_url,
-                "NEWSFLOW_TOPIC_PREFIX": topic_prefix,
-                "NEWSFLOW_HOME": str(tmp_path / "home"),
-                "NEWSFLOW_ALLOW_PRIVATE_NETWORKS": "true",
-                "NEWSFLOW_HOST_INTERVAL_S": "0",
-                "NEWSFLOW_METRICS_PORT_BASE": "0",
-                "NEWSFLOW_SESSION_TIMEOUT_S": "4",
-                "NEWSFLOW_REBALANCE_TIMEOUT_S": "4",
-                "NEWSFLOW_LOG_FORMAT": "text",
-            }
-        )
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "services.cli",
-                "run",
-                "--once",
-                "--feeds",
-                str(feeds),
-                "--json",
-                "--timeout",
-                "240",
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=ROOT,
-            timeout=300,
+        result = newsflow(
+            "run",
+            "--once",
+            "--feeds",
+            str(feeds),
+            "--json",
+            "--timeout",
+            "240",
+            env=loopback_run_env,
         )
     assert result.returncode == 0, result.stderr[-6000:]
     summary = json.loads(result.stdout)

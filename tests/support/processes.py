@@ -14,25 +14,63 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
+#: what every test process gets: no fixed metrics ports, readable logs, quick group joins
+#: (Tansu's join takes about half the rebalance timeout)
+TEST_SETTINGS = {
+    "NEWSFLOW_METRICS_PORT_BASE": "0",
+    "NEWSFLOW_LOG_FORMAT": "text",
+    "NEWSFLOW_SESSION_TIMEOUT_S": "4",
+    "NEWSFLOW_REBALANCE_TIMEOUT_S": "4",
+}
+
+
+def cli_env(home: Path, **extra: str) -> dict[str, str]:
+    """This process's environment without the caller's ``NEWSFLOW_*`` settings (a developer's
+    own home, database or broker must never leak into a test), plus :data:`TEST_SETTINGS`,
+    ``NEWSFLOW_HOME=home`` and *extra* (``NEWSFLOW_...`` names)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFLOW_")}
+    env.update(TEST_SETTINGS)
+    env["NEWSFLOW_HOME"] = str(home)
+    env.update(extra)
+    return env
+
+
+def pipeline_env(
+    *, bootstrap: str, database_url: str, prefix: str, home: Path, **extra: str
+) -> dict[str, str]:
+    """:func:`cli_env` pointed at the test broker and database under a topic prefix."""
+    return cli_env(
+        home,
+        NEWSFLOW_KAFKA_BOOTSTRAP=bootstrap,
+        NEWSFLOW_DATABASE_URL=database_url,
+        NEWSFLOW_TOPIC_PREFIX=prefix,
+        **extra,
+    )
+
+
 def service_env(
     *, bootstrap: str, database_url: str, prefix: str, home: Path, **extra: str
 ) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFLOW_")}
-    env.update(
-        {
-            "NEWSFLOW_KAFKA_BOOTSTRAP": bootstrap,
-            "NEWSFLOW_DATABASE_URL": database_url,
-            "NEWSFLOW_TOPIC_PREFIX": prefix,
-            "NEWSFLOW_HOME": str(home),
-            "NEWSFLOW_METRICS_PORT_BASE": "0",
-            "NEWSFLOW_LOG_FORMAT": "text",
-            "NEWSFLOW_SESSION_TIMEOUT_S": "4",
-            "NEWSFLOW_REBALANCE_TIMEOUT_S": "4",
-            "NEWSFLOW_COMMIT_INTERVAL_S": "0.5",
-        }
+    """:func:`pipeline_env` for ``newsflow worker`` processes (offsets committed often)."""
+    extra.setdefault("NEWSFLOW_COMMIT_INTERVAL_S", "0.5")
+    return pipeline_env(
+        bootstrap=bootstrap, database_url=database_url, prefix=prefix, home=home, **extra
     )
-    env.update(extra)
-    return env
+
+
+def newsflow(
+    *args: str, env: dict[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``python -m services.cli ARGS`` from the repository root; text output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @contextmanager

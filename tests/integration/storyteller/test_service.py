@@ -169,3 +169,93 @@ async def test_redelivery_and_kill9_end_with_the_same_stories(
     with workers(["storyteller"], env, log_dir / "restarted"):
         await _wait_for(sessions, total, log_dir / "restarted")
     assert _groups(await _partition(sessions)) == _groups(reference)
+
+
+async def test_ngram_setting_runs_in_the_worker_and_a_switch_on_filled_tables_is_refused(
+    kafka_bootstrap: str, database_url: str, sessions, tmp_path: Path
+) -> None:
+    """NEWSFLOW_STORY_TEXT_ENCODER=ngram: the worker stores 4096-dimension n-gram vectors and
+    ends with the stories the in-memory evaluation gives with the same encoder; a worker
+    started with e5 on those tables refuses to assign (one encoder's vectors per database)."""
+    import itertools
+
+    from services.storyteller.assign import Storyboard
+    from services.storyteller.evaluate import items_of
+    from services.storyteller.text import make_encoder
+
+    prefix = f"s{uuid.uuid4().hex[:8]}."
+    await kafka.create_topics(kafka_bootstrap, partitions=1, prefix=prefix)
+    data = load_set()
+    await write_batch(sessions, [enriched_from_eval(a) for a in data["articles"]])
+    async with sessions() as session:
+        rows = (
+            await session.execute(
+                text("SELECT id, canonical_url FROM articles ORDER BY published_at, id")
+            )
+        ).all()
+    id_of = {r.canonical_url: r.id for r in rows}
+    now = datetime.now(UTC)
+    confirmations = [
+        StoredArticle(
+            article_id=r.id,
+            canonical_url=r.canonical_url,
+            action="inserted",
+            enriched_at=now,
+            stored_at=now,
+        )
+        for r in rows
+    ]
+    env = service_env(
+        bootstrap=kafka_bootstrap,
+        database_url=database_url,
+        prefix=prefix,
+        home=tmp_path / "h",
+        NEWSFLOW_STORY_TEXT_ENCODER="ngram",
+    )
+    log_dir = tmp_path / "logs"
+    with workers(["storyteller"], env, log_dir / "ngram"):
+        await _produce(kafka_bootstrap, prefix, confirmations)
+        await _wait_for(sessions, len(confirmations), log_dir / "ngram")
+    placed = await _partition(sessions)
+    async with sessions() as session:
+        sizes = set(
+            await session.scalars(
+                text("SELECT DISTINCT length(vector) FROM story_articles WHERE vector IS NOT NULL")
+            )
+        )
+    assert sizes == {4096 * 2}  # float16
+
+    encoder = make_encoder("ngram")
+    counter = itertools.count(1)
+    board = Storyboard(
+        new_id=lambda: next(counter), text_floor=encoder.floor, encode=encoder.encode
+    )
+    items = items_of(data, encoder)
+    for item in items:
+        board.assign(item)
+    url_of = {a["id"]: a["canonical_url"] for a in data["articles"]}
+    in_memory = {
+        id_of[url_of[it.article_id]]: board.resolve(board.story_of_article[it.article_id])
+        for it in items
+    }
+    assert _groups(placed) == _groups(in_memory)
+
+    # the same tables under E5: refused at start, nothing more placed
+    env["NEWSFLOW_STORY_TEXT_ENCODER"] = "e5"
+    late = StoredArticle(
+        article_id=rows[0].id,
+        canonical_url=rows[0].canonical_url,
+        action="updated",
+        enriched_at=now,
+        stored_at=now,
+    )
+    async with sessions() as session, session.begin():
+        await session.execute(
+            text("DELETE FROM story_articles WHERE article_id = :id"), {"id": rows[-1].id}
+        )
+    with workers(["storyteller"], env, log_dir / "e5") as procs:
+        await _produce(kafka_bootstrap, prefix, [late, confirmations[-1]])
+        # refused before the worker starts: one line and exit 2, not an agent failing in a loop
+        assert await asyncio.to_thread(procs[0].wait, 60) == 2, logs(log_dir / "e5")
+    assert "NEWSFLOW_STORY_TEXT_ENCODER=e5 makes 384" in logs(log_dir / "e5"), logs(log_dir / "e5")
+    assert len(await _partition(sessions)) == len(confirmations) - 1

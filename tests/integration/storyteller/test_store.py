@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from services.storyteller.assign import Storyboard
-from services.storyteller.evaluate import bcubed, load_set
+from services.storyteller.evaluate import bcubed, items_of, load_set
 from services.storyteller.store import assign_articles, load_items
 from services.storyteller.text import E5Encoder
 from services.writer.articles import write_batch
@@ -138,7 +138,9 @@ async def test_two_workers_never_open_two_stories_for_one_incident(sessions, e5)
     for members in by_incident.values():
         if len(members) < 2:
             continue
-        board = Storyboard(new_id=itertools.count(1).__next__, text_floor=e5.floor)
+        board = Storyboard(
+            new_id=itertools.count(1).__next__, text_floor=e5.floor, encode=e5.encode
+        )
         first, second = (board.assign(items[a]) for a in members)
         if first.story_id == second.story_id:  # one story when run one after the other
             pairs.append(members)
@@ -148,3 +150,59 @@ async def test_two_workers_never_open_two_stories_for_one_incident(sessions, e5)
     predicted = await _partition(sessions)
     split = [(a, b) for a, b in pairs if predicted[a] != predicted[b]]
     assert split == []
+
+
+class CountingEncoder:
+    """The encoder, recording every text it is asked for."""
+
+    def __init__(self, inner: E5Encoder) -> None:
+        self.inner, self.name, self.floor, self.dim = inner, inner.name, inner.floor, inner.dim
+        self.texts: list[str] = []
+
+    def encode(self, texts):  # type: ignore[no-untyped-def]
+        self.texts += list(texts)
+        return self.inner.encode(texts)
+
+
+async def test_text_is_encoded_once_when_needed_and_kept_across_batches(sessions, e5) -> None:
+    """Each batch is a fresh board loaded from PostgreSQL (as after a restart): the stories
+    and the texts encoded are exactly those of one in-memory pass, so vectors are kept and a
+    decision never depends on how the stream was cut; redelivery encodes nothing."""
+    data = load_set()
+    await _store(sessions, data)
+    ids = await _ids_in_order(sessions)
+    counting = CountingEncoder(e5)
+    for start in range(0, len(ids), BATCH):
+        await assign_articles(sessions, ids[start : start + BATCH], counting)
+    memory = CountingEncoder(e5)
+    board = Storyboard(
+        new_id=itertools.count(1).__next__, text_floor=e5.floor, encode=memory.encode
+    )
+    for it in items_of(data, memory):
+        board.assign(it)
+    assert sorted(counting.texts) == sorted(memory.texts)
+    assert 0 < len(counting.texts) < len(ids) / 2
+    async with sessions() as session:
+        rows = await session.execute(
+            text(
+                "SELECT sa.story_id, a.canonical_url, sa.vector IS NOT NULL AS encoded"
+                " FROM story_articles sa JOIN articles a ON a.id = sa.article_id"
+            )
+        )
+        stored = rows.all()
+        pending = await session.scalar(
+            text("SELECT count(*) FROM stories WHERE pending_article_id IS NOT NULL")
+        )
+    url_of = {it.article_id: it.canonical_url for it in items_of(data, memory)}
+    in_memory: dict[int, set[str]] = defaultdict(set)
+    for article_id, story_id in board.story_of_article.items():
+        in_memory[board.resolve(story_id)].add(url_of[article_id])
+    in_db: dict[int, set[str]] = defaultdict(set)
+    for row in stored:
+        in_db[row.story_id].add(row.canonical_url)
+    assert sorted(map(sorted, in_db.values())) == sorted(map(sorted, in_memory.values()))
+    assert sum(row.encoded for row in stored) == len(counting.texts)  # every vector kept
+    assert pending == sum(1 for s in board.live() if s.pending is not None) > 0
+    for start in range(0, len(ids), 50):
+        await assign_articles(sessions, ids[start : start + 50], counting)
+    assert len(counting.texts) == len(memory.texts)

@@ -4,26 +4,17 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from services.cli.ops.sink import Headers
-from tests.support.processes import ROOT
+from tests.support import processes
 
 CLI_TIMEOUT_S = 90
 
 
 def newsflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT_S,
-        stdin=subprocess.DEVNULL,
-    )
+    return processes.newsflow(*args, env=env, timeout=CLI_TIMEOUT_S)
 
 
 def newsflow_json(env: dict[str, str], *args: str) -> Any:

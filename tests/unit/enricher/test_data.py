@@ -27,6 +27,13 @@ PINNED_DIGESTS = {
         "aliases.json": "95fcfa7fd8be28a8409961ae7eae7ba7811168b4805a157647e600ca75d14a0e",
         "given_names.txt": "9b2e6670a141eade79d34f089990e3486553fcc11961843aa05371d98fa8849b",
     },
+    # Turkish and Arabic names of Syrian towns and Turkish provinces the gazetteer lacked
+    # (Tabka/الطبقة, Busayra/البصيرة, سعرت...): found by the storyteller's evaluation on the
+    # enricher's real output
+    "2026.11.30-4": {
+        "aliases.json": "db1d7d7e5a2568962067db5bf7521d3509f1e521f5d200799765636dee7f4e9f",
+        "given_names.txt": "9b2e6670a141eade79d34f089990e3486553fcc11961843aa05371d98fa8849b",
+    },
 }
 
 

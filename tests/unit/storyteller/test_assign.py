@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 
 from services.storyteller.assign import (
+    JOIN_THRESHOLD,
     MAX_KEY_STORIES,
+    MERGE_THRESHOLD,
     Item,
     Storyboard,
     assign_roles,
@@ -187,3 +191,107 @@ def test_out_of_order_arrival_keeps_the_earliest_as_first_report(hours: float) -
     story = b.stories[b.story_of_article[late.article_id]]
     assert story.members[0].article_id == early.article_id
     assert story.members[0].role == "first_report"
+
+
+def _reference(
+    b: Storyboard, it: Item, encode: Callable[[list[str]], np.ndarray]
+) -> tuple[str, int | None, tuple[int, int] | None]:
+    """The decision of scoring every candidate with text (the rule before lazy encoding),
+    on the board as it is, without changing it: (action, story or None for open, merge)."""
+    import copy
+    import dataclasses
+
+    vector = encode([it.text])[0].astype(np.float16).astype(np.float32)
+    it = dataclasses.replace(it, vector=vector)  # scored with text, not cached on the board
+    if it.duplicate_of and it.duplicate_of in b.story_of_url:
+        return "copy", b.resolve(b.story_of_url[it.duplicate_of]), None
+    ids, frequency = b.candidates(it)
+    scored = sorted(
+        (b.score(it, b.stories[s], frequency) for s in ids), key=lambda s: (-s.score, s.story_id)
+    )
+    if not scored or scored[0].score < JOIN_THRESHOLD:
+        return "open", None, None
+    best = copy.deepcopy(b.stories[scored[0].story_id])
+    best.absorb(it, copy_of=None)
+    for runner_up in scored[1:]:
+        if runner_up.score < MERGE_THRESHOLD:
+            break
+        other = b.stories[runner_up.story_id]
+        if b._compatible(best, other):
+            small, large = sorted((other, best), key=lambda s: (s.size, -s.id))
+            return "join", large.id, (small.id, large.id)
+    return "join", best.id, None
+
+
+def test_lazy_encoding_decides_as_scoring_everything_with_text() -> None:
+    """On the evaluation set (n-gram vectors: cheap), every decision taken with text encoded
+    only when needed is the one full scoring gives on the same board, and most articles are
+    placed without encoding."""
+    from services.storyteller.evaluate import items_of, load_set
+    from services.storyteller.text import CharNgramEncoder
+
+    encoder = CharNgramEncoder()
+    for entities in ("enricher", "modelled"):
+        items = items_of(load_set(entities=entities), encoder)
+        b = Storyboard(new_id=itertools.count(1).__next__, text_floor=0.0, encode=encoder.encode)
+        for it in items:
+            action, story, merged = _reference(b, it, encoder.encode)
+            decision = b.assign(it)
+            assert decision.action == action, it.article_id
+            assert story is None or decision.story_id == story
+            assert decision.merged == merged
+        assert 0 < b.encoded < len(items) / 2
+        assert all(b.known_vector(i) is None for i in items if i.duplicate_of)
+
+
+def test_decided_on_entities_without_encoding_and_openers_wait_until_compared() -> None:
+    calls: list[str] = []
+
+    def encode(texts: list[str]) -> np.ndarray:
+        calls.extend(texts)
+        return np.stack([vec(0) for _ in texts])
+
+    b = Storyboard(new_id=itertools.count(1).__next__, text_floor=0.0, encode=encode)
+
+    def lazy(entities: dict[str, float], hours: float, text: str) -> Item:
+        it = item(entities, hours=hours)
+        return dataclasses.replace(it, vector=None, text=text)
+
+    van = b.assign(lazy(PKK_VAN, 0, "opener"))  # no candidate: opens, nothing to compare
+    assert van.action == "open" and calls == []
+    assert b.stories[van.story_id].pending is not None
+    same = b.assign(lazy(PKK_VAN, 1, "same names"))  # entities alone clear the bar
+    assert same.action == "join" and same.story_id == van.story_id and calls == []
+    other = b.assign(lazy(PKK_SIIRT, 2, "other place"))  # place conflict: out without text
+    assert other.action == "open" and calls == []
+    # the actor alone: either story could take it, so its text decides, and the two
+    # pending openers are encoded to be compared with
+    weak = b.assign(lazy({"ORG:kurdistan workers party": 0.9}, 3, "actor only"))
+    assert weak.action == "join"
+    assert sorted(calls) == ["actor only", "opener", "other place"]
+    assert b.stories[van.story_id].pending is None and van.story_id in b.settled
+    assert b.reasons == {"entities": 3, "contention": 1, "opener": 2}
+
+
+@pytest.mark.parametrize("encoded", [False, True])
+def test_headline_prefers_a_titled_report(encoded: bool) -> None:
+    """A page without a title (stored as '') opened a story; a titled report joined it: the
+    story's headline stayed '' (a blank row in `stories list`)."""
+    b = board()
+    untitled = item(PKK_VAN, source="x", v=vec(0), title="")
+    b.assign(untitled)
+    b.assign(item(PKK_VAN, hours=1, source="y", v=vec(0, 1), title="PKK attack in Van"))
+    story = b.stories[b.story_of_article[untitled.article_id]]
+    if not encoded:
+        for m in story.members:
+            m.vector = None
+    top = headline(story)
+    assert top is not None and top.title == "PKK attack in Van"
+
+
+def test_headline_of_untitled_reports_only_is_still_a_member() -> None:
+    b = board()
+    untitled = item(PKK_VAN, source="x", title="")
+    b.assign(untitled)
+    top = headline(b.stories[b.story_of_article[untitled.article_id]])
+    assert top is not None and top.article_id == untitled.article_id

@@ -76,3 +76,25 @@ def test_story_header_says_which_id_was_merged_and_escapes_the_headline() -> Non
     assert HOSTILE in text and "GPE:[van] (2)" in text
     plain = _render(story_header({**story, "redirected_from": []}))
     assert "merged" not in plain
+
+
+def test_untitled_story_and_article_say_so_instead_of_a_blank_cell() -> None:
+    """A page without a title is stored with '': `stories list` showed a blank headline."""
+    from services.cli.stories import story_header
+
+    row = {
+        "id": 10,
+        "last_updated": T0,
+        "article_count": 1,
+        "sources": ["a"],
+        "languages": ["en"],
+        "first_report": None,
+        "headline": "",
+    }
+    assert "(no title)" in _render(list_table([row]))
+    story = {**row, "first_seen": T0, "top_entities": [], "redirected_from": []}
+    assert "(no title)" in _render(story_header(story))
+    timeline = {
+        "timeline": [{"published_at": T0, "source": "a", "role": "first_report", "title": ""}]
+    }
+    assert "(no title)" in _render(timeline_table(timeline))

@@ -1,7 +1,9 @@
 """Quality gate on the labelled set (tests/fixtures/storyteller/eval.json), streaming order.
 
 The thresholds in services/storyteller/assign.py were chosen on this set (README "Stories"
-has the table); this guards them: B-cubed F1 >= 0.90 and no trap merged.
+has the table); this guards them: B-cubed F1 >= 0.90 and no trap merged, with the entities
+the real enricher gives (entities.json, checked here against a fresh enricher run) and with
+the set builder's modelled ones (no names in Arabic copy: the text-only path).
 """
 
 from __future__ import annotations
@@ -63,11 +65,35 @@ def e5() -> E5Encoder:
     return E5Encoder()
 
 
+def test_enricher_entities_are_what_the_enricher_gives() -> None:
+    """entities.json is the enricher's output on the set, never hand-edited: after an
+    enricher change, run `python -m tests.fixtures.storyteller.enrich` and re-measure."""
+    from tests.fixtures.storyteller.enrich import OUT, build, dumps
+
+    assert dumps(build()) == OUT.read_text(encoding="utf-8"), (
+        "entities.json differs from the enricher's output: "
+        "run python -m tests.fixtures.storyteller.enrich"
+    )
+
+
 def test_quality_gate_streaming(e5: E5Encoder) -> None:
     result = run(load_set(FIXTURES / "eval.json"), e5)
+    assert result["entities_from"].startswith("enricher")
     assert result["traps_merged"] == []
     assert result["f1"] >= 0.90, result
-    # the three-day story stays together (an Arabic item with no names may stray)
+    for language in ("en", "tr", "ar"):
+        assert result["by_language"][language]["f1"] >= 0.90, result
+    # the three-day story stays together
+    assert result["developing_share"] >= 0.9
+    # text is encoded only when a decision needs it
+    assert result["encoded_articles"] < result["articles"] / 2
+
+
+def test_quality_gate_streaming_modelled_entities(e5: E5Encoder) -> None:
+    """The builder's entities: none for Arabic copy, which text alone must place."""
+    result = run(load_set(FIXTURES / "eval.json", entities="modelled"), e5)
+    assert result["traps_merged"] == []
+    assert result["f1"] >= 0.90, result
     assert result["developing_share"] >= 0.9
 
 
@@ -81,3 +107,20 @@ def test_e5_places_translations_closer_than_other_incidents(e5: E5Encoder) -> No
     )
     assert vectors.shape == (3, 384)
     assert float(vectors[0] @ vectors[1]) > float(vectors[0] @ vectors[2])
+
+
+def test_quality_gate_ngram_production() -> None:
+    """NEWSFLOW_STORY_TEXT_ENCODER=ngram as the stage builds it (uniform weights, no idf
+    fitted on the set): the issue's bar, F1 >= 0.90 with no trap merged, on the enricher's
+    entities. Measured 0.934 (en 0.951, tr 0.908, ar 0.897): Arabic is below E5's per-language
+    0.90, so the per-language floor here is 0.85, a guard against regressions, not E5's gate.
+    With modelled entities (no names in Arabic copy) n-grams give 0.855: not gated."""
+    from services.storyteller.text import make_encoder
+
+    result = run(load_set(FIXTURES / "eval.json"), make_encoder("ngram"))
+    assert result["encoder"] == "ngram"
+    assert result["traps_merged"] == []
+    assert result["f1"] >= 0.90, result
+    for language in ("en", "tr", "ar"):
+        assert result["by_language"][language]["f1"] >= 0.85, result
+    assert result["encoded_articles"] < result["articles"] / 2

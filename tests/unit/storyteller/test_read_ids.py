@@ -56,3 +56,46 @@ async def test_entity_keys_resolves_curated_alias_and_keeps_the_raw_ref() -> Non
     )
     assert keys == sorted({"PKK", pkk, "ORG:pkk"})
     assert set(db.asked) == {"PKK", pkk}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--min-sources", "3000000000"],  # above PostgreSQL's integer (cardinality())
+        ["--min-sources", "99999999999999999999"],
+        ["--limit", "9223372036854775808"],  # above bigint
+        ["--limit", "99999999999999999999"],
+    ],
+)
+def test_stories_list_rejects_numbers_the_database_cannot_hold(args: list[str]) -> None:
+    """They reached asyncpg and ended in a DBAPIError traceback (exit 1)."""
+    result = CliRunner().invoke(build(), ["stories", "list", *args])
+    assert result.exit_code == 2
+    assert "Invalid value for" in result.output and args[0] in result.output
+
+
+@pytest.mark.parametrize("ref", ["GPE:türkiye", "GPE:Türkiye", "gpe:TÜRKİYE", " GPE:Turkiye's "])
+async def test_entity_key_written_as_shown_finds_the_folded_key(ref: str) -> None:
+    """`stories list --entity GPE:türkiye` listed nothing: the stored key is GPE:turkiye and
+    only case was ignored, not diacritics or the Turkish dotted I."""
+    from services.storyteller.read import entity_keys
+
+    db = _Aliases({"gpe:turkiye": ["GPE:turkiye"]})
+    keys = await entity_keys(db, ref)  # type: ignore[arg-type]
+    assert "GPE:turkiye" in keys
+
+
+async def test_entity_keys_leaves_a_ref_without_a_known_kind_alone() -> None:
+    from services.storyteller.read import entity_keys
+
+    db = _Aliases({})
+    assert await entity_keys(db, "http://x") == ["http://x"]  # type: ignore[arg-type]
+    assert await entity_keys(db, "FOO:Bar") == ["FOO:Bar"]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("ref", ["", "   "])
+def test_stories_list_rejects_an_empty_entity(ref: str) -> None:
+    """An empty --entity listed nothing, silently, as if no story matched."""
+    result = CliRunner().invoke(build(), ["stories", "list", "--entity", ref])
+    assert result.exit_code == 2
+    assert "--entity" in result.output and "Traceback" not in result.output

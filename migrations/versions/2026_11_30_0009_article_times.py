@@ -1,7 +1,7 @@
 """articles: indexes on stored_at and updated_at
 
-Revision ID: 0007_article_times
-Revises: 0006_unfinished_links
+Revision ID: 0009_article_times
+Revises: 0008_unfinished_links
 Create Date: 2026-11-30 19:00:00
 
 ``newsflow run`` counts what its run stored and updated, and which stored articles still
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = '0007_article_times'
-down_revision: str | None = '0006_unfinished_links'
+revision: str = '0009_article_times'
+down_revision: str | None = '0008_unfinished_links'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

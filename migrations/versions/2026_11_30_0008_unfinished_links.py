@@ -1,7 +1,7 @@
 """unfinished links: a partial index for the re-drive, and the feed entry until the outcome
 
-Revision ID: 0006_unfinished_links
-Revises: 0005_stories
+Revision ID: 0008_unfinished_links
+Revises: 0007_lazy_story_vectors
 Create Date: 2026-11-30 18:30:00
 
 The re-drive (``newsflow recover``, and ``newsflow run`` after a recovery) reads the links
@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = '0006_unfinished_links'
-down_revision: str | None = '0005_stories'
+revision: str = '0008_unfinished_links'
+down_revision: str | None = '0007_lazy_story_vectors'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
