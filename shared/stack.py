@@ -766,9 +766,11 @@ def _up(home: Path, *, want_kafka: bool, want_postgres: bool) -> UpResult:
             setattr(state, name, start(home))
         except BaseException:
             # all or nothing: 'newsflow run' stops only what up() reported as started, so a
-            # broker started before PostgreSQL failed used to outlive the failed run
+            # broker started before PostgreSQL failed used to outlive the failed run. _down,
+            # not down(): this holds the stack lock already, and flock is not re-entrant
+            # (down() here waited for itself forever)
             if started:
-                down(home, only=started)
+                _down(home, only=started)
             raise
         seconds[name] = time.monotonic() - t0
         started.append(name)

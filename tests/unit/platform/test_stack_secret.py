@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -97,9 +98,25 @@ def test_a_failed_up_stops_what_it_started(tmp_path: Path, monkeypatch: pytest.M
     def fail(home: Path) -> stack.Component:
         raise StackError("pg_ctl start failed")
 
-    stopped: list[list[str] | None] = []
+    stopped: list[int | None] = []
     monkeypatch.setattr(stack, "start_postgres", fail)
-    monkeypatch.setattr(stack, "down", lambda home, only=None: stopped.append(only) or [])
-    with pytest.raises(StackError, match="pg_ctl"):
-        stack.up(tmp_path)
-    assert stopped == [["kafka"]]
+    monkeypatch.setattr(stack, "pid_alive", lambda pid, expect=None: pid == 4242)
+    monkeypatch.setattr(stack, "_terminate", lambda pid, expect: stopped.append(pid))
+    # the real stop path, under the stack lock up() holds: it once called down(), which
+    # waited for that lock forever; a thread, so a regression fails instead of hanging
+    errors: list[BaseException] = []
+
+    def run_up() -> None:
+        try:
+            stack.up(tmp_path)
+        except BaseException as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=run_up, daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    assert not worker.is_alive(), "stack.up hung stopping what it started"
+    assert len(errors) == 1 and isinstance(errors[0], StackError)
+    assert "pg_ctl" in str(errors[0])
+    assert stopped == [4242]
+    assert stack.read_state(tmp_path).kafka is None
