@@ -31,6 +31,10 @@ GROUP_OTHER = 0o077
 OTHERS_TRAVERSE = 0o011
 #: a directory holding this file is a PostgreSQL data directory: its modes are PostgreSQL's
 PG_DATA_MARK = "PG_VERSION"
+#: the bits PostgreSQL accepts on its data directory (0700, or 0750 for group access) ...
+PG_DATA_DIR_MODES_OK = 0o750
+#: ... and the mode a data directory with any other bit gets
+PG_DATA_DIR_MODE = 0o700
 #: entries of a home (the demo's home is a home inside the home)
 LOGS_DIR = "logs"
 HOME_MARKS = ("stack.json", "pg", LOGS_DIR)
@@ -80,7 +84,12 @@ def make_private(home: Path) -> None:
     for dirpath, dirnames, filenames in os.walk(home):  # top-down: a home before its logs
         here = Path(dirpath)
         if (here / PG_DATA_MARK).exists():
-            dirnames[:] = []  # PostgreSQL refuses a data directory with other modes
+            # PostgreSQL refuses to start on a data directory with modes other than 0700
+            # or 0750 (a 0755 one from `chmod -R` or a copy made it hang, then fail): such a
+            # one becomes 0700; a valid one, and what is inside, keep the server's modes
+            if stat.S_IMODE(os.lstat(here).st_mode) & ~PG_DATA_DIR_MODES_OK:
+                _tighten(here, PG_DATA_DIR_MODE)
+            dirnames[:] = []
             continue
         current = stat.S_IMODE(os.lstat(here).st_mode)
         _tighten(here, _private_mode(here, home, current, as_root=as_root))

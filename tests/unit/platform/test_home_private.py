@@ -124,3 +124,17 @@ async def test_newsflow_run_works_under_umask_077_and_gives_the_old_one_back(
     assert seen == [private.PRIVATE_UMASK]
     assert os.umask(0o022) == 0o022  # restored
     assert mode(tmp_path / "home") in (0o700, 0o711)
+
+
+@pytest.mark.parametrize("loose", [0o755, 0o777, 0o770])
+def test_a_cluster_directory_postgresql_would_refuse_is_made_0700(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loose: int
+) -> None:
+    # a `chmod -R go+rX` home: PostgreSQL refused its 0755 data directory ("invalid
+    # permissions") and `stack up` hung (then failed); the files inside stay the server's business
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    home = old_home(tmp_path)
+    os.chmod(home / "pg", loose)
+    private.make_private(home)
+    assert mode(home / "pg") == 0o700
+    assert mode(home / "pg/postgresql.conf") == 0o640
