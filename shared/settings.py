@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import difflib
 import functools
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +32,11 @@ HOME_DIR_NAME = ".newsflow"
 DEFAULT_HOME_DOC = "<checkout>/.newsflow"
 #: ``NEWSFLOW_*`` names used by test and benchmark harnesses, not by newsflow itself.
 RESERVED_PREFIXES = ("NEWSFLOW_TEST_", "NEWSFLOW_FAULTS_", "NEWSFLOW_BENCH_")
+#: the longest retention a setting may ask for (100 years): a longer one cannot be turned
+#: into a cut-off date, so every retention pass failed with "date value out of range"
+RETENTION_MAX_DAYS = 36500.0
+#: a host name label (RFC 1123), for NEWSFLOW_METRICS_BIND
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 DEFAULT_USER_AGENT = "newsflow/0.1 (+https://github.com/newsflow/newsflow; news ingestion bot)"
 
 
@@ -123,12 +130,14 @@ class Settings(BaseSettings):
     retention_pages_days: float = Field(
         default=14.0,
         ge=0,
+        le=RETENTION_MAX_DAYS,
         description="Archived pages older than this are deleted (replay --from pages needs "
         "them; --from articles does not). 0 keeps them forever.",
     )
     retention_seen_links_days: float = Field(
         default=90.0,
         ge=0,
+        le=RETENTION_MAX_DAYS,
         description="Finished links first seen before this are forgotten; a link still in a "
         "feed after that is fetched again and updates its article (no duplicate row). Links "
         "without an outcome are never pruned. 0 keeps them forever.",
@@ -136,11 +145,13 @@ class Settings(BaseSettings):
     retention_dead_letters_days: float = Field(
         default=30.0,
         ge=0,
+        le=RETENTION_MAX_DAYS,
         description="Replayed dead letters older than this are deleted. 0 keeps them forever.",
     )
     retention_pending_dead_letters_days: float = Field(
         default=90.0,
         ge=0,
+        le=RETENTION_MAX_DAYS,
         description="Dead letters never replayed are deleted after this (their links stay "
         "marked dead_letter). 0 keeps them forever.",
     )
@@ -269,6 +280,24 @@ class Settings(BaseSettings):
     @classmethod
     def _home(cls, value: Any) -> Any:
         return default_home() if value is None or value == "" else value
+
+    @field_validator("metrics_bind")
+    @classmethod
+    def _metrics_bind(cls, value: str) -> str:
+        # checked here: a bad address used to surface only as "metrics port N unavailable"
+        # warnings from every worker, which then ran without metrics
+        try:
+            ipaddress.ip_address(value)
+            return value
+        except ValueError:
+            pass
+        labels = value.removesuffix(".").split(".")
+        if value and all(_HOST_LABEL.match(label) for label in labels) and not labels[-1].isdigit():
+            return value
+        raise ValueError(
+            "must be an IP address or host name to listen on, e.g. 127.0.0.1, ::1 or 0.0.0.0 "
+            "(no port: that is NEWSFLOW_METRICS_PORT_BASE)"
+        )
 
     @field_validator("poll_only_feeds")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from shared import stack
 from shared.metrics import serve_metrics
@@ -36,3 +37,22 @@ def test_default_call_binds_loopback_only() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize("addr", ["", " 127.0.0.1", "127.0.0.1:9300", "999.1.1.1", "a b", "-x"])
+def test_an_address_no_socket_can_listen_on_is_a_settings_error(
+    monkeypatch: pytest.MonkeyPatch, addr: str
+) -> None:
+    # it used to pass, and every worker then logged "metrics port N unavailable" and ran
+    # without metrics
+    monkeypatch.setenv("NEWSFLOW_METRICS_BIND", addr)
+    with pytest.raises(ValidationError, match="IP address or host name"):
+        Settings(_env_file=None)
+
+
+@pytest.mark.parametrize("addr", ["::1", "0.0.0.0", "localhost", "metrics.internal"])
+def test_ip_addresses_and_host_names_are_accepted(
+    monkeypatch: pytest.MonkeyPatch, addr: str
+) -> None:
+    monkeypatch.setenv("NEWSFLOW_METRICS_BIND", addr)
+    assert Settings(_env_file=None).metrics_bind == addr
